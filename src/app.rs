@@ -1,0 +1,136 @@
+//! Builds the actix application (shared by `serve` and the tests): state, extractor limits, routes, Swagger
+//! UI, the fallback and the request middleware; and the HTTP server around it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
+
+use crate::config::Settings;
+use crate::db::{Backend, DbPool};
+use crate::error::{FieldError, Problem};
+use crate::http::fallback::{RouteTable, fallback};
+use crate::http::{configure_routes, extract};
+use crate::metrics::Metrics;
+
+/// Shared, read-only state of every worker.
+pub struct AppState {
+    pub pool: DbPool,
+    pub backend: Backend,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+    pub openapi_json: String,
+    pub routes: RouteTable,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "qip-pool",
+        description = "Joint funding pool for Quick Impact Projects: proposals, humanitarian consultation, \
+                       approval under delegated authority, a double-entry ledger and a tamper-evident audit trail. \
+                       Every error is RFC 9457 `application/problem+json` (schema `Problem`).",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem, FieldError)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of every registered route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(configure_routes)
+        .split_for_parts();
+    doc
+}
+
+impl AppState {
+    pub fn new(settings: Settings, pool: DbPool) -> Result<Self, prometheus::Error> {
+        let doc = openapi();
+        let routes = RouteTable::from_openapi(&doc);
+        let openapi_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+        let backend = Backend::from_url(settings.database.url.expose());
+        Ok(Self {
+            pool,
+            backend,
+            settings: Arc::new(settings),
+            metrics: Metrics::new()?,
+            openapi_json,
+            routes,
+        })
+    }
+}
+
+/// Builds the HTTP server on an already-bound listener. SIGINT/SIGTERM stop it gracefully: the listener
+/// closes and in-flight requests get `server.shutdown_timeout_secs` to finish.
+pub fn build_server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    build_server_with(state, listener, |_| {})
+}
+
+/// [`build_server`] with extra routes mounted beside the API (the test suite mounts probes of the shared
+/// error plumbing this way; they are not part of the served API).
+pub fn build_server_with(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    extra_routes: fn(&mut web::ServiceConfig),
+) -> std::io::Result<Server> {
+    let server_settings = state.settings.server.clone();
+    let (shutdown_secs, workers) = (server_settings.shutdown_timeout_secs, server_settings.workers);
+    let mut server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(configure_routes)
+            .split_for_parts();
+        app.app_data(state.clone())
+            .app_data(extract::json_config(server_settings.json_limit_bytes))
+            .app_data(extract::query_config())
+            .app_data(extract::path_config())
+            .app_data(extract::payload_config(server_settings.upload_limit_bytes))
+            .configure(extra_routes)
+            .route("/docs", web::get().to(redirect_to_docs))
+            .service(SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::new(["/api/v1/openapi.json"])))
+            .default_service(web::to(fallback))
+            .wrap(from_fn(crate::http::middleware::request_context))
+    })
+    .shutdown_timeout(shutdown_secs)
+    .client_request_timeout(Duration::from_secs(30))
+    .listen(listener)?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+/// `/docs` → `/docs/`, where Swagger UI is served.
+async fn redirect_to_docs() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
+}

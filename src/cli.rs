@@ -1,0 +1,138 @@
+//! The command line (a contract, DESIGN.md §9): `serve`, `migrate`, `audit verify`. Each command returns an
+//! exit code; startup failures are one line on stderr.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use actix_web::web;
+use clap::{Parser, Subcommand};
+
+use crate::app::{AppState, build_server};
+use crate::config::Settings;
+use crate::db;
+use crate::features::audit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qip-pool",
+    version,
+    about = "Joint funding pool for Quick Impact Projects"
+)]
+pub struct Cli {
+    /// TOML file overlaid on the built-in defaults (QIP__SECTION__KEY variables override both).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations (unless --no-migrate), then serve HTTP.
+    Serve {
+        /// Listen address, overriding server.bind.
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// Do not run migrations at startup.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Audit-trail commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; print {intact, events_checked, head_seq, head_hash, first_broken_seq}.
+    /// Exit 0 when intact, 2 when broken, 1 when it could not run.
+    Verify,
+}
+
+/// A failure to start or run a command: printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Settings(#[from] crate::config::SettingsError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line, whatever the cause's own formatting (libpq's messages span several).
+            let message = err.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("qip-pool: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<ExitCode, CliError> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { bind, no_migrate } => {
+            if let Some(bind) = bind {
+                settings.server.bind = bind;
+            }
+            serve(settings, !no_migrate).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            crate::telemetry::init_tracing(&settings.log);
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let applied = db::run_migrations(&mut conn)?;
+            println!("applied {applied} migration(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let report = audit::verify_chain(&mut conn).map_err(db::DbError::Query)?;
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            Ok(if report.intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
+}
+
+fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {
+    crate::telemetry::init_tracing(&settings.log);
+    let pool = db::build_pool(&settings.database)?;
+    {
+        let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+        if migrate {
+            let applied = db::run_migrations(&mut conn)?;
+            tracing::info!(applied, "database migrations applied");
+        } else if db::has_pending_migrations(&mut conn)? {
+            tracing::warn!(
+                "database migrations are pending; /readyz answers 503 until `qip-pool migrate` runs"
+            );
+        }
+    }
+    let bind = settings.server.bind.clone();
+    let listener =
+        TcpListener::bind(&bind).map_err(|e| CliError::Other(format!("cannot listen on {bind}: {e}")))?;
+    let state = AppState::new(settings, pool).map_err(|e| CliError::Other(e.to_string()))?;
+    tracing::info!(bind = %bind, database = state.backend.name(), "qip-pool listening");
+    actix_web::rt::System::new()
+        .block_on(async move {
+            let server = build_server(web::Data::new(state), listener)?;
+            server.await
+        })
+        .map_err(|e| CliError::Other(format!("server stopped: {e}")))
+}

@@ -1,0 +1,278 @@
+//! Database access: the SQLite/PostgreSQL connection enum, the r2d2 pool that picks the backend by URL
+//! scheme, embedded migrations, and the one helper that runs a closure in a write transaction.
+//! Everything that differs between the two backends is fenced in this module tree.
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseSettings;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One database connection, PostgreSQL or SQLite; queries written once against it run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<DbConnManager>;
+pub type PooledDbConn = PooledConnection<DbConnManager>;
+
+/// Which backend a URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Postgres { url: String },
+    Sqlite { path: PathBuf },
+}
+
+impl Backend {
+    /// `postgres://` and `postgresql://` select PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a bare path select SQLite.
+    pub fn from_url(url: &str) -> Self {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Backend::Postgres { url: url.to_owned() };
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        Backend::Sqlite {
+            path: PathBuf::from(path),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Postgres { .. } => "postgresql",
+            Backend::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+/// Why the database could not be opened, with the backend's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to {backend} database: {message}")]
+    Connect { backend: &'static str, message: String },
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// r2d2 manager that opens the backend named by the URL scheme, so the real connection error reaches the
+/// operator (diesel's derived `establish` tries each backend and hides it).
+#[derive(Debug, Clone)]
+pub struct DbConnManager {
+    backend: Backend,
+    sqlite_busy_timeout_ms: u32,
+}
+
+impl DbConnManager {
+    pub fn new(url: &str, sqlite_busy_timeout_ms: u32) -> Self {
+        Self {
+            backend: Backend::from_url(url),
+            sqlite_busy_timeout_ms,
+        }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Opens one connection with the per-connection settings applied.
+    pub fn open(&self) -> Result<DbConn, DbError> {
+        let backend = self.backend.name();
+        let connect_err = |message: String| DbError::Connect { backend, message };
+        match &self.backend {
+            Backend::Postgres { url } => PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(|e| connect_err(e.to_string().trim().to_owned())),
+            Backend::Sqlite { path } => {
+                let path_str = path
+                    .to_str()
+                    .ok_or_else(|| connect_err("path is not UTF-8".into()))?;
+                let mut conn = SqliteConnection::establish(path_str)
+                    .map_err(|e| connect_err(format!("{}: {e}", path.display())))?;
+                // busy_timeout first, so the pragmas after it already wait instead of failing.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    self.sqlite_busy_timeout_ms
+                ))
+                .map_err(|e| connect_err(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for DbConnManager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        self.open()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        // A connection left inside a transaction (a panic mid-use) or with a broken transaction manager
+        // must not go back to the pool.
+        std::thread::panicking()
+            || !matches!(
+                <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                    .transaction_depth(),
+                Ok(None)
+            )
+    }
+}
+
+/// Creates the pool: makes the SQLite directory and switches the file to WAL once, before any pooled connection
+/// (setting WAL per connection races), then checks one connection out so a bad URL fails at startup.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, DbError> {
+    let manager = DbConnManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms);
+    if let Backend::Sqlite { path } = manager.backend() {
+        prepare_sqlite_file(path, &manager)?;
+    }
+    // Surface the real error now, not as a pool timeout on the first request.
+    drop(manager.open()?);
+    Ok(Pool::builder()
+        .max_size(settings.pool_size)
+        .connection_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+        .test_on_check_out(true)
+        .build_unchecked(manager))
+}
+
+fn prepare_sqlite_file(path: &Path, manager: &DbConnManager) -> Result<(), DbError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
+            backend: "sqlite",
+            message: format!("cannot create directory {}: {e}", dir.display()),
+        })?;
+    }
+    let mut conn = manager.open()?;
+    conn.batch_execute("PRAGMA journal_mode = WAL;")
+        .map_err(DbError::Query)?;
+    Ok(())
+}
+
+/// Applies every pending migration of the connection's backend; returns how many ran.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, DbError> {
+    let result = match conn {
+        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// True when migrations embedded in this binary have not been applied to the database.
+pub fn has_pending_migrations(conn: &mut DbConn) -> Result<bool, DbError> {
+    let result = match conn {
+        DbConn::Pg(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Runs `f` in one write transaction: committed when it returns `Ok`, rolled back on `Err`.
+/// On SQLite the transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front so two writers
+/// never both read and then fail to upgrade; on PostgreSQL it is a plain `BEGIN` (row locks are explicit).
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Pg(_) => conn.transaction(f),
+        DbConn::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            // The multi-connection's transaction manager reads the inner connection's state, so nested
+            // `transaction` calls inside `f` become savepoints as usual.
+            match f(conn) {
+                Ok(value) => {
+                    if let DbConn::Sqlite(inner) = conn {
+                        if let Err(e) =
+                            <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(inner)
+                        {
+                            let _ = <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(inner);
+                            return Err(e.into());
+                        }
+                    }
+                    Ok(value)
+                }
+                Err(err) => {
+                    if let DbConn::Sqlite(inner) = conn {
+                        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(inner)?;
+                    }
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` in a read transaction (one consistent snapshot on PostgreSQL; a deferred transaction on SQLite).
+pub fn read_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(f)
+}
+
+/// Runs `f` in a read-only transaction that sees one snapshot for all its statements (REPEATABLE READ on
+/// PostgreSQL; a read transaction in WAL mode is a snapshot on SQLite). For reports that must add up.
+pub fn snapshot_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|c| {
+        if let DbConn::Pg(_) = c {
+            c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        f(c)
+    })
+}
+
+/// A database-readiness probe: reachable, migrations current, and (SQLite) the file still where it was configured.
+pub fn check_ready(pool: &DbPool, backend: &Backend, timeout: Duration) -> Result<(), String> {
+    if let Backend::Sqlite { path } = backend {
+        if !path.is_file() {
+            return Err(format!("database file {} is missing", path.display()));
+        }
+    }
+    let mut conn = pool
+        .get_timeout(timeout)
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    conn.batch_execute("SELECT 1")
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    match has_pending_migrations(&mut conn) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err("database migrations are not current; run `qip-pool migrate`".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Connections of the pool checked out (`in_use`) and waiting (`idle`).
+pub fn pool_counts(pool: &DbPool) -> (u32, u32) {
+    let state = pool.state();
+    (
+        state.connections.saturating_sub(state.idle_connections),
+        state.idle_connections,
+    )
+}

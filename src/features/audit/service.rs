@@ -1,0 +1,195 @@
+//! `append` — the one way an audit event is written, always on the caller's transaction — and `verify_chain`.
+
+use chrono::{NaiveDateTime, Timelike, Utc};
+use diesel::QueryResult;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::repo::{self, AuditEventRow};
+use crate::db::DbConn;
+use crate::domain::canonical_json::to_canonical_string;
+use crate::domain::hash_chain::{ChainVerifier, ChainedEvent, VerifyReport, chain_hash};
+
+/// How the recorded attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Denied,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// Who acts, in which hat, from where: the part of every event that comes from the request.
+#[derive(Debug, Clone, Default)]
+pub struct AuditContext {
+    pub actor_id: Option<String>,
+    pub actor_username: Option<String>,
+    pub organization_id: Option<String>,
+    pub hat: Option<String>,
+    pub acting: bool,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl AuditContext {
+    /// Events the service raises itself (CLI commands, sweepers), with no person behind them.
+    pub fn system(request_id: Option<String>) -> Self {
+        Self {
+            actor_username: Some("system".into()),
+            request_id,
+            ..Self::default()
+        }
+    }
+
+    /// Starts an event about `entity_type`/`entity_id`, successful unless told otherwise.
+    pub fn event(&self, action: &str, entity_type: &str, entity_id: Option<&str>) -> NewAuditEvent {
+        NewAuditEvent {
+            context: self.clone(),
+            action: action.to_owned(),
+            entity_type: entity_type.to_owned(),
+            entity_id: entity_id.map(str::to_owned),
+            outcome: Outcome::Success,
+            reason: None,
+            before: None,
+            after: None,
+        }
+    }
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub context: AuditContext,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+impl NewAuditEvent {
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+    pub fn before(mut self, value: serde_json::Value) -> Self {
+        self.before = Some(value);
+        self
+    }
+    pub fn after(mut self, value: serde_json::Value) -> Self {
+        self.after = Some(value);
+        self
+    }
+}
+
+/// RFC 3339 UTC with exactly six fractional digits: the form hashed and shown.
+pub fn format_timestamp(ts: &NaiveDateTime) -> String {
+    ts.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Now, truncated to the microseconds both databases store, so a stored event re-hashes identically.
+pub fn now_micros() -> NaiveDateTime {
+    let now = Utc::now().naive_utc();
+    now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
+}
+
+pub fn to_chained(row: &AuditEventRow) -> ChainedEvent {
+    ChainedEvent {
+        seq: row.seq,
+        id: row.id.clone(),
+        occurred_at: format_timestamp(&row.occurred_at),
+        actor_id: row.actor_id.clone(),
+        actor_username: row.actor_username.clone(),
+        organization_id: row.organization_id.clone(),
+        hat: row.hat.clone(),
+        acting: row.acting,
+        action: row.action.clone(),
+        entity_type: row.entity_type.clone(),
+        entity_id: row.entity_id.clone(),
+        request_id: row.request_id.clone(),
+        client_addr: row.client_addr.clone(),
+        outcome: row.outcome.clone(),
+        reason: row.reason.clone(),
+        before_state: row.before_state.clone(),
+        after_state: row.after_state.clone(),
+    }
+}
+
+/// Appends one event to the chain on `conn`, which must be inside the write transaction of the change it
+/// records: the head is locked, the event hashed onto it, inserted, and the head moved — all or nothing with
+/// the change itself.
+pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEventRow> {
+    let head = repo::lock_head(conn)?;
+    let ctx = event.context;
+    let mut row = AuditEventRow {
+        seq: head.seq + 1,
+        id: uuid::Uuid::now_v7().to_string(),
+        occurred_at: now_micros(),
+        actor_id: ctx.actor_id,
+        actor_username: ctx.actor_username,
+        organization_id: ctx.organization_id,
+        hat: ctx.hat,
+        acting: ctx.acting,
+        action: event.action,
+        entity_type: event.entity_type,
+        entity_id: event.entity_id,
+        request_id: ctx.request_id,
+        client_addr: ctx.client_addr,
+        outcome: event.outcome.as_str().to_owned(),
+        reason: event.reason,
+        before_state: event.before.as_ref().map(to_canonical_string),
+        after_state: event.after.as_ref().map(to_canonical_string),
+        prev_hash: head.hash,
+        hash: String::new(),
+    };
+    row.hash = chain_hash(&row.prev_hash, &to_chained(&row));
+    repo::insert_event(conn, &row)?;
+    repo::move_head(conn, row.seq, &row.hash)?;
+    Ok(row)
+}
+
+/// Recomputes the whole chain in pages, in one snapshot (so concurrent appends cannot make an intact chain
+/// look broken). Events beyond the stored head (a head moved back to hide them) also count as a break.
+pub fn verify_chain(conn: &mut DbConn) -> QueryResult<VerifyReport> {
+    crate::db::snapshot_tx(conn, verify_in_snapshot)
+}
+
+fn verify_in_snapshot(conn: &mut DbConn) -> QueryResult<VerifyReport> {
+    const PAGE: i64 = 1_000;
+    let head = repo::read_head(conn)?;
+    let mut verifier = ChainVerifier::new();
+    let mut after = 0;
+    loop {
+        let rows = repo::events_after(conn, after, head.seq, PAGE)?;
+        for row in &rows {
+            verifier.check(&to_chained(row), &row.prev_hash, &row.hash);
+        }
+        match rows.last() {
+            Some(last) if rows.len() as i64 == PAGE => after = last.seq,
+            _ => break,
+        }
+    }
+    let mut report = verifier.finish(head.seq, &head.hash);
+    if report.intact && repo::max_seq(conn)? > head.seq {
+        report.intact = false;
+        report.first_broken_seq = Some(head.seq + 1);
+    }
+    Ok(report)
+}

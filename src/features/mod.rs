@@ -1,0 +1,3 @@
+//! Feature slices, each with its routes, use cases (service), queries (repo) and DTOs.
+
+pub mod audit;

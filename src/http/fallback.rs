@@ -1,0 +1,89 @@
+//! The default service: a path no route serves is a 404; a path served only for other methods is a 405 with
+//! `Allow`. Which methods a path has is read from the OpenAPI document, itself generated from the routes.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorKind};
+
+/// Path templates of every route and the methods each answers.
+#[derive(Debug, Default, Clone)]
+pub struct RouteTable {
+    routes: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl RouteTable {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let segments = split(path).map(str::to_owned).collect();
+                let methods = serde_json::to_value(item)
+                    .ok()
+                    .and_then(|v| v.as_object().cloned())
+                    .map(|obj| {
+                        obj.keys()
+                            .filter(|k| {
+                                [
+                                    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+                                ]
+                                .contains(&k.as_str())
+                            })
+                            .map(|k| k.to_ascii_uppercase())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (segments, methods)
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// Methods served at `path`, from every template that matches it.
+    pub fn methods_for(&self, path: &str) -> Vec<String> {
+        let parts: Vec<&str> = split(path).collect();
+        let mut methods: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == parts.len()
+                    && template
+                        .iter()
+                        .zip(&parts)
+                        .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+            })
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect();
+        methods.sort();
+        methods.dedup();
+        methods
+    }
+}
+
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    Err(unmatched(&req, &state))
+}
+
+fn unmatched(req: &HttpRequest, state: &AppState) -> AppError {
+    let methods = state.routes.methods_for(req.path());
+    if methods.is_empty() {
+        return AppError::not_found(format!(
+            "Nothing is served at {}. The API is described at /api/v1/openapi.json.",
+            req.path()
+        ));
+    }
+    let allow = methods.join(", ");
+    AppError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} is not served at {}; use {allow}.", req.method(), req.path()),
+    )
+    .with_extension("allowed_methods", serde_json::json!(methods))
+    .with_header(header::ALLOW, &allow)
+}

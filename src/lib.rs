@@ -1,0 +1,12 @@
+//! qip-pool: a joint funding pool for Quick Impact Projects. This file is the module tree only.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod features;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;

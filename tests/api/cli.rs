@@ -1,0 +1,113 @@
+//! The binary itself: `audit verify` output and exit codes, `migrate`, and one-line startup failures.
+
+use std::process::{Command, Output};
+
+use diesel::connection::SimpleConnection;
+use qip_pool::db;
+use qip_pool::features::audit::{self, AuditContext};
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+fn qip_pool(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
+    cmd.args(args);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("QIP__")) {
+        cmd.env_remove(key);
+    }
+    cmd.env("RUST_LOG", "error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[track_caller]
+fn one_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {stderr}");
+    assert!(lines[0].starts_with("qip-pool: error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn migrate_then_audit_verify_reports_intact_then_broken() {
+    let test_db = TestDb::create();
+    let url = test_db.url();
+    let env = [("QIP__DATABASE__URL", url.as_str())];
+    let out = qip_pool(&["migrate"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut conn = test_db.connect();
+    for n in 0..3 {
+        db::write_tx(&mut conn, |c| {
+            audit::append(
+                c,
+                AuditContext::system(None).event("cli.test", "probe", Some(&n.to_string())),
+            )
+            .map(|_| ())
+        })
+        .unwrap();
+    }
+    let out = qip_pool(&["audit", "verify"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["events_checked"], 3);
+    assert_eq!(report["head_seq"], 3);
+    assert_eq!(report["first_broken_seq"], Value::Null);
+
+    let tamper = if test_db.is_postgres() {
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only; \
+         UPDATE audit_events SET actor_username = 'someone else' WHERE seq = 2;"
+    } else {
+        "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor_username = 'someone else' WHERE seq = 2;"
+    };
+    conn.batch_execute(tamper).unwrap();
+    drop(conn);
+    let out = qip_pool(&["audit", "verify"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["first_broken_seq"], 2);
+}
+
+#[test]
+fn unreachable_postgres_is_one_line_with_the_real_error() {
+    let out = qip_pool(
+        &["migrate"],
+        &[("QIP__DATABASE__URL", "postgres://nobody@127.0.0.1:1/none")],
+    );
+    let line = one_error_line(&out);
+    assert!(line.contains("cannot connect to postgresql database"), "{line}");
+    assert!(line.contains("127.0.0.1"), "{line}");
+}
+
+#[test]
+fn unknown_config_key_is_one_line() {
+    let out = qip_pool(&["migrate"], &[("QIP__SERVER__BINDD", "0.0.0.0:1")]);
+    let line = one_error_line(&out);
+    assert!(line.contains("bindd"), "{line}");
+}
+
+#[test]
+fn production_with_a_weak_secret_refuses_to_serve() {
+    let out = qip_pool(
+        &["serve", "--bind", "127.0.0.1:0"],
+        &[
+            ("QIP__MODE", "production"),
+            ("QIP__AUTH__JWT_SECRET", "too-short"),
+        ],
+    );
+    let line = one_error_line(&out);
+    assert!(line.contains("jwt_secret"), "{line}");
+}
+
+#[test]
+fn missing_config_file_is_one_line() {
+    let out = qip_pool(&["--config", "/nonexistent/qip.toml", "migrate"], &[]);
+    let line = one_error_line(&out);
+    assert!(line.contains("/nonexistent/qip.toml"), "{line}");
+}

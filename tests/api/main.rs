@@ -1,0 +1,16 @@
+//! The integration suite: black-box HTTP tests through the real app on a random port, over a fresh database
+//! per test (a temp SQLite file, or a new PostgreSQL database when `QIP_TEST_DATABASE_URL` is set).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
+
+mod support;
+
+mod audit_chain;
+mod cli;
+mod config;
+mod errors;
+mod ops;

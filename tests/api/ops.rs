@@ -1,0 +1,178 @@
+//! Operational endpoints: health, readiness (also when the database goes away and comes back), metrics,
+//! the OpenAPI document, Swagger UI, request ids and security headers.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use serde_json::Value;
+
+use crate::support::{TestApp, TestDb, assert_problem};
+
+#[test]
+fn healthz_and_readyz_answer_on_a_fresh_database() {
+    let app = TestApp::spawn();
+    let res = app.get("/healthz");
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.json::<Value>().unwrap()["status"], "ok");
+    let res = app.get("/readyz");
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["status"], "ready");
+    let expected = if app.db.is_postgres() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(body["database"], expected);
+}
+
+/// Polls `/readyz` until it answers `status` (the pool may need a moment to notice), or fails.
+fn wait_ready_status(app: &TestApp, status: u16) -> reqwest::blocking::Response {
+    for _ in 0..40 {
+        let res = app.get("/readyz");
+        if res.status().as_u16() == status {
+            return res;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("/readyz never answered {status}");
+}
+
+#[test]
+fn readyz_goes_503_when_the_database_is_unreachable_and_recovers() {
+    let app = TestApp::spawn_with(|s| s.database.connect_timeout_secs = 1, |_| {});
+    assert_eq!(app.get("/readyz").status().as_u16(), 200);
+    match &app.db {
+        TestDb::Sqlite { path, .. } => {
+            let moved = path.with_extension("away");
+            std::fs::rename(path, &moved).unwrap();
+            let body = assert_problem(wait_ready_status(&app, 503), 503, "service-unavailable");
+            assert!(body["detail"].as_str().unwrap().contains("missing"), "{body}");
+            std::fs::rename(&moved, path).unwrap();
+        }
+        TestDb::Postgres { name, .. } => {
+            let mut admin = app.db.admin();
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+                ))
+                .unwrap();
+            let body = assert_problem(wait_ready_status(&app, 503), 503, "service-unavailable");
+            assert!(body["detail"].as_str().unwrap().contains("unreachable"), "{body}");
+            admin
+                .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                .unwrap();
+        }
+    }
+    let body: Value = wait_ready_status(&app, 200).json().unwrap();
+    assert_eq!(body["status"], "ready");
+}
+
+#[test]
+fn readyz_is_503_while_migrations_are_pending() {
+    let app = TestApp::spawn();
+    // Forget the newest migration: the binary now knows one the database has not applied.
+    app.db
+        .connect()
+        .batch_execute(
+            "DELETE FROM __diesel_schema_migrations WHERE version = \
+             (SELECT MAX(version) FROM __diesel_schema_migrations)",
+        )
+        .unwrap();
+    let body = assert_problem(app.get("/readyz"), 503, "service-unavailable");
+    assert!(body["detail"].as_str().unwrap().contains("migrate"), "{body}");
+}
+
+#[test]
+fn request_id_is_echoed_or_made_and_security_headers_are_set() {
+    let app = TestApp::spawn();
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "field-7.abc")
+        .send()
+        .unwrap();
+    assert_eq!(res.headers().get("x-request-id").unwrap(), "field-7.abc");
+    assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(res.headers().get("x-frame-options").unwrap(), "DENY");
+    assert!(res.headers().get("content-security-policy").is_some());
+    assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+    // An id with characters unsafe for logs is replaced by one of the server's (a UUIDv7).
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id\"<>")
+        .send()
+        .unwrap();
+    let id = res.headers().get("x-request-id").unwrap().to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+}
+
+#[test]
+fn metrics_count_requests_by_route_pattern_and_status() {
+    let app = TestApp::spawn();
+    app.get("/healthz");
+    app.get("/healthz");
+    app.get("/no/such/route");
+    let text = app.get("/metrics").text().unwrap();
+    assert!(
+        text.contains(r#"qip_http_requests_total{method="GET",route="/healthz",status="200"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404"} 1"#), "{text}");
+    assert!(
+        text.contains("qip_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"qip_db_pool_connections{state="idle"}"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn openapi_document_is_3_1_and_lists_every_route_and_the_problem_schema() {
+    let app = TestApp::spawn();
+    let doc: Value = app.get("/api/v1/openapi.json").json().unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} missing from the document"
+        );
+    }
+    let problem = &doc["components"]["schemas"]["Problem"];
+    for member in ["type", "title", "status", "detail", "instance"] {
+        assert!(
+            problem["properties"][member].is_object(),
+            "Problem.{member} missing"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every operation documented is actually served (no 404 from the fallback for any GET path).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if item.get("get").is_some() && !path.contains('{') {
+            assert_ne!(
+                app.get(path).status().as_u16(),
+                404,
+                "{path} documented but not served"
+            );
+        }
+    }
+}
+
+#[test]
+fn swagger_ui_is_served_from_the_binary() {
+    let app = TestApp::spawn();
+    let res = app.get("/docs");
+    assert_eq!(res.status().as_u16(), 308);
+    let res = app.get("/docs/");
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    let res = app.get("/docs/swagger-initializer.js");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().unwrap().contains("/api/v1/openapi.json"));
+    assert_eq!(app.get("/docs/swagger-ui-bundle.js").status().as_u16(), 200);
+}
