@@ -16,6 +16,7 @@ use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 use crate::config::Settings;
 use crate::db::{Backend, DbPool};
 use crate::error::{FieldError, Problem};
+use crate::features::identity::AuthRuntime;
 use crate::http::fallback::{RouteTable, fallback};
 use crate::http::{configure_routes, extract};
 use crate::metrics::Metrics;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub openapi_json: String,
     pub routes: RouteTable,
+    pub auth: AuthRuntime,
 }
 
 #[derive(OpenApi)]
@@ -72,16 +74,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, pool: DbPool) -> Result<Self, prometheus::Error> {
+    pub fn new(settings: Settings, pool: DbPool) -> Result<Self, String> {
         let doc = openapi();
         let routes = RouteTable::from_openapi(&doc);
         let openapi_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
         let backend = Backend::from_url(settings.database.url.expose());
+        let auth = AuthRuntime::new(&settings.auth)?;
         Ok(Self {
             pool,
             backend,
             settings: Arc::new(settings),
-            metrics: Metrics::new()?,
+            metrics: Metrics::new().map_err(|e| e.to_string())?,
+            auth,
             openapi_json,
             routes,
         })
@@ -117,6 +121,7 @@ pub fn build_server_with(
             .route("/docs", web::get().to(redirect_to_docs))
             .service(SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::new(["/api/v1/openapi.json"])))
             .default_service(web::to(fallback))
+            .wrap(from_fn(crate::http::authz::authorize))
             .wrap(from_fn(crate::http::middleware::request_context))
     })
     .shutdown_timeout(shutdown_secs)

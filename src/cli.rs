@@ -12,6 +12,7 @@ use crate::app::{AppState, build_server};
 use crate::config::Settings;
 use crate::db;
 use crate::features::audit;
+use crate::features::identity::{self, AuthRuntime};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,10 +41,28 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Administration commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Audit-trail commands.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// On a database with no administrator: create the mission-office organisation and an `admin` user.
+    /// Refuses (exit 1) when an administrator exists.
+    Bootstrap {
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -94,6 +113,29 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             println!("applied {applied} migration(s)");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin {
+            command:
+                AdminCommand::Bootstrap {
+                    username,
+                    password_stdin: _,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| CliError::Other(format!("cannot read the password from stdin: {e}")))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            db::run_migrations(&mut conn)?;
+            let auth = AuthRuntime::new(&settings.auth).map_err(CliError::Other)?;
+            let user_id = identity::service::bootstrap_admin(&mut conn, &auth, &username, password)
+                .map_err(|e| CliError::Other(format!("admin bootstrap refused: {e}")))?;
+            println!(
+                "created administrator {username} (user id {user_id}); sign in with POST /api/v1/auth/login"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -121,6 +163,13 @@ fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {
         } else if db::has_pending_migrations(&mut conn)? {
             tracing::warn!(
                 "database migrations are pending; /readyz answers 503 until `qip-pool migrate` runs"
+            );
+        }
+        if !db::has_pending_migrations(&mut conn)?
+            && identity::service::needs_bootstrap(&mut conn).map_err(|e| CliError::Other(e.to_string()))?
+        {
+            tracing::warn!(
+                "no administrator exists; create one with: qip-pool admin bootstrap --username NAME --password-stdin"
             );
         }
     }

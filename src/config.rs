@@ -73,6 +73,7 @@ pub struct LogSettings {
 pub struct AuthSettings {
     pub jwt_secret: Secret,
     pub jwt_key_id: String,
+    pub previous_keys: Vec<VerificationKey>,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl_secs: u64,
@@ -80,6 +81,15 @@ pub struct AuthSettings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    pub auth_rate_limit_per_minute: u32,
+}
+
+/// A retired signing key, still accepted when verifying tokens it signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationKey {
+    pub kid: String,
+    pub secret: Secret,
 }
 
 /// A string that never prints: database URLs carry passwords, secrets are secrets.
@@ -160,6 +170,12 @@ impl Settings {
         if self.server.json_limit_bytes == 0 {
             return invalid("server.json_limit_bytes must be at least 1");
         }
+        if self.auth.auth_rate_limit_per_minute == 0 {
+            return invalid("auth.auth_rate_limit_per_minute must be at least 1");
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_days == 0 {
+            return invalid("auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be at least 1");
+        }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size must be at least 1");
         }
@@ -177,6 +193,17 @@ impl Settings {
                 return Err(SettingsError::Invalid(format!(
                     "auth.jwt_secret is {} bytes; production mode needs at least {MIN_JWT_SECRET_BYTES}",
                     secret.len()
+                )));
+            }
+            if let Some(weak) = self
+                .auth
+                .previous_keys
+                .iter()
+                .find(|k| k.secret.expose().len() < MIN_JWT_SECRET_BYTES)
+            {
+                return Err(SettingsError::Invalid(format!(
+                    "auth.previous_keys `{}` is shorter than {MIN_JWT_SECRET_BYTES} bytes",
+                    weak.kid
                 )));
             }
             if self.auth.argon2_memory_kib < ARGON2_MIN_MEMORY_KIB

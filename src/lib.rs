@@ -1,5 +1,6 @@
 //! qip-pool: a joint funding pool for Quick Impact Projects. This file is the module tree only.
 
+pub mod access;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -276,3 +276,15 @@ pub fn pool_counts(pool: &DbPool) -> (u32, u32) {
         state.idle_connections,
     )
 }
+
+/// Locks one row by primary key until the transaction ends (`FOR UPDATE` on PostgreSQL). On SQLite the write
+/// transaction already holds the database's only write lock, so this is a no-op there. `table` is always a
+/// constant from the code, never input.
+pub fn lock_row(conn: &mut DbConn, table: &'static str, id: &str) -> QueryResult<()> {
+    if let DbConn::Pg(_) = conn {
+        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"))
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(conn)?;
+    }
+    Ok(())
+}

@@ -32,4 +32,73 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(audit_events, audit_head);
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        display_name -> Text,
+        email -> Text,
+        organization_id -> Text,
+        status -> Text,
+        password_hash -> Text,
+        failed_logins -> Integer,
+        failed_window_start -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
+        lock_count -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hats (id) {
+        id -> Text,
+        user_id -> Text,
+        hat -> Text,
+        scope_organization_id -> Nullable<Text>,
+        scope_adm1 -> Nullable<Text>,
+        valid_from -> Nullable<Timestamp>,
+        valid_until -> Nullable<Timestamp>,
+        acting -> Bool,
+        granted_by -> Nullable<Text>,
+        granted_at -> Timestamp,
+        revoked_by -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        family_id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        rotated_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(hats -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    audit_head,
+    organizations,
+    users,
+    hats,
+    refresh_tokens
+);

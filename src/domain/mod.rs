@@ -2,3 +2,5 @@
 
 pub mod canonical_json;
 pub mod hash_chain;
+pub mod lockout;
+pub mod password_policy;

@@ -1,3 +1,4 @@
 //! Feature slices, each with its routes, use cases (service), queries (repo) and DTOs.
 
 pub mod audit;
+pub mod identity;

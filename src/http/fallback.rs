@@ -42,25 +42,38 @@ impl RouteTable {
         Self { routes }
     }
 
+    /// The route template serving `method` at `path`; where several match, the most literal one wins
+    /// (`/users/me` over `/users/{id}`), as in actix's own routing order for these routes.
+    pub fn template_for(&self, method: &str, path: &str) -> Option<String> {
+        let parts: Vec<&str> = split(path).collect();
+        self.routes
+            .iter()
+            .filter(|(template, methods)| methods.iter().any(|m| m == method) && matches(template, &parts))
+            .max_by_key(|(template, _)| template.iter().filter(|t| !is_param(t)).count())
+            .map(|(template, _)| format!("/{}", template.join("/")))
+    }
+
     /// Methods served at `path`, from every template that matches it.
     pub fn methods_for(&self, path: &str) -> Vec<String> {
         let parts: Vec<&str> = split(path).collect();
         let mut methods: Vec<String> = self
             .routes
             .iter()
-            .filter(|(template, _)| {
-                template.len() == parts.len()
-                    && template
-                        .iter()
-                        .zip(&parts)
-                        .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
-            })
+            .filter(|(template, _)| matches(template, &parts))
             .flat_map(|(_, m)| m.iter().cloned())
             .collect();
         methods.sort();
         methods.dedup();
         methods
     }
+}
+
+fn is_param(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}')
+}
+
+fn matches(template: &[String], parts: &[&str]) -> bool {
+    template.len() == parts.len() && template.iter().zip(parts).all(|(t, p)| is_param(t) || t == p)
 }
 
 fn split(path: &str) -> impl Iterator<Item = &str> {

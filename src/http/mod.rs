@@ -1,13 +1,20 @@
 //! The HTTP layer: route registration, the request middleware, extractor error mapping, the fallback that
 //! answers unknown routes and wrong methods, and the operational endpoints.
 
+pub mod authz;
 pub mod extract;
 pub mod fallback;
 pub mod middleware;
 pub mod ops;
 pub mod pagination;
+pub mod rate_limit;
 
+use actix_web::web;
 use utoipa_actix_web::scope;
+
+use crate::app::AppState;
+use crate::db::DbConn;
+use crate::error::AppResult;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Registers every route of the service. Routes registered here (and only here) appear in the OpenAPI
@@ -16,5 +23,24 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
-        .service(scope::scope("/api/v1").service(ops::openapi_json));
+        .service(
+            scope::scope("/api/v1")
+                .service(ops::openapi_json)
+                .configure(crate::features::identity::routes::configure)
+                .configure(crate::features::audit::routes::configure),
+        );
+}
+
+/// Runs a service call on the blocking pool with a pooled connection (handlers stay one line).
+pub async fn with_conn<T, F>(state: &web::Data<AppState>, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn, &AppState) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let state = state.clone();
+    crate::telemetry::blocking(move || {
+        let mut conn = state.pool.get()?;
+        f(&mut conn, &state)
+    })
+    .await
 }

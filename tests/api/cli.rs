@@ -111,3 +111,44 @@ fn missing_config_file_is_one_line() {
     let line = one_error_line(&out);
     assert!(line.contains("/nonexistent/qip.toml"), "{line}");
 }
+
+fn bootstrap(url: &str, password: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
+    cmd.args(["admin", "bootstrap", "--username", "chief", "--password-stdin"])
+        .env("QIP__DATABASE__URL", url)
+        .env("QIP__AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("QIP__AUTH__ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admin_bootstrap_creates_one_admin_then_refuses() {
+    let test_db = TestDb::create();
+    let url = test_db.url();
+    let weak = bootstrap(&url, "short");
+    assert!(one_error_line(&weak).contains("at least 12 characters"));
+
+    let out = bootstrap(&url, "a-strong-bootstrap-passphrase");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created administrator chief"));
+
+    let again = bootstrap(&url, "a-strong-bootstrap-passphrase");
+    assert!(one_error_line(&again).contains("an administrator exists already"));
+
+    let mut conn = test_db.connect();
+    let report = audit::verify_chain(&mut conn).unwrap();
+    assert!(report.intact);
+    assert_eq!(report.head_seq, 3, "organisation, user and hat, each audited");
+}

@@ -9,8 +9,11 @@
 
 mod support;
 
+mod audit_api;
 mod audit_chain;
+mod authz_matrix;
 mod cli;
 mod config;
 mod errors;
+mod identity;
 mod ops;

@@ -13,9 +13,14 @@ use diesel::prelude::*;
 use qip_pool::app::{AppState, build_server_with};
 use qip_pool::config::{Secret, Settings};
 use qip_pool::db::{self, DbPool, PooledDbConn};
-use serde_json::Value;
+use reqwest::Method;
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
 
 pub const PG_ENV: &str = "QIP_TEST_DATABASE_URL";
+pub const TEST_JWT_SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
+pub const ADMIN_PASSWORD: &str = "keeper-of-the-Quick-Impact-pool";
+pub const USER_PASSWORD: &str = "field-pass-Quick-Impact-2026";
 
 /// A database that exists for one test.
 pub enum TestDb {
@@ -107,6 +112,11 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.database.pool_size = 8;
     settings.server.workers = 2;
     settings.server.shutdown_timeout_secs = 1;
+    settings.auth.jwt_secret = Secret::new(TEST_JWT_SECRET);
+    // Cheap hashing keeps a suite that signs in hundreds of times fast; one test checks production cost.
+    settings.auth.argon2_memory_kib = 1024;
+    settings.auth.argon2_iterations = 1;
+    settings.auth.auth_rate_limit_per_minute = 100_000;
     settings
 }
 
@@ -124,6 +134,123 @@ pub struct TestApp {
 impl TestApp {
     pub fn spawn() -> Self {
         Self::spawn_with(|_| {}, |_| {})
+    }
+
+    /// Starts the app with the first administrator created the way `qip-pool admin bootstrap` does.
+    pub fn with_admin() -> (Self, Session) {
+        let app = Self::spawn();
+        let admin = app.bootstrap_admin();
+        (app, admin)
+    }
+
+    pub fn bootstrap_admin(&self) -> Session {
+        let auth =
+            qip_pool::features::identity::AuthRuntime::new(&test_settings(&self.db.url()).auth).unwrap();
+        let id = qip_pool::features::identity::service::bootstrap_admin(
+            &mut self.conn(),
+            &auth,
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .unwrap();
+        let mut session = self.login("admin", ADMIN_PASSWORD);
+        session.user_id = id;
+        session
+    }
+
+    /// Signs in over HTTP; panics unless it succeeds.
+    pub fn login(&self, username: &str, password: &str) -> Session {
+        let res = self.post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": username, "password": password}),
+        );
+        assert_eq!(res.status().as_u16(), 200, "login {username}");
+        let body: Value = res.json().unwrap();
+        let access = body["access_token"].as_str().unwrap().to_owned();
+        let me: Value = self
+            .send(Method::GET, "/api/v1/me", Some(&access), None)
+            .json()
+            .unwrap();
+        Session {
+            user_id: me["user"]["id"].as_str().unwrap_or_default().to_owned(),
+            organization_id: me["user"]["organization_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            access,
+            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Any request, with an optional bearer token and JSON body.
+    pub fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().unwrap()
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send(Method::POST, path, token, Some(body))
+    }
+
+    pub fn get_as(&self, path: &str, token: &str) -> Response {
+        self.send(Method::GET, path, Some(token), None)
+    }
+
+    /// Creates an organisation as `admin` and returns its id.
+    pub fn create_org(&self, admin: &Session, code: &str, kind: &str) -> String {
+        let res = self.post_json(
+            "/api/v1/organizations",
+            Some(&admin.access),
+            &json!({"code": code, "name": format!("{code} organisation"), "kind": kind}),
+        );
+        assert_eq!(res.status().as_u16(), 201, "create org {code}");
+        res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user in `org_id` holding `hats` (unscoped, open-ended) and signs them in.
+    pub fn user_with_hats(&self, admin: &Session, username: &str, org_id: &str, hats: &[&str]) -> Session {
+        let res = self.post_json(
+            "/api/v1/users",
+            Some(&admin.access),
+            &json!({"username": username, "display_name": username, "email": format!("{username}@example.org"),
+                    "organization_id": org_id, "password": USER_PASSWORD}),
+        );
+        assert_eq!(
+            res.status().as_u16(),
+            201,
+            "create user {username}: {}",
+            res.text().unwrap_or_default()
+        );
+        let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+        for hat in hats {
+            self.grant(admin, &id, &json!({"hat": hat}));
+        }
+        self.login(username, USER_PASSWORD)
+    }
+
+    /// Grants a hat as `admin`; returns the grant id.
+    pub fn grant(&self, admin: &Session, user_id: &str, body: &Value) -> String {
+        let res = self.post_json(
+            &format!("/api/v1/users/{user_id}/hats"),
+            Some(&admin.access),
+            body,
+        );
+        assert_eq!(res.status().as_u16(), 201, "grant {body}");
+        res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Audit events straight from the database (not through the audited API), oldest first.
+    pub fn audit_rows(&self) -> Vec<qip_pool::features::audit::repo::AuditEventRow> {
+        let mut conn = self.conn();
+        let head = qip_pool::features::audit::repo::read_head(&mut conn).unwrap();
+        qip_pool::features::audit::repo::events_after(&mut conn, 0, head.seq, i64::MAX).unwrap()
     }
 
     /// Starts the app with adjusted settings and extra routes (test-only probes of the shared plumbing).
@@ -185,6 +312,15 @@ impl Drop for TestApp {
         }
         self.pool.take();
     }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub organization_id: String,
+    pub access: String,
+    pub refresh: String,
 }
 
 /// Reads a response as a problem document and checks the parts every problem must have.

@@ -1,6 +1,9 @@
-//! The audit trail: appending hash-chained events inside the caller's transaction, and verifying the chain.
+//! The audit trail: appending hash-chained events inside the caller's transaction, verifying the chain, and
+//! the audit API.
 
+pub mod dto;
 pub mod repo;
+pub mod routes;
 pub mod service;
 
-pub use service::{AuditContext, NewAuditEvent, Outcome, append, verify_chain};
+pub use service::{AuditContext, NewAuditEvent, Outcome, append, now_micros, verify_chain};

@@ -95,3 +95,65 @@ pub fn max_seq(conn: &mut DbConn) -> QueryResult<i64> {
         .first::<Option<i64>>(conn)
         .map(|m| m.unwrap_or(0))
 }
+
+/// Filters of the audit API; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub hat: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<chrono::NaiveDateTime>,
+    pub to: Option<chrono::NaiveDateTime>,
+    /// Restrict to these entity types (an admin's own domain).
+    pub entity_types: Option<Vec<String>>,
+}
+
+/// Newest first, keyset-paged on `seq`.
+pub fn list_events(
+    conn: &mut DbConn,
+    filter: &EventFilter,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AuditEventRow>> {
+    let mut q = audit_events::table
+        .select(AuditEventRow::as_select())
+        .into_boxed();
+    if let Some(v) = &filter.entity_type {
+        q = q.filter(audit_events::entity_type.eq(v.clone()));
+    }
+    if let Some(v) = &filter.entity_id {
+        q = q.filter(audit_events::entity_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.actor_id {
+        q = q.filter(audit_events::actor_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.hat {
+        q = q.filter(audit_events::hat.eq(v.clone()));
+    }
+    if let Some(v) = &filter.action {
+        q = q.filter(audit_events::action.eq(v.clone()));
+    }
+    if let Some(v) = filter.from {
+        q = q.filter(audit_events::occurred_at.ge(v));
+    }
+    if let Some(v) = filter.to {
+        q = q.filter(audit_events::occurred_at.lt(v));
+    }
+    if let Some(types) = &filter.entity_types {
+        q = q.filter(audit_events::entity_type.eq_any(types.clone()));
+    }
+    if let Some(before) = before_seq {
+        q = q.filter(audit_events::seq.lt(before));
+    }
+    q.order(audit_events::seq.desc()).limit(limit).load(conn)
+}
+
+pub fn find_event(conn: &mut DbConn, seq: i64) -> QueryResult<Option<AuditEventRow>> {
+    audit_events::table
+        .find(seq)
+        .select(AuditEventRow::as_select())
+        .first(conn)
+        .optional()
+}

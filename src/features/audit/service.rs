@@ -193,3 +193,82 @@ fn verify_in_snapshot(conn: &mut DbConn) -> QueryResult<VerifyReport> {
     }
     Ok(report)
 }
+
+/// Reads audit events for `actor` (every read is itself audited, in the same transaction). An `admin` sees
+/// only their own domain (organisations, users, hats, sessions); an `auditor` sees everything.
+pub fn list_events(
+    conn: &mut DbConn,
+    actor: &crate::access::Actor,
+    query: &super::dto::EventQuery,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> crate::error::AppResult<Vec<super::dto::AuditEvent>> {
+    let scope = actor.hat().and_then(crate::access::audit_entity_scope);
+    let filter = repo::EventFilter {
+        entity_type: query.entity_type.clone(),
+        entity_id: query.entity_id.clone(),
+        actor_id: query.actor_id.clone(),
+        hat: query.hat.clone(),
+        action: query.action.clone(),
+        from: query.from.map(|t| t.naive_utc()),
+        to: query.to.map(|t| t.naive_utc()),
+        entity_types: scope.map(|types| types.iter().map(|t| (*t).to_owned()).collect()),
+    };
+    crate::db::write_tx(conn, |tx| {
+        let rows = repo::list_events(tx, &filter, before_seq, i64::from(limit) + 1)?;
+        let described = serde_json::json!({
+            "entity_type": query.entity_type, "entity_id": query.entity_id, "actor_id": query.actor_id,
+            "hat": query.hat, "action": query.action, "before_seq": before_seq, "returned": rows.len().min(limit as usize),
+        });
+        append(
+            tx,
+            actor
+                .audit()
+                .event("audit.read", "audit_log", None)
+                .after(described),
+        )?;
+        Ok(rows.into_iter().map(super::dto::AuditEvent::from).collect())
+    })
+}
+
+/// Verifies the chain, then records that it was verified (and with what result).
+pub fn verify_and_record(
+    conn: &mut DbConn,
+    actor: &crate::access::Actor,
+) -> crate::error::AppResult<VerifyReport> {
+    let report = verify_chain(conn)?;
+    crate::db::write_tx(conn, |tx| {
+        append(
+            tx,
+            actor
+                .audit()
+                .event("audit.verify", "audit_log", None)
+                .after(serde_json::to_value(&report).unwrap_or_default()),
+        )
+    })?;
+    Ok(report)
+}
+
+/// The current head, recorded as read.
+pub fn checkpoint(
+    conn: &mut DbConn,
+    actor: &crate::access::Actor,
+) -> crate::error::AppResult<super::dto::Checkpoint> {
+    crate::db::write_tx(conn, |tx| {
+        let head = repo::read_head(tx)?;
+        let occurred = repo::find_event(tx, head.seq)?.map(|e| e.occurred_at.and_utc());
+        let checkpoint = super::dto::Checkpoint {
+            head_seq: head.seq,
+            head_hash: head.hash,
+            head_occurred_at: occurred,
+            taken_at: Utc::now(),
+        };
+        append(
+            tx,
+            actor.audit().event("audit.checkpoint", "audit_log", None).after(
+                serde_json::json!({"head_seq": checkpoint.head_seq, "head_hash": checkpoint.head_hash}),
+            ),
+        )?;
+        Ok(checkpoint)
+    })
+}

@@ -1,0 +1,4 @@
+DROP TABLE refresh_tokens;
+DROP TABLE hats;
+DROP TABLE users;
+DROP TABLE organizations;

@@ -1,0 +1,109 @@
+//! The access policy, in one place: the hats, the actions, the `(hat, action)` table, which route needs which
+//! action, how the hat an action is taken in is resolved, and object-level scoping rules. No permission check
+//! is written anywhere else. Pure: no actix, no diesel.
+
+pub mod actor;
+pub mod policy;
+pub mod resolve;
+
+pub use actor::Actor;
+pub use policy::{Action, Requirement, requirement_for_route};
+pub use resolve::{HatGrant, HatResolution, ResolvedHat, resolve_hat};
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A role a user holds; every action is taken in exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Hat {
+    Submitter,
+    QipOfficer,
+    Consultee,
+    Hc,
+    Rc,
+    Dsrsg,
+    HeadOfOffice,
+    FinanceOfficer,
+    Auditor,
+    Admin,
+}
+
+impl Hat {
+    pub const ALL: [Hat; 10] = [
+        Hat::Submitter,
+        Hat::QipOfficer,
+        Hat::Consultee,
+        Hat::Hc,
+        Hat::Rc,
+        Hat::Dsrsg,
+        Hat::HeadOfOffice,
+        Hat::FinanceOfficer,
+        Hat::Auditor,
+        Hat::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hat::Submitter => "submitter",
+            Hat::QipOfficer => "qip_officer",
+            Hat::Consultee => "consultee",
+            Hat::Hc => "hc",
+            Hat::Rc => "rc",
+            Hat::Dsrsg => "dsrsg",
+            Hat::HeadOfOffice => "head_of_office",
+            Hat::FinanceOfficer => "finance_officer",
+            Hat::Auditor => "auditor",
+            Hat::Admin => "admin",
+        }
+    }
+
+    /// Hats that may read confidential consultation notes (DESIGN.md §3).
+    pub fn sees_confidential_notes(self) -> bool {
+        matches!(self, Hat::Consultee | Hat::Hc | Hat::QipOfficer)
+    }
+}
+
+impl fmt::Display for Hat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Hat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Hat::ALL
+            .into_iter()
+            .find(|h| h.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a hat; hats are {}", hat_list(&Hat::ALL)))
+    }
+}
+
+/// `a, b, c` for messages.
+pub fn hat_list(hats: &[Hat]) -> String {
+    hats.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Entity types whose audit events an `admin` may read (their own domain); auditors read everything.
+pub const ADMIN_AUDIT_ENTITY_TYPES: [&str; 4] = ["organization", "user", "hat", "session"];
+
+/// Which audit events the caller may read in `hat`: `None` = all; `Some(types)` = only these entity types.
+pub fn audit_entity_scope(hat: Hat) -> Option<&'static [&'static str]> {
+    match hat {
+        Hat::Admin => Some(&ADMIN_AUDIT_ENTITY_TYPES),
+        _ => None,
+    }
+}
+
+/// Separation of duties for administration: nobody changes their own hats.
+pub fn may_change_hats_of(actor_user_id: &str, target_user_id: &str) -> Result<(), &'static str> {
+    if actor_user_id == target_user_id {
+        Err("An administrator cannot grant or revoke their own hats; ask another administrator.")
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! The policy table: which hats permit each action, and which action each route needs. A route with no entry
+//! here is unreachable (the authorization middleware refuses it), so adding a route means adding its line.
+
+use super::Hat;
+
+/// Things a caller can do. Grouped by feature; later features add theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    OrganizationCreate,
+    OrganizationRead,
+    UserCreate,
+    UserRead,
+    UserDisable,
+    UserEnable,
+    UserResetPassword,
+    HatRead,
+    HatGrant,
+    HatRevoke,
+    AuditRead,
+    AuditVerify,
+    AuditCheckpoint,
+}
+
+use Action::*;
+use Hat::*;
+
+const EVERY_HAT: &[Hat] = &Hat::ALL;
+
+/// `(action, hats that permit it)`. The one table of who may do what.
+pub const POLICY: &[(Action, &[Hat])] = &[
+    (OrganizationCreate, &[Admin]),
+    (OrganizationRead, EVERY_HAT),
+    (UserCreate, &[Admin]),
+    (UserRead, &[Admin, Auditor]),
+    (UserDisable, &[Admin]),
+    (UserEnable, &[Admin]),
+    (UserResetPassword, &[Admin]),
+    (HatRead, &[Admin, Auditor]),
+    (HatGrant, &[Admin]),
+    (HatRevoke, &[Admin]),
+    (AuditRead, &[Auditor, Admin]),
+    (AuditVerify, &[Auditor, Admin]),
+    (AuditCheckpoint, &[Auditor, Admin]),
+];
+
+impl Action {
+    /// Hats that permit this action (empty if the table has no line for it: nobody may).
+    pub fn permitted_hats(self) -> &'static [Hat] {
+        POLICY
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map(|(_, hats)| *hats)
+            .unwrap_or(&[])
+    }
+
+    pub fn permits(self, hat: Hat) -> bool {
+        self.permitted_hats().contains(&hat)
+    }
+}
+
+/// What a route needs before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Anyone, signed in or not (health probes, login).
+    Public,
+    /// Any signed-in, active user, whatever hats they hold (`/me`).
+    Authenticated,
+    /// A signed-in user acting in a hat that permits the action.
+    Action(Action),
+}
+
+/// `(method, route template as in the OpenAPI document, requirement)`.
+pub const ROUTES: &[(&str, &str, Requirement)] = &[
+    ("GET", "/healthz", Requirement::Public),
+    ("GET", "/readyz", Requirement::Public),
+    ("GET", "/metrics", Requirement::Public),
+    ("GET", "/api/v1/openapi.json", Requirement::Public),
+    ("POST", "/api/v1/auth/login", Requirement::Public),
+    ("POST", "/api/v1/auth/refresh", Requirement::Public),
+    ("POST", "/api/v1/auth/logout", Requirement::Public),
+    ("GET", "/api/v1/me", Requirement::Authenticated),
+    (
+        "POST",
+        "/api/v1/organizations",
+        Requirement::Action(OrganizationCreate),
+    ),
+    (
+        "GET",
+        "/api/v1/organizations",
+        Requirement::Action(OrganizationRead),
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}",
+        Requirement::Action(OrganizationRead),
+    ),
+    ("POST", "/api/v1/users", Requirement::Action(UserCreate)),
+    ("GET", "/api/v1/users", Requirement::Action(UserRead)),
+    ("GET", "/api/v1/users/{id}", Requirement::Action(UserRead)),
+    (
+        "POST",
+        "/api/v1/users/{id}/disable",
+        Requirement::Action(UserDisable),
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/enable",
+        Requirement::Action(UserEnable),
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/reset-password",
+        Requirement::Action(UserResetPassword),
+    ),
+    ("GET", "/api/v1/users/{id}/hats", Requirement::Action(HatRead)),
+    ("POST", "/api/v1/users/{id}/hats", Requirement::Action(HatGrant)),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/hats/{hat_id}",
+        Requirement::Action(HatRevoke),
+    ),
+    ("GET", "/api/v1/audit/events", Requirement::Action(AuditRead)),
+    ("GET", "/api/v1/audit/verify", Requirement::Action(AuditVerify)),
+    (
+        "GET",
+        "/api/v1/audit/checkpoint",
+        Requirement::Action(AuditCheckpoint),
+    ),
+];
+
+/// The requirement of a route, or `None` when the table has no line for it (deny).
+pub fn requirement_for_route(method: &str, template: &str) -> Option<Requirement> {
+    ROUTES
+        .iter()
+        .find(|(m, t, _)| *m == method && *t == template)
+        .map(|(_, _, r)| *r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_named_by_a_route_has_a_policy_line() {
+        for (method, template, req) in ROUTES {
+            if let Requirement::Action(action) = req {
+                assert!(
+                    !action.permitted_hats().is_empty(),
+                    "{method} {template}: {action:?} has no hats"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn routes_are_unique() {
+        for (i, (m, t, _)) in ROUTES.iter().enumerate() {
+            assert!(
+                !ROUTES[i + 1..].iter().any(|(m2, t2, _)| m == m2 && t == t2),
+                "{m} {t} twice"
+            );
+        }
+    }
+
+    #[test]
+    fn administrators_never_touch_money_or_decisions() {
+        for (action, hats) in POLICY {
+            if hats.contains(&Hat::Admin) {
+                assert!(
+                    format!("{action:?}").starts_with("Organization")
+                        || format!("{action:?}").starts_with("User")
+                        || format!("{action:?}").starts_with("Hat")
+                        || format!("{action:?}").starts_with("Audit"),
+                    "admin may {action:?}"
+                );
+            }
+        }
+    }
+}

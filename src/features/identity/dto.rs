@@ -1,0 +1,244 @@
+//! Request and response bodies of the identity API. Server-owned fields (ids, timestamps, status, hashes)
+//! are absent from inputs, and inputs reject unknown fields.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::repo::{HatRow, OrganizationRow, UserRow};
+use crate::access::Hat;
+
+/// Kinds of organisation (DESIGN.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrganizationKind {
+    MilitaryUnit,
+    MissionSection,
+    UnAgency,
+    Ngo,
+    Coordination,
+    LocalAuthority,
+    Contributor,
+    MissionOffice,
+}
+
+impl OrganizationKind {
+    pub const ALL: [OrganizationKind; 8] = [
+        OrganizationKind::MilitaryUnit,
+        OrganizationKind::MissionSection,
+        OrganizationKind::UnAgency,
+        OrganizationKind::Ngo,
+        OrganizationKind::Coordination,
+        OrganizationKind::LocalAuthority,
+        OrganizationKind::Contributor,
+        OrganizationKind::MissionOffice,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrganizationKind::MilitaryUnit => "military_unit",
+            OrganizationKind::MissionSection => "mission_section",
+            OrganizationKind::UnAgency => "un_agency",
+            OrganizationKind::Ngo => "ngo",
+            OrganizationKind::Coordination => "coordination",
+            OrganizationKind::LocalAuthority => "local_authority",
+            OrganizationKind::Contributor => "contributor",
+            OrganizationKind::MissionOffice => "mission_office",
+        }
+    }
+
+    /// Humanitarian organisations (answer consultations, keep the 3W registry).
+    pub fn is_humanitarian(self) -> bool {
+        matches!(
+            self,
+            OrganizationKind::UnAgency | OrganizationKind::Ngo | OrganizationKind::Coordination
+        )
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single use: every refresh returns a new one; presenting a used one ends the whole session family.
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    /// Short unique code, 2–16 of A–Z, 0–9 and `-` (e.g. `UNICEF`, `BANBAT-2`).
+    pub code: String,
+    pub name: String,
+    pub kind: OrganizationKind,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Organization {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    #[schema(value_type = OrganizationKind)]
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<OrganizationRow> for Organization {
+    fn from(r: OrganizationRow) -> Self {
+        Self {
+            id: r.id,
+            code: r.code,
+            name: r.name,
+            kind: r.kind,
+            created_at: r.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 3–64 of a–z, 0–9, `.`, `_`, `-`; unique.
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub organization_id: String,
+    /// 12–128 characters; not a common password; not containing the username.
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    pub new_password: String,
+}
+
+/// `active`, `locked` (too many failed sign-ins, until `locked_until`) or `disabled` (by an administrator).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub organization_id: String,
+    pub status: String,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The view of a user row; the effective status accounts for a lock that has run out.
+    pub fn from_row(r: UserRow, now: chrono::NaiveDateTime) -> Self {
+        let locked = r.locked_until.filter(|until| *until > now);
+        let status = if r.status == "disabled" {
+            "disabled"
+        } else if locked.is_some() {
+            "locked"
+        } else {
+            "active"
+        };
+        Self {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            email: r.email,
+            organization_id: r.organization_id,
+            status: status.to_owned(),
+            locked_until: locked.map(|t| t.and_utc()),
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHatGrant {
+    pub hat: Hat,
+    /// Limit the hat to acting for this organisation.
+    pub scope_organization_id: Option<String>,
+    /// Limit the hat to this adm1 P-code.
+    pub scope_adm1: Option<String>,
+    /// Start of validity (inclusive); absent = now.
+    pub valid_from: Option<DateTime<Utc>>,
+    /// End of validity (exclusive); absent = open-ended.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Held as officer-in-charge; decisions in it are marked acting.
+    #[serde(default)]
+    pub acting: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HatGrantView {
+    pub id: String,
+    pub user_id: String,
+    pub hat: Hat,
+    pub scope_organization_id: Option<String>,
+    pub scope_adm1: Option<String>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub acting: bool,
+    pub granted_by: Option<String>,
+    pub granted_at: DateTime<Utc>,
+    pub revoked_by: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Gives power now: not revoked and inside its validity period.
+    pub active: bool,
+}
+
+impl HatGrantView {
+    pub fn from_row(r: HatRow, now: chrono::NaiveDateTime) -> Option<Self> {
+        let hat: Hat = r.hat.parse().ok()?;
+        let active = r.revoked_at.is_none()
+            && r.valid_from.is_none_or(|f| f <= now)
+            && r.valid_until.is_none_or(|u| now < u);
+        Some(Self {
+            id: r.id,
+            user_id: r.user_id,
+            hat,
+            scope_organization_id: r.scope_organization_id,
+            scope_adm1: r.scope_adm1,
+            valid_from: r.valid_from.map(|t| t.and_utc()),
+            valid_until: r.valid_until.map(|t| t.and_utc()),
+            acting: r.acting,
+            granted_by: r.granted_by,
+            granted_at: r.granted_at.and_utc(),
+            revoked_by: r.revoked_by,
+            revoked_at: r.revoked_at.map(|t| t.and_utc()),
+            active,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Me {
+    pub user: User,
+    pub organization: Organization,
+    /// Hats that give power now.
+    pub hats: Vec<HatGrantView>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserFilter {
+    pub organization_id: Option<String>,
+    /// `active`, `locked` or `disabled` (as stored: `locked` matches accounts locked by failed sign-ins).
+    pub status: Option<String>,
+}

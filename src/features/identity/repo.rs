@@ -1,0 +1,297 @@
+//! Queries on organisations, users, hats and refresh tokens. Take `&mut DbConn`, never the pool.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{hats, organizations, refresh_tokens, users};
+use crate::domain::lockout::LockoutState;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organizations)]
+pub struct OrganizationRow {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub organization_id: String,
+    pub status: String,
+    pub password_hash: String,
+    pub failed_logins: i32,
+    pub failed_window_start: Option<NaiveDateTime>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub lock_count: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl UserRow {
+    pub fn lockout(&self) -> LockoutState {
+        LockoutState {
+            failed_logins: self.failed_logins,
+            failed_window_start: self.failed_window_start,
+            locked_until: self.locked_until,
+            lock_count: self.lock_count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = hats)]
+pub struct HatRow {
+    pub id: String,
+    pub user_id: String,
+    pub hat: String,
+    pub scope_organization_id: Option<String>,
+    pub scope_adm1: Option<String>,
+    pub valid_from: Option<NaiveDateTime>,
+    pub valid_until: Option<NaiveDateTime>,
+    pub acting: bool,
+    pub granted_by: Option<String>,
+    pub granted_at: NaiveDateTime,
+    pub revoked_by: Option<String>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRow {
+    pub id: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub rotated_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+// ---- organisations
+
+pub fn insert_organization(conn: &mut DbConn, row: &OrganizationRow) -> QueryResult<()> {
+    diesel::insert_into(organizations::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_organization(conn: &mut DbConn, id: &str) -> QueryResult<Option<OrganizationRow>> {
+    organizations::table
+        .find(id)
+        .select(OrganizationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn organization_code_taken(conn: &mut DbConn, code: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        organizations::table.filter(organizations::code.eq(code)),
+    ))
+    .get_result(conn)
+}
+
+pub fn list_organizations(
+    conn: &mut DbConn,
+    after_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<OrganizationRow>> {
+    let mut q = organizations::table
+        .select(OrganizationRow::as_select())
+        .into_boxed();
+    if let Some(after) = after_id {
+        q = q.filter(organizations::id.gt(after.to_owned()));
+    }
+    q.order(organizations::id.asc()).limit(limit).load(conn)
+}
+
+// ---- users
+
+pub fn insert_user(conn: &mut DbConn, row: &UserRow) -> QueryResult<()> {
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_user(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_user_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_users(
+    conn: &mut DbConn,
+    organization_id: Option<&str>,
+    status: Option<&str>,
+    after_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut q = users::table.select(UserRow::as_select()).into_boxed();
+    if let Some(org) = organization_id {
+        q = q.filter(users::organization_id.eq(org.to_owned()));
+    }
+    if let Some(status) = status {
+        q = q.filter(users::status.eq(status.to_owned()));
+    }
+    if let Some(after) = after_id {
+        q = q.filter(users::id.gt(after.to_owned()));
+    }
+    q.order(users::id.asc()).limit(limit).load(conn)
+}
+
+pub fn set_user_status(conn: &mut DbConn, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::status.eq(status), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Re-enabling also clears any lockout.
+pub fn clear_lockout(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(0),
+            users::failed_window_start.eq(None::<NaiveDateTime>),
+            users::locked_until.eq(None::<NaiveDateTime>),
+            users::lock_count.eq(0),
+        ))
+        .execute(conn)
+}
+
+pub fn set_password_hash(conn: &mut DbConn, id: &str, hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn save_lockout(conn: &mut DbConn, id: &str, state: &LockoutState, status: &str) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(state.failed_logins),
+            users::failed_window_start.eq(state.failed_window_start),
+            users::locked_until.eq(state.locked_until),
+            users::lock_count.eq(state.lock_count),
+            users::status.eq(status),
+        ))
+        .execute(conn)
+}
+
+// ---- hats
+
+pub fn insert_hat(conn: &mut DbConn, row: &HatRow) -> QueryResult<()> {
+    diesel::insert_into(hats::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_hat(conn: &mut DbConn, id: &str) -> QueryResult<Option<HatRow>> {
+    hats::table
+        .find(id)
+        .select(HatRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every grant of a user, revoked ones included, oldest first.
+pub fn hats_of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<HatRow>> {
+    hats::table
+        .filter(hats::user_id.eq(user_id))
+        .order(hats::id.asc())
+        .select(HatRow::as_select())
+        .load(conn)
+}
+
+/// Grants not revoked (validity periods are checked by the caller at its own `now`).
+pub fn unrevoked_hats_of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<HatRow>> {
+    hats::table
+        .filter(hats::user_id.eq(user_id))
+        .filter(hats::revoked_at.is_null())
+        .order(hats::id.asc())
+        .select(HatRow::as_select())
+        .load(conn)
+}
+
+/// Revokes a grant unless already revoked; returns rows changed (0 = it was).
+pub fn revoke_hat(conn: &mut DbConn, id: &str, by: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(hats::table.find(id).filter(hats::revoked_at.is_null()))
+        .set((hats::revoked_at.eq(now), hats::revoked_by.eq(by)))
+        .execute(conn)
+}
+
+pub fn admin_exists(conn: &mut DbConn) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        hats::table
+            .filter(hats::hat.eq("admin"))
+            .filter(hats::revoked_at.is_null()),
+    ))
+    .get_result(conn)
+}
+
+// ---- refresh tokens
+
+pub fn insert_refresh_token(conn: &mut DbConn, row: &RefreshTokenRow) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_refresh_token(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshTokenRow>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(RefreshTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks a token used, only if it is still live; returns rows changed (0 = someone used it first).
+pub fn mark_rotated(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .find(id)
+            .filter(refresh_tokens::rotated_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::rotated_at.eq(now))
+    .execute(conn)
+}
+
+pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
+
+pub fn revoke_user_tokens(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
