@@ -23,6 +23,7 @@ pub enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    InvalidTransition,
     PreconditionFailed,
     PreconditionRequired,
     PayloadTooLarge,
@@ -35,7 +36,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation and the test that each one is documented.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::BadRequest,
         ErrorKind::MalformedJson,
         ErrorKind::Unauthorized,
@@ -43,6 +44,7 @@ impl ErrorKind {
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::Conflict,
+        ErrorKind::InvalidTransition,
         ErrorKind::PreconditionFailed,
         ErrorKind::PreconditionRequired,
         ErrorKind::PayloadTooLarge,
@@ -60,7 +62,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Conflict | ErrorKind::InvalidTransition => StatusCode::CONFLICT,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -82,6 +84,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not-found",
             ErrorKind::MethodNotAllowed => "method-not-allowed",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidTransition => "invalid-transition",
             ErrorKind::PreconditionFailed => "precondition-failed",
             ErrorKind::PreconditionRequired => "precondition-required",
             ErrorKind::PayloadTooLarge => "payload-too-large",
@@ -106,6 +109,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "Not found",
             ErrorKind::MethodNotAllowed => "Method not allowed",
             ErrorKind::Conflict => "Conflict with the current state",
+            ErrorKind::InvalidTransition => "Action not allowed in this state",
             ErrorKind::PreconditionFailed => "Precondition failed",
             ErrorKind::PreconditionRequired => "Precondition required",
             ErrorKind::PayloadTooLarge => "Request body too large",
@@ -386,5 +390,14 @@ impl From<diesel::r2d2::PoolError> for AppError {
 impl From<actix_web::error::BlockingError> for AppError {
     fn from(err: actix_web::error::BlockingError) -> Self {
         AppError::internal(err)
+    }
+}
+
+impl From<crate::domain::lifecycle::TransitionError> for AppError {
+    /// A refused state change: 409 naming the state and what is allowed in it.
+    fn from(err: crate::domain::lifecycle::TransitionError) -> Self {
+        AppError::new(ErrorKind::InvalidTransition, err.to_string())
+            .with_extension("state", serde_json::json!(err.state))
+            .with_extension("allowed_actions", serde_json::json!(err.allowed))
     }
 }

@@ -107,3 +107,45 @@ pub fn may_change_hats_of(actor_user_id: &str, target_user_id: &str) -> Result<(
         Ok(())
     }
 }
+
+/// Which proposals a caller may see, as one rule used for single reads and for list queries alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposalScope {
+    /// Every proposal, drafts included (the QIP secretariat, auditors).
+    All,
+    /// Only this organisation's proposals, in any state (a submitter).
+    Organization(String),
+    /// Every proposal that has left draft (consultees, deciders, finance).
+    Submitted,
+}
+
+impl ProposalScope {
+    /// The scope of the hat the caller acts in; `acting_org` is the organisation the hat acts for.
+    pub fn for_hat(hat: Hat, acting_org: &str) -> ProposalScope {
+        match hat {
+            Hat::QipOfficer | Hat::Auditor => ProposalScope::All,
+            Hat::Submitter => ProposalScope::Organization(acting_org.to_owned()),
+            _ => ProposalScope::Submitted,
+        }
+    }
+
+    /// Whether a proposal of `organization_id` in state `state` is visible. Invisible ones are answered
+    /// with 404, so their existence does not leak.
+    pub fn admits(&self, organization_id: &str, is_draft: bool) -> bool {
+        match self {
+            ProposalScope::All => true,
+            ProposalScope::Organization(org) => org == organization_id,
+            ProposalScope::Submitted => !is_draft,
+        }
+    }
+}
+
+/// The organisation a caller acts for in `hat`: the hat's organisation scope when it has one, else the
+/// caller's own organisation.
+pub fn acting_organization(actor: &Actor) -> String {
+    actor
+        .acting_in
+        .as_ref()
+        .and_then(|r| r.grants.iter().find_map(|g| g.scope_organization_id.clone()))
+        .unwrap_or_else(|| actor.organization_id.clone())
+}

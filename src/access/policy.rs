@@ -19,12 +19,34 @@ pub enum Action {
     AuditRead,
     AuditVerify,
     AuditCheckpoint,
+    AreaImport,
+    ReferenceRead,
+    PoolCreate,
+    PoolUpdate,
+    PoolRead,
+    ProposalCreate,
+    ProposalRead,
+    ProposalEdit,
+    ProposalSubmit,
+    ProposalWithdraw,
 }
 
 use Action::*;
 use Hat::*;
 
 const EVERY_HAT: &[Hat] = &Hat::ALL;
+/// Everyone who works with proposals and money; administrators manage people, never projects or money.
+const PROGRAMME_HATS: &[Hat] = &[
+    Submitter,
+    QipOfficer,
+    Consultee,
+    Hc,
+    Rc,
+    Dsrsg,
+    HeadOfOffice,
+    FinanceOfficer,
+    Auditor,
+];
 
 /// `(action, hats that permit it)`. The one table of who may do what.
 pub const POLICY: &[(Action, &[Hat])] = &[
@@ -41,6 +63,16 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (AuditRead, &[Auditor, Admin]),
     (AuditVerify, &[Auditor, Admin]),
     (AuditCheckpoint, &[Auditor, Admin]),
+    (AreaImport, &[QipOfficer]),
+    (ReferenceRead, PROGRAMME_HATS),
+    (PoolCreate, &[QipOfficer]),
+    (PoolUpdate, &[QipOfficer]),
+    (PoolRead, PROGRAMME_HATS),
+    (ProposalCreate, &[Submitter]),
+    (ProposalRead, PROGRAMME_HATS),
+    (ProposalEdit, &[Submitter]),
+    (ProposalSubmit, &[Submitter]),
+    (ProposalWithdraw, &[Submitter]),
 ];
 
 impl Action {
@@ -126,6 +158,41 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "/api/v1/audit/checkpoint",
         Requirement::Action(AuditCheckpoint),
     ),
+    ("POST", "/api/v1/areas/import", Requirement::Action(AreaImport)),
+    ("GET", "/api/v1/areas", Requirement::Action(ReferenceRead)),
+    ("GET", "/api/v1/sectors", Requirement::Action(ReferenceRead)),
+    ("POST", "/api/v1/pools", Requirement::Action(PoolCreate)),
+    ("GET", "/api/v1/pools", Requirement::Action(PoolRead)),
+    ("GET", "/api/v1/pools/{id}", Requirement::Action(PoolRead)),
+    ("PATCH", "/api/v1/pools/{id}", Requirement::Action(PoolUpdate)),
+    ("POST", "/api/v1/proposals", Requirement::Action(ProposalCreate)),
+    ("GET", "/api/v1/proposals", Requirement::Action(ProposalRead)),
+    ("GET", "/api/v1/proposals/{id}", Requirement::Action(ProposalRead)),
+    (
+        "PATCH",
+        "/api/v1/proposals/{id}",
+        Requirement::Action(ProposalEdit),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/versions",
+        Requirement::Action(ProposalRead),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/versions/{n}",
+        Requirement::Action(ProposalRead),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/submit",
+        Requirement::Action(ProposalSubmit),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/withdraw",
+        Requirement::Action(ProposalWithdraw),
+    ),
 ];
 
 /// The requirement of a route, or `None` when the table has no line for it (deny).
@@ -159,6 +226,29 @@ mod tests {
                 !ROUTES[i + 1..].iter().any(|(m2, t2, _)| m == m2 && t == t2),
                 "{m} {t} twice"
             );
+        }
+    }
+
+    #[test]
+    fn lifecycle_performers_hold_the_hats_the_policy_gives_their_routes() {
+        use crate::domain::lifecycle::{self, Performer};
+        let wired = [
+            (lifecycle::Action::Create, ProposalCreate),
+            (lifecycle::Action::Edit, ProposalEdit),
+            (lifecycle::Action::Submit, ProposalSubmit),
+            (lifecycle::Action::Withdraw, ProposalWithdraw),
+        ];
+        for (lifecycle_action, policy_action) in wired {
+            for t in lifecycle::TRANSITIONS
+                .iter()
+                .filter(|t| t.action == lifecycle_action)
+            {
+                let Performer::Hat(name) = t.performer else {
+                    panic!("{lifecycle_action:?} has no fixed hat")
+                };
+                let hat: Hat = name.parse().unwrap_or_else(|e: String| panic!("{e}"));
+                assert_eq!(policy_action.permitted_hats(), &[hat], "{lifecycle_action:?}");
+            }
         }
     }
 

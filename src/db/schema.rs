@@ -94,11 +94,118 @@ diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(hats -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
+diesel::table! {
+    areas (pcode) {
+        pcode -> Text,
+        level -> Integer,
+        name -> Text,
+        parent_pcode -> Nullable<Text>,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+    }
+}
+
+diesel::table! {
+    sectors (code) {
+        code -> Text,
+        name -> Text,
+        vocabulary -> Text,
+        humanitarian -> Bool,
+    }
+}
+
+diesel::table! {
+    pools (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        currency -> Text,
+        funding_start -> Date,
+        funding_end -> Date,
+        settings_version -> Integer,
+        version -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pool_settings (pool_id, version) {
+        pool_id -> Text,
+        version -> Integer,
+        settings -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proposals (id) {
+        id -> Text,
+        pool_id -> Text,
+        organization_id -> Text,
+        reference -> Nullable<Text>,
+        state -> Text,
+        current_version -> Integer,
+        version -> BigInt,
+        title -> Text,
+        search_text -> Text,
+        sector_code -> Nullable<Text>,
+        adm1_pcode -> Nullable<Text>,
+        adm2_pcode -> Nullable<Text>,
+        requested_minor -> Nullable<BigInt>,
+        pool_settings_version -> Nullable<Integer>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        first_submitted_at -> Nullable<Timestamp>,
+        submitted_at -> Nullable<Timestamp>,
+        submitted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    proposal_versions (proposal_id, number) {
+        proposal_id -> Text,
+        number -> Integer,
+        status -> Text,
+        content -> Text,
+        budget_total_minor -> Nullable<BigInt>,
+        requested_minor -> Nullable<BigInt>,
+        duration_days -> Nullable<Integer>,
+        waiver_reasons -> Nullable<Text>,
+        pool_settings_version -> Nullable<Integer>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        submitted_by -> Nullable<Text>,
+        submitted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    reference_counters (pool_id, year) {
+        pool_id -> Text,
+        year -> Integer,
+        last -> Integer,
+    }
+}
+
+diesel::joinable!(proposals -> pools (pool_id));
+diesel::joinable!(proposal_versions -> proposals (proposal_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_head,
     organizations,
     users,
     hats,
-    refresh_tokens
+    refresh_tokens,
+    areas,
+    sectors,
+    pools,
+    pool_settings,
+    proposals,
+    proposal_versions,
+    reference_counters,
 );

@@ -2,5 +2,9 @@
 
 pub mod canonical_json;
 pub mod hash_chain;
+pub mod lifecycle;
 pub mod lockout;
+pub mod money;
 pub mod password_policy;
+pub mod pool_policy;
+pub mod proposal;

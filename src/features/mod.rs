@@ -2,3 +2,6 @@
 
 pub mod audit;
 pub mod identity;
+pub mod pools;
+pub mod proposals;
+pub mod reference;

@@ -7,6 +7,7 @@ pub mod fallback;
 pub mod middleware;
 pub mod ops;
 pub mod pagination;
+pub mod preconditions;
 pub mod rate_limit;
 
 use actix_web::web;
@@ -27,7 +28,10 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             scope::scope("/api/v1")
                 .service(ops::openapi_json)
                 .configure(crate::features::identity::routes::configure)
-                .configure(crate::features::audit::routes::configure),
+                .configure(crate::features::audit::routes::configure)
+                .configure(crate::features::reference::routes::configure)
+                .configure(crate::features::pools::routes::configure)
+                .configure(crate::features::proposals::routes::configure),
         );
 }
 

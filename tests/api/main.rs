@@ -15,5 +15,7 @@ mod authz_matrix;
 mod cli;
 mod config;
 mod errors;
+mod fixtures;
 mod identity;
 mod ops;
+mod proposals;

@@ -1,0 +1,7 @@
+//! Proposals: drafting, editing under `If-Match`, versions, submission checks, gap-free reference codes,
+//! withdrawal and visibility-respecting lists. Every state change goes through `domain::lifecycle`.
+
+pub mod dto;
+pub mod repo;
+pub mod routes;
+pub mod service;

@@ -1,0 +1,232 @@
+//! Queries on `proposals`, `proposal_versions` and `reference_counters`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
+
+use crate::access::ProposalScope;
+use crate::db::DbConn;
+use crate::db::schema::{proposal_versions, proposals};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = proposals)]
+pub struct ProposalRow {
+    pub id: String,
+    pub pool_id: String,
+    pub organization_id: String,
+    pub reference: Option<String>,
+    pub state: String,
+    pub current_version: i32,
+    pub version: i64,
+    pub title: String,
+    pub search_text: String,
+    pub sector_code: Option<String>,
+    pub adm1_pcode: Option<String>,
+    pub adm2_pcode: Option<String>,
+    pub requested_minor: Option<i64>,
+    pub pool_settings_version: Option<i32>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub first_submitted_at: Option<NaiveDateTime>,
+    pub submitted_at: Option<NaiveDateTime>,
+    pub submitted_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = proposal_versions)]
+pub struct VersionRow {
+    pub proposal_id: String,
+    pub number: i32,
+    pub status: String,
+    pub content: String,
+    pub budget_total_minor: Option<i64>,
+    pub requested_minor: Option<i64>,
+    pub duration_days: Option<i32>,
+    pub waiver_reasons: Option<String>,
+    pub pool_settings_version: Option<i32>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub submitted_by: Option<String>,
+    pub submitted_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<()> {
+    diesel::insert_into(proposals::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_proposal(conn: &mut DbConn, id: &str) -> QueryResult<Option<ProposalRow>> {
+    proposals::table
+        .find(id)
+        .select(ProposalRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Replaces the whole row (the service owns every column's new value).
+pub fn save_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<usize> {
+    diesel::update(proposals::table.find(&row.id))
+        .set((
+            proposals::reference.eq(&row.reference),
+            proposals::state.eq(&row.state),
+            proposals::current_version.eq(row.current_version),
+            proposals::version.eq(row.version),
+            proposals::title.eq(&row.title),
+            proposals::search_text.eq(&row.search_text),
+            proposals::sector_code.eq(&row.sector_code),
+            proposals::adm1_pcode.eq(&row.adm1_pcode),
+            proposals::adm2_pcode.eq(&row.adm2_pcode),
+            proposals::requested_minor.eq(row.requested_minor),
+            proposals::pool_settings_version.eq(row.pool_settings_version),
+            proposals::updated_at.eq(row.updated_at),
+            proposals::first_submitted_at.eq(row.first_submitted_at),
+            proposals::submitted_at.eq(row.submitted_at),
+            proposals::submitted_by.eq(&row.submitted_by),
+        ))
+        .execute(conn)
+}
+
+pub fn insert_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<()> {
+    diesel::insert_into(proposal_versions::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_version(conn: &mut DbConn, id: &str, number: i32) -> QueryResult<Option<VersionRow>> {
+    proposal_versions::table
+        .find((id, number))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_versions(conn: &mut DbConn, id: &str) -> QueryResult<Vec<VersionRow>> {
+    proposal_versions::table
+        .filter(proposal_versions::proposal_id.eq(id))
+        .order(proposal_versions::number.asc())
+        .select(VersionRow::as_select())
+        .load(conn)
+}
+
+/// Saves a version; only a draft version may change (submitted versions are immutable).
+pub fn save_draft_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<usize> {
+    diesel::update(
+        proposal_versions::table
+            .find((&row.proposal_id, row.number))
+            .filter(proposal_versions::status.eq("draft")),
+    )
+    .set((
+        proposal_versions::status.eq(&row.status),
+        proposal_versions::content.eq(&row.content),
+        proposal_versions::budget_total_minor.eq(row.budget_total_minor),
+        proposal_versions::requested_minor.eq(row.requested_minor),
+        proposal_versions::duration_days.eq(row.duration_days),
+        proposal_versions::waiver_reasons.eq(&row.waiver_reasons),
+        proposal_versions::pool_settings_version.eq(row.pool_settings_version),
+        proposal_versions::submitted_by.eq(&row.submitted_by),
+        proposal_versions::submitted_at.eq(row.submitted_at),
+    ))
+    .execute(conn)
+}
+
+#[derive(QueryableByName)]
+struct Counter {
+    #[diesel(sql_type = Integer)]
+    last: i32,
+}
+
+/// The next reference number of a pool and year. The counter row is created if missing and incremented
+/// in the caller's transaction: the row lock serializes concurrent submitters, and a rollback returns the
+/// number, so the sequence has no gaps.
+pub fn next_reference_number(conn: &mut DbConn, pool_id: &str, year: i32) -> QueryResult<i32> {
+    let (insert, update) = match conn {
+        DbConn::Pg(_) => (
+            "INSERT INTO reference_counters (pool_id, year, last) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+            "UPDATE reference_counters SET last = last + 1 WHERE pool_id = $1 AND year = $2 RETURNING last",
+        ),
+        DbConn::Sqlite(_) => (
+            "INSERT INTO reference_counters (pool_id, year, last) VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
+            "UPDATE reference_counters SET last = last + 1 WHERE pool_id = ? AND year = ? RETURNING last",
+        ),
+    };
+    diesel::sql_query(insert)
+        .bind::<Text, _>(pool_id)
+        .bind::<Integer, _>(year)
+        .execute(conn)?;
+    diesel::sql_query(update)
+        .bind::<Text, _>(pool_id)
+        .bind::<Integer, _>(year)
+        .get_result::<Counter>(conn)
+        .map(|c| c.last)
+}
+
+/// Filters of the proposal list; all optional and combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct ProposalFilter {
+    pub state: Option<String>,
+    pub pool_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub sector_code: Option<String>,
+    pub adm1_pcode: Option<String>,
+    pub adm2_pcode: Option<String>,
+    /// Lower-cased words that must all appear in title or summary.
+    pub words: Vec<String>,
+    pub submitted_from: Option<NaiveDateTime>,
+    pub submitted_to: Option<NaiveDateTime>,
+}
+
+fn like_pattern(word: &str) -> String {
+    // `%` and `_` in the user's text match literally as far as they can: they are dropped.
+    format!("%{}%", word.replace(['%', '_', '\\'], ""))
+}
+
+/// Newest first, keyset-paged on id (UUIDv7, so creation order), within what `scope` admits.
+pub fn list_proposals(
+    conn: &mut DbConn,
+    scope: &ProposalScope,
+    filter: &ProposalFilter,
+    before_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ProposalRow>> {
+    let mut q = proposals::table.select(ProposalRow::as_select()).into_boxed();
+    match scope {
+        ProposalScope::All => {}
+        ProposalScope::Organization(org) => q = q.filter(proposals::organization_id.eq(org.clone())),
+        ProposalScope::Submitted => q = q.filter(proposals::state.ne("draft")),
+    }
+    if let Some(v) = &filter.state {
+        q = q.filter(proposals::state.eq(v.clone()));
+    }
+    if let Some(v) = &filter.pool_id {
+        q = q.filter(proposals::pool_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.organization_id {
+        q = q.filter(proposals::organization_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.sector_code {
+        q = q.filter(proposals::sector_code.eq(v.clone()));
+    }
+    if let Some(v) = &filter.adm1_pcode {
+        q = q.filter(proposals::adm1_pcode.eq(v.clone()));
+    }
+    if let Some(v) = &filter.adm2_pcode {
+        q = q.filter(proposals::adm2_pcode.eq(v.clone()));
+    }
+    for word in &filter.words {
+        q = q.filter(proposals::search_text.like(like_pattern(word)));
+    }
+    if let Some(v) = filter.submitted_from {
+        q = q.filter(proposals::first_submitted_at.ge(v));
+    }
+    if let Some(v) = filter.submitted_to {
+        q = q.filter(proposals::first_submitted_at.lt(v));
+    }
+    if let Some(before) = before_id {
+        q = q.filter(proposals::id.lt(before.to_owned()));
+    }
+    q.order(proposals::id.desc()).limit(limit).load(conn)
+}

@@ -1,0 +1,223 @@
+//! HTTP routes of proposals.
+
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use serde_json::{Map, Value};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::dto::{Proposal, ProposalQuery, ProposalSummary, ProposalVersion, WithdrawRequest};
+use super::service;
+use crate::access::Actor;
+use crate::app::AppState;
+use crate::domain::proposal::ProposalContent;
+use crate::error::{AppResult, Problem};
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::preconditions::{etag, if_match_version};
+use crate::http::with_conn;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_proposal)
+        .service(list_proposals)
+        .service(get_proposal)
+        .service(edit_proposal)
+        .service(list_versions)
+        .service(get_version)
+        .service(submit_proposal)
+        .service(withdraw_proposal);
+}
+
+fn with_etag(proposal: Proposal, status: actix_web::http::StatusCode) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(("ETag", etag(proposal.version)))
+        .json(proposal)
+}
+
+/// Create a draft for your organisation (`submitter`). Body: `pool_id` and any content fields
+/// (see `ProposalContent`); server-owned fields are refused.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    request_body(content = ProposalContent, description = "`pool_id` plus content fields"),
+    responses(
+        (status = 201, body = Proposal),
+        (status = 422, description = "Malformed values or server-owned fields", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/proposals")]
+async fn create_proposal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    body: web::Json<Map<String, Value>>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let p = with_conn(&state, move |conn, _| {
+        service::create_proposal(conn, &actor, body)
+    })
+    .await?;
+    Ok(with_etag(p, actix_web::http::StatusCode::CREATED))
+}
+
+/// Proposals visible to you, newest first, filtered.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    params(PageQuery, ProposalQuery),
+    responses((status = 200, body = Page<ProposalSummary>))
+)]
+#[get("/proposals")]
+async fn list_proposals(
+    state: web::Data<AppState>,
+    actor: Actor,
+    page: web::Query<PageQuery>,
+    query: web::Query<ProposalQuery>,
+) -> AppResult<web::Json<Page<ProposalSummary>>> {
+    let req = page.resolve::<String>(&state.settings.server)?;
+    let query = query.into_inner();
+    let rows = with_conn(&state, move |conn, _| {
+        service::list_proposals(conn, &actor, &query, req.after.as_deref(), req.limit)
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(rows, req.limit, |p| p.id.clone())))
+}
+
+/// One proposal (404 when it is not visible to you).
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    responses((status = 200, body = Proposal), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/proposals/{id}")]
+async fn get_proposal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let p = with_conn(&state, move |conn, _| service::get_proposal(conn, &actor, &id)).await?;
+    Ok(with_etag(p, actix_web::http::StatusCode::OK))
+}
+
+/// Edit a draft (`submitter` of its organisation, `If-Match` required): top-level keys replace, `null` clears.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    request_body = ProposalContent,
+    responses(
+        (status = 200, body = Proposal),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a draft", body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 428, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[patch("/proposals/{id}")]
+async fn edit_proposal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Map<String, Value>>,
+) -> AppResult<HttpResponse> {
+    let expected = if_match_version(&req)?;
+    let (id, body) = (id.into_inner(), body.into_inner());
+    let p = with_conn(&state, move |conn, _| {
+        service::edit_proposal(conn, &actor, &id, expected, body)
+    })
+    .await?;
+    Ok(with_etag(p, actix_web::http::StatusCode::OK))
+}
+
+/// Every version of a proposal, oldest first.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<ProposalVersion>), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/proposals/{id}/versions")]
+async fn list_versions(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<web::Json<Vec<ProposalVersion>>> {
+    let id = id.into_inner();
+    with_conn(&state, move |conn, _| service::list_versions(conn, &actor, &id))
+        .await
+        .map(web::Json)
+}
+
+/// One version of a proposal.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    responses((status = 200, body = ProposalVersion), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/proposals/{id}/versions/{n}")]
+async fn get_version(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<(String, i32)>,
+) -> AppResult<web::Json<ProposalVersion>> {
+    let (id, n) = path.into_inner();
+    with_conn(&state, move |conn, _| service::get_version(conn, &actor, &id, n))
+        .await
+        .map(web::Json)
+}
+
+/// Submit the current draft version (`submitter`, `If-Match`): all checks at once; the first submission
+/// assigns the reference code.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Proposal),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every problem listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 428, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/proposals/{id}/submit")]
+async fn submit_proposal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let expected = if_match_version(&req)?;
+    let id = id.into_inner();
+    let p = with_conn(&state, move |conn, _| {
+        service::submit_proposal(conn, &actor, &id, expected)
+    })
+    .await?;
+    Ok(with_etag(p, actix_web::http::StatusCode::OK))
+}
+
+/// Withdraw a proposal before approval (`submitter`, `If-Match`).
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    request_body = WithdrawRequest,
+    responses(
+        (status = 200, body = Proposal),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 428, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/proposals/{id}/withdraw")]
+async fn withdraw_proposal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: Option<web::Json<WithdrawRequest>>,
+) -> AppResult<HttpResponse> {
+    let expected = if_match_version(&req)?;
+    let id = id.into_inner();
+    let reason = body.and_then(|b| b.into_inner().reason);
+    let p = with_conn(&state, move |conn, _| {
+        service::withdraw_proposal(conn, &actor, &id, expected, reason)
+    })
+    .await?;
+    Ok(with_etag(p, actix_web::http::StatusCode::OK))
+}

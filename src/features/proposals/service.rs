@@ -1,0 +1,504 @@
+//! Proposal use cases, one transaction each: create a draft, edit it (`If-Match`), submit (checks, reference
+//! code), withdraw, and reads that respect who may see what.
+
+use chrono::Datelike;
+use serde_json::{Map, Value, json};
+
+use super::dto::{ComputedFigures, Proposal, ProposalQuery, ProposalSummary, ProposalVersion};
+use super::repo::{self, ProposalFilter, ProposalRow, VersionRow};
+use crate::access::{Actor, ProposalScope, acting_organization};
+use crate::db::{self, DbConn};
+use crate::domain::canonical_json::to_canonical_string;
+use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::money::{Currency, format_amount};
+use crate::domain::pool_policy::LimitExceeded;
+use crate::domain::proposal::{
+    ProposalContent, ReferenceFacts, SERVER_OWNED_FIELDS, check_formats, check_submission,
+};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::features::audit::{self, now_micros};
+use crate::features::pools::service::{self as pools, LoadedPool};
+use crate::features::reference::repo as reference;
+use crate::http::preconditions::stale;
+
+fn not_found() -> AppError {
+    AppError::not_found("No proposal with this id is visible to you.")
+}
+
+/// The visibility scope of the caller's hat.
+pub fn scope_of(actor: &Actor) -> ProposalScope {
+    match actor.hat() {
+        Some(hat) => ProposalScope::for_hat(hat, &acting_organization(actor)),
+        None => ProposalScope::Organization(String::new()),
+    }
+}
+
+fn state_of(row: &ProposalRow) -> AppResult<State> {
+    row.state
+        .parse()
+        .map_err(|_| AppError::internal(format!("proposal {} has unknown state", row.id)))
+}
+
+/// Loads a proposal the caller may see (404 otherwise, so existence does not leak).
+pub fn load_visible(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<ProposalRow> {
+    let row = repo::find_proposal(conn, id)?.ok_or_else(not_found)?;
+    if scope_of(actor).admits(&row.organization_id, row.state == State::Draft.as_str()) {
+        Ok(row)
+    } else {
+        Err(not_found())
+    }
+}
+
+fn parse_content(value: Value) -> AppResult<ProposalContent> {
+    serde_json::from_value(value).map_err(|e| AppError::invalid_field("body", e.to_string()))
+}
+
+/// Refuses server-owned keys by name (never silently dropped or applied).
+fn refuse_server_owned(body: &Map<String, Value>, allowed_extra: &[&str]) -> AppResult<()> {
+    let mut errors: Vec<FieldError> = body
+        .keys()
+        .filter(|k| SERVER_OWNED_FIELDS.contains(&k.as_str()) && !allowed_extra.contains(&k.as_str()))
+        .map(|k| FieldError::new(k, "is set by the server and cannot be sent"))
+        .collect();
+    if let Some(Value::Array(lines)) = body.get("budget_lines") {
+        for (i, line) in lines.iter().enumerate() {
+            if line.get("total").is_some() {
+                errors.push(FieldError::new(
+                    format!("budget_lines[{i}].total"),
+                    "is computed by the server and cannot be sent",
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation(errors))
+    }
+}
+
+fn format_problems(content: &ProposalContent, currency: Currency) -> AppResult<()> {
+    let (_, problems) = check_formats(content, currency);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation(
+            problems.into_iter().map(|(f, m)| FieldError::new(f, m)).collect(),
+        ))
+    }
+}
+
+fn content_json(content: &ProposalContent) -> String {
+    to_canonical_string(&serde_json::to_value(content).unwrap_or_default())
+}
+
+fn read_content(row: &VersionRow) -> AppResult<ProposalContent> {
+    serde_json::from_str(&row.content)
+        .map_err(|e| AppError::internal(format!("stored content unreadable: {e}")))
+}
+
+/// Copies the searchable and filterable parts of the content onto the proposal row.
+fn denormalize(row: &mut ProposalRow, content: &ProposalContent, currency: Currency) {
+    row.title = content.title.clone().unwrap_or_default();
+    row.search_text = format!(
+        "{} {}",
+        content.title.as_deref().unwrap_or(""),
+        content.summary.as_deref().unwrap_or("")
+    )
+    .to_lowercase();
+    row.sector_code = content.sector_code.clone();
+    row.adm1_pcode = content.location.as_ref().map(|l| l.adm1_pcode.clone());
+    row.adm2_pcode = content.location.as_ref().map(|l| l.adm2_pcode.clone());
+    row.requested_minor = check_formats(content, currency).0.requested_minor;
+}
+
+fn computed_view(content: &ProposalContent, currency: Currency) -> ComputedFigures {
+    let (c, _) = check_formats(content, currency);
+    let money = |m: Option<i64>| m.map(|v| format_amount(v, currency));
+    ComputedFigures {
+        line_totals: c.line_totals.iter().map(|t| money(*t)).collect(),
+        budget_total: money(c.budget_total_minor),
+        overhead_total: money(c.overhead_minor),
+        duration_days: c.duration_days,
+    }
+}
+
+fn waived(row: &VersionRow) -> Vec<LimitExceeded> {
+    row.waiver_reasons
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+fn view(conn: &mut DbConn, row: &ProposalRow) -> AppResult<Proposal> {
+    let pool = pools::load(conn, &row.pool_id)?;
+    let version = repo::find_version(conn, &row.id, row.current_version)?
+        .ok_or_else(|| AppError::internal("current version missing"))?;
+    let content = read_content(&version)?;
+    let state = state_of(row)?;
+    Ok(Proposal {
+        id: row.id.clone(),
+        reference: row.reference.clone(),
+        pool_id: row.pool_id.clone(),
+        organization_id: row.organization_id.clone(),
+        state,
+        iati_activity_status: state.iati_activity_status(),
+        version: row.version,
+        current_version: row.current_version,
+        computed: computed_view(&content, pool.currency),
+        content,
+        pool_settings_version: version.pool_settings_version,
+        waived_limits: waived(&version),
+        allowed_actions: lifecycle::allowed_actions(state),
+        created_by: row.created_by.clone(),
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+        first_submitted_at: row.first_submitted_at.map(|t| t.and_utc()),
+        submitted_at: row.submitted_at.map(|t| t.and_utc()),
+        submitted_by: row.submitted_by.clone(),
+    })
+}
+
+/// Creates a draft for the organisation the submitter acts for. Body: `pool_id` plus any content fields.
+pub fn create_proposal(
+    conn: &mut DbConn,
+    actor: &Actor,
+    mut body: Map<String, Value>,
+) -> AppResult<Proposal> {
+    refuse_server_owned(&body, &["pool_id"])?;
+    let pool_id = match body.remove("pool_id") {
+        Some(Value::String(id)) => id,
+        _ => {
+            return Err(AppError::invalid_field(
+                "pool_id",
+                "is required: the pool the proposal asks money from",
+            ));
+        }
+    };
+    let content = parse_content(Value::Object(body))?;
+    let pool =
+        pools::load(conn, &pool_id).map_err(|_| AppError::invalid_field("pool_id", "no pool has this id"))?;
+    format_problems(&content, pool.currency)?;
+    let now = now_micros();
+    let organization_id = acting_organization(actor);
+    db::write_tx(conn, |tx| {
+        let mut row = ProposalRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            pool_id: pool_id.clone(),
+            organization_id,
+            reference: None,
+            state: lifecycle::initial().to.as_str().to_owned(),
+            current_version: 1,
+            version: 1,
+            title: String::new(),
+            search_text: String::new(),
+            sector_code: None,
+            adm1_pcode: None,
+            adm2_pcode: None,
+            requested_minor: None,
+            pool_settings_version: None,
+            created_by: actor.user_id.clone(),
+            created_at: now,
+            updated_at: now,
+            first_submitted_at: None,
+            submitted_at: None,
+            submitted_by: None,
+        };
+        denormalize(&mut row, &content, pool.currency);
+        repo::insert_proposal(tx, &row)?;
+        repo::insert_version(
+            tx,
+            &VersionRow {
+                proposal_id: row.id.clone(),
+                number: 1,
+                status: "draft".into(),
+                content: content_json(&content),
+                budget_total_minor: None,
+                requested_minor: None,
+                duration_days: None,
+                waiver_reasons: None,
+                pool_settings_version: None,
+                created_by: actor.user_id.clone(),
+                created_at: now,
+                submitted_by: None,
+                submitted_at: None,
+            },
+        )?;
+        let proposal = view(tx, &row)?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("proposal.create", "proposal", Some(&row.id))
+                .after(json!(proposal.content)),
+        )?;
+        Ok(proposal)
+    })
+}
+
+/// Locks a proposal the caller may see and checks the `If-Match` version and that `action` is allowed now.
+fn lock_for(
+    tx: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    expected_version: i64,
+    action: Action,
+) -> AppResult<(ProposalRow, State)> {
+    db::lock_row(tx, "proposals", id)?;
+    let row = load_visible(tx, actor, id)?;
+    if row.version != expected_version {
+        return Err(stale(row.version));
+    }
+    let next = lifecycle::transition(state_of(&row)?, action)?.to;
+    Ok((row, next))
+}
+
+/// Merges `patch` into the draft's content (top-level keys replace; `null` clears), under `If-Match`.
+pub fn edit_proposal(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    expected_version: i64,
+    patch: Map<String, Value>,
+) -> AppResult<Proposal> {
+    refuse_server_owned(&patch, &[])?;
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Edit)?;
+        let pool = pools::load(tx, &row.pool_id)?;
+        let mut version = repo::find_version(tx, id, row.current_version)?
+            .ok_or_else(|| AppError::internal("current version missing"))?;
+        let before = read_content(&version)?;
+        let mut merged = match serde_json::to_value(&before) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for (key, value) in patch {
+            if value.is_null() {
+                merged.remove(&key);
+            } else {
+                merged.insert(key, value);
+            }
+        }
+        let content = parse_content(Value::Object(merged))?;
+        format_problems(&content, pool.currency)?;
+        version.content = content_json(&content);
+        if repo::save_draft_version(tx, &version)? != 1 {
+            return Err(AppError::conflict(
+                "This version was submitted meanwhile and can no longer change.",
+            ));
+        }
+        denormalize(&mut row, &content, pool.currency);
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        repo::save_proposal(tx, &row)?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("proposal.edit", "proposal", Some(id))
+                .before(json!(before))
+                .after(json!(content)),
+        )?;
+        view(tx, &row)
+    })
+}
+
+fn reference_facts(tx: &mut DbConn, content: &ProposalContent) -> AppResult<ReferenceFacts> {
+    let mut facts = ReferenceFacts::default();
+    if let Some(code) = &content.sector_code {
+        facts.sector_known = reference::sector_exists(tx, code)?;
+    }
+    if let Some(loc) = &content.location {
+        facts.adm1_level = reference::find_area(tx, &loc.adm1_pcode)?.map(|a| a.level);
+        facts.adm2_parent = reference::find_area(tx, &loc.adm2_pcode)?
+            .map(|a| if a.level == 2 { a.parent_pcode } else { None });
+    }
+    Ok(facts)
+}
+
+/// Submits the current draft version: every check of DESIGN.md §2 against the pool's current settings (all
+/// problems listed at once); the first submission takes the next gap-free reference of the pool and year.
+/// The version becomes immutable.
+pub fn submit_proposal(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    expected_version: i64,
+) -> AppResult<Proposal> {
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Submit)?;
+        let pool: LoadedPool = pools::load(tx, &row.pool_id)?;
+        let mut version = repo::find_version(tx, id, row.current_version)?
+            .ok_or_else(|| AppError::internal("current version missing"))?;
+        let content = read_content(&version)?;
+        let facts = reference_facts(tx, &content)?;
+        let figures = check_submission(&content, pool.currency, &pool.policy, &facts, now.date())
+            .map_err(|p| AppError::validation(p.into_iter().map(|(f, m)| FieldError::new(f, m)).collect()))?;
+        if row.reference.is_none() {
+            let year = now.year();
+            let number = repo::next_reference_number(tx, &pool.row.id, year)?;
+            row.reference = Some(format!("QIP-{}-{year}-{number:04}", pool.row.code));
+            row.first_submitted_at = Some(now);
+        }
+        version.status = "submitted".into();
+        version.budget_total_minor = Some(figures.budget_total_minor);
+        version.requested_minor = Some(figures.requested_minor);
+        version.duration_days = i32::try_from(figures.duration_days).ok();
+        version.waiver_reasons = Some(to_canonical_string(&json!(figures.waived)));
+        version.pool_settings_version = Some(pool.row.settings_version);
+        version.submitted_at = Some(now);
+        version.submitted_by = Some(actor.user_id.clone());
+        if repo::save_draft_version(tx, &version)? != 1 {
+            return Err(AppError::conflict("This version was submitted already."));
+        }
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        row.submitted_at = Some(now);
+        row.submitted_by = Some(actor.user_id.clone());
+        row.pool_settings_version = Some(pool.row.settings_version);
+        row.requested_minor = Some(figures.requested_minor);
+        repo::save_proposal(tx, &row)?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("proposal.submit", "proposal", Some(id))
+                .after(json!({
+                    "reference": row.reference, "version": version.number, "state": row.state,
+                    "requested_amount": format_amount(figures.requested_minor, pool.currency),
+                    "pool_settings_version": pool.row.settings_version, "waived_limits": figures.waived,
+                })),
+        )?;
+        view(tx, &row)
+    })
+}
+
+/// Withdraws a proposal before approval (its submitter).
+pub fn withdraw_proposal(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    expected_version: i64,
+    reason: Option<String>,
+) -> AppResult<Proposal> {
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Withdraw)?;
+        let from = row.state.clone();
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        repo::save_proposal(tx, &row)?;
+        let mut event = actor
+            .audit()
+            .event("proposal.withdraw", "proposal", Some(id))
+            .before(json!({"state": from}))
+            .after(json!({"state": row.state}));
+        if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
+            event = event.reason(r);
+        }
+        audit::append(tx, event)?;
+        view(tx, &row)
+    })
+}
+
+pub fn get_proposal(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Proposal> {
+    let row = load_visible(conn, actor, id)?;
+    view(conn, &row)
+}
+
+fn version_view(row: &VersionRow, currency: Currency) -> AppResult<ProposalVersion> {
+    let content = read_content(row)?;
+    Ok(ProposalVersion {
+        proposal_id: row.proposal_id.clone(),
+        number: row.number,
+        status: row.status.clone(),
+        computed: computed_view(&content, currency),
+        content,
+        pool_settings_version: row.pool_settings_version,
+        waived_limits: waived(row),
+        created_by: row.created_by.clone(),
+        created_at: row.created_at.and_utc(),
+        submitted_by: row.submitted_by.clone(),
+        submitted_at: row.submitted_at.map(|t| t.and_utc()),
+    })
+}
+
+/// Every version, oldest first. Hats that see only submitted proposals see only submitted versions.
+pub fn list_versions(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Vec<ProposalVersion>> {
+    let row = load_visible(conn, actor, id)?;
+    let pool = pools::load(conn, &row.pool_id)?;
+    let drafts_visible = scope_of(actor) != ProposalScope::Submitted;
+    repo::list_versions(conn, id)?
+        .iter()
+        .filter(|v| drafts_visible || v.status != "draft")
+        .map(|v| version_view(v, pool.currency))
+        .collect()
+}
+
+pub fn get_version(conn: &mut DbConn, actor: &Actor, id: &str, number: i32) -> AppResult<ProposalVersion> {
+    list_versions(conn, actor, id)?
+        .into_iter()
+        .find(|v| v.number == number)
+        .ok_or_else(|| AppError::not_found("This proposal has no such version visible to you."))
+}
+
+pub fn list_proposals(
+    conn: &mut DbConn,
+    actor: &Actor,
+    query: &ProposalQuery,
+    before: Option<&str>,
+    limit: u32,
+) -> AppResult<Vec<ProposalSummary>> {
+    let filter = ProposalFilter {
+        state: query.state.map(|s| s.as_str().to_owned()),
+        pool_id: query.pool_id.clone(),
+        organization_id: query.organization_id.clone(),
+        sector_code: query.sector.clone(),
+        adm1_pcode: query.adm1.clone(),
+        adm2_pcode: query.adm2.clone(),
+        words: query
+            .q
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .take(8)
+            .map(str::to_lowercase)
+            .collect(),
+        submitted_from: query.submitted_from.map(|t| t.naive_utc()),
+        submitted_to: query.submitted_to.map(|t| t.naive_utc()),
+    };
+    let rows = repo::list_proposals(conn, &scope_of(actor), &filter, before, i64::from(limit) + 1)?;
+    let mut currencies: std::collections::HashMap<String, Currency> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let currency = match currencies.get(&row.pool_id) {
+            Some(c) => *c,
+            None => {
+                let c = pools::load(conn, &row.pool_id)?.currency;
+                currencies.insert(row.pool_id.clone(), c);
+                c
+            }
+        };
+        out.push(ProposalSummary {
+            state: state_of(&row)?,
+            requested_amount: row.requested_minor.map(|m| format_amount(m, currency)),
+            id: row.id,
+            reference: row.reference,
+            title: row.title,
+            pool_id: row.pool_id,
+            organization_id: row.organization_id,
+            sector_code: row.sector_code,
+            adm1_pcode: row.adm1_pcode,
+            adm2_pcode: row.adm2_pcode,
+            version: row.version,
+            first_submitted_at: row.first_submitted_at.map(|t| t.and_utc()),
+            updated_at: row.updated_at.and_utc(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,102 @@
+//! HTTP routes of reference data: `/areas`, `/areas/import` (CSV), `/sectors`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, get, post, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::repo::{Area, Sector};
+use super::service::{self, ImportSummary};
+use crate::access::Actor;
+use crate::app::AppState;
+use crate::error::{AppError, AppResult, ErrorKind, Problem};
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::with_conn;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(import_areas)
+        .service(list_areas)
+        .service(list_sectors);
+}
+
+/// Import a COD-style gazetteer (`text/csv`): all rows or none; every faulty line is listed in `errors`.
+#[utoipa::path(
+    tag = "reference",
+    security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv", description = "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN[,LAT,LON]"),
+    responses(
+        (status = 200, body = ImportSummary),
+        (status = 415, description = "Not text/csv", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Faulty lines, each named", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/areas/import")]
+async fn import_areas(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> AppResult<web::Json<ImportSummary>> {
+    let is_csv = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"));
+    if !is_csv {
+        return Err(AppError::new(
+            ErrorKind::UnsupportedMediaType,
+            "Send the gazetteer as `Content-Type: text/csv`.",
+        ));
+    }
+    with_conn(&state, move |conn, _| service::import_areas(conn, &actor, &body))
+        .await
+        .map(web::Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AreaFilter {
+    /// Only the adm2 areas of this adm1 P-code.
+    adm1: Option<String>,
+    /// 1 or 2.
+    level: Option<i32>,
+}
+
+/// Admin areas by P-code.
+#[utoipa::path(
+    tag = "reference",
+    security(("bearer" = [])),
+    params(PageQuery, AreaFilter),
+    responses((status = 200, body = Page<Area>))
+)]
+#[get("/areas")]
+async fn list_areas(
+    state: web::Data<AppState>,
+    _actor: Actor,
+    page: web::Query<PageQuery>,
+    filter: web::Query<AreaFilter>,
+) -> AppResult<web::Json<Page<Area>>> {
+    let req = page.resolve::<String>(&state.settings.server)?;
+    let filter = filter.into_inner();
+    let rows = with_conn(&state, move |conn, _| {
+        service::list_areas(
+            conn,
+            filter.adm1.as_deref(),
+            filter.level,
+            req.after.as_deref(),
+            req.limit,
+        )
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(rows, req.limit, |a| a.pcode.clone())))
+}
+
+/// The sector code list: IASC clusters (IATI vocabulary 10) and QIP sectors.
+#[utoipa::path(tag = "reference", security(("bearer" = [])), responses((status = 200, body = Vec<Sector>)))]
+#[get("/sectors")]
+async fn list_sectors(state: web::Data<AppState>, _actor: Actor) -> AppResult<web::Json<Vec<Sector>>> {
+    with_conn(&state, |conn, _| service::list_sectors(conn))
+        .await
+        .map(web::Json)
+}

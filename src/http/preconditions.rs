@@ -1,0 +1,32 @@
+//! Optimistic concurrency on the wire: resources send `ETag: "<version>"`; changes must send `If-Match` with it
+//! (missing: 428; not a version: 400; stale: 412, decided by the service under its row lock).
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+use crate::error::{AppError, AppResult};
+
+/// The version named by `If-Match`.
+pub fn if_match_version(req: &HttpRequest) -> AppResult<i64> {
+    let value = req.headers().get(header::IF_MATCH).ok_or_else(|| {
+        AppError::precondition_required(
+            "Send `If-Match` with the ETag of the version you are changing (GET the resource first).",
+        )
+    })?;
+    let text = value.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i64>()
+        .map_err(|_| AppError::bad_request("`If-Match` must be an ETag this service sent, like \"3\"."))
+}
+
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The 412 a service returns when the stored version moved on.
+pub fn stale(current: i64) -> AppError {
+    AppError::precondition_failed(format!(
+        "The resource changed since you read it (now version {current}); GET it again and reapply your change."
+    ))
+    .with_extension("current_version", serde_json::json!(current))
+}
