@@ -46,6 +46,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Demo data.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
     /// Audit-trail commands.
     Audit {
         #[command(subcommand)]
@@ -64,6 +69,12 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// On an empty database: a complete fictional demo mission with a user for every hat; prints the logins.
+    Seed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +145,30 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             println!(
                 "created administrator {username} (user id {user_id}); sign in with POST /api/v1/auth/login"
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            command: DemoCommand::Seed,
+        } => {
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            db::run_migrations(&mut conn)?;
+            let auth = AuthRuntime::new(&settings.auth).map_err(CliError::Other)?;
+            let logins = crate::features::demo::seed(&mut conn, &auth)
+                .map_err(|e| CliError::Other(format!("demo seed refused: {}", e.detail())))?;
+            println!(
+                "Demo mission seeded (fictional country, P-codes XY…). Every password: {}",
+                crate::features::demo::DEMO_PASSWORD
+            );
+            for login in logins {
+                let hats: Vec<&str> = login.hats.iter().map(|h| h.as_str()).collect();
+                println!(
+                    "  {:<16} {:<10} {}",
+                    login.username,
+                    login.organization,
+                    hats.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {

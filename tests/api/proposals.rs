@@ -637,3 +637,43 @@ fn list_filters_combine_and_paging_sees_every_row_once_while_rows_are_added() {
     assert_eq!(unique.len(), seen.len(), "no row twice");
     assert_eq!(seen.len(), 7, "every row that existed when paging began");
 }
+
+#[test]
+fn demo_seed_builds_a_mission_with_every_hat_and_proposals_in_several_states() {
+    let app = crate::support::TestApp::spawn();
+    let auth =
+        qip_pool::features::identity::AuthRuntime::new(&crate::support::test_settings(&app.db.url()).auth)
+            .unwrap();
+    let logins = qip_pool::features::demo::seed(&mut app.conn(), &auth).unwrap();
+    let hats: std::collections::BTreeSet<&str> = logins
+        .iter()
+        .flat_map(|l| l.hats.iter().map(|h| h.as_str()))
+        .collect();
+    assert_eq!(
+        hats.len(),
+        qip_pool::access::Hat::ALL.len(),
+        "a user for every hat"
+    );
+    let unit = app.login("cimic", qip_pool::features::demo::DEMO_PASSWORD);
+    let mine: Value = app.get_as("/api/v1/proposals", &unit.access).json().unwrap();
+    let states: Vec<&str> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "draft").count(), 1);
+    assert_eq!(states.iter().filter(|s| **s == "in_consultation").count(), 2);
+    let dsrsg = app.login("dsrsg", qip_pool::features::demo::DEMO_PASSWORD);
+    let me: Value = app.get_as("/api/v1/me", &dsrsg.access).json().unwrap();
+    assert_eq!(me["hats"].as_array().unwrap().len(), 3);
+    assert!(
+        qip_pool::features::demo::seed(&mut app.conn(), &auth).is_err(),
+        "seeding twice is refused"
+    );
+    assert!(
+        qip_pool::features::audit::verify_chain(&mut app.conn())
+            .unwrap()
+            .intact
+    );
+}

@@ -1,0 +1,267 @@
+//! `qip-pool demo seed`: a complete, clearly fictional demo mission (the "Republic of Xylonia"), built through
+//! the same service functions the API uses, so every object is validated and audited like real data.
+
+use serde_json::{Value, json};
+
+use crate::access::{Actor, Hat, HatGrant, ResolvedHat};
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use crate::features::identity::dto::{NewHatGrant, NewOrganization, NewUser, OrganizationKind};
+use crate::features::identity::{AuthRuntime, repo as identity_repo, service as identity};
+use crate::features::pools::dto::NewPool;
+use crate::features::{pools, proposals, reference};
+
+/// Password of every demo account (printed by the command; demo databases only).
+pub const DEMO_PASSWORD: &str = "xylonia-demo-2026";
+
+/// Demo gazetteer: fictional P-codes of a fictional country.
+pub const DEMO_GAZETTEER: &str = "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN,LAT,LON\n\
+XY01,North Xylonia (demo),XY0101,Kalma (demo),12.10,24.90\n\
+XY01,North Xylonia (demo),XY0102,Tawila (demo),12.30,25.10\n\
+XY02,South Xylonia (demo),XY0201,Nyala (demo),11.05,24.88\n\
+XY02,South Xylonia (demo),XY0202,Gereida (demo),10.95,25.20\n";
+
+/// One demo login, as printed.
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    pub username: String,
+    pub hats: Vec<Hat>,
+    pub organization: String,
+}
+
+fn actor_for(user_id: &str, username: &str, organization_id: &str, hat: Hat) -> Actor {
+    let grant = HatGrant {
+        id: format!("demo-{hat}"),
+        hat,
+        scope_organization_id: None,
+        scope_adm1: None,
+        valid_from: None,
+        valid_until: None,
+        acting: false,
+    };
+    Actor {
+        user_id: user_id.to_owned(),
+        username: username.to_owned(),
+        organization_id: organization_id.to_owned(),
+        grants: vec![grant.clone()],
+        acting_in: Some(ResolvedHat {
+            hat,
+            grants: vec![grant],
+        }),
+        request_id: "demo-seed".to_owned(),
+        client_addr: None,
+    }
+}
+
+fn proposal_body(pool_id: &str, title: &str, sector: &str, adm1: &str, adm2: &str, amount: &str) -> Value {
+    json!({
+        "pool_id": pool_id,
+        "title": title,
+        "summary": format!("{title} (demo data)"),
+        "objectives": "Restore a basic service the community asked for",
+        "confidence_building_purpose": "Build trust between the mission and the community",
+        "sector_code": sector,
+        "location": {"adm1_pcode": adm1, "adm2_pcode": adm2},
+        "implementing_partner": {"kind": "local_authority", "name": "District council (demo)"},
+        "beneficiaries": {"women": 120, "men": 110, "girls": 200, "boys": 190},
+        "planned_start": "2027-02-01",
+        "planned_end": "2027-05-31",
+        "budget_lines": [
+            {"description": "Materials", "category": "materials", "quantity": "1", "unit_cost": amount}
+        ],
+        "requested_amount": amount,
+        "handover": {"local_authority": "District council (demo)", "maintenance": "Community committee"},
+        "local_ownership": "Endorsed by the council and community leaders (demo)",
+        "screening": {
+            "civilian_actor_present": false,
+            "unique_military_capability": "Engineering company with heavy equipment",
+            "time_limited_with_handover": true,
+            "assistance_type": "indirect",
+            "humanitarian_access_risk": "Low; civilian contractor, no armed escort on site"
+        }
+    })
+}
+
+/// Seeds the demo mission on a database that has no demo data yet.
+pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> {
+    if identity_repo::list_organizations(conn, None, 10_000)?
+        .iter()
+        .any(|o| o.code == "BANBAT")
+    {
+        return Err(AppError::conflict(
+            "demo data is present already; seed a fresh database",
+        ));
+    }
+    let admin_id = match identity::needs_bootstrap(conn)? {
+        true => identity::bootstrap_admin(conn, auth, "admin", DEMO_PASSWORD)
+            .map_err(|e| AppError::conflict(e.to_string()))?,
+        false => {
+            return Err(AppError::conflict(
+                "an administrator exists already; seed a fresh database",
+            ));
+        }
+    };
+    let mission_org = identity_repo::find_user(conn, &admin_id)?
+        .map(|u| u.organization_id)
+        .ok_or_else(|| AppError::internal("bootstrap admin vanished"))?;
+    let admin = actor_for(&admin_id, "admin", &mission_org, Hat::Admin);
+
+    let orgs: [(&str, &str, OrganizationKind); 8] = [
+        (
+            "BANBAT",
+            "Demo Battalion 1 (demo)",
+            OrganizationKind::MilitaryUnit,
+        ),
+        (
+            "CIVAFF",
+            "Civil Affairs Section (demo)",
+            OrganizationKind::MissionSection,
+        ),
+        ("UNICEF", "UNICEF Xylonia (demo)", OrganizationKind::UnAgency),
+        (
+            "NRC",
+            "Norwegian Refugee Council Xylonia (demo)",
+            OrganizationKind::Ngo,
+        ),
+        ("OCHA", "OCHA Xylonia (demo)", OrganizationKind::Coordination),
+        (
+            "KALMA-DC",
+            "Kalma District Council (demo)",
+            OrganizationKind::LocalAuthority,
+        ),
+        ("DONOR-A", "Donor A (demo)", OrganizationKind::Contributor),
+        (
+            "HOO-N",
+            "Field Office North (demo)",
+            OrganizationKind::MissionOffice,
+        ),
+    ];
+    let mut org_ids = std::collections::HashMap::new();
+    org_ids.insert("MISSION", mission_org.clone());
+    for (code, name, kind) in orgs {
+        let org = identity::create_organization(
+            conn,
+            &admin,
+            &NewOrganization {
+                code: code.into(),
+                name: name.into(),
+                kind,
+            },
+        )?;
+        org_ids.insert(code, org.id);
+    }
+    let org = |code: &str| org_ids.get(code).cloned().unwrap_or_default();
+
+    let people: [(&str, &str, &[Hat], Option<&str>); 9] = [
+        ("cimic", "BANBAT", &[Hat::Submitter], None),
+        ("civaff", "CIVAFF", &[Hat::Submitter], None),
+        ("qip.officer", "MISSION", &[Hat::QipOfficer], None),
+        ("wash.unicef", "UNICEF", &[Hat::Consultee], None),
+        ("protection.nrc", "NRC", &[Hat::Consultee], None),
+        ("ocha", "OCHA", &[Hat::Consultee], None),
+        ("dsrsg", "MISSION", &[Hat::Hc, Hat::Rc, Hat::Dsrsg], None),
+        ("hoo.north", "HOO-N", &[Hat::HeadOfOffice], Some("XY01")),
+        ("finance", "MISSION", &[Hat::FinanceOfficer], None),
+    ];
+    let mut logins = vec![DemoLogin {
+        username: "admin".into(),
+        hats: vec![Hat::Admin],
+        organization: "MISSION".into(),
+    }];
+    let mut ids = std::collections::HashMap::new();
+    let all_people =
+        people
+            .iter()
+            .copied()
+            .chain(std::iter::once(("auditor", "MISSION", &[Hat::Auditor][..], None)));
+    for (username, org_code, hats, adm1) in all_people {
+        let user = identity::create_user(
+            conn,
+            auth,
+            &admin,
+            &NewUser {
+                username: username.into(),
+                display_name: format!("{username} (demo)"),
+                email: format!("{username}@demo.invalid"),
+                organization_id: org(org_code),
+                password: DEMO_PASSWORD.into(),
+            },
+        )?;
+        for hat in hats {
+            identity::grant_hat(
+                conn,
+                &admin,
+                &user.id,
+                &NewHatGrant {
+                    hat: *hat,
+                    scope_organization_id: None,
+                    scope_adm1: adm1.map(str::to_owned),
+                    valid_from: None,
+                    valid_until: None,
+                    acting: false,
+                },
+            )?;
+        }
+        ids.insert(username, (user.id, org(org_code)));
+        logins.push(DemoLogin {
+            username: username.into(),
+            hats: hats.to_vec(),
+            organization: org_code.into(),
+        });
+    }
+    let person = |name: &str, hat: Hat| {
+        let (id, org) = ids.get(name).cloned().unwrap_or_default();
+        actor_for(&id, name, &org, hat)
+    };
+
+    let qip = person("qip.officer", Hat::QipOfficer);
+    reference::service::import_areas(conn, &qip, DEMO_GAZETTEER.as_bytes())?;
+    let pool = pools::service::create_pool(
+        conn,
+        &qip,
+        &NewPool {
+            code: "XYQ".into(),
+            name: "Xylonia QIP pool (demo)".into(),
+            currency: "USD".into(),
+            funding_start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+            funding_end: chrono::NaiveDate::from_ymd_opt(2027, 12, 31).unwrap_or_default(),
+            settings: None,
+        },
+    )?;
+
+    let unit = person("cimic", Hat::Submitter);
+    let to_map = |v: Value| match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    proposals::service::create_proposal(
+        conn,
+        &unit,
+        to_map(proposal_body(
+            &pool.id,
+            "Football pitch for Tawila youth",
+            "QIP-CUL",
+            "XY01",
+            "XY0102",
+            "4500.00",
+        )),
+    )?;
+    for (title, sector, adm1, adm2, amount) in [
+        (
+            "Borehole for Kalma primary school",
+            "WSH",
+            "XY01",
+            "XY0101",
+            "12000.00",
+        ),
+        ("Roof for Nyala health post", "HEA", "XY02", "XY0201", "28000.00"),
+    ] {
+        let draft = proposals::service::create_proposal(
+            conn,
+            &unit,
+            to_map(proposal_body(&pool.id, title, sector, adm1, adm2, amount)),
+        )?;
+        proposals::service::submit_proposal(conn, &unit, &draft.id, draft.version)?;
+    }
+    Ok(logins)
+}
