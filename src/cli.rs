@@ -46,6 +46,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Ledger commands.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Demo data.
     Demo {
         #[command(subcommand)]
@@ -69,6 +74,13 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check the ledger's invariants; print a JSON report. Exit 0 when they hold, 2 when broken, 1 when it
+    /// could not run.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +158,19 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 "created administrator {username} (user id {user_id}); sign in with POST /api/v1/auth/login"
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger {
+            command: LedgerCommand::Check,
+        } => {
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let report = crate::features::ledger::check::check(&mut conn).map_err(db::DbError::Query)?;
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Command::Demo {
             command: DemoCommand::Seed,

@@ -38,6 +38,13 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub ledger: LedgerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSettings {
+    pub idempotency_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +182,9 @@ impl Settings {
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_days == 0 {
             return invalid("auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be at least 1");
+        }
+        if self.ledger.idempotency_retention_days < 7 {
+            return invalid("ledger.idempotency_retention_days must be at least 7");
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size must be at least 1");

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     InvalidTransition,
+    InsufficientFunds,
+    RequestInProgress,
+    IdempotencyKeyReused,
     PreconditionFailed,
     PreconditionRequired,
     PayloadTooLarge,
@@ -36,7 +39,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation and the test that each one is documented.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::BadRequest,
         ErrorKind::MalformedJson,
         ErrorKind::Unauthorized,
@@ -45,6 +48,9 @@ impl ErrorKind {
         ErrorKind::MethodNotAllowed,
         ErrorKind::Conflict,
         ErrorKind::InvalidTransition,
+        ErrorKind::InsufficientFunds,
+        ErrorKind::RequestInProgress,
+        ErrorKind::IdempotencyKeyReused,
         ErrorKind::PreconditionFailed,
         ErrorKind::PreconditionRequired,
         ErrorKind::PayloadTooLarge,
@@ -62,7 +68,11 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::Conflict | ErrorKind::InvalidTransition => StatusCode::CONFLICT,
+            ErrorKind::Conflict
+            | ErrorKind::InvalidTransition
+            | ErrorKind::InsufficientFunds
+            | ErrorKind::RequestInProgress => StatusCode::CONFLICT,
+            ErrorKind::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -85,6 +95,9 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "method-not-allowed",
             ErrorKind::Conflict => "conflict",
             ErrorKind::InvalidTransition => "invalid-transition",
+            ErrorKind::InsufficientFunds => "insufficient-funds",
+            ErrorKind::RequestInProgress => "request-in-progress",
+            ErrorKind::IdempotencyKeyReused => "idempotency-key-reused",
             ErrorKind::PreconditionFailed => "precondition-failed",
             ErrorKind::PreconditionRequired => "precondition-required",
             ErrorKind::PayloadTooLarge => "payload-too-large",
@@ -110,6 +123,9 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "Method not allowed",
             ErrorKind::Conflict => "Conflict with the current state",
             ErrorKind::InvalidTransition => "Action not allowed in this state",
+            ErrorKind::InsufficientFunds => "Insufficient funds",
+            ErrorKind::RequestInProgress => "A request with this idempotency key is in progress",
+            ErrorKind::IdempotencyKeyReused => "Idempotency key reused with a different request",
             ErrorKind::PreconditionFailed => "Precondition failed",
             ErrorKind::PreconditionRequired => "Precondition required",
             ErrorKind::PayloadTooLarge => "Request body too large",

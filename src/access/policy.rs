@@ -29,6 +29,10 @@ pub enum Action {
     ProposalEdit,
     ProposalSubmit,
     ProposalWithdraw,
+    Contribute,
+    LedgerRead,
+    Reverse,
+    LedgerCheck,
 }
 
 use Action::*;
@@ -73,6 +77,13 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (ProposalEdit, &[Submitter]),
     (ProposalSubmit, &[Submitter]),
     (ProposalWithdraw, &[Submitter]),
+    (Contribute, &[FinanceOfficer]),
+    (
+        LedgerRead,
+        &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, FinanceOfficer, Auditor],
+    ),
+    (Reverse, &[FinanceOfficer]),
+    (LedgerCheck, &[Auditor, FinanceOfficer]),
 ];
 
 impl Action {
@@ -193,6 +204,32 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "/api/v1/proposals/{id}/withdraw",
         Requirement::Action(ProposalWithdraw),
     ),
+    (
+        "POST",
+        "/api/v1/pools/{id}/contributions",
+        Requirement::Action(Contribute),
+    ),
+    (
+        "GET",
+        "/api/v1/pools/{id}/transactions",
+        Requirement::Action(LedgerRead),
+    ),
+    (
+        "GET",
+        "/api/v1/pools/{id}/statement",
+        Requirement::Action(LedgerRead),
+    ),
+    (
+        "GET",
+        "/api/v1/transactions/{id}",
+        Requirement::Action(LedgerRead),
+    ),
+    (
+        "POST",
+        "/api/v1/transactions/{id}/reverse",
+        Requirement::Action(Reverse),
+    ),
+    ("GET", "/api/v1/ledger/check", Requirement::Action(LedgerCheck)),
 ];
 
 /// The requirement of a route, or `None` when the table has no line for it (deny).

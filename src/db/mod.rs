@@ -281,9 +281,19 @@ pub fn pool_counts(pool: &DbPool) -> (u32, u32) {
 /// transaction already holds the database's only write lock, so this is a no-op there. `table` is always a
 /// constant from the code, never input.
 pub fn lock_row(conn: &mut DbConn, table: &'static str, id: &str) -> QueryResult<()> {
+    lock_row_by(conn, table, "id", id)
+}
+
+/// [`lock_row`] by another key column (constants from the code only).
+pub fn lock_row_by(
+    conn: &mut DbConn,
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+) -> QueryResult<()> {
     if let DbConn::Pg(_) = conn {
-        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"))
-            .bind::<diesel::sql_types::Text, _>(id)
+        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE {column} = $1 FOR UPDATE"))
+            .bind::<diesel::sql_types::Text, _>(value)
             .execute(conn)?;
     }
     Ok(())

@@ -191,8 +191,77 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ledger_accounts (id) {
+        id -> Text,
+        pool_id -> Text,
+        kind -> Text,
+        owner_id -> Text,
+        currency -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_balances (account_id) {
+        account_id -> Text,
+        pool_id -> Text,
+        kind -> Text,
+        balance_minor -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_transactions (id) {
+        id -> Text,
+        pool_id -> Text,
+        kind -> Text,
+        proposal_id -> Nullable<Text>,
+        amount_minor -> BigInt,
+        reference -> Nullable<Text>,
+        memo -> Nullable<Text>,
+        contributor_id -> Nullable<Text>,
+        original_currency -> Nullable<Text>,
+        original_minor -> Nullable<BigInt>,
+        fx_rate -> Nullable<Text>,
+        reversal_of -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        created_by -> Text,
+        hat -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_entries (transaction_id, leg) {
+        transaction_id -> Text,
+        leg -> Integer,
+        account_id -> Text,
+        amount_minor -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, idem_key) {
+        user_id -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        status -> Text,
+        response_status -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        transaction_id -> Nullable<Text>,
+        locked_until -> Timestamp,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(proposals -> pools (pool_id));
 diesel::joinable!(proposal_versions -> proposals (proposal_id));
+diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
+diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
+diesel::joinable!(ledger_balances -> ledger_accounts (account_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
@@ -208,4 +277,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     proposals,
     proposal_versions,
     reference_counters,
+    ledger_accounts,
+    ledger_balances,
+    ledger_transactions,
+    ledger_entries,
+    idempotency_keys,
 );

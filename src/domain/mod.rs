@@ -2,6 +2,7 @@
 
 pub mod canonical_json;
 pub mod hash_chain;
+pub mod ledger_rules;
 pub mod lifecycle;
 pub mod lockout;
 pub mod money;

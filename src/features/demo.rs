@@ -229,6 +229,24 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         },
     )?;
 
+    let finance = person("finance", Hat::FinanceOfficer);
+    let pool_ref = crate::features::ledger::service::PoolRef::load(conn, &pool.id)?;
+    crate::db::write_tx(conn, |tx| {
+        crate::features::ledger::service::contribute(
+            tx,
+            &finance.audit(),
+            &pool_ref,
+            &org("DONOR-A"),
+            25_000_000, // 250,000.00 USD
+            None,
+            crate::features::ledger::service::PostingDetails {
+                reference: Some("DEMO-GRANT-001".into()),
+                memo: Some("Demo contribution".into()),
+                ..Default::default()
+            },
+        )
+    })?;
+
     let unit = person("cimic", Hat::Submitter);
     let to_map = |v: Value| match v {
         Value::Object(m) => m,

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod demo;
 pub mod identity;
+pub mod ledger;
 pub mod pools;
 pub mod proposals;
 pub mod reference;

@@ -6,6 +6,10 @@
     clippy::expect_used,
     reason = "tests fail loudly on broken fixtures"
 )]
+#![expect(
+    clippy::inconsistent_digit_grouping,
+    reason = "amounts are written units_cents, like money"
+)]
 
 mod support;
 
@@ -17,5 +21,6 @@ mod config;
 mod errors;
 mod fixtures;
 mod identity;
+mod ledger;
 mod ops;
 mod proposals;

@@ -212,8 +212,22 @@ pub fn update_pool(
     })
 }
 
+/// A pool view with its ledger balances.
+fn view_with_balances(conn: &mut DbConn, pool: &LoadedPool) -> AppResult<Pool> {
+    let mut v = view(pool);
+    let b = crate::features::ledger::service::pool_balances_view(conn, &pool.row.id, pool.currency)?;
+    v.balances = Some(super::dto::PoolBalances {
+        contributed: b.contributed,
+        unallocated: b.unallocated,
+        committed: b.committed,
+        disbursed: b.disbursed,
+    });
+    Ok(v)
+}
+
 pub fn get_pool(conn: &mut DbConn, pool_id: &str) -> AppResult<Pool> {
-    Ok(view(&load(conn, pool_id)?))
+    let pool = load(conn, pool_id)?;
+    view_with_balances(conn, &pool)
 }
 
 pub fn list_pools(conn: &mut DbConn, after: Option<&str>, limit: u32) -> AppResult<Vec<Pool>> {
@@ -221,7 +235,8 @@ pub fn list_pools(conn: &mut DbConn, after: Option<&str>, limit: u32) -> AppResu
         .into_iter()
         .map(|row| {
             let version = row.settings_version;
-            load_version(conn, row, version).map(|p| view(&p))
+            let pool = load_version(conn, row, version)?;
+            view_with_balances(conn, &pool)
         })
         .collect()
 }

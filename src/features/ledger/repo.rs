@@ -1,0 +1,270 @@
+//! Queries on the ledger tables. Only `service::post` (and the idempotency module for its own table) writes.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::db::DbConn;
+use crate::db::schema::{ledger_accounts, ledger_balances, ledger_entries, ledger_transactions};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_accounts)]
+pub struct AccountRow {
+    pub id: String,
+    pub pool_id: String,
+    pub kind: String,
+    pub owner_id: String,
+    pub currency: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_transactions)]
+pub struct TransactionRow {
+    pub id: String,
+    pub pool_id: String,
+    pub kind: String,
+    pub proposal_id: Option<String>,
+    pub amount_minor: i64,
+    pub reference: Option<String>,
+    pub memo: Option<String>,
+    pub contributor_id: Option<String>,
+    pub original_currency: Option<String>,
+    pub original_minor: Option<i64>,
+    pub fx_rate: Option<String>,
+    pub reversal_of: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_by: String,
+    pub hat: Option<String>,
+    pub request_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_entries)]
+pub struct EntryRow {
+    pub transaction_id: String,
+    pub leg: i32,
+    pub account_id: String,
+    pub amount_minor: i64,
+}
+
+/// The account of `(pool, kind, owner)`, created (with a zero balance row) on first use. Creation is
+/// conflict-safe: a concurrent creator's row is found instead.
+pub fn account(
+    conn: &mut DbConn,
+    pool_id: &str,
+    kind: &str,
+    owner_id: &str,
+    currency: &str,
+    now: NaiveDateTime,
+) -> QueryResult<AccountRow> {
+    let existing = ledger_accounts::table
+        .filter(ledger_accounts::pool_id.eq(pool_id))
+        .filter(ledger_accounts::kind.eq(kind))
+        .filter(ledger_accounts::owner_id.eq(owner_id))
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(found) = existing {
+        return Ok(found);
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let insert = match conn {
+        DbConn::Pg(_) => {
+            "INSERT INTO ledger_accounts (id, pool_id, kind, owner_id, currency, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+        }
+        DbConn::Sqlite(_) => {
+            "INSERT INTO ledger_accounts (id, pool_id, kind, owner_id, currency, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        }
+    };
+    let inserted = diesel::sql_query(insert)
+        .bind::<Text, _>(&id)
+        .bind::<Text, _>(pool_id)
+        .bind::<Text, _>(kind)
+        .bind::<Text, _>(owner_id)
+        .bind::<Text, _>(currency)
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .execute(conn)?;
+    if inserted == 1 {
+        diesel::insert_into(ledger_balances::table)
+            .values((
+                ledger_balances::account_id.eq(&id),
+                ledger_balances::pool_id.eq(pool_id),
+                ledger_balances::kind.eq(kind),
+                ledger_balances::balance_minor.eq(0_i64),
+            ))
+            .execute(conn)?;
+    }
+    ledger_accounts::table
+        .filter(ledger_accounts::pool_id.eq(pool_id))
+        .filter(ledger_accounts::kind.eq(kind))
+        .filter(ledger_accounts::owner_id.eq(owner_id))
+        .select(AccountRow::as_select())
+        .first(conn)
+}
+
+#[derive(QueryableByName)]
+struct Balance {
+    #[diesel(sql_type = BigInt)]
+    balance_minor: i64,
+}
+
+/// Locks one balance row until the transaction ends and returns the balance. Callers lock in ascending
+/// account id so two postings never wait on each other in opposite orders. (SQLite: the write transaction
+/// already holds the only write lock.)
+pub fn lock_balance(conn: &mut DbConn, account_id: &str) -> QueryResult<i64> {
+    let sql = match conn {
+        DbConn::Pg(_) => "SELECT balance_minor FROM ledger_balances WHERE account_id = $1 FOR UPDATE",
+        DbConn::Sqlite(_) => "SELECT balance_minor FROM ledger_balances WHERE account_id = ?",
+    };
+    diesel::sql_query(sql)
+        .bind::<Text, _>(account_id)
+        .get_result::<Balance>(conn)
+        .map(|b| b.balance_minor)
+}
+
+pub fn set_balance(conn: &mut DbConn, account_id: &str, balance: i64) -> QueryResult<usize> {
+    diesel::update(ledger_balances::table.find(account_id))
+        .set(ledger_balances::balance_minor.eq(balance))
+        .execute(conn)
+}
+
+pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResult<()> {
+    diesel::insert_into(ledger_transactions::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// One statement per entry: diesel's multi-backend connection has no batch insert (postings have 2 legs).
+pub fn insert_entries(conn: &mut DbConn, rows: &[EntryRow]) -> QueryResult<()> {
+    for row in rows {
+        diesel::insert_into(ledger_entries::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn find_transaction(conn: &mut DbConn, id: &str) -> QueryResult<Option<TransactionRow>> {
+    ledger_transactions::table
+        .find(id)
+        .select(TransactionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn reversal_of(conn: &mut DbConn, original_id: &str) -> QueryResult<Option<String>> {
+    ledger_transactions::table
+        .filter(ledger_transactions::reversal_of.eq(original_id))
+        .select(ledger_transactions::id)
+        .first(conn)
+        .optional()
+}
+
+/// Entries of a transaction with their account's kind and owner.
+pub fn entries_of(conn: &mut DbConn, transaction_id: &str) -> QueryResult<Vec<(EntryRow, String, String)>> {
+    ledger_entries::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_entries::transaction_id.eq(transaction_id))
+        .order(ledger_entries::leg.asc())
+        .select((
+            EntryRow::as_select(),
+            ledger_accounts::kind,
+            ledger_accounts::owner_id,
+        ))
+        .load(conn)
+}
+
+/// Balance rows of a pool: (kind, owner, balance).
+pub fn pool_balances(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<(String, String, i64)>> {
+    ledger_balances::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_balances::pool_id.eq(pool_id))
+        .select((
+            ledger_balances::kind,
+            ledger_accounts::owner_id,
+            ledger_balances::balance_minor,
+        ))
+        .load(conn)
+}
+
+/// The balance of one account kind of a pool for one owner (0 when the account does not exist yet).
+pub fn balance_of(conn: &mut DbConn, pool_id: &str, kind: &str, owner_id: &str) -> QueryResult<i64> {
+    ledger_balances::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_accounts::pool_id.eq(pool_id))
+        .filter(ledger_accounts::kind.eq(kind))
+        .filter(ledger_accounts::owner_id.eq(owner_id))
+        .select(ledger_balances::balance_minor)
+        .first(conn)
+        .optional()
+        .map(|b| b.unwrap_or(0))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    pub kind: Option<String>,
+    pub proposal_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+/// Newest first, keyset on id (UUIDv7).
+pub fn list_transactions(
+    conn: &mut DbConn,
+    pool_id: &str,
+    filter: &TransactionFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<TransactionRow>> {
+    let mut q = ledger_transactions::table
+        .filter(ledger_transactions::pool_id.eq(pool_id.to_owned()))
+        .select(TransactionRow::as_select())
+        .into_boxed();
+    if let Some(v) = &filter.kind {
+        q = q.filter(ledger_transactions::kind.eq(v.clone()));
+    }
+    if let Some(v) = &filter.proposal_id {
+        q = q.filter(ledger_transactions::proposal_id.eq(v.clone()));
+    }
+    if let Some(v) = filter.from {
+        q = q.filter(ledger_transactions::created_at.ge(v));
+    }
+    if let Some(v) = filter.to {
+        q = q.filter(ledger_transactions::created_at.lt(v));
+    }
+    if let Some(b) = before {
+        q = q.filter(ledger_transactions::id.lt(b.to_owned()));
+    }
+    q.order(ledger_transactions::id.desc()).limit(limit).load(conn)
+}
+
+/// Every entry of a pool in a time window, with its account kind and transaction kind (statements).
+pub fn pool_entries_between(
+    conn: &mut DbConn,
+    pool_id: &str,
+    from: Option<NaiveDateTime>,
+    to: Option<NaiveDateTime>,
+) -> QueryResult<Vec<(String, String, i64)>> {
+    let mut q = ledger_entries::table
+        .inner_join(ledger_transactions::table)
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_transactions::pool_id.eq(pool_id.to_owned()))
+        .select((
+            ledger_accounts::kind,
+            ledger_transactions::kind,
+            ledger_entries::amount_minor,
+        ))
+        .into_boxed();
+    if let Some(f) = from {
+        q = q.filter(ledger_transactions::created_at.ge(f));
+    }
+    if let Some(t) = to {
+        q = q.filter(ledger_transactions::created_at.lt(t));
+    }
+    q.load(conn)
+}

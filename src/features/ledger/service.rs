@@ -1,0 +1,720 @@
+//! The posting function — the only writer of transactions, entries and balances — and the money operations
+//! built on it. Every function here runs on the caller's transaction, so a posting commits or rolls back
+//! together with the change that caused it (an approval, a payment) and its audit event.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::dto::{Entry, PoolBalancesView, Statement, StatementLine, Transaction};
+use super::repo::{self, EntryRow, TransactionRow};
+use crate::db::DbConn;
+use crate::domain::ledger_rules::{AccountKind, GuardError, TransactionKind, apply_leg, check_legs};
+use crate::domain::money::{Currency, currency, format_amount};
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::features::audit::{self, AuditContext, now_micros};
+
+/// One side of a posting: an account (by kind and owner) and a signed amount in minor units.
+#[derive(Debug, Clone)]
+pub struct Leg {
+    pub kind: AccountKind,
+    /// Contributor: organisation id; commitment/disbursed: proposal id; unallocated: empty.
+    pub owner: String,
+    pub amount: i64,
+}
+
+/// Everything a posting records besides its legs.
+#[derive(Debug, Clone, Default)]
+pub struct PostingDetails {
+    pub proposal_id: Option<String>,
+    pub reference: Option<String>,
+    pub memo: Option<String>,
+    pub contributor_id: Option<String>,
+    pub original_currency: Option<String>,
+    pub original_minor: Option<i64>,
+    pub fx_rate: Option<String>,
+    pub reversal_of: Option<String>,
+    /// `user_id:key` of the request that caused it, when it came with an `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+}
+
+/// The pool a posting belongs to, with its currency (for amounts in errors and views).
+#[derive(Debug, Clone)]
+pub struct PoolRef {
+    pub id: String,
+    pub currency: Currency,
+}
+
+impl PoolRef {
+    pub fn load(conn: &mut DbConn, pool_id: &str) -> AppResult<PoolRef> {
+        let row = crate::features::pools::repo::find_pool(conn, pool_id)?
+            .ok_or_else(|| AppError::not_found("No pool with this id."))?;
+        let currency = currency(&row.currency).ok_or_else(|| AppError::internal("pool currency unknown"))?;
+        Ok(PoolRef { id: row.id, currency })
+    }
+}
+
+fn insufficient(kind: AccountKind, available: i64, needed: i64, currency: Currency) -> AppError {
+    let what = match kind {
+        AccountKind::Unallocated => "The pool's unallocated balance",
+        AccountKind::Commitment => "The proposal's committed balance",
+        AccountKind::Disbursed => "The proposal's disbursed balance",
+        AccountKind::Contributor => "The contributor's balance",
+    };
+    AppError::new(
+        ErrorKind::InsufficientFunds,
+        format!(
+            "{what} is {} {}; this needs {}.",
+            format_amount(available, currency),
+            currency.code(),
+            format_amount(needed, currency)
+        ),
+    )
+    .with_extension("account", json!(kind))
+    .with_extension("available", json!(format_amount(available, currency)))
+    .with_extension("needed", json!(format_amount(needed, currency)))
+}
+
+/// Posts one transaction: resolves (creating on first use) and locks the accounts' balance rows in account-id
+/// order, checks the guards (legs non-zero and balanced; no guarded account below zero), writes the
+/// transaction, its entries, the new balances and the audit event. Must run inside the caller's write
+/// transaction; nothing else writes these tables.
+pub fn post(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    kind: TransactionKind,
+    legs: &[Leg],
+    details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    let amounts: Vec<i64> = legs.iter().map(|l| l.amount).collect();
+    check_legs(&amounts)
+        .map_err(|e| AppError::internal(format!("posting refused by ledger guard: {e:?}")))?;
+    let now = now_micros();
+    let mut accounts = Vec::with_capacity(legs.len());
+    for leg in legs {
+        let account = repo::account(
+            tx,
+            &pool.id,
+            leg.kind.as_str(),
+            &leg.owner,
+            pool.currency.code(),
+            now,
+        )?;
+        accounts.push(account);
+    }
+    // Lock each touched balance row once, in ascending account id.
+    let mut by_account: BTreeMap<String, (AccountKind, i64)> = BTreeMap::new();
+    for (leg, account) in legs.iter().zip(&accounts) {
+        let entry = by_account.entry(account.id.clone()).or_insert((leg.kind, 0));
+        entry.1 = entry
+            .1
+            .checked_add(leg.amount)
+            .ok_or_else(|| AppError::invalid_field("amount", "is too large"))?;
+    }
+    let mut new_balances = Vec::with_capacity(by_account.len());
+    for (account_id, (kind, delta)) in &by_account {
+        let balance = repo::lock_balance(tx, account_id)?;
+        match apply_leg(*kind, balance, *delta) {
+            Ok(after) => new_balances.push((account_id.clone(), after)),
+            Err(GuardError::Insufficient {
+                kind,
+                available,
+                needed,
+            }) => {
+                return Err(insufficient(kind, available, needed, pool.currency));
+            }
+            Err(e) => {
+                return Err(AppError::invalid_field(
+                    "amount",
+                    format!("cannot be posted: {e:?}"),
+                ));
+            }
+        }
+    }
+    let amount_minor = legs
+        .iter()
+        .filter(|l| l.amount > 0)
+        .map(|l| l.amount)
+        .sum::<i64>();
+    let row = TransactionRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        pool_id: pool.id.clone(),
+        kind: kind.as_str().to_owned(),
+        proposal_id: details.proposal_id,
+        amount_minor,
+        reference: details.reference,
+        memo: details.memo,
+        contributor_id: details.contributor_id,
+        original_currency: details.original_currency,
+        original_minor: details.original_minor,
+        fx_rate: details.fx_rate,
+        reversal_of: details.reversal_of,
+        idempotency_key: details.idempotency_key,
+        created_by: ctx.actor_id.clone().unwrap_or_else(|| "system".into()),
+        hat: ctx.hat.clone(),
+        request_id: ctx.request_id.clone(),
+        created_at: now,
+    };
+    repo::insert_transaction(tx, &row)?;
+    let entries: Vec<EntryRow> = legs
+        .iter()
+        .zip(&accounts)
+        .enumerate()
+        .map(|(i, (leg, account))| EntryRow {
+            transaction_id: row.id.clone(),
+            leg: i32::try_from(i).unwrap_or(i32::MAX),
+            account_id: account.id.clone(),
+            amount_minor: leg.amount,
+        })
+        .collect();
+    repo::insert_entries(tx, &entries)?;
+    for (account_id, balance) in &new_balances {
+        repo::set_balance(tx, account_id, *balance)?;
+    }
+    let summary = json!({
+        "transaction_id": row.id, "kind": row.kind, "amount": format_amount(amount_minor, pool.currency),
+        "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
+        "legs": legs.iter().map(|l| json!({"account": l.kind, "owner": l.owner, "amount": format_amount(l.amount, pool.currency)})).collect::<Vec<_>>(),
+    });
+    audit::append(
+        tx,
+        ctx.event(&format!("ledger.{}", row.kind), "transaction", Some(&row.id))
+            .after(summary),
+    )?;
+    Ok(row)
+}
+
+fn positive(amount: i64) -> AppResult<i64> {
+    if amount > 0 {
+        Ok(amount)
+    } else {
+        Err(AppError::invalid_field("amount", "must be greater than zero"))
+    }
+}
+
+fn movement(kind: TransactionKind, from_owner: &str, to_owner: &str, amount: i64) -> AppResult<Vec<Leg>> {
+    let (from, to) = kind
+        .movement()
+        .ok_or_else(|| AppError::internal("movement of a reversal"))?;
+    Ok(vec![
+        Leg {
+            kind: from,
+            owner: from_owner.to_owned(),
+            amount: -amount,
+        },
+        Leg {
+            kind: to,
+            owner: to_owner.to_owned(),
+            amount,
+        },
+    ])
+}
+
+/// Foreign-currency details of a contribution.
+#[derive(Debug, Clone)]
+pub struct ForeignAmount {
+    pub currency: Currency,
+    pub original_minor: i64,
+    pub rate: Decimal,
+}
+
+/// Money from a contributor into the pool's unallocated balance. A foreign-currency contribution keeps its
+/// original amount and rate; the pool amount is converted half-even (`money::convert`).
+pub fn contribute(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    contributor_id: &str,
+    amount: i64,
+    foreign: Option<ForeignAmount>,
+    mut details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    positive(amount)?;
+    details.contributor_id = Some(contributor_id.to_owned());
+    if let Some(f) = foreign {
+        details.original_currency = Some(f.currency.code().to_owned());
+        details.original_minor = Some(f.original_minor);
+        details.fx_rate = Some(f.rate.normalize().to_string());
+    }
+    let legs = movement(TransactionKind::Contribution, contributor_id, "", amount)?;
+    post(tx, ctx, pool, TransactionKind::Contribution, &legs, details)
+}
+
+/// Commits `amount` of the pool's unallocated money to a proposal (final approval). Refused with the
+/// available amount when the pool cannot cover it.
+pub fn commit_funds(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    proposal_id: &str,
+    amount: i64,
+    details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    positive(amount)?;
+    let legs = movement(TransactionKind::Commitment, "", proposal_id, amount)?;
+    post(
+        tx,
+        ctx,
+        pool,
+        TransactionKind::Commitment,
+        &legs,
+        PostingDetails {
+            proposal_id: Some(proposal_id.into()),
+            ..details
+        },
+    )
+}
+
+/// Returns committed money of a proposal to unallocated (cancellation, close-out).
+pub fn release_commitment(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    proposal_id: &str,
+    amount: i64,
+    details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    positive(amount)?;
+    let legs = movement(TransactionKind::Release, proposal_id, "", amount)?;
+    post(
+        tx,
+        ctx,
+        pool,
+        TransactionKind::Release,
+        &legs,
+        PostingDetails {
+            proposal_id: Some(proposal_id.into()),
+            ..details
+        },
+    )
+}
+
+/// Pays committed money of a proposal (a tranche payment).
+pub fn disburse(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    proposal_id: &str,
+    amount: i64,
+    details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    positive(amount)?;
+    let legs = movement(TransactionKind::Disbursement, proposal_id, proposal_id, amount)?;
+    post(
+        tx,
+        ctx,
+        pool,
+        TransactionKind::Disbursement,
+        &legs,
+        PostingDetails {
+            proposal_id: Some(proposal_id.into()),
+            ..details
+        },
+    )
+}
+
+/// Unspent money returned by the partner goes back to unallocated.
+pub fn refund(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    proposal_id: &str,
+    amount: i64,
+    details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    positive(amount)?;
+    let legs = movement(TransactionKind::Refund, proposal_id, "", amount)?;
+    post(
+        tx,
+        ctx,
+        pool,
+        TransactionKind::Refund,
+        &legs,
+        PostingDetails {
+            proposal_id: Some(proposal_id.into()),
+            ..details
+        },
+    )
+}
+
+/// Reverses a transaction once: its entries negated, linked to it. The reversal passes the same guards (a
+/// contribution whose money is already committed cannot be reversed). Reversals are not reversed.
+pub fn reverse(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    transaction_id: &str,
+    reason: &str,
+    mut details: PostingDetails,
+) -> AppResult<TransactionRow> {
+    if reason.trim().len() < 5 {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must explain the reversal (at least 5 characters)",
+        ));
+    }
+    let original = repo::find_transaction(tx, transaction_id)?
+        .ok_or_else(|| AppError::not_found("No transaction with this id."))?;
+    if original.kind == TransactionKind::Reversal.as_str() {
+        return Err(AppError::conflict(
+            "A reversal cannot itself be reversed; post the movement again instead.",
+        ));
+    }
+    if let Some(existing) = repo::reversal_of(tx, transaction_id)? {
+        return Err(
+            AppError::conflict(format!("This transaction was reversed already by {existing}."))
+                .with_extension("reversed_by", json!(existing)),
+        );
+    }
+    let pool = PoolRef::load(tx, &original.pool_id)?;
+    let legs: Vec<Leg> = repo::entries_of(tx, transaction_id)?
+        .into_iter()
+        .map(|(entry, kind, owner)| {
+            AccountKind::parse(&kind)
+                .map(|k| Leg {
+                    kind: k,
+                    owner,
+                    amount: -entry.amount_minor,
+                })
+                .ok_or_else(|| AppError::internal("unknown account kind"))
+        })
+        .collect::<AppResult<_>>()?;
+    details.reversal_of = Some(original.id.clone());
+    details.proposal_id = original.proposal_id.clone();
+    details.contributor_id = original.contributor_id.clone();
+    details.memo = Some(reason.trim().to_owned());
+    post(tx, ctx, &pool, TransactionKind::Reversal, &legs, details)
+}
+
+// ---- reads
+
+pub fn transaction_view(conn: &mut DbConn, row: &TransactionRow) -> AppResult<Transaction> {
+    let pool = PoolRef::load(conn, &row.pool_id)?;
+    let entries = repo::entries_of(conn, &row.id)?
+        .into_iter()
+        .map(|(e, kind, owner)| Entry {
+            account_id: e.account_id,
+            account_kind: kind,
+            owner_id: if owner.is_empty() { None } else { Some(owner) },
+            amount: format_amount(e.amount_minor, pool.currency),
+        })
+        .collect();
+    let original_currency = row.original_currency.as_deref().and_then(currency);
+    let kind =
+        TransactionKind::parse(&row.kind).ok_or_else(|| AppError::internal("unknown transaction kind"))?;
+    Ok(Transaction {
+        id: row.id.clone(),
+        pool_id: row.pool_id.clone(),
+        kind,
+        iati_transaction_type: kind.iati_transaction_type(),
+        proposal_id: row.proposal_id.clone(),
+        amount: format_amount(row.amount_minor, pool.currency),
+        currency: pool.currency.code().to_owned(),
+        reference: row.reference.clone(),
+        memo: row.memo.clone(),
+        contributor_organization_id: row.contributor_id.clone(),
+        original_amount: match (row.original_minor, original_currency) {
+            (Some(m), Some(c)) => Some(format_amount(m, c)),
+            _ => None,
+        },
+        original_currency: row.original_currency.clone(),
+        exchange_rate: row.fx_rate.clone(),
+        reversal_of: row.reversal_of.clone(),
+        reversed_by: repo::reversal_of(conn, &row.id)?,
+        created_by: row.created_by.clone(),
+        hat: row.hat.clone(),
+        request_id: row.request_id.clone(),
+        created_at: row.created_at.and_utc(),
+        entries,
+    })
+}
+
+pub fn get_transaction(conn: &mut DbConn, id: &str) -> AppResult<Transaction> {
+    let row = repo::find_transaction(conn, id)?
+        .ok_or_else(|| AppError::not_found("No transaction with this id."))?;
+    transaction_view(conn, &row)
+}
+
+/// The pool's totals from its balance rows: contributed (what contributors gave, net), unallocated,
+/// committed and disbursed.
+pub fn pool_totals(conn: &mut DbConn, pool_id: &str) -> AppResult<BTreeMap<AccountKind, i64>> {
+    let mut totals: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
+    for (kind, _owner, balance) in repo::pool_balances(conn, pool_id)? {
+        if let Some(k) = AccountKind::parse(&kind) {
+            *totals.entry(k).or_insert(0) += balance;
+        }
+    }
+    Ok(totals)
+}
+
+pub fn pool_balances_view(
+    conn: &mut DbConn,
+    pool_id: &str,
+    currency: Currency,
+) -> AppResult<PoolBalancesView> {
+    let t = pool_totals(conn, pool_id)?;
+    let get = |k: AccountKind| *t.get(&k).unwrap_or(&0);
+    Ok(PoolBalancesView {
+        contributed: format_amount(-get(AccountKind::Contributor), currency),
+        unallocated: format_amount(get(AccountKind::Unallocated), currency),
+        committed: format_amount(get(AccountKind::Commitment), currency),
+        disbursed: format_amount(get(AccountKind::Disbursed), currency),
+    })
+}
+
+fn sums_by_account(rows: &[(String, String, i64)]) -> BTreeMap<AccountKind, i64> {
+    let mut out: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
+    for (account_kind, _, amount) in rows {
+        if let Some(k) = AccountKind::parse(account_kind) {
+            *out.entry(k).or_insert(0) += amount;
+        }
+    }
+    out
+}
+
+fn totals_line(sums: &BTreeMap<AccountKind, i64>, currency: Currency) -> PoolBalancesView {
+    let get = |k: AccountKind| *sums.get(&k).unwrap_or(&0);
+    PoolBalancesView {
+        contributed: format_amount(-get(AccountKind::Contributor), currency),
+        unallocated: format_amount(get(AccountKind::Unallocated), currency),
+        committed: format_amount(get(AccountKind::Commitment), currency),
+        disbursed: format_amount(get(AccountKind::Disbursed), currency),
+    }
+}
+
+/// Opening balances at `from`, movements by transaction kind in `[from, to)`, closing balances at `to`; the
+/// statement reconciles by construction and says so (`reconciles`), checked against the entries themselves.
+pub fn statement(
+    conn: &mut DbConn,
+    pool_id: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> AppResult<Statement> {
+    let pool = PoolRef::load(conn, pool_id)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            return Err(AppError::invalid_field("to", "must not be before from"));
+        }
+    }
+    let start: Option<NaiveDateTime> = from.and_then(|d| d.and_hms_opt(0, 0, 0));
+    // `to` is inclusive as a date: up to the start of the next day.
+    let end: Option<NaiveDateTime> = to.and_then(|d| d.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
+    crate::db::snapshot_tx(conn, |tx| {
+        let before = match start {
+            Some(s) => repo::pool_entries_between(tx, pool_id, None, Some(s))?,
+            None => Vec::new(),
+        };
+        let within = repo::pool_entries_between(tx, pool_id, start, end)?;
+        let opening = sums_by_account(&before);
+        let moved = sums_by_account(&within);
+        let mut closing = opening.clone();
+        for (k, v) in &moved {
+            *closing.entry(*k).or_insert(0) += v;
+        }
+        let mut lines: BTreeMap<String, (u64, BTreeMap<AccountKind, i64>)> = BTreeMap::new();
+        for (account_kind, tx_kind, amount) in &within {
+            let entry = lines
+                .entry(tx_kind.clone())
+                .or_insert_with(|| (0, BTreeMap::new()));
+            if let Some(k) = AccountKind::parse(account_kind) {
+                *entry.1.entry(k).or_insert(0) += amount;
+            }
+            entry.0 += 1;
+        }
+        let movements = lines
+            .into_iter()
+            .filter_map(|(kind, (legs, sums))| {
+                TransactionKind::parse(&kind).map(|k| StatementLine {
+                    kind: k,
+                    entries: legs,
+                    effect: totals_line(&sums, pool.currency),
+                })
+            })
+            .collect();
+        let check_closing = match end {
+            Some(e) => sums_by_account(&repo::pool_entries_between(tx, pool_id, None, Some(e))?),
+            None => sums_by_account(&repo::pool_entries_between(tx, pool_id, None, None)?),
+        };
+        let balanced = |m: &BTreeMap<AccountKind, i64>| m.values().sum::<i64>() == 0;
+        Ok(Statement {
+            pool_id: pool_id.to_owned(),
+            currency: pool.currency.code().to_owned(),
+            from,
+            to,
+            opening: totals_line(&opening, pool.currency),
+            movements,
+            closing: totals_line(&closing, pool.currency),
+            reconciles: check_closing == closing && balanced(&opening) && balanced(&closing),
+        })
+    })
+}
+
+// ---- requests (validation first — never stored — then the idempotent posting)
+
+use super::dto::NewContribution;
+use super::idempotency::{self, IdempotentRequest, StoredResponse};
+use crate::access::Actor;
+use crate::error::FieldError;
+
+fn stored_view(tx: &mut DbConn, row: &TransactionRow) -> AppResult<(u16, String, Option<String>)> {
+    let view = transaction_view(tx, row)?;
+    let body = serde_json::to_string(&view).map_err(|e| AppError::internal(e.to_string()))?;
+    Ok((201, body, Some(row.id.clone())))
+}
+
+fn optional_text(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if v.len() > 500 => {
+            errors.push(FieldError::new(field, "must be at most 500 characters"));
+            None
+        }
+        Some("") | None => None,
+        Some(v) => Some(v.to_owned()),
+    }
+}
+
+/// `POST /pools/{id}/contributions`: checks the request, then posts it once per idempotency key.
+pub fn contribution_request(
+    conn: &mut DbConn,
+    retention: chrono::Duration,
+    actor: &Actor,
+    pool_id: &str,
+    input: &NewContribution,
+    idem: &IdempotentRequest,
+) -> AppResult<StoredResponse> {
+    let pool = PoolRef::load(conn, pool_id)?;
+    let mut errors = Vec::new();
+    if crate::features::identity::repo::find_organization(conn, &input.contributor_organization_id)?.is_none()
+    {
+        errors.push(FieldError::new(
+            "contributor_organization_id",
+            "no organisation has this id",
+        ));
+    }
+    let reference = optional_text(&input.reference, "reference", &mut errors);
+    let memo = optional_text(&input.memo, "memo", &mut errors);
+    let mut amount = None;
+    let mut foreign = None;
+    match currency(&input.currency) {
+        None => errors.push(FieldError::new(
+            "currency",
+            "is not an ISO 4217 currency code this service knows",
+        )),
+        Some(c) => match crate::domain::money::parse_positive_amount(&input.amount, c) {
+            Err(e) => errors.push(FieldError::new("amount", e.to_string())),
+            Ok(original) if c == pool.currency => {
+                if input.exchange_rate.is_some() {
+                    errors.push(FieldError::new(
+                        "exchange_rate",
+                        "must not be sent when the contribution is in the pool's currency",
+                    ));
+                }
+                amount = Some(original);
+            }
+            Ok(original) => match input.exchange_rate.as_deref().map(str::parse::<Decimal>) {
+                None => errors.push(FieldError::new(
+                    "exchange_rate",
+                    format!(
+                        "is required: the contribution is in {} and the pool in {}",
+                        c.code(),
+                        pool.currency.code()
+                    ),
+                )),
+                Some(Err(_)) => errors.push(FieldError::new(
+                    "exchange_rate",
+                    "must be a decimal number like 1.0845",
+                )),
+                Some(Ok(rate)) if rate <= Decimal::ZERO || rate.scale() > 10 => errors.push(FieldError::new(
+                    "exchange_rate",
+                    "must be greater than zero, with at most 10 decimals",
+                )),
+                Some(Ok(rate)) => match crate::domain::money::convert(original, c, rate, pool.currency) {
+                    Ok(converted) if converted > 0 => {
+                        amount = Some(converted);
+                        foreign = Some(ForeignAmount {
+                            currency: c,
+                            original_minor: original,
+                            rate,
+                        });
+                    }
+                    Ok(_) => errors.push(FieldError::new(
+                        "amount",
+                        "converts to nothing in the pool's currency",
+                    )),
+                    Err(e) => errors.push(FieldError::new("amount", e.to_string())),
+                },
+            },
+        },
+    }
+    let (Some(amount), true) = (amount, errors.is_empty()) else {
+        return Err(AppError::validation(errors));
+    };
+    let ctx = actor.audit();
+    idempotency::run(conn, idem, retention, |tx| {
+        let details = PostingDetails {
+            reference,
+            memo,
+            idempotency_key: Some(idem.ledger_key()),
+            ..Default::default()
+        };
+        let row = contribute(
+            tx,
+            &ctx,
+            &pool,
+            &input.contributor_organization_id,
+            amount,
+            foreign,
+            details,
+        )?;
+        stored_view(tx, &row)
+    })
+}
+
+/// `POST /transactions/{id}/reverse`.
+pub fn reversal_request(
+    conn: &mut DbConn,
+    retention: chrono::Duration,
+    actor: &Actor,
+    transaction_id: &str,
+    reason: &str,
+    idem: &IdempotentRequest,
+) -> AppResult<StoredResponse> {
+    if repo::find_transaction(conn, transaction_id)?.is_none() {
+        return Err(AppError::not_found("No transaction with this id."));
+    }
+    if reason.trim().len() < 5 {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must explain the reversal (at least 5 characters)",
+        ));
+    }
+    let ctx = actor.audit();
+    idempotency::run(conn, idem, retention, |tx| {
+        let details = PostingDetails {
+            idempotency_key: Some(idem.ledger_key()),
+            ..Default::default()
+        };
+        let row = reverse(tx, &ctx, transaction_id, reason, details)?;
+        stored_view(tx, &row)
+    })
+}
+
+pub fn list_transactions(
+    conn: &mut DbConn,
+    pool_id: &str,
+    query: &super::dto::TransactionQuery,
+    before: Option<&str>,
+    limit: u32,
+) -> AppResult<Vec<Transaction>> {
+    PoolRef::load(conn, pool_id)?;
+    let filter = repo::TransactionFilter {
+        kind: query.kind.map(|k| k.as_str().to_owned()),
+        proposal_id: query.proposal_id.clone(),
+        from: query.from.map(|t| t.naive_utc()),
+        to: query.to.map(|t| t.naive_utc()),
+    };
+    let rows = repo::list_transactions(conn, pool_id, &filter, before, i64::from(limit) + 1)?;
+    rows.iter().map(|r| transaction_view(conn, r)).collect()
+}
