@@ -1,0 +1,288 @@
+//! Ledger posting benchmark (docs/BENCHMARKS.md). Against PostgreSQL it measures, in one run:
+//!   1. contributions posted over HTTP by an authenticated `finance_officer`, each with its own
+//!      Idempotency-Key, at a fixed concurrency — throughput and p50/p99 latency;
+//!   2. `pgbench -M prepared` running the same SQL statements the service issues for one such request (the
+//!      authorization reads, the idempotency claim, the posting with its row locks, entries, balances, the
+//!      audit-chain append and the idempotency record) at the same concurrency — throughput;
+//!
+//! and prints the ratio HTTP / pgbench. Run: `scripts/with-postgres.sh cargo bench --bench ledger_http`.
+//! Tunables (environment): QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_WARMUP (300).
+
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use qip_pool::app::{AppState, build_server};
+use qip_pool::config::{Secret, Settings};
+use qip_pool::db;
+use serde_json::{Value, json};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn with_db_name(url: &str, name: &str) -> String {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match url[scheme_end..].find('/') {
+        Some(i) => &url[..scheme_end + i],
+        None => url,
+    };
+    format!("{base}/{name}")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let Some(admin_url) = std::env::var("QIP_BENCH_DATABASE_URL")
+        .ok()
+        .or_else(|| std::env::var("QIP_TEST_DATABASE_URL").ok())
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        eprintln!("ledger_http: needs PostgreSQL; run `scripts/with-postgres.sh cargo bench --bench ledger_http`");
+        return;
+    };
+    let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
+    let seconds = env_or("QIP_BENCH_SECONDS", 10);
+    let warmup = env_or("QIP_BENCH_WARMUP", 300) as usize;
+
+    let name = format!("qip_bench_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let url = with_db_name(&admin_url, &name);
+
+    // The service, as `serve` runs it, on a random port.
+    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+    settings.database.url = Secret::new(url.clone());
+    settings.database.pool_size = (clients as u32 + 4).max(8);
+    settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
+    settings.auth.auth_rate_limit_per_minute = 1_000_000;
+    let pool = db::build_pool(&settings.database).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
+    let admin_id = qip_pool::features::identity::service::bootstrap_admin(
+        &mut pool.get().unwrap(),
+        &auth,
+        "admin",
+        "bench-keeper-passphrase-2026",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = build_server(state, listener).unwrap();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        })
+    });
+    let handle = rx.recv().unwrap();
+    let client = reqwest::blocking::Client::new();
+    let call = |method: &str, path: &str, token: Option<&str>, body: Value| -> Value {
+        let mut req = client.request(method.parse().unwrap(), format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().unwrap_or(Value::Null)
+    };
+    let login = |user: &str, password: &str| -> String {
+        call("POST", "/api/v1/auth/login", None, json!({"username": user, "password": password}))["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let admin_token = login("admin", "bench-keeper-passphrase-2026");
+    let org = |code: &str, kind: &str| -> String {
+        call("POST", "/api/v1/organizations", Some(&admin_token), json!({"code": code, "name": code, "kind": kind}))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let office = org("FIN", "mission_section");
+    let donor = org("DONOR", "contributor");
+    let user = |username: &str, hat: &str| -> String {
+        let id = call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin_token),
+            json!({"username": username, "display_name": username, "email": format!("{username}@bench.invalid"),
+                   "organization_id": office, "password": "bench-user-passphrase-1"}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        call("POST", &format!("/api/v1/users/{id}/hats"), Some(&admin_token), json!({"hat": hat}));
+        id
+    };
+    let finance_id = user("finance", "finance_officer");
+    user("qip", "qip_officer");
+    let _ = admin_id;
+    let qip_token = login("qip", "bench-user-passphrase-1");
+    let pool_id = call(
+        "POST",
+        "/api/v1/pools",
+        Some(&qip_token),
+        json!({"code": "BENCH", "name": "Bench", "currency": "USD", "funding_start": "2026-01-01", "funding_end": "2027-12-31"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let finance_token = login("finance", "bench-user-passphrase-1");
+    let path = format!("/api/v1/pools/{pool_id}/contributions");
+    let post = |key: &str| -> Duration {
+        let started = Instant::now();
+        let res = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&finance_token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"contributor_organization_id": donor, "amount": "125.50", "currency": "USD", "reference": "BENCH"}))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let _ = res.bytes();
+        started.elapsed()
+    };
+
+    // Warm-up on tables that then hold data, then fresh statistics (DESIGN.md §11).
+    for i in 0..warmup {
+        post(&format!("warm-{i}"));
+    }
+    admin.batch_execute("SELECT 1").unwrap();
+    let mut bench_conn = PgConnection::establish(&url).unwrap();
+    bench_conn.batch_execute("ANALYZE").unwrap();
+
+    // 1. HTTP.
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let post = &post;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        mine.push(post(&format!("bench-{c}-{n}")));
+                        n += 1;
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let http_tps = latencies.len() as f64 / elapsed;
+    let p50 = percentile(&latencies, 0.50);
+    let p99 = percentile(&latencies, 0.99);
+    let report = qip_pool::features::ledger::check::check(&mut pool.get().unwrap()).unwrap();
+    assert!(report.ok, "ledger check failed after the HTTP run: {:?}", report.problems);
+
+    // 2. pgbench with the same statements.
+    let accounts: Vec<(String, String)> = diesel::sql_query(format!(
+        "SELECT id, kind FROM ledger_accounts WHERE pool_id = '{pool_id}' ORDER BY id"
+    ))
+    .load::<AccountIdKind>(&mut bench_conn)
+    .unwrap()
+    .into_iter()
+    .map(|a| (a.id, a.kind))
+    .collect();
+    let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
+    let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
+    let (first, second) = if contributor < unallocated { (&contributor, &unallocated) } else { (&unallocated, &contributor) };
+    let script = std::env::temp_dir().join(format!("qip-bench-{}.sql", std::process::id()));
+    std::fs::write(&script, pgbench_script()).unwrap();
+    let port_host = url.split('@').nth(1).unwrap_or("127.0.0.1:5432/x");
+    let (hostport, _) = port_host.split_once('/').unwrap_or((port_host, ""));
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-h", host, "-p", port, "-U", "postgres"])
+        .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()])
+        .args(["-f", script.to_str().unwrap()])
+        .args(["-D", &format!("user_id={finance_id}"), "-D", &format!("pool_id={pool_id}")])
+        .args(["-D", &format!("donor_id={donor}"), "-D", &format!("acc_first={first}")])
+        .args(["-D", &format!("acc_second={second}"), "-D", &format!("acc_contrib={contributor}")])
+        .args(["-D", &format!("acc_unalloc={unallocated}"), &name])
+        .output()
+        .expect("pgbench on PATH");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pg_tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps ="))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("pgbench failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+
+    println!("ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)");
+    println!("  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3, latencies.len());
+    println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
+    println!("  ratio http/pgbench = {:.2}   (target >= 0.50)", http_tps / pg_tps);
+
+    actix_web::rt::System::new().block_on(handle.stop(true));
+    drop(pool);
+    drop(bench_conn);
+    let _ = std::fs::remove_file(&script);
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+#[derive(QueryableByName)]
+struct AccountIdKind {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+}
+
+/// The statements one contribution request issues, in order (see `features::ledger` and `http::authz`).
+fn pgbench_script() -> &'static str {
+    r#"\set amount 12550
+-- r2d2 checks each pooled connection out with a ping (twice per request: authorization, handler).
+SELECT 1;
+-- authorization: the account and its hats.
+SELECT id, username, organization_id, status FROM users WHERE id = :user_id;
+SELECT id, hat, scope_organization_id, valid_from, valid_until, acting FROM hats WHERE user_id = :user_id AND revoked_at IS NULL ORDER BY id;
+SELECT 1;
+-- request checks: pool, contributor.
+SELECT id, code, currency FROM pools WHERE id = :pool_id;
+SELECT id, code FROM organizations WHERE id = :donor_id;
+-- idempotency claim, its own transaction.
+BEGIN;
+INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'in_progress', now() + interval '60 seconds', now(), now() + interval '7 days') ON CONFLICT DO NOTHING RETURNING idem_key \gset
+COMMIT;
+-- the posting, with its audit event and idempotency record, in one transaction.
+BEGIN;
+SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'contributor' AND owner_id = :donor_id;
+SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'unallocated' AND owner_id = '';
+SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_first FOR UPDATE;
+SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_second FOR UPDATE;
+INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES (gen_random_uuid()::text, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text, :user_id, 'finance_officer', gen_random_uuid()::text, now()) RETURNING id AS tx_id \gset
+INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_contrib, -(:amount::bigint));
+INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 1, :acc_unalloc, :amount);
+UPDATE ledger_balances SET balance_minor = balance_minor - :amount::bigint WHERE account_id = :acc_contrib;
+UPDATE ledger_balances SET balance_minor = balance_minor + :amount::bigint WHERE account_id = :acc_unalloc;
+SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
+INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}', :prev_hash, md5(random()::text) || md5(random()::text));
+UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;
+SELECT id, code, currency FROM pools WHERE id = :pool_id;
+SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
+SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;
+UPDATE idempotency_keys SET status = 'done', response_status = 201, response_body = repeat('x', 900), transaction_id = :tx_id WHERE user_id = :user_id AND idem_key = :idem_key AND status = 'in_progress';
+COMMIT;
+"#
+}
