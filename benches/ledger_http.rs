@@ -23,7 +23,10 @@ use qip_pool::db;
 use serde_json::{Value, json};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn with_db_name(url: &str, name: &str) -> String {
@@ -49,7 +52,9 @@ fn main() {
         .or_else(|| std::env::var("QIP_TEST_DATABASE_URL").ok())
         .filter(|u| u.starts_with("postgres"))
     else {
-        eprintln!("ledger_http: needs PostgreSQL; run `scripts/with-postgres.sh cargo bench --bench ledger_http`");
+        eprintln!(
+            "ledger_http: needs PostgreSQL; run `scripts/with-postgres.sh cargo bench --bench ledger_http`"
+        );
         return;
     };
     let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
@@ -58,7 +63,9 @@ fn main() {
 
     let name = format!("qip_bench_{}", std::process::id());
     let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     let url = with_db_name(&admin_url, &name);
 
@@ -92,7 +99,9 @@ fn main() {
     let handle = rx.recv().unwrap();
     let client = reqwest::blocking::Client::new();
     let call = |method: &str, path: &str, token: Option<&str>, body: Value| -> Value {
-        let mut req = client.request(method.parse().unwrap(), format!("{base}{path}")).json(&body);
+        let mut req = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -101,14 +110,24 @@ fn main() {
         res.json().unwrap_or(Value::Null)
     };
     let login = |user: &str, password: &str| -> String {
-        call("POST", "/api/v1/auth/login", None, json!({"username": user, "password": password}))["access_token"]
+        call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            json!({"username": user, "password": password}),
+        )["access_token"]
             .as_str()
             .unwrap()
             .to_owned()
     };
     let admin_token = login("admin", "bench-keeper-passphrase-2026");
     let org = |code: &str, kind: &str| -> String {
-        call("POST", "/api/v1/organizations", Some(&admin_token), json!({"code": code, "name": code, "kind": kind}))["id"]
+        call(
+            "POST",
+            "/api/v1/organizations",
+            Some(&admin_token),
+            json!({"code": code, "name": code, "kind": kind}),
+        )["id"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -126,7 +145,12 @@ fn main() {
             .as_str()
             .unwrap()
             .to_owned();
-        call("POST", &format!("/api/v1/users/{id}/hats"), Some(&admin_token), json!({"hat": hat}));
+        call(
+            "POST",
+            &format!("/api/v1/users/{id}/hats"),
+            Some(&admin_token),
+            json!({"hat": hat}),
+        );
         id
     };
     let finance_id = user("finance", "finance_officer");
@@ -192,7 +216,11 @@ fn main() {
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
     let report = qip_pool::features::ledger::check::check(&mut pool.get().unwrap()).unwrap();
-    assert!(report.ok, "ledger check failed after the HTTP run: {:?}", report.problems);
+    assert!(
+        report.ok,
+        "ledger check failed after the HTTP run: {:?}",
+        report.problems
+    );
 
     // 2. pgbench with the same statements.
     let accounts: Vec<(String, String)> = diesel::sql_query(format!(
@@ -205,7 +233,11 @@ fn main() {
     .collect();
     let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
     let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
-    let (first, second) = if contributor < unallocated { (&contributor, &unallocated) } else { (&unallocated, &contributor) };
+    let (first, second) = if contributor < unallocated {
+        (&contributor, &unallocated)
+    } else {
+        (&unallocated, &contributor)
+    };
     let script = std::env::temp_dir().join(format!("qip-bench-{}.sql", std::process::id()));
     std::fs::write(&script, pgbench_script()).unwrap();
     let port_host = url.split('@').nth(1).unwrap_or("127.0.0.1:5432/x");
@@ -215,9 +247,24 @@ fn main() {
         .args(["-n", "-M", "prepared", "-h", host, "-p", port, "-U", "postgres"])
         .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()])
         .args(["-f", script.to_str().unwrap()])
-        .args(["-D", &format!("user_id={finance_id}"), "-D", &format!("pool_id={pool_id}")])
-        .args(["-D", &format!("donor_id={donor}"), "-D", &format!("acc_first={first}")])
-        .args(["-D", &format!("acc_second={second}"), "-D", &format!("acc_contrib={contributor}")])
+        .args([
+            "-D",
+            &format!("user_id={finance_id}"),
+            "-D",
+            &format!("pool_id={pool_id}"),
+        ])
+        .args([
+            "-D",
+            &format!("donor_id={donor}"),
+            "-D",
+            &format!("acc_first={first}"),
+        ])
+        .args([
+            "-D",
+            &format!("acc_second={second}"),
+            "-D",
+            &format!("acc_contrib={contributor}"),
+        ])
         .args(["-D", &format!("acc_unalloc={unallocated}"), &name])
         .output()
         .expect("pgbench on PATH");
@@ -227,12 +274,27 @@ fn main() {
         .find(|l| l.starts_with("tps ="))
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("pgbench failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench failed:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
 
-    println!("ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)");
-    println!("  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3, latencies.len());
+    println!(
+        "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
+    );
+    println!(
+        "  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        latencies.len()
+    );
     println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
-    println!("  ratio http/pgbench = {:.2}   (target >= 0.50)", http_tps / pg_tps);
+    println!(
+        "  ratio http/pgbench = {:.2}   (target >= 0.50)",
+        http_tps / pg_tps
+    );
 
     actix_web::rt::System::new().block_on(handle.stop(true));
     drop(pool);
