@@ -240,6 +240,9 @@ fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {
     tracing::info!(bind = %bind, database = state.backend.name(), "qip-pool listening");
     actix_web::rt::System::new()
         .block_on(async move {
+            let sweep_every =
+                std::time::Duration::from_secs(state.settings.consultation.sweep_interval_secs.max(1));
+            crate::features::consultation::sweeper::spawn(state.pool.clone(), sweep_every);
             let server = build_server(web::Data::new(state), listener)?;
             server.await
         })

@@ -39,6 +39,13 @@ pub struct Settings {
     pub log: LogSettings,
     pub auth: AuthSettings,
     pub ledger: LedgerSettings,
+    pub consultation: ConsultationSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultationSettings {
+    pub sweep_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

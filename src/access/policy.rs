@@ -33,6 +33,17 @@ pub enum Action {
     LedgerRead,
     Reverse,
     LedgerCheck,
+    ActivityWrite,
+    ActivityImport,
+    ActivityRead,
+    RuleManage,
+    RuleRead,
+    ConsultationRead,
+    ConsultationRespond,
+    ConsulteeAdd,
+    FlagWithdraw,
+    FlagResolve,
+    FlagOverride,
 }
 
 use Action::*;
@@ -84,6 +95,17 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     ),
     (Reverse, &[FinanceOfficer]),
     (LedgerCheck, &[Auditor, FinanceOfficer]),
+    (ActivityWrite, &[Consultee]),
+    (ActivityImport, &[Consultee, QipOfficer]),
+    (ActivityRead, PROGRAMME_HATS),
+    (RuleManage, &[QipOfficer]),
+    (RuleRead, PROGRAMME_HATS),
+    (ConsultationRead, PROGRAMME_HATS),
+    (ConsultationRespond, &[Consultee]),
+    (ConsulteeAdd, &[QipOfficer]),
+    (FlagWithdraw, &[Consultee]),
+    (FlagResolve, &[Consultee]),
+    (FlagOverride, &[Hc]),
 ];
 
 impl Action {
@@ -230,6 +252,69 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         Requirement::Action(Reverse),
     ),
     ("GET", "/api/v1/ledger/check", Requirement::Action(LedgerCheck)),
+    ("POST", "/api/v1/activities", Requirement::Action(ActivityWrite)),
+    ("GET", "/api/v1/activities", Requirement::Action(ActivityRead)),
+    (
+        "GET",
+        "/api/v1/activities/{id}",
+        Requirement::Action(ActivityRead),
+    ),
+    (
+        "PATCH",
+        "/api/v1/activities/{id}",
+        Requirement::Action(ActivityWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/activities/{id}/close",
+        Requirement::Action(ActivityWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/activities/import",
+        Requirement::Action(ActivityImport),
+    ),
+    (
+        "POST",
+        "/api/v1/consultation-rules",
+        Requirement::Action(RuleManage),
+    ),
+    ("GET", "/api/v1/consultation-rules", Requirement::Action(RuleRead)),
+    (
+        "DELETE",
+        "/api/v1/consultation-rules/{id}",
+        Requirement::Action(RuleManage),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/consultation",
+        Requirement::Action(ConsultationRead),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/consultation/responses",
+        Requirement::Action(ConsultationRespond),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/consultation/consultees",
+        Requirement::Action(ConsulteeAdd),
+    ),
+    (
+        "POST",
+        "/api/v1/flags/{id}/withdraw",
+        Requirement::Action(FlagWithdraw),
+    ),
+    (
+        "POST",
+        "/api/v1/flags/{id}/resolve",
+        Requirement::Action(FlagResolve),
+    ),
+    (
+        "POST",
+        "/api/v1/flags/{id}/override",
+        Requirement::Action(FlagOverride),
+    ),
 ];
 
 /// The requirement of a route, or `None` when the table has no line for it (deny).

@@ -257,6 +257,100 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activities (id) {
+        id -> Text,
+        organization_id -> Text,
+        title -> Text,
+        sector_code -> Text,
+        adm1_pcode -> Text,
+        adm2_pcode -> Text,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        start_date -> Date,
+        end_date -> Nullable<Date>,
+        status -> Text,
+        version -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consultation_rules (id) {
+        id -> Text,
+        organization_id -> Text,
+        sector_code -> Nullable<Text>,
+        adm1_pcode -> Nullable<Text>,
+        always_consult -> Bool,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consultation_rounds (id) {
+        id -> Text,
+        proposal_id -> Text,
+        version_number -> Integer,
+        round_number -> Integer,
+        opened_at -> Timestamp,
+        deadline -> Timestamp,
+        silence_is_consent -> Bool,
+        closed_at -> Nullable<Timestamp>,
+        closed_by -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consultees (round_id, organization_id) {
+        round_id -> Text,
+        organization_id -> Text,
+        reasons -> Text,
+        status -> Text,
+        responded_by -> Nullable<Text>,
+        responded_at -> Nullable<Timestamp>,
+        comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consultation_responses (id) {
+        id -> Text,
+        round_id -> Text,
+        organization_id -> Text,
+        responded_by -> Text,
+        kind -> Text,
+        comment -> Nullable<Text>,
+        unsolicited -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    flags (id) {
+        id -> Text,
+        proposal_id -> Text,
+        round_id -> Text,
+        version_number -> Integer,
+        organization_id -> Nullable<Text>,
+        raised_by -> Nullable<Text>,
+        system_raised -> Bool,
+        category -> Text,
+        severity -> Text,
+        description -> Text,
+        confidential_note -> Nullable<Text>,
+        activity_id -> Nullable<Text>,
+        status -> Text,
+        ended_by -> Nullable<Text>,
+        ended_at -> Nullable<Timestamp>,
+        end_justification -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(proposals -> pools (pool_id));
 diesel::joinable!(proposal_versions -> proposals (proposal_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
@@ -282,4 +376,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_transactions,
     ledger_entries,
     idempotency_keys,
+    activities,
+    consultation_rules,
+    consultation_rounds,
+    consultees,
+    consultation_responses,
+    flags,
 );

@@ -9,3 +9,4 @@ pub mod money;
 pub mod password_policy;
 pub mod pool_policy;
 pub mod proposal;
+pub mod screening;

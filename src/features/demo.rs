@@ -229,6 +229,38 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         },
     )?;
 
+    use crate::features::consultation::{activities, dto as consultation_dto, service as consultation};
+    for (org_code, sector, always) in [
+        ("UNICEF", Some("WSH"), false),
+        ("NRC", Some("PRO"), false),
+        ("OCHA", None, true),
+    ] {
+        consultation::create_rule(
+            conn,
+            &qip,
+            &consultation_dto::NewRule {
+                organization_id: org(org_code),
+                sector_code: sector.map(str::to_owned),
+                adm1_pcode: None,
+                always_consult: always,
+            },
+        )?;
+    }
+    activities::create_activity(
+        conn,
+        &person("wash.unicef", Hat::Consultee),
+        &consultation_dto::ActivityInput {
+            title: "School WASH rehabilitation (demo)".into(),
+            sector_code: "WSH".into(),
+            adm1_pcode: "XY01".into(),
+            adm2_pcode: "XY0101".into(),
+            lat: Some(12.12),
+            lon: Some(24.91),
+            start_date: chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap_or_default(),
+            end_date: chrono::NaiveDate::from_ymd_opt(2027, 8, 31),
+            status: Some(consultation_dto::ActivityStatus::Ongoing),
+        },
+    )?;
     let finance = person("finance", Hat::FinanceOfficer);
     let pool_ref = crate::features::ledger::service::PoolRef::load(conn, &pool.id)?;
     crate::db::write_tx(conn, |tx| {

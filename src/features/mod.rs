@@ -1,6 +1,7 @@
 //! Feature slices, each with its routes, use cases (service), queries (repo) and DTOs.
 
 pub mod audit;
+pub mod consultation;
 pub mod demo;
 pub mod identity;
 pub mod ledger;

@@ -18,6 +18,7 @@ mod audit_chain;
 mod authz_matrix;
 mod cli;
 mod config;
+mod consultation;
 mod errors;
 mod fixtures;
 mod identity;

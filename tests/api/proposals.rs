@@ -314,7 +314,8 @@ fn draft_edit_submit_then_the_version_is_immutable() {
             "proposal.create",
             "proposal.edit",
             "proposal.edit",
-            "proposal.submit"
+            "proposal.submit",
+            "consultation.open"
         ]
     );
 }

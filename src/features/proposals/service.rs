@@ -373,6 +373,13 @@ pub fn submit_proposal(
                     "pool_settings_version": pool.row.settings_version, "waived_limits": figures.waived,
                 })),
         )?;
+        crate::features::consultation::service::open_round(
+            tx,
+            &actor.audit(),
+            &mut row,
+            &content,
+            &pool.policy,
+        )?;
         view(tx, &row)
     })
 }

@@ -1,0 +1,297 @@
+//! Request and response bodies of consultation, the 3W registry and consultation rules.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::repo::{ActivityRow, FlagRow, RuleRow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagCategory {
+    Duplication,
+    HumanitarianSpace,
+    DoNoHarm,
+    LocalCapacity,
+    ProtectionRisk,
+    Sustainability,
+    AlreadyFunded,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Advisory,
+    Blocking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseKind {
+    NoObjection,
+    Comment,
+    Objection,
+}
+
+impl ResponseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseKind::NoObjection => "no_objection",
+            ResponseKind::Comment => "comment",
+            ResponseKind::Objection => "objection",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagInput {
+    pub category: FlagCategory,
+    pub severity: Severity,
+    /// Shared with the submitting unit.
+    pub description: String,
+    /// Seen only by `consultee`, `hc` and `qip_officer` hats; never shown to the submitting unit.
+    pub confidential_note: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseInput {
+    pub kind: ResponseKind,
+    pub comment: Option<String>,
+    /// Required for (and only with) an objection.
+    #[serde(default)]
+    pub flags: Vec<FlagInput>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddConsultee {
+    pub organization_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagEnding {
+    /// Required for an HC override (at least 20 characters); optional otherwise.
+    pub justification: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Flag {
+    pub id: String,
+    pub proposal_id: String,
+    pub round_id: String,
+    /// The proposal version the flag was raised on.
+    pub version_number: i32,
+    /// The raising organisation (`null` for a system-raised flag without one).
+    pub organization_id: Option<String>,
+    pub system_raised: bool,
+    pub category: String,
+    pub severity: String,
+    pub description: String,
+    /// Present only for hats allowed to read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidential_note: Option<String>,
+    /// The 3W activity a duplication flag points at.
+    pub activity_id: Option<String>,
+    /// `open`, `withdrawn`, `resolved` or `overridden`.
+    pub status: String,
+    pub ended_by: Option<String>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The HC's written justification for an override (shown in the decision brief forever).
+    pub end_justification: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Flag {
+    pub fn from_row(r: FlagRow, show_confidential: bool) -> Self {
+        Self {
+            id: r.id,
+            proposal_id: r.proposal_id,
+            round_id: r.round_id,
+            version_number: r.version_number,
+            organization_id: r.organization_id,
+            system_raised: r.system_raised,
+            category: r.category,
+            severity: r.severity,
+            description: r.description,
+            confidential_note: if show_confidential {
+                r.confidential_note
+            } else {
+                None
+            },
+            activity_id: r.activity_id,
+            status: r.status,
+            ended_by: r.ended_by,
+            ended_at: r.ended_at.map(|t| t.and_utc()),
+            end_justification: r.end_justification,
+            created_at: r.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsulteeReason {
+    /// `rule`, `always_consult`, `overlap`, `manual` or `earlier_objection`.
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Consultee {
+    pub organization_id: String,
+    pub reasons: Vec<ConsulteeReason>,
+    /// `pending`, `no_objection`, `comment`, `objection` or `lapsed`.
+    pub status: String,
+    pub responded_by: Option<String>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResponseRecord {
+    pub organization_id: String,
+    pub responded_by: String,
+    pub kind: String,
+    pub comment: Option<String>,
+    /// From an organisation that was not asked: recorded, cannot block.
+    pub unsolicited: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Round {
+    pub id: String,
+    pub round_number: i32,
+    pub version_number: i32,
+    pub opened_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub silence_is_consent: bool,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// `all_answered` or `deadline`.
+    pub closed_by: Option<String>,
+    /// `clear` or `flagged`.
+    pub outcome: Option<String>,
+    pub consultees: Vec<Consultee>,
+    /// Every response in order, changes and unsolicited ones included.
+    pub responses: Vec<ResponseRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Consultation {
+    pub proposal_id: String,
+    pub state: crate::domain::lifecycle::State,
+    pub rounds: Vec<Round>,
+    pub flags: Vec<Flag>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityStatus {
+    Planned,
+    Ongoing,
+    Closed,
+}
+
+impl ActivityStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityStatus::Planned => "planned",
+            ActivityStatus::Ongoing => "ongoing",
+            ActivityStatus::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityInput {
+    pub title: String,
+    pub sector_code: String,
+    pub adm1_pcode: String,
+    pub adm2_pcode: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    /// `planned` (default) or `ongoing`; close with `POST /activities/{id}/close`.
+    pub status: Option<ActivityStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Activity {
+    pub id: String,
+    pub organization_id: String,
+    pub title: String,
+    pub sector_code: String,
+    pub adm1_pcode: String,
+    pub adm2_pcode: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    pub status: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ActivityRow> for Activity {
+    fn from(r: ActivityRow) -> Self {
+        Self {
+            id: r.id,
+            organization_id: r.organization_id,
+            title: r.title,
+            sector_code: r.sector_code,
+            adm1_pcode: r.adm1_pcode,
+            adm2_pcode: r.adm2_pcode,
+            lat: r.lat,
+            lon: r.lon,
+            start_date: r.start_date,
+            end_date: r.end_date,
+            status: r.status,
+            version: r.version,
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    pub organization_id: String,
+    /// The rule applies to proposals of this sector (absent with `always_consult`).
+    pub sector_code: Option<String>,
+    /// Optionally only in this adm1 area.
+    pub adm1_pcode: Option<String>,
+    /// Consult this organisation on every proposal (OCHA-style coordinators).
+    #[serde(default)]
+    pub always_consult: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rule {
+    pub id: String,
+    pub organization_id: String,
+    pub sector_code: Option<String>,
+    pub adm1_pcode: Option<String>,
+    pub always_consult: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<RuleRow> for Rule {
+    fn from(r: RuleRow) -> Self {
+        Self {
+            id: r.id,
+            organization_id: r.organization_id,
+            sector_code: r.sector_code,
+            adm1_pcode: r.adm1_pcode,
+            always_consult: r.always_consult,
+            created_at: r.created_at.and_utc(),
+        }
+    }
+}

@@ -1,0 +1,760 @@
+//! Consultation use cases, one transaction each: opening a round when a proposal is submitted (consultees from
+//! rules, overlap screening and earlier objections), responses, manual additions, closing a round exactly once
+//! (last answer or deadline), flag endings, and the consultation view with confidential notes only for the
+//! hats that may read them.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use serde_json::json;
+
+use super::dto::{
+    AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, ResponseInput, ResponseKind,
+    ResponseRecord, Round, Severity,
+};
+use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
+use crate::access::{Actor, Hat, acting_organization};
+use crate::db::{self, DbConn};
+use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::pool_policy::PoolPolicy;
+use crate::domain::proposal::ProposalContent;
+use crate::domain::screening::{ActivityFootprint, OverlapBasis, ProposalFootprint, overlap};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::features::audit::{self, AuditContext, now_micros};
+use crate::features::identity::service::deny;
+use crate::features::proposals::repo::{self as proposals_repo, ProposalRow};
+use crate::features::proposals::service::load_visible;
+
+fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
+    ConsulteeReason {
+        kind: kind.into(),
+        detail: detail.into(),
+    }
+}
+
+/// Opens the consultation round for the version just submitted. Returns the proposal's state afterwards.
+pub fn open_round(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    proposal: &mut ProposalRow,
+    content: &ProposalContent,
+    policy: &PoolPolicy,
+) -> AppResult<State> {
+    let now = now_micros();
+    let rounds = repo::rounds_of(tx, &proposal.id)?;
+    let round_number = i32::try_from(rounds.len()).unwrap_or(0) + 1;
+    let mut wanted: BTreeMap<String, Vec<ConsulteeReason>> = BTreeMap::new();
+    let sector = content.sector_code.clone().unwrap_or_default();
+    let adm1 = content.location.as_ref().map(|l| l.adm1_pcode.clone());
+    if round_number == 1 {
+        for rule in repo::list_rules(tx)? {
+            if rule.always_consult {
+                wanted
+                    .entry(rule.organization_id)
+                    .or_default()
+                    .push(reason("always_consult", "consulted on every proposal"));
+            } else if rule.sector_code.as_deref() == Some(sector.as_str())
+                && (rule.adm1_pcode.is_none() || rule.adm1_pcode == adm1)
+            {
+                let detail = match &rule.adm1_pcode {
+                    Some(a) => format!("consultation rule for sector {sector} in {a}"),
+                    None => format!("consultation rule for sector {sector}"),
+                };
+                wanted
+                    .entry(rule.organization_id)
+                    .or_default()
+                    .push(reason("rule", detail));
+            }
+        }
+    } else {
+        for org in repo::objecting_organizations(tx, &proposal.id)? {
+            wanted
+                .entry(org)
+                .or_default()
+                .push(reason("earlier_objection", "raised a flag on an earlier version"));
+        }
+    }
+    let round_id = uuid::Uuid::now_v7().to_string();
+    let mut duplication_flags = Vec::new();
+    if let (Some(loc), Some(start), Some(end)) =
+        (&content.location, content.planned_start, content.planned_end)
+    {
+        let footprint = ProposalFootprint {
+            sector_code: sector.clone(),
+            adm2_pcode: loc.adm2_pcode.clone(),
+            lat: loc.lat,
+            lon: loc.lon,
+            start,
+            end,
+        };
+        for a in repo::open_activities_in_sector(tx, &sector)? {
+            let activity = ActivityFootprint {
+                id: a.id.clone(),
+                organization_id: a.organization_id.clone(),
+                sector_code: a.sector_code.clone(),
+                adm2_pcode: a.adm2_pcode.clone(),
+                lat: a.lat,
+                lon: a.lon,
+                start: a.start_date,
+                end: a.end_date,
+                closed: a.status == "closed",
+            };
+            if let Some(basis) = overlap(&footprint, &activity, policy.overlap_radius_km) {
+                let detail = match basis {
+                    OverlapBasis::SameAdm2 => format!("3W activity “{}” in the same adm2", a.title),
+                    OverlapBasis::WithinRadius { distance_km } => {
+                        format!("3W activity “{}” {distance_km} km away", a.title)
+                    }
+                };
+                wanted
+                    .entry(a.organization_id.clone())
+                    .or_default()
+                    .push(reason("overlap", detail.clone()));
+                duplication_flags.push(FlagRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    proposal_id: proposal.id.clone(),
+                    round_id: round_id.clone(),
+                    version_number: proposal.current_version,
+                    organization_id: Some(a.organization_id.clone()),
+                    raised_by: None,
+                    system_raised: true,
+                    category: "duplication".into(),
+                    severity: "advisory".into(),
+                    description: format!("Possible duplication: {detail}."),
+                    confidential_note: None,
+                    activity_id: Some(a.id.clone()),
+                    status: "open".into(),
+                    ended_by: None,
+                    ended_at: None,
+                    end_justification: None,
+                    created_at: now,
+                });
+            }
+        }
+    }
+    // The submitting organisation is never its own consultee.
+    wanted.remove(&proposal.organization_id);
+    let round = RoundRow {
+        id: round_id.clone(),
+        proposal_id: proposal.id.clone(),
+        version_number: proposal.current_version,
+        round_number,
+        opened_at: now,
+        deadline: now + Duration::days(i64::from(policy.consultation_window_days)),
+        silence_is_consent: policy.silence_is_consent,
+        closed_at: None,
+        closed_by: None,
+        outcome: None,
+    };
+    repo::insert_round(tx, &round)?;
+    for (org, reasons) in &wanted {
+        repo::insert_consultee(
+            tx,
+            &ConsulteeRow {
+                round_id: round_id.clone(),
+                organization_id: org.clone(),
+                reasons: serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()),
+                status: "pending".into(),
+                responded_by: None,
+                responded_at: None,
+                comment: None,
+            },
+        )?;
+    }
+    for flag in &duplication_flags {
+        repo::insert_flag(tx, flag)?;
+    }
+    audit::append(
+        tx,
+        ctx.event("consultation.open", "proposal", Some(&proposal.id)).after(json!({
+            "round": round_number, "version": proposal.current_version, "deadline": round.deadline.and_utc(),
+            "consultees": wanted.iter().map(|(org, r)| json!({"organization_id": org, "reasons": r})).collect::<Vec<_>>(),
+            "duplication_flags": duplication_flags.len(),
+        })),
+    )?;
+    // A round with nobody to ask stays open until its deadline: the QIP secretariat can still add consultees.
+    proposal
+        .state
+        .parse()
+        .map_err(|_| AppError::internal("unknown state"))
+}
+
+/// Closes a round (once: the conditional update decides) and moves the proposal on: `flagged` with an open
+/// blocking flag, else `in_review`. `proposal` must be locked by the caller.
+fn close_round(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    proposal: &mut ProposalRow,
+    round: &RoundRow,
+    closed_by: &str,
+) -> AppResult<bool> {
+    let now = now_micros();
+    let blocking = repo::open_blocking_flags(tx, &proposal.id)?;
+    let (outcome, action) = if blocking > 0 {
+        ("flagged", Action::FlagConsultation)
+    } else {
+        ("clear", Action::CloseConsultation)
+    };
+    if !repo::mark_round_closed(tx, &round.id, now, closed_by, outcome)? {
+        return Ok(false);
+    }
+    let state: State = proposal
+        .state
+        .parse()
+        .map_err(|_| AppError::internal("unknown state"))?;
+    let next = lifecycle::transition(state, action)?.to;
+    proposal.state = next.as_str().to_owned();
+    proposal.version += 1;
+    proposal.updated_at = now;
+    proposals_repo::save_proposal(tx, proposal)?;
+    audit::append(
+        tx,
+        ctx.event("consultation.close", "proposal", Some(&proposal.id))
+            .after(json!({
+                "round": round.round_number, "closed_by": closed_by, "outcome": outcome,
+                "open_blocking_flags": blocking, "state": proposal.state,
+            })),
+    )?;
+    Ok(true)
+}
+
+fn state_of(row: &ProposalRow) -> AppResult<State> {
+    row.state.parse().map_err(|_| AppError::internal("unknown state"))
+}
+
+fn consultation_not_open(state: State) -> AppError {
+    AppError::conflict(format!(
+        "The proposal is `{state}`; consultation responses are taken only while it is `in_consultation`."
+    ))
+    .with_extension("state", json!(state))
+}
+
+fn check_text(value: Option<&str>, field: &str, max: usize, required: bool, errors: &mut Vec<FieldError>) {
+    match value.map(str::trim) {
+        None | Some("") if required => errors.push(FieldError::new(field, "is required")),
+        Some(v) if v.len() > max => errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        _ => {}
+    }
+}
+
+/// A consultee answers for its organisation. An organisation that was not asked is recorded as unsolicited
+/// and cannot block (its flags become advisory). Changing an answer before the round closes replaces the
+/// organisation's earlier flags of the round. The last awaited answer closes the round.
+pub fn respond(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &str,
+    input: &ResponseInput,
+) -> AppResult<Consultation> {
+    let mut errors = Vec::new();
+    check_text(input.comment.as_deref(), "comment", 4_000, false, &mut errors);
+    match input.kind {
+        ResponseKind::Objection if input.flags.is_empty() => {
+            errors.push(FieldError::new("flags", "an objection needs at least one flag"))
+        }
+        ResponseKind::NoObjection | ResponseKind::Comment if !input.flags.is_empty() => {
+            errors.push(FieldError::new("flags", "only an objection raises flags"))
+        }
+        _ => {}
+    }
+    for (i, flag) in input.flags.iter().enumerate() {
+        check_text(
+            Some(&flag.description),
+            &format!("flags[{i}].description"),
+            2_000,
+            true,
+            &mut errors,
+        );
+        check_text(
+            flag.confidential_note.as_deref(),
+            &format!("flags[{i}].confidential_note"),
+            4_000,
+            false,
+            &mut errors,
+        );
+    }
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let org = acting_organization(actor);
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "proposals", proposal_id)?;
+        let mut proposal = load_visible(tx, actor, proposal_id)?;
+        let state = state_of(&proposal)?;
+        if state != State::InConsultation {
+            return Err(consultation_not_open(state));
+        }
+        let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
+        let consultees = repo::consultees_of(tx, &round.id)?;
+        let unsolicited = !consultees.iter().any(|c| c.organization_id == org);
+        let replaced = if unsolicited {
+            Vec::new()
+        } else {
+            let earlier = repo::open_flags_of_org_in_round(tx, &round.id, &org)?;
+            for id in &earlier {
+                repo::end_flag(
+                    tx,
+                    id,
+                    "withdrawn",
+                    &actor.user_id,
+                    now,
+                    Some("superseded by a changed response"),
+                )?;
+            }
+            repo::record_answer(
+                tx,
+                &round.id,
+                &org,
+                input.kind.as_str(),
+                &actor.user_id,
+                now,
+                input.comment.as_deref(),
+            )?;
+            earlier
+        };
+        repo::insert_response(
+            tx,
+            &ResponseRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                round_id: round.id.clone(),
+                organization_id: org.clone(),
+                responded_by: actor.user_id.clone(),
+                kind: input.kind.as_str().to_owned(),
+                comment: input.comment.clone(),
+                unsolicited,
+                created_at: now,
+            },
+        )?;
+        for flag in &input.flags {
+            let severity = if unsolicited {
+                Severity::Advisory
+            } else {
+                flag.severity
+            };
+            repo::insert_flag(
+                tx,
+                &FlagRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    proposal_id: proposal_id.to_owned(),
+                    round_id: round.id.clone(),
+                    version_number: round.version_number,
+                    organization_id: Some(org.clone()),
+                    raised_by: Some(actor.user_id.clone()),
+                    system_raised: false,
+                    category: serde_json::to_value(flag.category)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    severity: if severity == Severity::Blocking {
+                        "blocking"
+                    } else {
+                        "advisory"
+                    }
+                    .into(),
+                    description: flag.description.trim().to_owned(),
+                    confidential_note: flag.confidential_note.clone().filter(|n| !n.trim().is_empty()),
+                    activity_id: None,
+                    status: "open".into(),
+                    ended_by: None,
+                    ended_at: None,
+                    end_justification: None,
+                    created_at: now,
+                },
+            )?;
+        }
+        let ctx = actor.audit();
+        // The audit records that a confidential note exists, never its text.
+        audit::append(
+            tx,
+            ctx.event("consultation.respond", "proposal", Some(proposal_id)).after(json!({
+                "organization_id": org, "kind": input.kind, "unsolicited": unsolicited,
+                "replaced_flags": replaced.len(),
+                "flags": input.flags.iter().map(|f| json!({"category": f.category, "severity": if unsolicited { Severity::Advisory } else { f.severity },
+                    "confidential_note": f.confidential_note.as_ref().is_some_and(|n| !n.trim().is_empty())})).collect::<Vec<_>>(),
+            })),
+        )?;
+        if !unsolicited {
+            let still_pending = repo::consultees_of(tx, &round.id)?
+                .iter()
+                .any(|c| c.status == "pending");
+            if !still_pending {
+                close_round(tx, &ctx, &mut proposal, &round, "all_answered")?;
+            }
+        }
+        view(tx, actor, &proposal)
+    })
+}
+
+/// The QIP secretariat adds a consultee to the open round, with a reason.
+pub fn add_consultee(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &str,
+    input: &AddConsultee,
+) -> AppResult<Consultation> {
+    if input.reason.trim().len() < 5 {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must say why (at least 5 characters)",
+        ));
+    }
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "proposals", proposal_id)?;
+        let proposal = load_visible(tx, actor, proposal_id)?;
+        let state = state_of(&proposal)?;
+        let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
+        if crate::features::identity::repo::find_organization(tx, &input.organization_id)?.is_none() {
+            return Err(AppError::invalid_field(
+                "organization_id",
+                "no organisation has this id",
+            ));
+        }
+        if input.organization_id == proposal.organization_id {
+            return Err(AppError::invalid_field(
+                "organization_id",
+                "the submitting organisation is not consulted on its own proposal",
+            ));
+        }
+        if repo::consultees_of(tx, &round.id)?
+            .iter()
+            .any(|c| c.organization_id == input.organization_id)
+        {
+            return Err(AppError::conflict(
+                "This organisation is consulted in this round already.",
+            ));
+        }
+        repo::insert_consultee(
+            tx,
+            &ConsulteeRow {
+                round_id: round.id.clone(),
+                organization_id: input.organization_id.clone(),
+                reasons: serde_json::to_string(&[reason("manual", input.reason.trim())]).unwrap_or_default(),
+                status: "pending".into(),
+                responded_by: None,
+                responded_at: None,
+                comment: None,
+            },
+        )?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("consultation.add_consultee", "proposal", Some(proposal_id))
+                .after(json!({"organization_id": input.organization_id, "reason": input.reason.trim()})),
+        )?;
+        view(tx, actor, &proposal)
+    })
+}
+
+/// Closes one overdue round: pending consultees lapse; where silence is not consent each lapse becomes a
+/// blocking flag. Safe to run from any number of instances: the round closes once.
+pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool> {
+    let now = now_micros();
+    let ctx = AuditContext::system(None);
+    db::write_tx(conn, |tx| {
+        let Some(round) = repo::find_round(tx, round_id)? else {
+            return Ok(false);
+        };
+        db::lock_row(tx, "proposals", &round.proposal_id)?;
+        let Some(round) =
+            repo::find_round(tx, round_id)?.filter(|r| r.closed_at.is_none() && r.deadline <= now)
+        else {
+            return Ok(false);
+        };
+        let mut proposal = proposals_repo::find_proposal(tx, &round.proposal_id)?
+            .ok_or_else(|| AppError::internal("round without proposal"))?;
+        if state_of(&proposal)? != State::InConsultation {
+            return Ok(false);
+        }
+        let lapsed = repo::lapse_pending(tx, &round.id)?;
+        if !round.silence_is_consent {
+            for org in &lapsed {
+                repo::insert_flag(
+                    tx,
+                    &FlagRow {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        proposal_id: proposal.id.clone(),
+                        round_id: round.id.clone(),
+                        version_number: round.version_number,
+                        organization_id: Some(org.clone()),
+                        raised_by: None,
+                        system_raised: true,
+                        category: "other".into(),
+                        severity: "blocking".into(),
+                        description: "No answer by the deadline, and in this pool silence is not consent."
+                            .into(),
+                        confidential_note: None,
+                        activity_id: None,
+                        status: "open".into(),
+                        ended_by: None,
+                        ended_at: None,
+                        end_justification: None,
+                        created_at: now,
+                    },
+                )?;
+            }
+        }
+        audit::append(
+            tx,
+            ctx.event("consultation.lapse", "proposal", Some(&proposal.id))
+                .after(json!({"round": round.round_number, "lapsed": lapsed, "silence_is_consent": round.silence_is_consent})),
+        )?;
+        close_round(tx, &ctx, &mut proposal, &round, "deadline")
+    })
+}
+
+/// After a flag ends: a `flagged` proposal whose last blocking flag ended moves to `in_review`.
+fn after_flag_end(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    proposal: &mut ProposalRow,
+    action: Action,
+) -> AppResult<()> {
+    if state_of(proposal)? == State::Flagged && repo::open_blocking_flags(tx, &proposal.id)? == 0 {
+        let next = lifecycle::transition(State::Flagged, action)?.to;
+        proposal.state = next.as_str().to_owned();
+        proposal.version += 1;
+        proposal.updated_at = now_micros();
+        proposals_repo::save_proposal(tx, proposal)?;
+        audit::append(
+            tx,
+            ctx.event("proposal.flags_cleared", "proposal", Some(&proposal.id))
+                .after(json!({"state": proposal.state})),
+        )?;
+    }
+    Ok(())
+}
+
+/// How a flag ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagEnd {
+    /// The raising organisation withdraws it.
+    Withdraw,
+    /// The raising organisation confirms a revision answered it.
+    Resolve,
+    /// The HC overrides it with a written justification.
+    Override,
+}
+
+pub fn end_flag(
+    conn: &mut DbConn,
+    actor: &Actor,
+    flag_id: &str,
+    how: FlagEnd,
+    input: &FlagEnding,
+) -> AppResult<Flag> {
+    let justification = input
+        .justification
+        .as_deref()
+        .map(str::trim)
+        .filter(|j| !j.is_empty());
+    if how == FlagEnd::Override && justification.is_none_or(|j| j.len() < 20) {
+        return Err(AppError::invalid_field(
+            "justification",
+            "an override needs a written justification of at least 20 characters",
+        ));
+    }
+    let Some(flag) = repo::find_flag(conn, flag_id)? else {
+        return Err(AppError::not_found("No flag with this id is visible to you."));
+    };
+    // The flag is visible only with its proposal.
+    load_visible(conn, actor, &flag.proposal_id)
+        .map_err(|_| AppError::not_found("No flag with this id is visible to you."))?;
+    if how != FlagEnd::Override
+        && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
+    {
+        let action = if how == FlagEnd::Withdraw {
+            "flag.withdraw"
+        } else {
+            "flag.resolve"
+        };
+        return Err(deny(
+            conn,
+            actor,
+            action,
+            "flag",
+            flag_id,
+            "Only the organisation that raised a flag can withdraw or resolve it.",
+        ));
+    }
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "proposals", &flag.proposal_id)?;
+        let mut proposal = proposals_repo::find_proposal(tx, &flag.proposal_id)?
+            .ok_or_else(|| AppError::internal("flag without proposal"))?;
+        let current =
+            repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::not_found("No flag with this id."))?;
+        if current.status != "open" {
+            return Err(AppError::conflict(format!(
+                "This flag has ended already ({}).",
+                current.status
+            )));
+        }
+        if how == FlagEnd::Resolve && proposal.current_version <= current.version_number {
+            return Err(AppError::conflict(
+                "Resolving confirms that a revision answered the flag, and there is no revision yet; withdraw it instead.",
+            ));
+        }
+        let (status, action, lifecycle_action) = match how {
+            FlagEnd::Withdraw => ("withdrawn", "flag.withdraw", Action::EndLastFlag),
+            FlagEnd::Resolve => ("resolved", "flag.resolve", Action::EndLastFlag),
+            FlagEnd::Override => ("overridden", "flag.override", Action::OverrideFlags),
+        };
+        repo::end_flag(tx, flag_id, status, &actor.user_id, now, justification)?;
+        let ctx = actor.audit();
+        audit::append(
+            tx,
+            ctx.event(action, "flag", Some(flag_id)).after(json!({
+                "proposal_id": proposal.id, "status": status, "justification": justification,
+            })),
+        )?;
+        after_flag_end(tx, &ctx, &mut proposal, lifecycle_action)?;
+        let row = repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::internal("flag vanished"))?;
+        Ok(Flag::from_row(row, sees_confidential(actor)))
+    })
+}
+
+/// Whether the caller's hat may read confidential notes (DESIGN.md §3).
+pub fn sees_confidential(actor: &Actor) -> bool {
+    actor.hat().is_some_and(Hat::sees_confidential_notes)
+}
+
+fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<Consultation> {
+    let mut rounds = Vec::new();
+    for r in repo::rounds_of(conn, &proposal.id)? {
+        let consultees = repo::consultees_of(conn, &r.id)?
+            .into_iter()
+            .map(|c| Consultee {
+                reasons: serde_json::from_str(&c.reasons).unwrap_or_default(),
+                organization_id: c.organization_id,
+                status: c.status,
+                responded_by: c.responded_by,
+                responded_at: c.responded_at.map(|t| t.and_utc()),
+                comment: c.comment,
+            })
+            .collect();
+        let responses = repo::responses_of(conn, &r.id)?
+            .into_iter()
+            .map(|x| ResponseRecord {
+                organization_id: x.organization_id,
+                responded_by: x.responded_by,
+                kind: x.kind,
+                comment: x.comment,
+                unsolicited: x.unsolicited,
+                created_at: x.created_at.and_utc(),
+            })
+            .collect();
+        rounds.push(Round {
+            id: r.id,
+            round_number: r.round_number,
+            version_number: r.version_number,
+            opened_at: r.opened_at.and_utc(),
+            deadline: r.deadline.and_utc(),
+            silence_is_consent: r.silence_is_consent,
+            closed_at: r.closed_at.map(|t| t.and_utc()),
+            closed_by: r.closed_by,
+            outcome: r.outcome,
+            consultees,
+            responses,
+        });
+    }
+    let show = sees_confidential(actor);
+    let flags = repo::flags_of(conn, &proposal.id)?
+        .into_iter()
+        .map(|f| Flag::from_row(f, show))
+        .collect();
+    Ok(Consultation {
+        proposal_id: proposal.id.clone(),
+        state: state_of(proposal)?,
+        rounds,
+        flags,
+    })
+}
+
+pub fn get_consultation(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Consultation> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    view(conn, actor, &proposal)
+}
+
+// ---- consultation rules
+
+pub fn create_rule(
+    conn: &mut DbConn,
+    actor: &Actor,
+    input: &super::dto::NewRule,
+) -> AppResult<super::dto::Rule> {
+    let mut errors = Vec::new();
+    if crate::features::identity::repo::find_organization(conn, &input.organization_id)?.is_none() {
+        errors.push(FieldError::new("organization_id", "no organisation has this id"));
+    }
+    match (&input.sector_code, input.always_consult) {
+        (None, false) => errors.push(FieldError::new(
+            "sector_code",
+            "is required unless always_consult is true",
+        )),
+        (Some(_), true) => errors.push(FieldError::new(
+            "sector_code",
+            "must be absent when always_consult is true",
+        )),
+        (Some(code), false) if !crate::features::reference::repo::sector_exists(conn, code)? => {
+            errors.push(FieldError::new("sector_code", "is not a sector of the code list"))
+        }
+        _ => {}
+    }
+    if let Some(a) = &input.adm1_pcode {
+        if crate::features::reference::repo::find_area(conn, a)?.is_none_or(|x| x.level != 1) {
+            errors.push(FieldError::new("adm1_pcode", "is not an adm1 P-code"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    db::write_tx(conn, |tx| {
+        let row = repo::RuleRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            organization_id: input.organization_id.clone(),
+            sector_code: input.sector_code.clone(),
+            adm1_pcode: input.adm1_pcode.clone(),
+            always_consult: input.always_consult,
+            created_by: actor.user_id.clone(),
+            created_at: now_micros(),
+        };
+        repo::insert_rule(tx, &row)?;
+        let rule = super::dto::Rule::from(row);
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("consultation_rule.create", "consultation_rule", Some(&rule.id))
+                .after(json!(rule)),
+        )?;
+        Ok(rule)
+    })
+}
+
+pub fn list_rules(conn: &mut DbConn) -> AppResult<Vec<super::dto::Rule>> {
+    Ok(repo::list_rules(conn)?
+        .into_iter()
+        .map(super::dto::Rule::from)
+        .collect())
+}
+
+pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> {
+    db::write_tx(conn, |tx| {
+        let rule = repo::find_rule(tx, id)?
+            .ok_or_else(|| AppError::not_found("No consultation rule with this id."))?;
+        repo::delete_rule(tx, id)?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("consultation_rule.delete", "consultation_rule", Some(id))
+                .before(json!(super::dto::Rule::from(rule))),
+        )?;
+        Ok(())
+    })
+}

@@ -1,0 +1,46 @@
+//! The deadline sweeper: a periodic task inside every server instance that closes overdue consultation
+//! rounds. Each close is a conditional update, so several instances on one database close a round once.
+
+use std::time::Duration;
+
+use crate::db::DbPool;
+use crate::features::audit::now_micros;
+
+/// Closes every overdue round; returns how many this call closed.
+pub fn sweep_once(pool: &DbPool) -> usize {
+    let mut closed = 0;
+    let Ok(mut conn) = pool.get() else {
+        tracing::warn!("deadline sweep skipped: no database connection");
+        return 0;
+    };
+    let overdue = match super::repo::overdue_rounds(&mut conn, now_micros(), 500) {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "deadline sweep could not list overdue rounds");
+            return 0;
+        }
+    };
+    for round_id in overdue {
+        match super::service::close_overdue_round(&mut conn, &round_id) {
+            Ok(true) => closed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(round_id, error = %e, "deadline sweep could not close a round"),
+        }
+    }
+    if closed > 0 {
+        tracing::info!(closed, "consultation rounds closed at their deadline");
+    }
+    closed
+}
+
+/// Runs [`sweep_once`] every `interval` on the blocking pool, for the life of the actix system.
+pub fn spawn(pool: DbPool, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            let pool = pool.clone();
+            let _ = actix_web::web::block(move || sweep_once(&pool)).await;
+        }
+    });
+}
