@@ -44,6 +44,9 @@ pub enum Action {
     FlagWithdraw,
     FlagResolve,
     FlagOverride,
+    ApprovalRead,
+    ApprovalDecide,
+    TurnaroundRead,
 }
 
 use Action::*;
@@ -106,6 +109,12 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (FlagWithdraw, &[Consultee]),
     (FlagResolve, &[Consultee]),
     (FlagOverride, &[Hc]),
+    (ApprovalRead, PROGRAMME_HATS),
+    (ApprovalDecide, &[Hc, Rc, HeadOfOffice, Dsrsg]),
+    (
+        TurnaroundRead,
+        &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, Auditor],
+    ),
 ];
 
 impl Action {
@@ -314,6 +323,27 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "POST",
         "/api/v1/flags/{id}/override",
         Requirement::Action(FlagOverride),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/approval",
+        Requirement::Action(ApprovalRead),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/approval/steps/{step_id}/decision",
+        Requirement::Action(ApprovalDecide),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/brief",
+        Requirement::Action(ApprovalRead),
+    ),
+    ("GET", "/api/v1/me/tasks", Requirement::Authenticated),
+    (
+        "GET",
+        "/api/v1/pools/{id}/turnaround",
+        Requirement::Action(TurnaroundRead),
     ),
 ];
 

@@ -351,6 +351,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    approval_steps (id) {
+        id -> Text,
+        proposal_id -> Text,
+        version_number -> Integer,
+        position -> Integer,
+        hat -> Text,
+        reason -> Text,
+        financial -> Bool,
+        sla_days -> Integer,
+        status -> Text,
+        opened_at -> Nullable<Timestamp>,
+        due_at -> Nullable<Timestamp>,
+        overdue -> Bool,
+        decided_by -> Nullable<Text>,
+        decided_hat -> Nullable<Text>,
+        acting -> Bool,
+        decided_at -> Nullable<Timestamp>,
+        decision -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        conditions -> Nullable<Text>,
+        multi_hat_acknowledgement -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(proposals -> pools (pool_id));
 diesel::joinable!(proposal_versions -> proposals (proposal_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
@@ -382,4 +408,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     consultees,
     consultation_responses,
     flags,
+    approval_steps,
 );

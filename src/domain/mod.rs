@@ -1,5 +1,6 @@
 //! Pure rules of the service: no actix, no diesel, no I/O; unit- and property-tested.
 
+pub mod approval_policy;
 pub mod canonical_json;
 pub mod hash_chain;
 pub mod ledger_rules;

@@ -1,5 +1,6 @@
 //! Feature slices, each with its routes, use cases (service), queries (repo) and DTOs.
 
+pub mod approval;
 pub mod audit;
 pub mod consultation;
 pub mod demo;

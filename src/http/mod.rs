@@ -33,7 +33,8 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
                 .configure(crate::features::pools::routes::configure)
                 .configure(crate::features::proposals::routes::configure)
                 .configure(crate::features::ledger::routes::configure)
-                .configure(crate::features::consultation::routes::configure),
+                .configure(crate::features::consultation::routes::configure)
+                .configure(crate::features::approval::routes::configure),
         );
 }
 

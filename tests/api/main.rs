@@ -13,6 +13,7 @@
 
 mod support;
 
+mod approval;
 mod audit_api;
 mod audit_chain;
 mod authz_matrix;

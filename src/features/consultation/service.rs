@@ -207,6 +207,9 @@ fn close_round(
     proposal.version += 1;
     proposal.updated_at = now;
     proposals_repo::save_proposal(tx, proposal)?;
+    if next == State::InReview {
+        crate::features::approval::service::instantiate_steps(tx, ctx, proposal)?;
+    }
     audit::append(
         tx,
         ctx.event("consultation.close", "proposal", Some(&proposal.id))
@@ -525,6 +528,7 @@ fn after_flag_end(
             ctx.event("proposal.flags_cleared", "proposal", Some(&proposal.id))
                 .after(json!({"state": proposal.state})),
         )?;
+        crate::features::approval::service::instantiate_steps(tx, ctx, proposal)?;
     }
     Ok(())
 }

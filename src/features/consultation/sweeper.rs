@@ -30,6 +30,13 @@ pub fn sweep_once(pool: &DbPool) -> usize {
     if closed > 0 {
         tracing::info!(closed, "consultation rounds closed at their deadline");
     }
+    match crate::db::write_tx(&mut conn, |tx| {
+        crate::features::approval::repo::mark_overdue(tx, now_micros())
+    }) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(steps = n, "approval steps marked overdue"),
+        Err(e) => tracing::warn!(error = %e, "could not mark overdue approval steps"),
+    }
     closed
 }
 

@@ -1,0 +1,141 @@
+//! Request and response bodies of approvals, the decision brief, tasks and turnaround.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access::Hat;
+use crate::domain::approval_policy::StepReason;
+use crate::domain::lifecycle::State;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Return,
+    Reject,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Return => "return",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub decision: Decision,
+    /// Required to return or reject (the reasons go back to the submitter).
+    pub comment: Option<String>,
+    pub conditions: Option<String>,
+    /// Required from a person's second decision on the same proposal (in another hat).
+    pub multi_hat_acknowledgement: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Step {
+    pub id: String,
+    pub version_number: i32,
+    pub position: i32,
+    /// The hat that decides this step.
+    pub hat: Hat,
+    /// A head of office decides only within their adm1 scope; others are unscoped.
+    pub scope_adm1: Option<String>,
+    pub reason: StepReason,
+    pub financial: bool,
+    pub sla_days: i32,
+    /// `pending`, `approved`, `returned`, `rejected` or `superseded`.
+    pub status: String,
+    /// The step that can be decided now.
+    pub current: bool,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub decided_by: Option<String>,
+    pub decided_hat: Option<String>,
+    pub acting: bool,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision: Option<String>,
+    pub comment: Option<String>,
+    pub conditions: Option<String>,
+    pub multi_hat_acknowledgement: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Approval {
+    pub proposal_id: String,
+    pub state: State,
+    /// The proposal's version: send it in `If-Match` with a decision.
+    pub version: i64,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Task {
+    /// `consultation_response`, `approval_step` or `flag_on_my_proposal`.
+    pub kind: String,
+    pub hat: Hat,
+    pub proposal_id: String,
+    pub reference: Option<String>,
+    pub title: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    /// Where to act.
+    pub link: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TurnaroundLine {
+    /// The step kind (`always`, `amount_at_least`, `waiver`, `financial_band`, …) or the hat, per `group`.
+    pub key: String,
+    /// `step_kind` or `hat`.
+    pub group: String,
+    pub decided: usize,
+    pub median_days: Option<f64>,
+    pub p90_days: Option<f64>,
+    pub overdue_now: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Turnaround {
+    pub pool_id: String,
+    pub lines: Vec<TurnaroundLine>,
+}
+
+/// Everything a decider needs on one page.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Brief {
+    pub proposal_id: String,
+    pub reference: Option<String>,
+    pub state: State,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub objectives: Option<String>,
+    pub confidence_building_purpose: Option<String>,
+    pub sector_code: Option<String>,
+    pub location: Option<crate::domain::proposal::Location>,
+    pub implementing_partner: Option<crate::domain::proposal::ImplementingPartner>,
+    pub beneficiaries: Option<crate::domain::proposal::Beneficiaries>,
+    pub planned_start: Option<chrono::NaiveDate>,
+    pub planned_end: Option<chrono::NaiveDate>,
+    pub amount: Option<String>,
+    pub currency: String,
+    /// The pool's unallocated balance now, and after this proposal's commitment.
+    pub pool_unallocated_before: String,
+    pub pool_unallocated_after: Option<String>,
+    pub waiver: Option<crate::domain::proposal::Waiver>,
+    pub waived_limits: Vec<crate::domain::pool_policy::LimitExceeded>,
+    pub screening: Option<crate::domain::proposal::Screening>,
+    /// Who was asked in the latest round, and their answers (lapses included).
+    pub consultation: Vec<crate::features::consultation::dto::Consultee>,
+    pub consultation_deadline: Option<DateTime<Utc>>,
+    /// Every flag, open or ended, with override justifications (confidential notes only for hats that may see them).
+    pub flags: Vec<crate::features::consultation::dto::Flag>,
+    /// Every step of the current version: earlier decisions with their hats, and deadlines.
+    pub steps: Vec<Step>,
+}

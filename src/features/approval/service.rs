@@ -1,0 +1,479 @@
+//! Approval use cases: the step snapshot when a proposal enters review, decisions (in order, in the right hat
+//! and scope, never on one's own organisation's proposal, multi-hat decisions acknowledged), the final approval
+//! committing funds in the same transaction, and the decision brief and turnaround reads.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use serde_json::json;
+
+use super::dto::{Approval, Brief, Decision, DecisionInput, Step, Turnaround, TurnaroundLine};
+use super::repo::{self, StepRow};
+use crate::access::Actor;
+use crate::db::{self, DbConn};
+use crate::domain::approval_policy::{StepReason, plan_steps};
+use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::money::format_amount;
+use crate::domain::pool_policy::LimitExceeded;
+use crate::domain::proposal::ProposalContent;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::features::audit::{self, AuditContext, now_micros};
+use crate::features::identity::service::deny;
+use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
+use crate::features::pools::service as pools;
+use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
+use crate::features::proposals::service::load_visible;
+use crate::http::preconditions::stale;
+
+fn state_of(row: &ProposalRow) -> AppResult<State> {
+    row.state.parse().map_err(|_| AppError::internal("unknown state"))
+}
+
+fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
+    proposals_repo::find_version(tx, &proposal.id, proposal.current_version)?
+        .ok_or_else(|| AppError::internal("current version missing"))
+}
+
+fn waived(version: &VersionRow) -> Vec<LimitExceeded> {
+    version
+        .waiver_reasons
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// Instantiates the approval policy the proposal was checked against as concrete steps on its current
+/// version; the first step opens now. Called whenever a proposal enters `in_review`.
+pub fn instantiate_steps(tx: &mut DbConn, ctx: &AuditContext, proposal: &ProposalRow) -> AppResult<()> {
+    let version = current_version(tx, proposal)?;
+    if repo::steps_of(tx, &proposal.id)?
+        .iter()
+        .any(|s| s.version_number == version.number)
+    {
+        return Ok(()); // Flags cleared after a round: the version's steps exist already.
+    }
+    let pool_row = crate::features::pools::repo::find_pool(tx, &proposal.pool_id)?
+        .ok_or_else(|| AppError::internal("proposal without pool"))?;
+    let settings_version = version.pool_settings_version.unwrap_or(pool_row.settings_version);
+    let pool = pools::load_version(tx, pool_row, settings_version)?;
+    let amount = version.requested_minor.unwrap_or(0);
+    let sector = proposal.sector_code.clone().unwrap_or_default();
+    let plan = plan_steps(&pool.policy, amount, &sector, !waived(&version).is_empty())
+        .map_err(|e| AppError::internal(format!("approval policy cannot be instantiated: {e:?}")))?;
+    let now = now_micros();
+    for (i, step) in plan.iter().enumerate() {
+        let first = i == 0;
+        repo::insert_step(
+            tx,
+            &StepRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                proposal_id: proposal.id.clone(),
+                version_number: version.number,
+                position: i32::try_from(i).unwrap_or(0) + 1,
+                hat: step.hat.as_str().to_owned(),
+                reason: serde_json::to_string(&step.reason).unwrap_or_default(),
+                financial: step.financial,
+                sla_days: i32::try_from(step.sla_days).unwrap_or(5),
+                status: "pending".into(),
+                opened_at: first.then_some(now),
+                due_at: first.then(|| now + Duration::days(i64::from(step.sla_days))),
+                overdue: false,
+                decided_by: None,
+                decided_hat: None,
+                acting: false,
+                decided_at: None,
+                decision: None,
+                comment: None,
+                conditions: None,
+                multi_hat_acknowledgement: None,
+                created_at: now,
+            },
+        )?;
+    }
+    audit::append(
+        tx,
+        ctx.event("approval.steps_instantiated", "proposal", Some(&proposal.id)).after(json!({
+            "version": version.number, "pool_settings_version": settings_version,
+            "steps": plan.iter().map(|s| json!({"hat": s.hat, "reason": s.reason, "sla_days": s.sla_days, "financial": s.financial})).collect::<Vec<_>>(),
+        })),
+    )?;
+    Ok(())
+}
+
+/// The adm1 a decider is limited to in this step's hat, if every grant of it is scoped.
+fn scope_adm1(actor: &Actor) -> Option<Vec<String>> {
+    let grants = &actor.acting_in.as_ref()?.grants;
+    let scopes: Vec<String> = grants.iter().filter_map(|g| g.scope_adm1.clone()).collect();
+    (scopes.len() == grants.len() && !scopes.is_empty()).then_some(scopes)
+}
+
+fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppResult<Step> {
+    Ok(Step {
+        id: row.id.clone(),
+        version_number: row.version_number,
+        position: row.position,
+        hat: row.hat.parse().map_err(|e: String| AppError::internal(e))?,
+        scope_adm1: None,
+        reason: serde_json::from_str(&row.reason).unwrap_or(StepReason::Always),
+        financial: row.financial,
+        sla_days: row.sla_days,
+        status: row.status.clone(),
+        current,
+        opened_at: row.opened_at.map(|t| t.and_utc()),
+        due_at: row.due_at.map(|t| t.and_utc()),
+        overdue: row.overdue || (row.status == "pending" && row.due_at.is_some_and(|d| d < now)),
+        decided_by: row.decided_by.clone(),
+        decided_hat: row.decided_hat.clone(),
+        acting: row.acting,
+        decided_at: row.decided_at.map(|t| t.and_utc()),
+        decision: row.decision.clone(),
+        comment: row.comment.clone(),
+        conditions: row.conditions.clone(),
+        multi_hat_acknowledgement: row.multi_hat_acknowledgement.clone(),
+    })
+}
+
+fn steps_view(tx: &mut DbConn, proposal: &ProposalRow, all_versions: bool) -> AppResult<Vec<Step>> {
+    let now = now_micros();
+    let rows = repo::steps_of(tx, &proposal.id)?;
+    let current_id = rows
+        .iter()
+        .find(|s| {
+            s.version_number == proposal.current_version && s.status == "pending" && s.opened_at.is_some()
+        })
+        .map(|s| s.id.clone());
+    rows.iter()
+        .filter(|s| all_versions || s.version_number == proposal.current_version)
+        .map(|s| step_view(s, Some(&s.id) == current_id.as_ref(), now))
+        .collect()
+}
+
+pub fn get_approval(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Approval> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    Ok(Approval {
+        proposal_id: proposal.id.clone(),
+        state: state_of(&proposal)?,
+        version: proposal.version,
+        steps: steps_view(conn, &proposal, true)?,
+    })
+}
+
+fn lifecycle_action(decision: Decision, last: bool) -> Action {
+    match (decision, last) {
+        (Decision::Approve, false) => Action::ApproveStep,
+        (Decision::Approve, true) => Action::FinalApprove,
+        (Decision::Return, _) => Action::ReturnForRevision,
+        (Decision::Reject, _) => Action::Reject,
+    }
+}
+
+/// Decides a step. Checks, in this order: visibility (404), the step's hat (403), scope (403), separation of
+/// duties (403), the multi-hat acknowledgement (422); then under the proposal's lock: `If-Match` (412), state
+/// and order (409). The final approval commits the requested amount in the same transaction — an underfunded
+/// pool refuses it with the available amount, and nothing changes.
+pub fn decide(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &str,
+    step_id: &str,
+    expected_version: i64,
+    input: &DecisionInput,
+) -> AppResult<Approval> {
+    let trimmed = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    let comment = trimmed(&input.comment);
+    let conditions = trimmed(&input.conditions);
+    let acknowledgement = trimmed(&input.multi_hat_acknowledgement);
+    if input.decision != Decision::Approve && comment.as_deref().is_none_or(|c| c.len() < 5) {
+        return Err(AppError::invalid_field(
+            "comment",
+            "returning or rejecting needs the reasons (at least 5 characters)",
+        ));
+    }
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let steps = repo::steps_of(conn, proposal_id)?;
+    let step = steps
+        .iter()
+        .find(|s| s.id == step_id)
+        .ok_or_else(|| AppError::not_found("This proposal has no such approval step."))?;
+    let hat = actor
+        .hat()
+        .ok_or_else(|| AppError::forbidden("No hat resolved."))?;
+    if hat.as_str() != step.hat {
+        return Err(deny(
+            conn,
+            actor,
+            "approval.decide",
+            "approval_step",
+            step_id,
+            &format!("This step is decided in the `{}` hat.", step.hat),
+        ));
+    }
+    if let Some(scopes) = scope_adm1(actor) {
+        if !proposal.adm1_pcode.as_ref().is_some_and(|a| scopes.contains(a)) {
+            return Err(deny(
+                conn,
+                actor,
+                "approval.decide",
+                "approval_step",
+                step_id,
+                "Your hat is limited to another area than this proposal's.",
+            ));
+        }
+    }
+    if actor.organization_id == proposal.organization_id
+        || actor.user_id == proposal.created_by
+        || proposal.submitted_by.as_deref() == Some(actor.user_id.as_str())
+    {
+        return Err(deny(
+            conn,
+            actor,
+            "approval.decide",
+            "approval_step",
+            step_id,
+            "Nobody decides on a proposal that they or their organisation submitted.",
+        ));
+    }
+    let decided_before = steps
+        .iter()
+        .any(|s| s.decided_by.as_deref() == Some(actor.user_id.as_str()));
+    if decided_before && acknowledgement.as_deref().is_none_or(|a| a.len() < 10) {
+        return Err(AppError::validation(vec![FieldError::new(
+            "multi_hat_acknowledgement",
+            "you decided an earlier step of this proposal in another hat; acknowledge deciding again (at least 10 characters)",
+        )]));
+    }
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "proposals", proposal_id)?;
+        let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
+            .ok_or_else(|| AppError::not_found("No such proposal."))?;
+        if proposal.version != expected_version {
+            return Err(stale(proposal.version));
+        }
+        let state = state_of(&proposal)?;
+        let mut steps: Vec<StepRow> = repo::steps_of(tx, proposal_id)?
+            .into_iter()
+            .filter(|s| s.version_number == proposal.current_version)
+            .collect();
+        let index = steps
+            .iter()
+            .position(|s| s.id == step_id)
+            .ok_or_else(|| AppError::conflict("This step belongs to an earlier version of the proposal."))?;
+        let last = index + 1 == steps.len();
+        let next = lifecycle::transition(state, lifecycle_action(input.decision, last))?.to;
+        if steps[index].status != "pending" {
+            return Err(AppError::conflict(format!(
+                "This step was decided already ({}).",
+                steps[index].status
+            )));
+        }
+        if let Some(first_open) = steps.iter().find(|s| s.status == "pending") {
+            if first_open.id != step_id {
+                return Err(AppError::conflict(format!(
+                    "Steps are decided in order: step {} (`{}`) comes first.",
+                    first_open.position, first_open.hat
+                )));
+            }
+        }
+        // Money first (lock order: balance rows, then the audit head).
+        let mut commitment = None;
+        if input.decision == Decision::Approve && last {
+            let version = current_version(tx, &proposal)?;
+            let amount = version
+                .requested_minor
+                .ok_or_else(|| AppError::internal("submitted version without amount"))?;
+            let pool = PoolRef::load(tx, &proposal.pool_id)?;
+            let details = PostingDetails {
+                memo: proposal.reference.clone(),
+                ..Default::default()
+            };
+            let row = ledger::commit_funds(tx, &actor.audit(), &pool, &proposal.id, amount, details)?;
+            commitment = Some(row.id);
+        }
+        let acting = actor.audit().acting;
+        {
+            let step = &mut steps[index];
+            step.status = match input.decision {
+                Decision::Approve => "approved",
+                Decision::Return => "returned",
+                Decision::Reject => "rejected",
+            }
+            .into();
+            step.decided_by = Some(actor.user_id.clone());
+            step.decided_hat = Some(hat.as_str().to_owned());
+            step.acting = acting;
+            step.decided_at = Some(now);
+            step.decision = Some(input.decision.as_str().to_owned());
+            step.comment = comment.clone();
+            step.conditions = conditions.clone();
+            step.multi_hat_acknowledgement = if decided_before {
+                acknowledgement.clone()
+            } else {
+                None
+            };
+        }
+        repo::save_step(tx, &steps[index])?;
+        match (input.decision, last) {
+            (Decision::Approve, false) => {
+                let following = &mut steps[index + 1];
+                following.opened_at = Some(now);
+                following.due_at = Some(now + Duration::days(i64::from(following.sla_days)));
+                repo::save_step(tx, following)?;
+            }
+            (Decision::Approve, true) => {}
+            _ => {
+                for later in steps.iter_mut().skip(index + 1) {
+                    later.status = "superseded".into();
+                    repo::save_step(tx, later)?;
+                }
+            }
+        }
+        if input.decision == Decision::Return {
+            let version = current_version(tx, &proposal)?;
+            let content: ProposalContent = serde_json::from_str(&version.content).unwrap_or_default();
+            proposals_repo::insert_version(
+                tx,
+                &VersionRow {
+                    proposal_id: proposal.id.clone(),
+                    number: version.number + 1,
+                    status: "draft".into(),
+                    content: crate::domain::canonical_json::to_canonical_string(&json!(content)),
+                    budget_total_minor: None,
+                    requested_minor: None,
+                    duration_days: None,
+                    waiver_reasons: None,
+                    pool_settings_version: None,
+                    created_by: actor.user_id.clone(),
+                    created_at: now,
+                    submitted_by: None,
+                    submitted_at: None,
+                },
+            )?;
+            proposal.current_version = version.number + 1;
+        }
+        proposal.state = next.as_str().to_owned();
+        proposal.version += 1;
+        proposal.updated_at = now;
+        proposals_repo::save_proposal(tx, &proposal)?;
+        let step = &steps[index];
+        audit::append(
+            tx,
+            actor.audit().event("approval.decide", "proposal", Some(proposal_id)).after(json!({
+                "step_id": step.id, "position": step.position, "hat": step.hat, "decision": input.decision,
+                "comment": comment, "conditions": conditions, "acting": acting,
+                "multi_hat_acknowledgement": step.multi_hat_acknowledgement, "state": proposal.state,
+                "commitment_transaction": commitment,
+            })),
+        )?;
+        Ok(Approval {
+            proposal_id: proposal.id.clone(),
+            state: next,
+            version: proposal.version,
+            steps: steps_view(tx, &proposal, true)?,
+        })
+    })
+}
+
+/// The decision brief.
+pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Brief> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let version = current_version(conn, &proposal)?;
+    // A draft after a return shows the submitted version the decisions were about.
+    let shown = if version.status == "draft" && version.number > 1 {
+        proposals_repo::find_version(conn, proposal_id, version.number - 1)?.unwrap_or(version)
+    } else {
+        version
+    };
+    let content: ProposalContent = serde_json::from_str(&shown.content).unwrap_or_default();
+    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let unallocated = ledger::pool_totals(conn, &proposal.pool_id)?
+        .get(&crate::domain::ledger_rules::AccountKind::Unallocated)
+        .copied()
+        .unwrap_or(0);
+    let amount = shown.requested_minor.or(proposal.requested_minor);
+    let consultation = crate::features::consultation::service::get_consultation(conn, actor, proposal_id)?;
+    let latest = consultation.rounds.last();
+    Ok(Brief {
+        proposal_id: proposal.id.clone(),
+        reference: proposal.reference.clone(),
+        state: state_of(&proposal)?,
+        title: content.title.clone(),
+        summary: content.summary.clone(),
+        objectives: content.objectives.clone(),
+        confidence_building_purpose: content.confidence_building_purpose.clone(),
+        sector_code: content.sector_code.clone(),
+        location: content.location.clone(),
+        implementing_partner: content.implementing_partner.clone(),
+        beneficiaries: content.beneficiaries.clone(),
+        planned_start: content.planned_start,
+        planned_end: content.planned_end,
+        amount: amount.map(|a| format_amount(a, pool.currency)),
+        currency: pool.currency.code().to_owned(),
+        pool_unallocated_before: format_amount(unallocated, pool.currency),
+        pool_unallocated_after: match state_of(&proposal)? {
+            State::Approved | State::InImplementation | State::Completed | State::Closed => None,
+            _ => amount.map(|a| format_amount(unallocated - a, pool.currency)),
+        },
+        waiver: content.waiver.clone(),
+        waived_limits: waived(&shown),
+        screening: content.screening.clone(),
+        consultation_deadline: latest.map(|r| r.deadline),
+        consultation: latest.map(|r| r.consultees.clone()).unwrap_or_default(),
+        flags: consultation.flags,
+        steps: steps_view(conn, &proposal, false)?,
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(idx).map(|v| (v * 100.0).round() / 100.0)
+}
+
+/// Per step kind and per hat: decisions, median and 90th-percentile days from open to decision, overdue now.
+pub fn turnaround(conn: &mut DbConn, pool_id: &str) -> AppResult<Turnaround> {
+    PoolRef::load(conn, pool_id)?;
+    let now = now_micros();
+    let steps = repo::steps_of_pool(conn, pool_id)?;
+    let mut groups: BTreeMap<(String, String), (Vec<f64>, usize)> = BTreeMap::new();
+    for s in &steps {
+        let kind = serde_json::from_str::<serde_json::Value>(&s.reason)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into());
+        for key in [("step_kind".to_owned(), kind), ("hat".to_owned(), s.hat.clone())] {
+            let entry = groups.entry(key).or_default();
+            if let (Some(opened), Some(decided)) = (s.opened_at, s.decided_at) {
+                entry.0.push((decided - opened).num_seconds() as f64 / 86_400.0);
+            }
+            if s.status == "pending" && s.due_at.is_some_and(|d| d < now) {
+                entry.1 += 1;
+            }
+        }
+    }
+    let lines = groups
+        .into_iter()
+        .map(|((group, key), (mut days, overdue))| {
+            days.sort_by(f64::total_cmp);
+            TurnaroundLine {
+                key,
+                group,
+                decided: days.len(),
+                median_days: percentile(&days, 0.5),
+                p90_days: percentile(&days, 0.9),
+                overdue_now: overdue,
+            }
+        })
+        .collect();
+    Ok(Turnaround {
+        pool_id: pool_id.to_owned(),
+        lines,
+    })
+}
