@@ -14,6 +14,7 @@
 mod support;
 
 mod approval;
+mod approval_model;
 mod audit_api;
 mod audit_chain;
 mod authz_matrix;
