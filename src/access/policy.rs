@@ -47,6 +47,12 @@ pub enum Action {
     ApprovalRead,
     ApprovalDecide,
     TurnaroundRead,
+    Disburse,
+    Refund,
+    ReportSubmit,
+    ReportDecide,
+    ProposalCancel,
+    ProposalClose,
 }
 
 use Action::*;
@@ -115,6 +121,12 @@ pub const POLICY: &[(Action, &[Hat])] = &[
         TurnaroundRead,
         &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, Auditor],
     ),
+    (Disburse, &[FinanceOfficer]),
+    (Refund, &[FinanceOfficer]),
+    (ReportSubmit, &[Submitter]),
+    (ReportDecide, &[QipOfficer]),
+    (ProposalCancel, &[Dsrsg]),
+    (ProposalClose, &[QipOfficer]),
 ];
 
 impl Action {
@@ -344,6 +356,51 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "GET",
         "/api/v1/pools/{id}/turnaround",
         Requirement::Action(TurnaroundRead),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/tranches",
+        Requirement::Action(ProposalRead),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/tranches/{n}/disbursements",
+        Requirement::Action(Disburse),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/refunds",
+        Requirement::Action(Refund),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/reports",
+        Requirement::Action(ReportSubmit),
+    ),
+    (
+        "GET",
+        "/api/v1/proposals/{id}/reports",
+        Requirement::Action(ProposalRead),
+    ),
+    (
+        "POST",
+        "/api/v1/reports/{id}/accept",
+        Requirement::Action(ReportDecide),
+    ),
+    (
+        "POST",
+        "/api/v1/reports/{id}/return",
+        Requirement::Action(ReportDecide),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/cancel",
+        Requirement::Action(ProposalCancel),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/close",
+        Requirement::Action(ProposalClose),
     ),
 ];
 

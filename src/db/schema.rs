@@ -377,6 +377,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tranches (id) {
+        id -> Text,
+        proposal_id -> Text,
+        number -> Integer,
+        percent -> Integer,
+        amount_minor -> BigInt,
+        condition -> Text,
+        status -> Text,
+        paid_minor -> BigInt,
+        waive_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> Text,
+        proposal_id -> Text,
+        kind -> Text,
+        content -> Text,
+        expenditure_minor -> Nullable<BigInt>,
+        status -> Text,
+        submitted_by -> Text,
+        submitted_at -> Timestamp,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tranche_payments (transaction_id) {
+        transaction_id -> Text,
+        proposal_id -> Text,
+        tranche_number -> Integer,
+        amount_minor -> BigInt,
+        paid_on -> Date,
+        payment_reference -> Text,
+        paid_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    closeouts (proposal_id) {
+        proposal_id -> Text,
+        objectives_met -> Text,
+        confidence_effect -> Text,
+        lessons -> Text,
+        closed_by -> Text,
+        closed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(proposals -> pools (pool_id));
 diesel::joinable!(proposal_versions -> proposals (proposal_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
@@ -409,4 +464,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     consultation_responses,
     flags,
     approval_steps,
+    tranches,
+    reports,
+    tranche_payments,
+    closeouts,
 );

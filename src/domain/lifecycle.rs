@@ -410,6 +410,13 @@ pub const TRANSITIONS: &[Transition] = &[
         State::Completed,
         QIP_OFFICER,
     ),
+    // The final tranche is paid once the completion report is accepted.
+    row(
+        State::Completed,
+        Action::Disburse,
+        State::Completed,
+        FINANCE_OFFICER,
+    ),
     row(State::Completed, Action::Close, State::Closed, QIP_OFFICER),
     row(State::Approved, Action::Cancel, State::Cancelled, DSRSG),
     row(State::InImplementation, Action::Cancel, State::Cancelled, DSRSG),

@@ -11,3 +11,4 @@ pub mod password_policy;
 pub mod pool_policy;
 pub mod proposal;
 pub mod screening;
+pub mod tranches;

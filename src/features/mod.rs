@@ -5,6 +5,7 @@ pub mod audit;
 pub mod consultation;
 pub mod demo;
 pub mod identity;
+pub mod implementation;
 pub mod ledger;
 pub mod pools;
 pub mod proposals;

@@ -24,6 +24,7 @@ mod consultation;
 mod errors;
 mod fixtures;
 mod identity;
+mod implementation;
 mod ledger;
 mod ops;
 mod proposals;

@@ -294,6 +294,7 @@ pub fn decide(
             };
             let row = ledger::commit_funds(tx, &actor.audit(), &pool, &proposal.id, amount, details)?;
             commitment = Some(row.id);
+            crate::features::implementation::service::create_tranches(tx, &proposal, &version, amount)?;
         }
         let acting = actor.audit().acting;
         {

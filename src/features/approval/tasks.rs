@@ -179,6 +179,9 @@ pub fn my_tasks(conn: &mut DbConn, actor: &Actor) -> AppResult<Vec<Task>> {
         }
     }
 
+    tasks.extend(crate::features::implementation::service::tasks_for(
+        conn, actor, now,
+    )?);
     // Overdue first, then by due date (undated last).
     tasks.sort_by(|a, b| {
         b.overdue

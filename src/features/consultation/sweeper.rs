@@ -37,6 +37,18 @@ pub fn sweep_once(pool: &DbPool) -> usize {
         Ok(n) => tracing::info!(steps = n, "approval steps marked overdue"),
         Err(e) => tracing::warn!(error = %e, "could not mark overdue approval steps"),
     }
+    match crate::features::implementation::service::overdue_implementations(&mut conn, now_micros().date()) {
+        Ok(overdue) if !overdue.is_empty() => {
+            let references: Vec<String> = overdue.iter().filter_map(|(p, _)| p.reference.clone()).collect();
+            tracing::warn!(
+                count = overdue.len(),
+                ?references,
+                "proposals in implementation past their maximum duration"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check implementation durations"),
+    }
     closed
 }
 

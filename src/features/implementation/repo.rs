@@ -1,0 +1,165 @@
+//! Queries on tranches, reports, tranche payments and close-outs.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{closeouts, reports, tranche_payments, tranches};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tranches)]
+pub struct TrancheRow {
+    pub id: String,
+    pub proposal_id: String,
+    pub number: i32,
+    pub percent: i32,
+    pub amount_minor: i64,
+    pub condition: String,
+    pub status: String,
+    pub paid_minor: i64,
+    pub waive_reason: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = reports)]
+pub struct ReportRow {
+    pub id: String,
+    pub proposal_id: String,
+    pub kind: String,
+    pub content: String,
+    pub expenditure_minor: Option<i64>,
+    pub status: String,
+    pub submitted_by: String,
+    pub submitted_at: NaiveDateTime,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decision_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tranche_payments)]
+pub struct PaymentRow {
+    pub transaction_id: String,
+    pub proposal_id: String,
+    pub tranche_number: i32,
+    pub amount_minor: i64,
+    pub paid_on: NaiveDate,
+    pub payment_reference: String,
+    pub paid_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = closeouts)]
+pub struct CloseoutRow {
+    pub proposal_id: String,
+    pub objectives_met: String,
+    pub confidence_effect: String,
+    pub lessons: String,
+    pub closed_by: String,
+    pub closed_at: NaiveDateTime,
+}
+
+pub fn insert_tranche(conn: &mut DbConn, row: &TrancheRow) -> QueryResult<()> {
+    diesel::insert_into(tranches::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn tranches_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<TrancheRow>> {
+    tranches::table
+        .filter(tranches::proposal_id.eq(proposal_id))
+        .order(tranches::number.asc())
+        .select(TrancheRow::as_select())
+        .load(conn)
+}
+
+pub fn save_tranche(conn: &mut DbConn, row: &TrancheRow) -> QueryResult<usize> {
+    diesel::update(tranches::table.find(&row.id))
+        .set((
+            tranches::status.eq(&row.status),
+            tranches::paid_minor.eq(row.paid_minor),
+            tranches::waive_reason.eq(&row.waive_reason),
+        ))
+        .execute(conn)
+}
+
+pub fn insert_report(conn: &mut DbConn, row: &ReportRow) -> QueryResult<()> {
+    diesel::insert_into(reports::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_report(conn: &mut DbConn, id: &str) -> QueryResult<Option<ReportRow>> {
+    reports::table
+        .find(id)
+        .select(ReportRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn reports_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<ReportRow>> {
+    reports::table
+        .filter(reports::proposal_id.eq(proposal_id))
+        .order(reports::submitted_at.asc())
+        .select(ReportRow::as_select())
+        .load(conn)
+}
+
+/// Reports waiting for the QIP secretariat (my tasks).
+pub fn submitted_reports(conn: &mut DbConn) -> QueryResult<Vec<ReportRow>> {
+    reports::table
+        .filter(reports::status.eq("submitted"))
+        .select(ReportRow::as_select())
+        .load(conn)
+}
+
+pub fn decide_report(
+    conn: &mut DbConn,
+    id: &str,
+    status: &str,
+    by: &str,
+    at: NaiveDateTime,
+    reason: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(reports::table.find(id).filter(reports::status.eq("submitted")))
+        .set((
+            reports::status.eq(status),
+            reports::decided_by.eq(by),
+            reports::decided_at.eq(at),
+            reports::decision_reason.eq(reason),
+        ))
+        .execute(conn)
+}
+
+pub fn insert_payment(conn: &mut DbConn, row: &PaymentRow) -> QueryResult<()> {
+    diesel::insert_into(tranche_payments::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn first_payment_on(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Option<NaiveDate>> {
+    tranche_payments::table
+        .filter(tranche_payments::proposal_id.eq(proposal_id))
+        .select(diesel::dsl::min(tranche_payments::paid_on))
+        .first(conn)
+}
+
+pub fn insert_closeout(conn: &mut DbConn, row: &CloseoutRow) -> QueryResult<()> {
+    diesel::insert_into(closeouts::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Proposals with a tranche not fully paid nor voided or waived (my tasks for finance).
+pub fn open_tranches(conn: &mut DbConn) -> QueryResult<Vec<TrancheRow>> {
+    tranches::table
+        .filter(tranches::status.eq("scheduled"))
+        .select(TrancheRow::as_select())
+        .load(conn)
+}

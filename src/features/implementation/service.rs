@@ -1,0 +1,730 @@
+//! Implementation use cases: the tranche schedule at approval, reports and their acceptance, tranche payments
+//! (idempotent; never by someone who approved the proposal), refunds, cancellation releasing what is unpaid,
+//! and close-out releasing what is left. Money is always posted before other audit events (lock order).
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use serde_json::json;
+
+use super::dto::{CloseRequest, NewDisbursement, NewRefund, NewReport, Report, ReportDecision, Tranche};
+use super::repo::{self, CloseoutRow, PaymentRow, ReportRow, TrancheRow};
+use crate::access::{Actor, Hat};
+use crate::db::{self, DbConn};
+use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
+use crate::domain::proposal::{PartnerKind, ProposalContent};
+use crate::domain::tranches::{PayCondition, PayFacts, payable_now, schedule};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::features::approval::dto::Task;
+use crate::features::audit::{self, now_micros};
+use crate::features::identity::service::deny;
+use crate::features::ledger::idempotency::{self, IdempotentRequest, StoredResponse};
+use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
+use crate::features::pools::service as pools;
+use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
+use crate::features::proposals::service::load_visible;
+use crate::http::preconditions::stale;
+
+fn state_of(row: &ProposalRow) -> AppResult<State> {
+    row.state.parse().map_err(|_| AppError::internal("unknown state"))
+}
+
+/// Creates the tranche schedule when a proposal is approved (same transaction as the commitment).
+pub fn create_tranches(
+    tx: &mut DbConn,
+    proposal: &ProposalRow,
+    version: &VersionRow,
+    amount: i64,
+) -> AppResult<()> {
+    let pool_row = crate::features::pools::repo::find_pool(tx, &proposal.pool_id)?
+        .ok_or_else(|| AppError::internal("proposal without pool"))?;
+    let settings_version = version.pool_settings_version.unwrap_or(pool_row.settings_version);
+    let pool = pools::load_version(tx, pool_row, settings_version)?;
+    let content: ProposalContent = serde_json::from_str(&version.content).unwrap_or_default();
+    let reimbursement = content
+        .implementing_partner
+        .is_some_and(|p| p.kind == PartnerKind::UnitItself);
+    let now = now_micros();
+    for (i, t) in schedule(amount, &pool.policy.tranche_plan, reimbursement)
+        .iter()
+        .enumerate()
+    {
+        repo::insert_tranche(
+            tx,
+            &TrancheRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                proposal_id: proposal.id.clone(),
+                number: i32::try_from(i).unwrap_or(0) + 1,
+                percent: i32::try_from(t.percent).unwrap_or(100),
+                amount_minor: t.amount_minor,
+                condition: t.condition.as_str().to_owned(),
+                status: "scheduled".into(),
+                paid_minor: 0,
+                waive_reason: None,
+                created_at: now,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
+    let state = state_of(proposal)?;
+    let reports = repo::reports_of(tx, &proposal.id)?;
+    let accepted = |kind: &str| reports.iter().any(|r| r.kind == kind && r.status == "accepted");
+    Ok(PayFacts {
+        payable_state: matches!(
+            state,
+            State::Approved | State::InImplementation | State::Completed
+        ),
+        progress_report_accepted: accepted("progress"),
+        completion_report_accepted: accepted("completion"),
+        accepted_expenditure_minor: reports
+            .iter()
+            .filter(|r| r.status == "accepted")
+            .filter_map(|r| r.expenditure_minor)
+            .max()
+            .unwrap_or(0),
+        paid_total_minor: repo::tranches_of(tx, &proposal.id)?
+            .iter()
+            .map(|t| t.paid_minor)
+            .sum(),
+    })
+}
+
+fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche {
+    let condition = PayCondition::parse(&t.condition).unwrap_or(PayCondition::OnApproval);
+    let payable = if t.status == "scheduled" {
+        payable_now(condition, t.amount_minor, t.paid_minor, facts)
+    } else {
+        0
+    };
+    Tranche {
+        number: t.number,
+        percent: t.percent,
+        amount: format_amount(t.amount_minor, currency),
+        condition,
+        status: t.status.clone(),
+        paid: format_amount(t.paid_minor, currency),
+        remaining: format_amount((t.amount_minor - t.paid_minor).max(0), currency),
+        payable_now: format_amount(payable, currency),
+        waive_reason: t.waive_reason.clone(),
+    }
+}
+
+pub fn list_tranches(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Vec<Tranche>> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let f = facts(conn, &proposal)?;
+    Ok(repo::tranches_of(conn, proposal_id)?
+        .iter()
+        .map(|t| tranche_view(t, &f, pool.currency))
+        .collect())
+}
+
+fn stored(
+    tx: &mut DbConn,
+    row: &crate::features::ledger::repo::TransactionRow,
+) -> AppResult<(u16, String, Option<String>)> {
+    let view = ledger::transaction_view(tx, row)?;
+    Ok((
+        201,
+        serde_json::to_string(&view).map_err(|e| AppError::internal(e.to_string()))?,
+        Some(row.id.clone()),
+    ))
+}
+
+/// `POST /proposals/{id}/tranches/{n}/disbursements`.
+pub fn disbursement_request(
+    conn: &mut DbConn,
+    retention: Duration,
+    actor: &Actor,
+    proposal_id: &str,
+    number: i32,
+    input: &NewDisbursement,
+    idem: &IdempotentRequest,
+) -> AppResult<StoredResponse> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let mut errors = Vec::new();
+    let amount = match parse_positive_amount(&input.amount, pool.currency) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            errors.push(FieldError::new("amount", e.to_string()));
+            None
+        }
+    };
+    if input.payment_reference.trim().is_empty() || input.payment_reference.len() > 200 {
+        errors.push(FieldError::new("payment_reference", "must be 1–200 characters"));
+    }
+    if input.paid_on > now_micros().date() {
+        errors.push(FieldError::new("paid_on", "must not be in the future"));
+    }
+    let (Some(amount), true) = (amount, errors.is_empty()) else {
+        return Err(AppError::validation(errors));
+    };
+    // Separation of duties: whoever decided an approval step on this proposal does not pay it.
+    let approvers = crate::features::approval::repo::steps_of(conn, proposal_id)?;
+    if approvers
+        .iter()
+        .any(|s| s.decided_by.as_deref() == Some(actor.user_id.as_str()))
+    {
+        return Err(deny(
+            conn,
+            actor,
+            "implementation.disburse",
+            "proposal",
+            proposal_id,
+            "You decided an approval step of this proposal, so you cannot pay it.",
+        ));
+    }
+    let ctx = actor.audit();
+    idempotency::run(conn, idem, retention, |tx| {
+        db::lock_row(tx, "proposals", proposal_id)?;
+        let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
+            .ok_or_else(|| AppError::not_found("No such proposal."))?;
+        let state = state_of(&proposal)?;
+        let action = if state == State::Approved {
+            Action::FirstDisbursement
+        } else {
+            Action::Disburse
+        };
+        let next = lifecycle::transition(state, action)?.to;
+        let f = facts(tx, &proposal)?;
+        let mut tranche = repo::tranches_of(tx, proposal_id)?
+            .into_iter()
+            .find(|t| t.number == number)
+            .ok_or_else(|| AppError::not_found("This proposal has no tranche with this number."))?;
+        if tranche.status != "scheduled" {
+            return Err(AppError::conflict(format!(
+                "Tranche {number} is {}.",
+                tranche.status
+            )));
+        }
+        let remaining = tranche.amount_minor - tranche.paid_minor;
+        if amount > remaining {
+            return Err(AppError::invalid_field(
+                "amount",
+                format!(
+                    "exceeds what remains of tranche {number}: {}",
+                    format_amount(remaining, pool.currency)
+                ),
+            ));
+        }
+        let condition = PayCondition::parse(&tranche.condition).unwrap_or(PayCondition::OnApproval);
+        let payable = payable_now(condition, tranche.amount_minor, tranche.paid_minor, &f);
+        if payable == 0 {
+            return Err(AppError::conflict(format!(
+                "Tranche {number} is not payable yet: its condition `{}` does not hold.",
+                condition.as_str()
+            ))
+            .with_extension("condition", json!(condition)));
+        }
+        if amount > payable {
+            return Err(AppError::invalid_field(
+                "amount",
+                format!(
+                    "only {} is payable now against accepted reports",
+                    format_amount(payable, pool.currency)
+                ),
+            ));
+        }
+        let details = PostingDetails {
+            reference: Some(input.payment_reference.trim().to_owned()),
+            memo: Some(format!("tranche {number}")),
+            idempotency_key: Some(idem.ledger_key()),
+            ..Default::default()
+        };
+        let row = ledger::disburse(tx, &ctx, &pool, proposal_id, amount, details)?;
+        repo::insert_payment(
+            tx,
+            &PaymentRow {
+                transaction_id: row.id.clone(),
+                proposal_id: proposal_id.to_owned(),
+                tranche_number: number,
+                amount_minor: amount,
+                paid_on: input.paid_on,
+                payment_reference: input.payment_reference.trim().to_owned(),
+                paid_by: actor.user_id.clone(),
+                created_at: now_micros(),
+            },
+        )?;
+        tranche.paid_minor += amount;
+        if tranche.paid_minor == tranche.amount_minor {
+            tranche.status = "paid".into();
+        }
+        repo::save_tranche(tx, &tranche)?;
+        if next != state {
+            proposal.state = next.as_str().to_owned();
+        }
+        proposal.version += 1;
+        proposal.updated_at = now_micros();
+        proposals_repo::save_proposal(tx, &proposal)?;
+        audit::append(
+            tx,
+            ctx.event("implementation.disburse", "proposal", Some(proposal_id)).after(json!({
+                "tranche": number, "amount": format_amount(amount, pool.currency), "transaction_id": row.id, "state": proposal.state,
+            })),
+        )?;
+        stored(tx, &row)
+    })
+}
+
+/// `POST /proposals/{id}/refunds`: unspent money returned by the partner goes back to unallocated.
+pub fn refund_request(
+    conn: &mut DbConn,
+    retention: Duration,
+    actor: &Actor,
+    proposal_id: &str,
+    input: &NewRefund,
+    idem: &IdempotentRequest,
+) -> AppResult<StoredResponse> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let amount = parse_positive_amount(&input.amount, pool.currency)
+        .map_err(|e| AppError::invalid_field("amount", e.to_string()))?;
+    if input.reason.trim().len() < 5 {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must say what the refund is (at least 5 characters)",
+        ));
+    }
+    let ctx = actor.audit();
+    idempotency::run(conn, idem, retention, |tx| {
+        db::lock_row(tx, "proposals", proposal_id)?;
+        let details = PostingDetails {
+            reference: input.reference.clone().filter(|r| !r.trim().is_empty()),
+            memo: Some(input.reason.trim().to_owned()),
+            idempotency_key: Some(idem.ledger_key()),
+            ..Default::default()
+        };
+        let row = ledger::refund(tx, &ctx, &pool, proposal_id, amount, details)?;
+        audit::append(
+            tx,
+            ctx.event("implementation.refund", "proposal", Some(proposal_id))
+                .after(json!({"amount": format_amount(amount, pool.currency), "transaction_id": row.id})),
+        )?;
+        stored(tx, &row)
+    })
+}
+
+fn report_view(r: ReportRow, currency: Currency) -> Report {
+    Report {
+        id: r.id,
+        proposal_id: r.proposal_id,
+        kind: r.kind,
+        content: serde_json::from_str(&r.content).unwrap_or_default(),
+        expenditure_to_date: r.expenditure_minor.map(|m| format_amount(m, currency)),
+        status: r.status,
+        submitted_by: r.submitted_by,
+        submitted_at: r.submitted_at.and_utc(),
+        decided_by: r.decided_by,
+        decided_at: r.decided_at.map(|t| t.and_utc()),
+        decision_reason: r.decision_reason,
+    }
+}
+
+/// A progress or completion report by the submitting organisation.
+pub fn submit_report(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &str,
+    input: &NewReport,
+) -> AppResult<Report> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let state = state_of(&proposal)?;
+    let mut errors = Vec::new();
+    let (kind, expenditure_text, content, allowed) = match input {
+        NewReport::Progress {
+            narrative,
+            percent_complete,
+            expenditure_to_date,
+        } => {
+            if narrative.trim().is_empty() {
+                errors.push(FieldError::new("narrative", "is required"));
+            }
+            if *percent_complete > 100 {
+                errors.push(FieldError::new("percent_complete", "must be between 0 and 100"));
+            }
+            (
+                "progress",
+                expenditure_to_date,
+                json!({"narrative": narrative, "percent_complete": percent_complete}),
+                matches!(state, State::Approved | State::InImplementation),
+            )
+        }
+        NewReport::Completion {
+            narrative,
+            beneficiaries_reached,
+            handover,
+            expenditure_to_date,
+        } => {
+            if handover.local_authority.trim().is_empty() {
+                errors.push(FieldError::new("handover.local_authority", "is required"));
+            }
+            if handover.maintenance.trim().is_empty() {
+                errors.push(FieldError::new("handover.maintenance", "is required"));
+            }
+            (
+                "completion",
+                expenditure_to_date,
+                json!({"narrative": narrative, "beneficiaries_reached": beneficiaries_reached,
+                "handover": {"local_authority": handover.local_authority, "date": handover.date, "maintenance": handover.maintenance}}),
+                state == State::InImplementation,
+            )
+        }
+    };
+    let expenditure = match parse_amount(expenditure_text, pool.currency) {
+        Ok(v) if v >= 0 => Some(v),
+        Ok(_) => {
+            errors.push(FieldError::new("expenditure_to_date", "must not be negative"));
+            None
+        }
+        Err(e) => {
+            errors.push(FieldError::new("expenditure_to_date", e.to_string()));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    if !allowed {
+        return Err(AppError::conflict(format!(
+            "A {kind} report cannot be submitted while the proposal is `{state}`."
+        ))
+        .with_extension("state", json!(state)));
+    }
+    db::write_tx(conn, |tx| {
+        let row = ReportRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            proposal_id: proposal_id.to_owned(),
+            kind: kind.into(),
+            content: crate::domain::canonical_json::to_canonical_string(&content),
+            expenditure_minor: expenditure,
+            status: "submitted".into(),
+            submitted_by: actor.user_id.clone(),
+            submitted_at: now_micros(),
+            decided_by: None,
+            decided_at: None,
+            decision_reason: None,
+        };
+        repo::insert_report(tx, &row)?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("report.submit", "report", Some(&row.id))
+                .after(json!({"proposal_id": proposal_id, "kind": kind})),
+        )?;
+        Ok(report_view(row, pool.currency))
+    })
+}
+
+pub fn list_reports(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Vec<Report>> {
+    let proposal = load_visible(conn, actor, proposal_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    Ok(repo::reports_of(conn, proposal_id)?
+        .into_iter()
+        .map(|r| report_view(r, pool.currency))
+        .collect())
+}
+
+/// Accepts or returns a report (`qip_officer`). Accepting a completion report completes the proposal.
+pub fn decide_report(
+    conn: &mut DbConn,
+    actor: &Actor,
+    report_id: &str,
+    accept: bool,
+    input: &ReportDecision,
+) -> AppResult<Report> {
+    let reason = input.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if !accept && reason.is_none_or(|r| r.len() < 5) {
+        return Err(AppError::invalid_field(
+            "reason",
+            "returning a report needs the reasons (at least 5 characters)",
+        ));
+    }
+    let report =
+        repo::find_report(conn, report_id)?.ok_or_else(|| AppError::not_found("No report with this id."))?;
+    load_visible(conn, actor, &report.proposal_id)?;
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "proposals", &report.proposal_id)?;
+        let mut proposal = proposals_repo::find_proposal(tx, &report.proposal_id)?
+            .ok_or_else(|| AppError::not_found("No such proposal."))?;
+        if accept && report.kind == "completion" {
+            let next = lifecycle::transition(state_of(&proposal)?, Action::AcceptCompletion)?.to;
+            proposal.state = next.as_str().to_owned();
+            proposal.version += 1;
+            proposal.updated_at = now;
+            proposals_repo::save_proposal(tx, &proposal)?;
+        }
+        let status = if accept { "accepted" } else { "returned" };
+        if repo::decide_report(tx, report_id, status, &actor.user_id, now, reason)? != 1 {
+            return Err(AppError::conflict("This report was decided already."));
+        }
+        audit::append(
+            tx,
+            actor.audit().event(&format!("report.{}", if accept { "accept" } else { "return" }), "report", Some(report_id))
+                .after(json!({"proposal_id": report.proposal_id, "kind": report.kind, "reason": reason, "state": proposal.state})),
+        )?;
+        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let row = repo::find_report(tx, report_id)?.ok_or_else(|| AppError::internal("report vanished"))?;
+        Ok(report_view(row, pool.currency))
+    })
+}
+
+fn lock_checked(
+    tx: &mut DbConn,
+    proposal_id: &str,
+    expected: i64,
+    action: Action,
+) -> AppResult<(ProposalRow, State)> {
+    db::lock_row(tx, "proposals", proposal_id)?;
+    let proposal = proposals_repo::find_proposal(tx, proposal_id)?
+        .ok_or_else(|| AppError::not_found("No such proposal."))?;
+    if proposal.version != expected {
+        return Err(stale(proposal.version));
+    }
+    let next = lifecycle::transition(state_of(&proposal)?, action)?.to;
+    Ok((proposal, next))
+}
+
+/// Cancels an approved proposal (`dsrsg`): the undisbursed commitment is released and unpaid tranches voided.
+pub fn cancel(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &str,
+    expected: i64,
+    reason: &str,
+) -> AppResult<crate::features::proposals::dto::Proposal> {
+    if reason.trim().len() < 5 {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must say why (at least 5 characters)",
+        ));
+    }
+    load_visible(conn, actor, proposal_id)?;
+    let ctx = actor.audit();
+    db::write_tx(conn, |tx| {
+        let (mut proposal, next) = lock_checked(tx, proposal_id, expected, Action::Cancel)?;
+        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let committed = crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id)?;
+        let mut released = 0;
+        if committed > 0 {
+            ledger::release_commitment(
+                tx,
+                &ctx,
+                &pool,
+                proposal_id,
+                committed,
+                PostingDetails {
+                    memo: Some(format!("cancelled: {}", reason.trim())),
+                    ..Default::default()
+                },
+            )?;
+            released = committed;
+        }
+        for mut t in repo::tranches_of(tx, proposal_id)? {
+            if t.status == "scheduled" {
+                t.status = "voided".into();
+                repo::save_tranche(tx, &t)?;
+            }
+        }
+        proposal.state = next.as_str().to_owned();
+        proposal.version += 1;
+        proposal.updated_at = now_micros();
+        proposals_repo::save_proposal(tx, &proposal)?;
+        audit::append(
+            tx,
+            ctx.event("proposal.cancel", "proposal", Some(proposal_id))
+                .reason(reason.trim())
+                .after(json!({"released": format_amount(released, pool.currency)})),
+        )?;
+        crate::features::proposals::service::get_proposal(tx, actor, proposal_id)
+    })
+}
+
+/// Closes a completed proposal (`qip_officer`): unpaid tranches need an explicit waiver, the commitment left
+/// is released, and the evaluation is recorded.
+pub fn close(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &str,
+    expected: i64,
+    input: &CloseRequest,
+) -> AppResult<crate::features::proposals::dto::Proposal> {
+    let e = &input.evaluation;
+    let mut errors = Vec::new();
+    if e.confidence_building_effect.trim().is_empty() {
+        errors.push(FieldError::new(
+            "evaluation.confidence_building_effect",
+            "is required",
+        ));
+    }
+    if e.lessons.trim().is_empty() {
+        errors.push(FieldError::new("evaluation.lessons", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    load_visible(conn, actor, proposal_id)?;
+    let ctx = actor.audit();
+    let waiver = input
+        .waive_unpaid_tranches
+        .as_deref()
+        .map(str::trim)
+        .filter(|w| w.len() >= 5);
+    db::write_tx(conn, |tx| {
+        let (mut proposal, next) = lock_checked(tx, proposal_id, expected, Action::Close)?;
+        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id)?
+            .into_iter()
+            .filter(|t| t.status == "scheduled")
+            .collect();
+        if !unpaid.is_empty() && waiver.is_none() {
+            return Err(AppError::conflict(format!(
+                "Tranche {} is not fully paid; pay it or close with `waive_unpaid_tranches` giving the reason.",
+                unpaid
+                    .iter()
+                    .map(|t| t.number.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let committed = crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id)?;
+        if committed > 0 {
+            ledger::release_commitment(
+                tx,
+                &ctx,
+                &pool,
+                proposal_id,
+                committed,
+                PostingDetails {
+                    memo: Some("close-out".into()),
+                    ..Default::default()
+                },
+            )?;
+        }
+        for mut t in unpaid {
+            t.status = "waived".into();
+            t.waive_reason = waiver.map(str::to_owned);
+            repo::save_tranche(tx, &t)?;
+        }
+        let objectives = serde_json::to_value(e.objectives_met)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        repo::insert_closeout(
+            tx,
+            &CloseoutRow {
+                proposal_id: proposal_id.to_owned(),
+                objectives_met: objectives.clone(),
+                confidence_effect: e.confidence_building_effect.trim().to_owned(),
+                lessons: e.lessons.trim().to_owned(),
+                closed_by: actor.user_id.clone(),
+                closed_at: now_micros(),
+            },
+        )?;
+        proposal.state = next.as_str().to_owned();
+        proposal.version += 1;
+        proposal.updated_at = now_micros();
+        proposals_repo::save_proposal(tx, &proposal)?;
+        audit::append(tx, ctx.event("proposal.close", "proposal", Some(proposal_id)).after(json!({
+            "released": format_amount(committed, pool.currency), "objectives_met": objectives, "waived_tranches": waiver,
+        })))?;
+        crate::features::proposals::service::get_proposal(tx, actor, proposal_id)
+    })
+}
+
+/// Proposals in implementation past their maximum duration (counted from the first payment).
+pub fn overdue_implementations(
+    conn: &mut DbConn,
+    today: NaiveDate,
+) -> AppResult<Vec<(ProposalRow, NaiveDate)>> {
+    use crate::db::schema::proposals;
+    use diesel::prelude::*;
+    let rows: Vec<ProposalRow> = proposals::table
+        .filter(proposals::state.eq("in_implementation"))
+        .select(ProposalRow::as_select())
+        .load(conn)?;
+    let mut out = Vec::new();
+    for p in rows {
+        let Some(first) = repo::first_payment_on(conn, &p.id)? else {
+            continue;
+        };
+        let Some(version) = proposals_repo::find_version(conn, &p.id, p.current_version)? else {
+            continue;
+        };
+        let pool_row = crate::features::pools::repo::find_pool(conn, &p.pool_id)?
+            .ok_or_else(|| AppError::internal("pool missing"))?;
+        let sv = version.pool_settings_version.unwrap_or(pool_row.settings_version);
+        let pool = pools::load_version(conn, pool_row, sv)?;
+        let due = first + Duration::days(i64::from(pool.policy.max_duration_days));
+        if due < today {
+            out.push((p, due));
+        }
+    }
+    Ok(out)
+}
+
+/// Implementation tasks: reports to accept and overdue implementations (`qip_officer`), tranches payable
+/// now (`finance_officer`).
+pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppResult<Vec<Task>> {
+    let held: Vec<Hat> = actor.grants.iter().map(|g| g.hat).collect();
+    let mut tasks = Vec::new();
+    let title = |conn: &mut DbConn, id: &str| -> AppResult<ProposalRow> {
+        proposals_repo::find_proposal(conn, id)?.ok_or_else(|| AppError::internal("proposal missing"))
+    };
+    if held.contains(&Hat::QipOfficer) {
+        for r in repo::submitted_reports(conn)? {
+            let p = title(conn, &r.proposal_id)?;
+            tasks.push(Task {
+                kind: "report_to_accept".into(),
+                hat: Hat::QipOfficer,
+                proposal_id: p.id.clone(),
+                reference: p.reference.clone(),
+                title: p.title.clone(),
+                due_at: Some((r.submitted_at + Duration::days(5)).and_utc()),
+                overdue: r.submitted_at + Duration::days(5) < now,
+                link: format!("/api/v1/reports/{}/accept", r.id),
+            });
+        }
+        for (p, due) in overdue_implementations(conn, now.date())? {
+            tasks.push(Task {
+                kind: "implementation_overdue".into(),
+                hat: Hat::QipOfficer,
+                proposal_id: p.id.clone(),
+                reference: p.reference.clone(),
+                title: p.title.clone(),
+                due_at: due.and_hms_opt(0, 0, 0).map(|d| d.and_utc()),
+                overdue: true,
+                link: format!("/api/v1/proposals/{}", p.id),
+            });
+        }
+    }
+    if held.contains(&Hat::FinanceOfficer) {
+        let mut seen = std::collections::HashSet::new();
+        for t in repo::open_tranches(conn)? {
+            if !seen.insert((t.proposal_id.clone(), t.number)) {
+                continue;
+            }
+            let p = title(conn, &t.proposal_id)?;
+            let f = facts(conn, &p)?;
+            let condition = PayCondition::parse(&t.condition).unwrap_or(PayCondition::OnApproval);
+            if payable_now(condition, t.amount_minor, t.paid_minor, &f) > 0 {
+                tasks.push(Task {
+                    kind: "tranche_to_pay".into(),
+                    hat: Hat::FinanceOfficer,
+                    proposal_id: p.id.clone(),
+                    reference: p.reference.clone(),
+                    title: p.title.clone(),
+                    due_at: None,
+                    overdue: false,
+                    link: format!("/api/v1/proposals/{}/tranches/{}/disbursements", p.id, t.number),
+                });
+            }
+        }
+    }
+    Ok(tasks)
+}
