@@ -642,6 +642,12 @@ mod tests {
                 S::Completed,
                 wears(hat::QIP_OFFICER),
             ),
+            (
+                S::Completed,
+                A::Disburse,
+                S::Completed,
+                wears(hat::FINANCE_OFFICER),
+            ),
             (S::Completed, A::Close, S::Closed, wears(hat::QIP_OFFICER)),
             (S::Approved, A::Cancel, S::Cancelled, wears(hat::DSRSG)),
             (S::InImplementation, A::Cancel, S::Cancelled, wears(hat::DSRSG)),
