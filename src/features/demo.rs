@@ -284,6 +284,123 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
+    let submit =
+        |conn: &mut DbConn, title: &str, sector: &str, adm2: &str, amount: &str| -> AppResult<String> {
+            let adm1 = if adm2.starts_with("XY01") { "XY01" } else { "XY02" };
+            let draft = proposals::service::create_proposal(
+                conn,
+                &unit,
+                to_map(proposal_body(&pool.id, title, sector, adm1, adm2, amount)),
+            )?;
+            proposals::service::submit_proposal(conn, &unit, &draft.id, draft.version)?;
+            Ok(draft.id)
+        };
+    let version = |conn: &mut DbConn, id: &str| -> AppResult<i64> {
+        Ok(proposals::service::get_proposal(conn, &qip, id)?.version)
+    };
+    let no_objection = consultation_dto::ResponseInput {
+        kind: consultation_dto::ResponseKind::NoObjection,
+        comment: None,
+        flags: Vec::new(),
+    };
+    let consult_clear = |conn: &mut DbConn, id: &str| -> AppResult<()> {
+        for who in ["ocha", "wash.unicef", "protection.nrc"] {
+            let actor = person(who, Hat::Consultee);
+            let c = consultation::get_consultation(conn, &actor, id)?;
+            let asked = c.rounds.last().is_some_and(|r| {
+                r.consultees
+                    .iter()
+                    .any(|x| x.organization_id == actor.organization_id && x.status == "pending")
+            });
+            if asked {
+                consultation::respond(conn, &actor, id, &no_objection)?;
+            }
+        }
+        Ok(())
+    };
+    use crate::features::approval::{dto as approval_dto, service as approval};
+    let decide_all = |conn: &mut DbConn, id: &str, last: approval_dto::Decision| -> AppResult<()> {
+        let mut first = true;
+        loop {
+            let a = approval::get_approval(conn, &qip, id)?;
+            let Some(step) = a.steps.iter().find(|s| s.current).cloned() else {
+                return Ok(());
+            };
+            let is_last = a.steps.iter().filter(|s| s.status == "pending").count() == 1;
+            let decider = if step.hat == Hat::HeadOfOffice {
+                person("hoo.north", Hat::HeadOfOffice)
+            } else {
+                person("dsrsg", step.hat)
+            };
+            let input = approval_dto::DecisionInput {
+                decision: if is_last {
+                    last
+                } else {
+                    approval_dto::Decision::Approve
+                },
+                comment: Some("Demo decision".into()),
+                conditions: None,
+                multi_hat_acknowledgement: (!first)
+                    .then(|| "Deciding again, in another hat (demo)".to_owned()),
+            };
+            approval::decide(conn, &decider, id, &step.id, a.version, &input)?;
+            first = first && decider.username != "dsrsg";
+            if is_last || input.decision != approval_dto::Decision::Approve {
+                return Ok(());
+            }
+        }
+    };
+    use crate::features::implementation::{dto as impl_dto, service as implementation};
+    let pay = |conn: &mut DbConn, id: &str, n: i32, amount: &str| -> AppResult<()> {
+        let body =
+            json!({"amount": amount, "paid_on": "2026-11-20", "payment_reference": format!("DEMO-PAY-{n}")});
+        let path = format!("/api/v1/proposals/{id}/tranches/{n}/disbursements");
+        let idem = crate::features::ledger::idempotency::IdempotentRequest::new(
+            &finance.user_id,
+            Some(&format!("demo-{id}-{n}")),
+            "POST",
+            &path,
+            &body,
+        )?;
+        let input: impl_dto::NewDisbursement =
+            serde_json::from_value(body).map_err(|e| AppError::internal(e.to_string()))?;
+        implementation::disbursement_request(
+            conn,
+            chrono::Duration::days(7),
+            &finance,
+            id,
+            n,
+            &input,
+            &idem,
+        )?;
+        Ok(())
+    };
+    let complete = |conn: &mut DbConn, id: &str| -> AppResult<()> {
+        let report = implementation::submit_report(
+            conn,
+            &unit,
+            id,
+            &impl_dto::NewReport::Completion {
+                narrative: Some("Works finished (demo)".into()),
+                beneficiaries_reached: crate::domain::proposal::Beneficiaries {
+                    women: 100,
+                    men: 90,
+                    girls: 180,
+                    boys: 170,
+                },
+                handover: impl_dto::Handover {
+                    local_authority: "District council (demo)".into(),
+                    date: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap_or_default(),
+                    maintenance: "Community committee".into(),
+                },
+                expenditure_to_date: "5000.00".into(),
+            },
+        )?;
+        implementation::decide_report(conn, &qip, &report.id, true, &impl_dto::ReportDecision::default())?;
+        Ok(())
+    };
+
+    // One proposal in every state.
     proposals::service::create_proposal(
         conn,
         &unit,
@@ -296,22 +413,100 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
             "4500.00",
         )),
     )?;
-    for (title, sector, adm1, adm2, amount) in [
-        (
-            "Borehole for Kalma primary school",
-            "WSH",
-            "XY01",
-            "XY0101",
-            "12000.00",
-        ),
-        ("Roof for Nyala health post", "HEA", "XY02", "XY0201", "28000.00"),
-    ] {
-        let draft = proposals::service::create_proposal(
-            conn,
-            &unit,
-            to_map(proposal_body(&pool.id, title, sector, adm1, adm2, amount)),
-        )?;
-        proposals::service::submit_proposal(conn, &unit, &draft.id, draft.version)?;
-    }
+    submit(
+        conn,
+        "Borehole for Kalma primary school",
+        "WSH",
+        "XY0101",
+        "12000.00",
+    )?;
+    submit(conn, "Roof for Nyala health post", "HEA", "XY0201", "28000.00")?;
+    let flagged = submit(conn, "Water point at Kalma market", "WSH", "XY0101", "9000.00")?;
+    consultation::respond(
+        conn,
+        &person("wash.unicef", Hat::Consultee),
+        &flagged,
+        &consultation_dto::ResponseInput {
+            kind: consultation_dto::ResponseKind::Objection,
+            comment: Some("Our borehole programme covers this site (demo)".into()),
+            flags: vec![consultation_dto::FlagInput {
+                category: consultation_dto::FlagCategory::Duplication,
+                severity: consultation_dto::Severity::Blocking,
+                description: "UNICEF drills here in January (demo)".into(),
+                confidential_note: Some("Demo confidential note: seen only by humanitarian hats".into()),
+            }],
+        },
+    )?;
+    consult_clear(conn, &flagged)?;
+    let review = submit(
+        conn,
+        "Solar lights for Gereida clinic",
+        "HEA",
+        "XY0202",
+        "7000.00",
+    )?;
+    consult_clear(conn, &review)?;
+    let approved = submit(conn, "Culvert on the Nyala road", "QIP-INF", "XY0201", "14000.00")?;
+    consult_clear(conn, &approved)?;
+    decide_all(conn, &approved, approval_dto::Decision::Approve)?;
+    let implementing = submit(conn, "Classroom repairs in Tawila", "EDU", "XY0102", "10000.00")?;
+    consult_clear(conn, &implementing)?;
+    decide_all(conn, &implementing, approval_dto::Decision::Approve)?;
+    pay(conn, &implementing, 1, "6000.00")?;
+    let completed = submit(conn, "Market shade in Kalma", "QIP-LIV", "XY0101", "5000.00")?;
+    consult_clear(conn, &completed)?;
+    decide_all(conn, &completed, approval_dto::Decision::Approve)?;
+    pay(conn, &completed, 1, "3000.00")?;
+    complete(conn, &completed)?;
+    let closed = submit(
+        conn,
+        "Youth centre paint and benches",
+        "QIP-CUL",
+        "XY0101",
+        "5000.00",
+    )?;
+    consult_clear(conn, &closed)?;
+    decide_all(conn, &closed, approval_dto::Decision::Approve)?;
+    pay(conn, &closed, 1, "3000.00")?;
+    complete(conn, &closed)?;
+    pay(conn, &closed, 2, "2000.00")?;
+    let v = version(conn, &closed)?;
+    implementation::close(
+        conn,
+        &qip,
+        &closed,
+        v,
+        &impl_dto::CloseRequest {
+            evaluation: impl_dto::Evaluation {
+                objectives_met: impl_dto::ObjectivesMet::Yes,
+                confidence_building_effect: "Youth and the battalion now meet monthly (demo)".into(),
+                lessons: "Involve the youth council from the start (demo)".into(),
+            },
+            waive_unpaid_tranches: None,
+        },
+    )?;
+    let withdrawn = submit(conn, "Checkpoint shelter", "QIP-CSE", "XY0201", "3000.00")?;
+    let v = version(conn, &withdrawn)?;
+    proposals::service::withdraw_proposal(
+        conn,
+        &unit,
+        &withdrawn,
+        v,
+        Some("Overtaken by the new road plan (demo)".into()),
+    )?;
+    let rejected = submit(conn, "Monument to the battalion", "QIP-CUL", "XY0202", "6000.00")?;
+    consult_clear(conn, &rejected)?;
+    decide_all(conn, &rejected, approval_dto::Decision::Reject)?;
+    let cancelled = submit(conn, "Bridge railing in Gereida", "QIP-INF", "XY0202", "8000.00")?;
+    consult_clear(conn, &cancelled)?;
+    decide_all(conn, &cancelled, approval_dto::Decision::Approve)?;
+    let v = version(conn, &cancelled)?;
+    implementation::cancel(
+        conn,
+        &person("dsrsg", Hat::Dsrsg),
+        &cancelled,
+        v,
+        "Site unsafe after clashes (demo)",
+    )?;
     Ok(logins)
 }

@@ -665,6 +665,8 @@ fn demo_seed_builds_a_mission_with_every_hat_and_proposals_in_several_states() {
         .collect();
     assert_eq!(states.iter().filter(|s| **s == "draft").count(), 1);
     assert_eq!(states.iter().filter(|s| **s == "in_consultation").count(), 2);
+    let every: std::collections::BTreeSet<&str> = states.iter().copied().collect();
+    assert_eq!(every.len(), 11, "a proposal in every state: {every:?}");
     let dsrsg = app.login("dsrsg", qip_pool::features::demo::DEMO_PASSWORD);
     let me: Value = app.get_as("/api/v1/me", &dsrsg.access).json().unwrap();
     assert_eq!(me["hats"].as_array().unwrap().len(), 3);
