@@ -1,0 +1,487 @@
+//! Disbursement benchmark (docs/BENCHMARKS.md). Against PostgreSQL it prepares approved proposals over HTTP,
+//! then measures in one run, for two variants — payments spread over many proposals, and a hot-row variant
+//! with all payments on two proposals:
+//!   1. tranche payments over HTTP by an authenticated `finance_officer`, each with its own Idempotency-Key —
+//!      throughput and p50/p99 latency;
+//!   2. `pgbench -M prepared` running the statements the service issues for one payment (authorization reads,
+//!      request checks, idempotency claim, then the proposal lock, tranche and report reads, the posting with
+//!      its balance locks, entries and audit event, the payment record, tranche and proposal updates, the second
+//!      audit event, the response reads and the idempotency record) at the same concurrency;
+//!
+//! and prints the ratio HTTP / pgbench. Run: `scripts/with-postgres.sh cargo bench --bench disbursement_http`.
+//! Tunables: QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_PROPOSALS (48).
+
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use qip_pool::app::{AppState, build_server};
+use qip_pool::config::{Secret, Settings};
+use qip_pool::db;
+use serde_json::{Value, json};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn with_db_name(url: &str, name: &str) -> String {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match url[scheme_end..].find('/') {
+        Some(i) => &url[..scheme_end + i],
+        None => url,
+    };
+    format!("{base}/{name}")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl Client {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, String)],
+        body: Value,
+    ) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if method != "GET" {
+            req = req.json(&body);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let res = req.send().unwrap();
+        let status = res.status();
+        let text = res.text().unwrap_or_default();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn login(&self, user: &str) -> String {
+        self.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            &[],
+            json!({"username": user, "password": "bench-user-passphrase-1"}),
+        )["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[derive(QueryableByName)]
+struct Target {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    owner_id: String,
+}
+
+fn main() {
+    let Some(admin_url) = std::env::var("QIP_BENCH_DATABASE_URL")
+        .ok()
+        .or_else(|| std::env::var("QIP_TEST_DATABASE_URL").ok())
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        eprintln!(
+            "disbursement_http: needs PostgreSQL; run `scripts/with-postgres.sh cargo bench --bench disbursement_http`"
+        );
+        return;
+    };
+    let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
+    let seconds = env_or("QIP_BENCH_SECONDS", 10);
+    let proposals = env_or("QIP_BENCH_PROPOSALS", 48) as usize;
+
+    let name = format!("qip_bench_d_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let url = with_db_name(&admin_url, &name);
+    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+    settings.database.url = Secret::new(url.clone());
+    settings.database.pool_size = (clients as u32 + 4).max(8);
+    settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
+    settings.auth.auth_rate_limit_per_minute = 1_000_000;
+    let pool = db::build_pool(&settings.database).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
+    qip_pool::features::identity::service::bootstrap_admin(
+        &mut pool.get().unwrap(),
+        &auth,
+        "admin",
+        "bench-keeper-passphrase-2026",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = build_server(state, listener).unwrap();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        })
+    });
+    let handle = rx.recv().unwrap();
+    let c = Client {
+        http: reqwest::blocking::Client::new(),
+        base,
+    };
+
+    // A mission: organisations, one user per role, a gazetteer, a funded pool, a rule.
+    let admin_token = c.call(
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        &[],
+        json!({"username": "admin", "password": "bench-keeper-passphrase-2026"}),
+    )["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = |code: &str, kind: &str| -> String {
+        c.call(
+            "POST",
+            "/api/v1/organizations",
+            Some(&admin_token),
+            &[],
+            json!({"code": code, "name": code, "kind": kind}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let office = org("OFFICE", "mission_office");
+    let unit_org = org("UNIT", "military_unit");
+    let ocha_org = org("OCHA", "coordination");
+    let donor = org("DONOR", "contributor");
+    let user = |username: &str, org: &str, hats: &[Value]| -> String {
+        let id = c.call("POST", "/api/v1/users", Some(&admin_token), &[], json!({"username": username, "display_name": username,
+            "email": format!("{username}@bench.invalid"), "organization_id": org, "password": "bench-user-passphrase-1"}))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for hat in hats {
+            c.call(
+                "POST",
+                &format!("/api/v1/users/{id}/hats"),
+                Some(&admin_token),
+                &[],
+                hat.clone(),
+            );
+        }
+        id
+    };
+    let finance_id = user("finance", &office, &[json!({"hat": "finance_officer"})]);
+    user("qip", &office, &[json!({"hat": "qip_officer"})]);
+    user("unit", &unit_org, &[json!({"hat": "submitter"})]);
+    user("ocha", &ocha_org, &[json!({"hat": "consultee"})]);
+    user("hc", &office, &[json!({"hat": "hc"})]);
+    user(
+        "hoo",
+        &office,
+        &[json!({"hat": "head_of_office", "scope_adm1": "XY01"})],
+    );
+    let (qip, unit, ocha, hc, hoo, finance) = (
+        c.login("qip"),
+        c.login("unit"),
+        c.login("ocha"),
+        c.login("hc"),
+        c.login("hoo"),
+        c.login("finance"),
+    );
+    let res = c
+        .http
+        .post(format!("{}/api/v1/areas/import", c.base))
+        .bearer_auth(&qip)
+        .header("content-type", "text/csv")
+        .body("ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN\nXY01,North,XY0101,Kalma\n")
+        .send()
+        .unwrap();
+    assert!(res.status().is_success());
+    let pool_id = c.call(
+        "POST",
+        "/api/v1/pools",
+        Some(&qip),
+        &[],
+        json!({"code": "BENCH", "name": "Bench", "currency": "USD",
+        "funding_start": "2026-01-01", "funding_end": "2027-12-31"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.call(
+        "POST",
+        "/api/v1/consultation-rules",
+        Some(&qip),
+        &[],
+        json!({"organization_id": ocha_org, "always_consult": true}),
+    );
+    c.call(
+        "POST",
+        &format!("/api/v1/pools/{pool_id}/contributions"),
+        Some(&finance),
+        &[("Idempotency-Key", "fund".into())],
+        json!({"contributor_organization_id": donor, "amount": "10000000.00", "currency": "USD"}),
+    );
+
+    // Approved proposals, each with a 6,000.00 first tranche payable now.
+    let mut ids = Vec::new();
+    for i in 0..proposals {
+        let p = c.call("POST", "/api/v1/proposals", Some(&unit), &[], json!({
+            "pool_id": pool_id, "title": format!("Bench {i}"), "summary": "s", "objectives": "o", "confidence_building_purpose": "c",
+            "sector_code": "HEA", "location": {"adm1_pcode": "XY01", "adm2_pcode": "XY0101"},
+            "implementing_partner": {"kind": "local_authority", "name": "Council"},
+            "beneficiaries": {"women": 1, "men": 1, "girls": 1, "boys": 1},
+            "planned_start": "2027-01-01", "planned_end": "2027-03-01",
+            "budget_lines": [{"description": "Works", "category": "materials", "quantity": "1", "unit_cost": "10000.00"}],
+            "requested_amount": "10000.00", "handover": {"local_authority": "Council", "maintenance": "Committee"},
+            "local_ownership": "Endorsed", "screening": {"civilian_actor_present": false, "unique_military_capability": "Engineers",
+            "time_limited_with_handover": true, "assistance_type": "indirect", "humanitarian_access_risk": "Low"}}));
+        let id = p["id"].as_str().unwrap().to_owned();
+        c.call(
+            "POST",
+            &format!("/api/v1/proposals/{id}/submit"),
+            Some(&unit),
+            &[("If-Match", "\"1\"".into())],
+            Value::Null,
+        );
+        c.call(
+            "POST",
+            &format!("/api/v1/proposals/{id}/consultation/responses"),
+            Some(&ocha),
+            &[],
+            json!({"kind": "no_objection"}),
+        );
+        for who in [&hc, &hoo] {
+            let a = c.call(
+                "GET",
+                &format!("/api/v1/proposals/{id}/approval"),
+                Some(&qip),
+                &[],
+                Value::Null,
+            );
+            let step = a["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["current"] == true)
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.call(
+                "POST",
+                &format!("/api/v1/proposals/{id}/approval/steps/{step}/decision"),
+                Some(who),
+                &[("If-Match", format!("\"{}\"", a["version"]))],
+                json!({"decision": "approve"}),
+            );
+        }
+        ids.push(id);
+    }
+    let mut bench_conn = PgConnection::establish(&url).unwrap();
+    // Helper table for pgbench to pick a proposal by number (one primary-key read more than the service does).
+    bench_conn.batch_execute("CREATE TABLE bench_targets (n INTEGER PRIMARY KEY, proposal_id TEXT, acc_commit TEXT, acc_disb TEXT, acc_first TEXT, acc_second TEXT)").unwrap();
+    let post = |id: &str, key: &str| -> Duration {
+        let started = Instant::now();
+        let res = c
+            .http
+            .post(format!(
+                "{}/api/v1/proposals/{id}/tranches/1/disbursements",
+                c.base
+            ))
+            .bearer_auth(&finance)
+            .header("Idempotency-Key", key)
+            .json(&json!({"amount": "0.01", "paid_on": "2026-11-29", "payment_reference": "BENCH"}))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap_or_default());
+        started.elapsed()
+    };
+    for (i, id) in ids.iter().enumerate() {
+        post(id, &format!("warm-{i}"));
+    }
+    let accounts: Vec<Target> = diesel::sql_query(format!(
+        "SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = '{pool_id}'"
+    ))
+    .load(&mut bench_conn)
+    .unwrap();
+    for (n, id) in ids.iter().enumerate() {
+        let acc = |kind: &str| {
+            accounts
+                .iter()
+                .find(|a| a.kind == kind && a.owner_id == *id)
+                .unwrap()
+                .id
+                .clone()
+        };
+        let (commit, disb) = (acc("commitment"), acc("disbursed"));
+        let (first, second) = if commit < disb {
+            (&commit, &disb)
+        } else {
+            (&disb, &commit)
+        };
+        bench_conn
+            .batch_execute(&format!(
+                "INSERT INTO bench_targets VALUES ({}, '{id}', '{commit}', '{disb}', '{first}', '{second}')",
+                n + 1
+            ))
+            .unwrap();
+    }
+    bench_conn.batch_execute("ANALYZE").unwrap();
+
+    println!(
+        "disbursement_http: tranche payments over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
+    );
+    for (variant, spread) in [("spread", proposals), ("hot-row", 2.min(proposals))] {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|cl| {
+                    let (post, ids) = (&post, &ids);
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        let mut n = 0usize;
+                        while Instant::now() < deadline {
+                            let id = &ids[(cl * 7919 + n * 31) % spread];
+                            mine.push(post(id, &format!("{variant}-{cl}-{n}")));
+                            n += 1;
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let http_tps = latencies.len() as f64 / started.elapsed().as_secs_f64();
+        latencies.sort();
+        let report = qip_pool::features::ledger::check::check(&mut pool.get().unwrap()).unwrap();
+        assert!(report.ok, "ledger check failed: {:?}", report.problems);
+
+        let script = std::env::temp_dir().join(format!("qip-bench-d-{}.sql", std::process::id()));
+        std::fs::write(&script, pgbench_script(spread)).unwrap();
+        let port_host = url.split('@').nth(1).unwrap_or("127.0.0.1:5432/x");
+        let (hostport, _) = port_host.split_once('/').unwrap_or((port_host, ""));
+        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+        let out = std::process::Command::new("pgbench")
+            .args(["-n", "-M", "prepared", "-h", host, "-p", port, "-U", "postgres"])
+            .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()])
+            .args(["-f", script.to_str().unwrap()])
+            .args([
+                "-D",
+                &format!("user_id={finance_id}"),
+                "-D",
+                &format!("pool_id={pool_id}"),
+                &name,
+            ])
+            .output()
+            .expect("pgbench on PATH");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pg_tps: f64 = text
+            .lines()
+            .find(|l| l.starts_with("tps ="))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "pgbench failed:\n{text}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let _ = std::fs::remove_file(&script);
+        println!(
+            "  {variant:<8} ({spread:>2} proposals)  http {http_tps:>8.1}/s  p50 {:>6.2} ms  p99 {:>7.2} ms  |  pgbench {pg_tps:>8.1}/s  |  ratio {:.2}",
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            http_tps / pg_tps
+        );
+    }
+    println!("  target: ratio >= 0.50");
+
+    actix_web::rt::System::new().block_on(handle.stop(true));
+    drop(pool);
+    drop(bench_conn);
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+/// The statements one tranche payment issues, in order (see `features::implementation::service`).
+fn pgbench_script(targets: usize) -> String {
+    format!(
+        r#"\set n random(1, {targets})
+SELECT proposal_id, acc_commit, acc_disb, acc_first, acc_second FROM bench_targets WHERE n = :n \gset
+SELECT 1;
+SELECT id, username, organization_id, status FROM users WHERE id = :user_id;
+SELECT id, hat, scope_organization_id, valid_from, valid_until, acting FROM hats WHERE user_id = :user_id AND revoked_at IS NULL ORDER BY id;
+SELECT 1;
+SELECT * FROM proposals WHERE id = :proposal_id;
+SELECT id, code, currency FROM pools WHERE id = :pool_id;
+SELECT * FROM approval_steps WHERE proposal_id = :proposal_id ORDER BY version_number, position;
+BEGIN;
+INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'in_progress', now() + interval '60 seconds', now(), now() + interval '7 days') ON CONFLICT DO NOTHING RETURNING idem_key \gset
+COMMIT;
+BEGIN;
+SELECT 1 FROM proposals WHERE id = :proposal_id FOR UPDATE;
+SELECT * FROM proposals WHERE id = :proposal_id;
+SELECT * FROM reports WHERE proposal_id = :proposal_id ORDER BY submitted_at;
+SELECT * FROM tranches WHERE proposal_id = :proposal_id ORDER BY number;
+SELECT * FROM tranches WHERE proposal_id = :proposal_id ORDER BY number;
+SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'commitment' AND owner_id = :proposal_id;
+SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'disbursed' AND owner_id = :proposal_id;
+SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_first FOR UPDATE;
+SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_second FOR UPDATE;
+INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES (gen_random_uuid()::text, :pool_id, 'disbursement', :proposal_id, 1, 'BENCH', 'tranche 1', NULL, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text, :user_id, 'finance_officer', gen_random_uuid()::text, now()) RETURNING id AS tx_id \gset
+INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_commit, -1);
+INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 1, :acc_disb, 1);
+UPDATE ledger_balances SET balance_minor = balance_minor - 1 WHERE account_id = :acc_commit;
+UPDATE ledger_balances SET balance_minor = balance_minor + 1 WHERE account_id = :acc_disb;
+SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
+INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.disbursement', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('x', 400), :prev_hash, md5(random()::text) || md5(random()::text));
+UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;
+INSERT INTO tranche_payments (transaction_id, proposal_id, tranche_number, amount_minor, paid_on, payment_reference, paid_by, created_at) VALUES (:tx_id, :proposal_id, 1, 1, current_date, 'BENCH', :user_id, now());
+UPDATE tranches SET paid_minor = paid_minor + 1 WHERE proposal_id = :proposal_id AND number = 1;
+UPDATE proposals SET version = version + 1, updated_at = now() WHERE id = :proposal_id;
+SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
+INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'implementation.disburse', 'proposal', :proposal_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('y', 150), :prev_hash, md5(random()::text) || md5(random()::text));
+UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;
+SELECT id, code, currency FROM pools WHERE id = :pool_id;
+SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
+SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;
+UPDATE idempotency_keys SET status = 'done', response_status = 201, response_body = repeat('x', 900), transaction_id = :tx_id WHERE user_id = :user_id AND idem_key = :idem_key AND status = 'in_progress';
+COMMIT;
+"#
+    )
+}
