@@ -208,7 +208,7 @@ fn main() {
     user("qip", &office, &[json!({"hat": "qip_officer"})]);
     user("unit", &unit_org, &[json!({"hat": "submitter"})]);
     user("ocha", &ocha_org, &[json!({"hat": "consultee"})]);
-    user("hc", &office, &[json!({"hat": "hc"})]);
+    user("hc.bench", &office, &[json!({"hat": "hc"})]);
     user(
         "hoo",
         &office,
@@ -218,7 +218,7 @@ fn main() {
         c.login("qip"),
         c.login("unit"),
         c.login("ocha"),
-        c.login("hc"),
+        c.login("hc.bench"),
         c.login("hoo"),
         c.login("finance"),
     );

@@ -79,3 +79,20 @@ fn query_error(err: QueryPayloadError) -> AppError {
 fn path_error(err: PathError) -> AppError {
     AppError::not_found(format!("No resource at this path: {err}."))
 }
+
+/// Refuses a body that is not sent as `text/csv` (415), for the CSV import routes.
+pub fn require_csv(req: &actix_web::HttpRequest, what: &str) -> Result<(), AppError> {
+    let is_csv = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"));
+    if is_csv {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!("Send the {what} as `Content-Type: text/csv`."),
+        ))
+    }
+}

@@ -1,6 +1,5 @@
 //! HTTP routes of consultation, the 3W registry, consultation rules and flags.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -13,7 +12,7 @@ use super::dto::{
 use super::service::{self, FlagEnd};
 use crate::access::Actor;
 use crate::app::AppState;
-use crate::error::{AppError, AppResult, ErrorKind, Problem};
+use crate::error::{AppResult, Problem};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -156,17 +155,7 @@ async fn import_activities(
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<web::Json<ActivityImport>> {
-    let is_csv = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"));
-    if !is_csv {
-        return Err(AppError::new(
-            ErrorKind::UnsupportedMediaType,
-            "Send the HXL file as `Content-Type: text/csv`.",
-        ));
-    }
+    crate::http::extract::require_csv(&req, "HXL file")?;
     with_conn(&state, move |conn, _| {
         activities::import_activities(conn, &actor, &body)
     })

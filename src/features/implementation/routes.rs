@@ -12,7 +12,7 @@ use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
 use crate::features::ledger::dto::Transaction;
-use crate::features::ledger::routes::{idempotent_input, idempotent_response};
+use crate::features::ledger::routes::{idempotent_input, idempotent_response, retention};
 use crate::features::proposals::dto::Proposal;
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -27,10 +27,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(return_report)
         .service(cancel)
         .service(close);
-}
-
-fn retention(state: &AppState) -> chrono::Duration {
-    chrono::Duration::days(i64::from(state.settings.ledger.idempotency_retention_days))
 }
 
 /// The tranche schedule with conditions, what is paid, and what is payable now.

@@ -48,7 +48,8 @@ pub fn idempotent_input<T: serde::de::DeserializeOwned>(
     Ok((idem, input))
 }
 
-fn retention(state: &AppState) -> chrono::Duration {
+/// How long idempotency keys are kept (`ledger.idempotency_retention_days`).
+pub fn retention(state: &AppState) -> chrono::Duration {
     chrono::Duration::days(i64::from(state.settings.ledger.idempotency_retention_days))
 }
 

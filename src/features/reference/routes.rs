@@ -1,6 +1,5 @@
 //! HTTP routes of reference data: `/areas`, `/areas/import` (CSV), `/sectors`.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, get, post, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -10,7 +9,7 @@ use super::repo::{Area, Sector};
 use super::service::{self, ImportSummary};
 use crate::access::Actor;
 use crate::app::AppState;
-use crate::error::{AppError, AppResult, ErrorKind, Problem};
+use crate::error::{AppResult, Problem};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::with_conn;
 
@@ -38,17 +37,7 @@ async fn import_areas(
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<web::Json<ImportSummary>> {
-    let is_csv = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"));
-    if !is_csv {
-        return Err(AppError::new(
-            ErrorKind::UnsupportedMediaType,
-            "Send the gazetteer as `Content-Type: text/csv`.",
-        ));
-    }
+    crate::http::extract::require_csv(&req, "gazetteer")?;
     with_conn(&state, move |conn, _| service::import_areas(conn, &actor, &body))
         .await
         .map(web::Json)
