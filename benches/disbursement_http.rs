@@ -13,41 +13,16 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
-use std::net::TcpListener;
-use std::sync::mpsc;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use qip_pool::app::{AppState, build_server};
-use qip_pool::config::{Secret, Settings};
-use qip_pool::db;
 use serde_json::{Value, json};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn with_db_name(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match url[scheme_end..].find('/') {
-        Some(i) => &url[..scheme_end + i],
-        None => url,
-    };
-    format!("{base}/{name}")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
+use common::{ADMIN_PASSWORD, Bench, env_or, percentile};
 
 struct Client {
     http: reqwest::blocking::Client,
@@ -107,11 +82,7 @@ struct Target {
 }
 
 fn main() {
-    let Some(admin_url) = std::env::var("QIP_BENCH_DATABASE_URL")
-        .ok()
-        .or_else(|| std::env::var("QIP_TEST_DATABASE_URL").ok())
-        .filter(|u| u.starts_with("postgres"))
-    else {
+    let Some(admin_url) = common::admin_url() else {
         eprintln!(
             "disbursement_http: needs PostgreSQL; run `scripts/with-postgres.sh cargo bench --bench disbursement_http`"
         );
@@ -120,41 +91,8 @@ fn main() {
     let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
     let seconds = env_or("QIP_BENCH_SECONDS", 10);
     let proposals = env_or("QIP_BENCH_PROPOSALS", 48) as usize;
-
-    let name = format!("qip_bench_d_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    let url = with_db_name(&admin_url, &name);
-    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
-    settings.database.url = Secret::new(url.clone());
-    settings.database.pool_size = (clients as u32 + 4).max(8);
-    settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
-    settings.auth.auth_rate_limit_per_minute = 1_000_000;
-    let pool = db::build_pool(&settings.database).unwrap();
-    db::run_migrations(&mut pool.get().unwrap()).unwrap();
-    let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
-    qip_pool::features::identity::service::bootstrap_admin(
-        &mut pool.get().unwrap(),
-        &auth,
-        "admin",
-        "bench-keeper-passphrase-2026",
-    )
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = build_server(state, listener).unwrap();
-            tx.send(server.handle()).unwrap();
-            let _ = server.await;
-        })
-    });
-    let handle = rx.recv().unwrap();
+    let bench = Bench::start(&admin_url, "qip_bench_d", clients);
+    let base = bench.base.clone();
     let c = Client {
         http: reqwest::blocking::Client::new(),
         base,
@@ -166,7 +104,7 @@ fn main() {
         "/api/v1/auth/login",
         None,
         &[],
-        json!({"username": "admin", "password": "bench-keeper-passphrase-2026"}),
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
     )["access_token"]
         .as_str()
         .unwrap()
@@ -312,7 +250,7 @@ fn main() {
         }
         ids.push(id);
     }
-    let mut bench_conn = PgConnection::establish(&url).unwrap();
+    let mut bench_conn = PgConnection::establish(&bench.url).unwrap();
     // Helper table for pgbench to pick a proposal by number (one primary-key read more than the service does).
     bench_conn.batch_execute("CREATE TABLE bench_targets (n INTEGER PRIMARY KEY, proposal_id TEXT, acc_commit TEXT, acc_disb TEXT, acc_first TEXT, acc_second TEXT)").unwrap();
     let post = |id: &str, key: &str| -> Duration {
@@ -389,40 +327,16 @@ fn main() {
         });
         let http_tps = latencies.len() as f64 / started.elapsed().as_secs_f64();
         latencies.sort();
-        let report = qip_pool::features::ledger::check::check(&mut pool.get().unwrap()).unwrap();
+        let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
         assert!(report.ok, "ledger check failed: {:?}", report.problems);
 
-        let script = std::env::temp_dir().join(format!("qip-bench-d-{}.sql", std::process::id()));
-        std::fs::write(&script, pgbench_script(spread)).unwrap();
-        let port_host = url.split('@').nth(1).unwrap_or("127.0.0.1:5432/x");
-        let (hostport, _) = port_host.split_once('/').unwrap_or((port_host, ""));
-        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
-        let out = std::process::Command::new("pgbench")
-            .args(["-n", "-M", "prepared", "-h", host, "-p", port, "-U", "postgres"])
-            .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()])
-            .args(["-f", script.to_str().unwrap()])
-            .args([
-                "-D",
-                &format!("user_id={finance_id}"),
-                "-D",
-                &format!("pool_id={pool_id}"),
-                &name,
-            ])
-            .output()
-            .expect("pgbench on PATH");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let pg_tps: f64 = text
-            .lines()
-            .find(|l| l.starts_with("tps ="))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "pgbench failed:\n{text}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            });
-        let _ = std::fs::remove_file(&script);
+        let script = pgbench_script(spread);
+        let pg_tps = bench.pgbench(
+            &script,
+            clients,
+            seconds,
+            &[("user_id", &finance_id), ("pool_id", &pool_id)],
+        );
         println!(
             "  {variant:<8} ({spread:>2} proposals)  http {http_tps:>8.1}/s  p50 {:>6.2} ms  p99 {:>7.2} ms  |  pgbench {pg_tps:>8.1}/s  |  ratio {:.2}",
             percentile(&latencies, 0.5).as_secs_f64() * 1e3,
@@ -432,10 +346,8 @@ fn main() {
     }
     println!("  target: ratio >= 0.50");
 
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    drop(pool);
     drop(bench_conn);
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    bench.finish();
 }
 
 /// The statements one tranche payment issues, in order (see `features::implementation::service`).

@@ -10,48 +10,19 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
-use std::net::TcpListener;
-use std::sync::mpsc;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use qip_pool::app::{AppState, build_server};
-use qip_pool::config::{Secret, Settings};
-use qip_pool::db;
 use serde_json::{Value, json};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn with_db_name(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match url[scheme_end..].find('/') {
-        Some(i) => &url[..scheme_end + i],
-        None => url,
-    };
-    format!("{base}/{name}")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
+use common::{ADMIN_PASSWORD, Bench, env_or, percentile};
 
 fn main() {
-    let Some(admin_url) = std::env::var("QIP_BENCH_DATABASE_URL")
-        .ok()
-        .or_else(|| std::env::var("QIP_TEST_DATABASE_URL").ok())
-        .filter(|u| u.starts_with("postgres"))
-    else {
+    let Some(admin_url) = common::admin_url() else {
         eprintln!(
             "ledger_http: needs PostgreSQL; run `scripts/with-postgres.sh cargo bench --bench ledger_http`"
         );
@@ -60,43 +31,8 @@ fn main() {
     let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
     let seconds = env_or("QIP_BENCH_SECONDS", 10);
     let warmup = env_or("QIP_BENCH_WARMUP", 300) as usize;
-
-    let name = format!("qip_bench_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    let url = with_db_name(&admin_url, &name);
-
-    // The service, as `serve` runs it, on a random port.
-    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
-    settings.database.url = Secret::new(url.clone());
-    settings.database.pool_size = (clients as u32 + 4).max(8);
-    settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
-    settings.auth.auth_rate_limit_per_minute = 1_000_000;
-    let pool = db::build_pool(&settings.database).unwrap();
-    db::run_migrations(&mut pool.get().unwrap()).unwrap();
-    let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
-    let admin_id = qip_pool::features::identity::service::bootstrap_admin(
-        &mut pool.get().unwrap(),
-        &auth,
-        "admin",
-        "bench-keeper-passphrase-2026",
-    )
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = build_server(state, listener).unwrap();
-            tx.send(server.handle()).unwrap();
-            let _ = server.await;
-        })
-    });
-    let handle = rx.recv().unwrap();
+    let bench = Bench::start(&admin_url, "qip_bench", clients);
+    let base = bench.base.clone();
     let client = reqwest::blocking::Client::new();
     let call = |method: &str, path: &str, token: Option<&str>, body: Value| -> Value {
         let mut req = client
@@ -120,7 +56,7 @@ fn main() {
             .unwrap()
             .to_owned()
     };
-    let admin_token = login("admin", "bench-keeper-passphrase-2026");
+    let admin_token = login("admin", ADMIN_PASSWORD);
     let org = |code: &str, kind: &str| -> String {
         call(
             "POST",
@@ -155,7 +91,6 @@ fn main() {
     };
     let finance_id = user("finance", "finance_officer");
     user("qip", "qip_officer");
-    let _ = admin_id;
     let qip_token = login("qip", "bench-user-passphrase-1");
     let pool_id = call(
         "POST",
@@ -186,8 +121,7 @@ fn main() {
     for i in 0..warmup {
         post(&format!("warm-{i}"));
     }
-    admin.batch_execute("SELECT 1").unwrap();
-    let mut bench_conn = PgConnection::establish(&url).unwrap();
+    let mut bench_conn = PgConnection::establish(&bench.url).unwrap();
     bench_conn.batch_execute("ANALYZE").unwrap();
 
     // 1. HTTP.
@@ -213,9 +147,7 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
     let http_tps = latencies.len() as f64 / elapsed;
-    let p50 = percentile(&latencies, 0.50);
-    let p99 = percentile(&latencies, 0.99);
-    let report = qip_pool::features::ledger::check::check(&mut pool.get().unwrap()).unwrap();
+    let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
     assert!(
         report.ok,
         "ledger check failed after the HTTP run: {:?}",
@@ -238,56 +170,28 @@ fn main() {
     } else {
         (&unallocated, &contributor)
     };
-    let script = std::env::temp_dir().join(format!("qip-bench-{}.sql", std::process::id()));
-    std::fs::write(&script, pgbench_script()).unwrap();
-    let port_host = url.split('@').nth(1).unwrap_or("127.0.0.1:5432/x");
-    let (hostport, _) = port_host.split_once('/').unwrap_or((port_host, ""));
-    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
-    let out = std::process::Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-h", host, "-p", port, "-U", "postgres"])
-        .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()])
-        .args(["-f", script.to_str().unwrap()])
-        .args([
-            "-D",
-            &format!("user_id={finance_id}"),
-            "-D",
-            &format!("pool_id={pool_id}"),
-        ])
-        .args([
-            "-D",
-            &format!("donor_id={donor}"),
-            "-D",
-            &format!("acc_first={first}"),
-        ])
-        .args([
-            "-D",
-            &format!("acc_second={second}"),
-            "-D",
-            &format!("acc_contrib={contributor}"),
-        ])
-        .args(["-D", &format!("acc_unalloc={unallocated}"), &name])
-        .output()
-        .expect("pgbench on PATH");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let pg_tps: f64 = text
-        .lines()
-        .find(|l| l.starts_with("tps ="))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "pgbench failed:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let pg_tps = bench.pgbench(
+        pgbench_script(),
+        clients,
+        seconds,
+        &[
+            ("user_id", &finance_id),
+            ("pool_id", &pool_id),
+            ("donor_id", &donor),
+            ("acc_first", first),
+            ("acc_second", second),
+            ("acc_contrib", &contributor),
+            ("acc_unalloc", &unallocated),
+        ],
+    );
 
     println!(
         "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
     );
     println!(
         "  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)",
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.len()
     );
     println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
@@ -295,12 +199,8 @@ fn main() {
         "  ratio http/pgbench = {:.2}   (target >= 0.50)",
         http_tps / pg_tps
     );
-
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    drop(pool);
     drop(bench_conn);
-    let _ = std::fs::remove_file(&script);
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    bench.finish();
 }
 
 #[derive(QueryableByName)]

@@ -1,0 +1,143 @@
+//! Shared plumbing of the HTTP-vs-pgbench benchmarks: settings from the environment, a throwaway database, the
+//! real server on a random port, latency percentiles and running pgbench.
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use qip_pool::app::{AppState, build_server};
+use qip_pool::config::{Secret, Settings};
+use qip_pool::db::{self, DbPool};
+
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The PostgreSQL server to benchmark against, or `None` (the caller explains how to get one).
+pub fn admin_url() -> Option<String> {
+    std::env::var("QIP_BENCH_DATABASE_URL")
+        .ok()
+        .or_else(|| std::env::var("QIP_TEST_DATABASE_URL").ok())
+        .filter(|u| u.starts_with("postgres"))
+}
+
+pub fn with_db_name(url: &str, name: &str) -> String {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match url[scheme_end..].find('/') {
+        Some(i) => &url[..scheme_end + i],
+        None => url,
+    };
+    format!("{base}/{name}")
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// A fresh database on the server, the real service on it, and the first administrator.
+pub struct Bench {
+    pub name: String,
+    pub url: String,
+    pub base: String,
+    pub pool: DbPool,
+    pub admin: PgConnection,
+    handle: ServerHandle,
+}
+
+pub const ADMIN_PASSWORD: &str = "bench-keeper-passphrase-2026";
+
+impl Bench {
+    pub fn start(admin_url: &str, prefix: &str, clients: usize) -> Bench {
+        let name = format!("{prefix}_{}", std::process::id());
+        let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = with_db_name(admin_url, &name);
+        let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+        settings.database.url = Secret::new(url.clone());
+        settings.database.pool_size = (clients as u32 + 4).max(8);
+        settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
+        settings.auth.auth_rate_limit_per_minute = 1_000_000;
+        let pool = db::build_pool(&settings.database).unwrap();
+        db::run_migrations(&mut pool.get().unwrap()).unwrap();
+        let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
+        qip_pool::features::identity::service::bootstrap_admin(
+            &mut pool.get().unwrap(),
+            &auth,
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = build_server(state, listener).unwrap();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            })
+        });
+        let handle = rx.recv().unwrap();
+        Bench {
+            name,
+            url,
+            base,
+            pool,
+            admin,
+            handle,
+        }
+    }
+
+    /// Runs `pgbench -M prepared` with `script` at `clients` for `seconds`; returns transactions per second.
+    pub fn pgbench(&self, script: &str, clients: usize, seconds: u64, vars: &[(&str, &str)]) -> f64 {
+        let file = std::env::temp_dir().join(format!("{}-{}.sql", self.name, std::process::id()));
+        std::fs::write(&file, script).unwrap();
+        let port_host = self.url.split('@').nth(1).unwrap_or("127.0.0.1:5432/x");
+        let (hostport, _) = port_host.split_once('/').unwrap_or((port_host, ""));
+        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+        let mut cmd = std::process::Command::new("pgbench");
+        cmd.args(["-n", "-M", "prepared", "-h", host, "-p", port, "-U", "postgres"])
+            .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()])
+            .args(["-f", file.to_str().unwrap()]);
+        for (k, v) in vars {
+            cmd.args(["-D", &format!("{k}={v}")]);
+        }
+        let out = cmd.arg(&self.name).output().expect("pgbench on PATH");
+        let _ = std::fs::remove_file(&file);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find(|l| l.starts_with("tps ="))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "pgbench failed:\n{text}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    }
+
+    /// Stops the server and removes the database.
+    pub fn finish(mut self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(true));
+        drop(self.pool);
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
