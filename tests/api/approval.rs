@@ -14,7 +14,6 @@ pub struct Desk {
     pub hoo: Session,
     pub hoo_south: Session,
     pub finance: Session,
-    pub donor: String,
 }
 
 pub fn desk(funding: &str) -> Desk {
@@ -66,7 +65,6 @@ pub fn desk(funding: &str) -> Desk {
         hoo,
         hoo_south,
         finance,
-        donor,
     }
 }
 
@@ -573,6 +571,4 @@ fn the_brief_and_my_tasks_show_what_a_decider_needs() {
             .iter()
             .any(|l| l["group"] == "hat" && l["key"] == "hc" && l["decided"] == 1)
     );
-    let _ = &d.hoo_south;
-    let _ = &d.donor;
 }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::approval::{Desk, desk};
-use crate::support::{Session, USER_PASSWORD};
+use crate::support::Session;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -74,7 +74,6 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let insider =
         d.m.app
             .user_with_hats(&d.m._admin, "insider", &d.m.unit_org, &["head_of_office"]);
-    let _ = USER_PASSWORD;
     let people = [
         Person {
             session: &d.dsrsg,

@@ -3,7 +3,6 @@
 //! deadlines and lapses, and the 3W registry with its HXL import.
 
 use diesel::connection::SimpleConnection;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::Mission;
@@ -590,5 +589,4 @@ fn hxl_import_is_all_or_nothing_with_every_bad_line_named() {
         2,
         "nothing of the bad file was written"
     );
-    let _ = Method::GET;
 }
