@@ -149,3 +149,63 @@ pub fn acting_organization(actor: &Actor) -> String {
         .and_then(|r| r.grants.iter().find_map(|g| g.scope_organization_id.clone()))
         .unwrap_or_else(|| actor.organization_id.clone())
 }
+
+/// Separation of duties for deciding (DESIGN.md §4): nobody decides on a proposal that they or their
+/// organisation submitted. One rule for refusing a decision and for not offering it as a task.
+pub fn may_decide_on(
+    decider_user_id: &str,
+    decider_org: &str,
+    proposal_org: &str,
+    created_by: &str,
+    submitted_by: Option<&str>,
+) -> bool {
+    decider_org != proposal_org && decider_user_id != created_by && submitted_by != Some(decider_user_id)
+}
+
+/// Whether grants of one hat reach a proposal in `adm1`: any unscoped grant does; scoped ones must name it.
+pub fn grants_reach_adm1(grants: &[&HatGrant], adm1: Option<&str>) -> bool {
+    grants
+        .iter()
+        .any(|g| g.scope_adm1.is_none() || g.scope_adm1.as_deref() == adm1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(scope: Option<&str>) -> HatGrant {
+        HatGrant {
+            id: "g".into(),
+            hat: Hat::HeadOfOffice,
+            scope_organization_id: None,
+            scope_adm1: scope.map(str::to_owned),
+            valid_from: None,
+            valid_until: None,
+            acting: false,
+        }
+    }
+
+    #[test]
+    fn nobody_decides_on_their_own_organisations_proposal() {
+        assert!(may_decide_on("u1", "org-a", "org-b", "u2", Some("u3")));
+        assert!(
+            !may_decide_on("u1", "org-b", "org-b", "u2", Some("u3")),
+            "same organisation"
+        );
+        assert!(!may_decide_on("u1", "org-a", "org-b", "u1", None), "drafted it");
+        assert!(
+            !may_decide_on("u1", "org-a", "org-b", "u2", Some("u1")),
+            "submitted it"
+        );
+    }
+
+    #[test]
+    fn scoped_grants_reach_only_their_area() {
+        let north = grant(Some("XY01"));
+        let anywhere = grant(None);
+        assert!(grants_reach_adm1(&[&north], Some("XY01")));
+        assert!(!grants_reach_adm1(&[&north], Some("XY02")));
+        assert!(grants_reach_adm1(&[&north, &anywhere], Some("XY02")));
+        assert!(!grants_reach_adm1(&[], Some("XY01")));
+    }
+}

@@ -25,10 +25,6 @@ use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, Vers
 use crate::features::proposals::service::load_visible;
 use crate::http::preconditions::stale;
 
-fn state_of(row: &ProposalRow) -> AppResult<State> {
-    row.state.parse().map_err(|_| AppError::internal("unknown state"))
-}
-
 fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
     proposals_repo::find_version(tx, &proposal.id, proposal.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))
@@ -100,13 +96,6 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &AuditContext, proposal: &Proposa
     Ok(())
 }
 
-/// The adm1 a decider is limited to in this step's hat, if every grant of it is scoped.
-fn scope_adm1(actor: &Actor) -> Option<Vec<String>> {
-    let grants = &actor.acting_in.as_ref()?.grants;
-    let scopes: Vec<String> = grants.iter().filter_map(|g| g.scope_adm1.clone()).collect();
-    (scopes.len() == grants.len() && !scopes.is_empty()).then_some(scopes)
-}
-
 fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppResult<Step> {
     Ok(Step {
         id: row.id.clone(),
@@ -152,7 +141,7 @@ pub fn get_approval(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppR
     let proposal = load_visible(conn, actor, proposal_id)?;
     Ok(Approval {
         proposal_id: proposal.id.clone(),
-        state: state_of(&proposal)?,
+        state: proposal.lifecycle_state()?,
         version: proposal.version,
         steps: steps_view(conn, &proposal, true)?,
     })
@@ -213,22 +202,28 @@ pub fn decide(
             &format!("This step is decided in the `{}` hat.", step.hat),
         ));
     }
-    if let Some(scopes) = scope_adm1(actor) {
-        if !proposal.adm1_pcode.as_ref().is_some_and(|a| scopes.contains(a)) {
-            return Err(deny(
-                conn,
-                actor,
-                "approval.decide",
-                "approval_step",
-                step_id,
-                "Your hat is limited to another area than this proposal's.",
-            ));
-        }
+    let grants: Vec<&crate::access::HatGrant> = actor
+        .acting_in
+        .as_ref()
+        .map(|r| r.grants.iter().collect())
+        .unwrap_or_default();
+    if !crate::access::grants_reach_adm1(&grants, proposal.adm1_pcode.as_deref()) {
+        return Err(deny(
+            conn,
+            actor,
+            "approval.decide",
+            "approval_step",
+            step_id,
+            "Your hat is limited to another area than this proposal's.",
+        ));
     }
-    if actor.organization_id == proposal.organization_id
-        || actor.user_id == proposal.created_by
-        || proposal.submitted_by.as_deref() == Some(actor.user_id.as_str())
-    {
+    if !crate::access::may_decide_on(
+        &actor.user_id,
+        &actor.organization_id,
+        &proposal.organization_id,
+        &proposal.created_by,
+        proposal.submitted_by.as_deref(),
+    ) {
         return Err(deny(
             conn,
             actor,
@@ -255,7 +250,7 @@ pub fn decide(
         if proposal.version != expected_version {
             return Err(stale(proposal.version));
         }
-        let state = state_of(&proposal)?;
+        let state = proposal.lifecycle_state()?;
         let mut steps: Vec<StepRow> = repo::steps_of(tx, proposal_id)?
             .into_iter()
             .filter(|s| s.version_number == proposal.current_version)
@@ -402,7 +397,7 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<B
     Ok(Brief {
         proposal_id: proposal.id.clone(),
         reference: proposal.reference.clone(),
-        state: state_of(&proposal)?,
+        state: proposal.lifecycle_state()?,
         title: content.title.clone(),
         summary: content.summary.clone(),
         objectives: content.objectives.clone(),
@@ -416,7 +411,7 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<B
         amount: amount.map(|a| format_amount(a, pool.currency)),
         currency: pool.currency.code().to_owned(),
         pool_unallocated_before: format_amount(unallocated, pool.currency),
-        pool_unallocated_after: match state_of(&proposal)? {
+        pool_unallocated_after: match proposal.lifecycle_state()? {
             State::Approved | State::InImplementation | State::Completed | State::Closed => None,
             _ => amount.map(|a| format_amount(unallocated - a, pool.currency)),
         },

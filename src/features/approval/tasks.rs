@@ -127,15 +127,15 @@ pub fn my_tasks(conn: &mut DbConn, actor: &Actor) -> AppResult<Vec<Task>> {
                 continue;
             };
             // Separation of duties and scope: only what this person may actually decide.
-            if b.organization_id == actor.organization_id
-                || b.created_by == actor.user_id
-                || b.submitted_by.as_deref() == Some(actor.user_id.as_str())
-            {
-                continue;
-            }
             let grants: Vec<_> = actor.grants.iter().filter(|g| g.hat == hat).collect();
-            let unscoped = grants.iter().any(|g| g.scope_adm1.is_none());
-            if !unscoped && !grants.iter().any(|g| g.scope_adm1 == b.adm1) {
+            if !crate::access::may_decide_on(
+                &actor.user_id,
+                &actor.organization_id,
+                &b.organization_id,
+                &b.created_by,
+                b.submitted_by.as_deref(),
+            ) || !crate::access::grants_reach_adm1(&grants, b.adm1.as_deref())
+            {
                 continue;
             }
             tasks.push(Task {

@@ -221,10 +221,6 @@ fn close_round(
     Ok(true)
 }
 
-fn state_of(row: &ProposalRow) -> AppResult<State> {
-    row.state.parse().map_err(|_| AppError::internal("unknown state"))
-}
-
 fn consultation_not_open(state: State) -> AppError {
     AppError::conflict(format!(
         "The proposal is `{state}`; consultation responses are taken only while it is `in_consultation`."
@@ -287,7 +283,7 @@ pub fn respond(
     db::write_tx(conn, |tx| {
         db::lock_row(tx, "proposals", proposal_id)?;
         let mut proposal = load_visible(tx, actor, proposal_id)?;
-        let state = state_of(&proposal)?;
+        let state = proposal.lifecycle_state()?;
         if state != State::InConsultation {
             return Err(consultation_not_open(state));
         }
@@ -408,7 +404,7 @@ pub fn add_consultee(
     db::write_tx(conn, |tx| {
         db::lock_row(tx, "proposals", proposal_id)?;
         let proposal = load_visible(tx, actor, proposal_id)?;
-        let state = state_of(&proposal)?;
+        let state = proposal.lifecycle_state()?;
         let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
         if crate::features::identity::repo::find_organization(tx, &input.organization_id)?.is_none() {
             return Err(AppError::invalid_field(
@@ -470,7 +466,7 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
         };
         let mut proposal = proposals_repo::find_proposal(tx, &round.proposal_id)?
             .ok_or_else(|| AppError::internal("round without proposal"))?;
-        if state_of(&proposal)? != State::InConsultation {
+        if proposal.lifecycle_state()? != State::InConsultation {
             return Ok(false);
         }
         let lapsed = repo::lapse_pending(tx, &round.id)?;
@@ -517,7 +513,7 @@ fn after_flag_end(
     proposal: &mut ProposalRow,
     action: Action,
 ) -> AppResult<()> {
-    if state_of(proposal)? == State::Flagged && repo::open_blocking_flags(tx, &proposal.id)? == 0 {
+    if proposal.lifecycle_state()? == State::Flagged && repo::open_blocking_flags(tx, &proposal.id)? == 0 {
         let next = lifecycle::transition(State::Flagged, action)?.to;
         proposal.state = next.as_str().to_owned();
         proposal.version += 1;
@@ -673,7 +669,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
         .collect();
     Ok(Consultation {
         proposal_id: proposal.id.clone(),
-        state: state_of(proposal)?,
+        state: proposal.lifecycle_state()?,
         rounds,
         flags,
     })

@@ -24,10 +24,6 @@ use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, Vers
 use crate::features::proposals::service::load_visible;
 use crate::http::preconditions::stale;
 
-fn state_of(row: &ProposalRow) -> AppResult<State> {
-    row.state.parse().map_err(|_| AppError::internal("unknown state"))
-}
-
 /// Creates the tranche schedule when a proposal is approved (same transaction as the commitment).
 pub fn create_tranches(
     tx: &mut DbConn,
@@ -68,7 +64,7 @@ pub fn create_tranches(
 }
 
 fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
-    let state = state_of(proposal)?;
+    let state = proposal.lifecycle_state()?;
     let reports = repo::reports_of(tx, &proposal.id)?;
     let accepted = |kind: &str| reports.iter().any(|r| r.kind == kind && r.status == "accepted");
     Ok(PayFacts {
@@ -182,7 +178,7 @@ pub fn disbursement_request(
         db::lock_row(tx, "proposals", proposal_id)?;
         let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
             .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        let state = state_of(&proposal)?;
+        let state = proposal.lifecycle_state()?;
         let action = if state == State::Approved {
             Action::FirstDisbursement
         } else {
@@ -332,7 +328,7 @@ pub fn submit_report(
 ) -> AppResult<Report> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let pool = PoolRef::load(conn, &proposal.pool_id)?;
-    let state = state_of(&proposal)?;
+    let state = proposal.lifecycle_state()?;
     let mut errors = Vec::new();
     let (kind, expenditure_text, content, allowed) = match input {
         NewReport::Progress {
@@ -453,7 +449,7 @@ pub fn decide_report(
         let mut proposal = proposals_repo::find_proposal(tx, &report.proposal_id)?
             .ok_or_else(|| AppError::not_found("No such proposal."))?;
         if accept && report.kind == "completion" {
-            let next = lifecycle::transition(state_of(&proposal)?, Action::AcceptCompletion)?.to;
+            let next = lifecycle::transition(proposal.lifecycle_state()?, Action::AcceptCompletion)?.to;
             proposal.state = next.as_str().to_owned();
             proposal.version += 1;
             proposal.updated_at = now;
@@ -486,7 +482,7 @@ fn lock_checked(
     if proposal.version != expected {
         return Err(stale(proposal.version));
     }
-    let next = lifecycle::transition(state_of(&proposal)?, action)?.to;
+    let next = lifecycle::transition(proposal.lifecycle_state()?, action)?.to;
     Ok((proposal, next))
 }
 

@@ -51,6 +51,15 @@ pub struct VersionRow {
     pub submitted_at: Option<NaiveDateTime>,
 }
 
+impl ProposalRow {
+    /// The lifecycle state (stored as its snake_case name).
+    pub fn lifecycle_state(&self) -> crate::error::AppResult<crate::domain::lifecycle::State> {
+        self.state
+            .parse()
+            .map_err(|_| crate::error::AppError::internal(format!("proposal {} has unknown state", self.id)))
+    }
+}
+
 pub fn insert_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<()> {
     diesel::insert_into(proposals::table)
         .values(row)

@@ -33,12 +33,6 @@ pub fn scope_of(actor: &Actor) -> ProposalScope {
     }
 }
 
-fn state_of(row: &ProposalRow) -> AppResult<State> {
-    row.state
-        .parse()
-        .map_err(|_| AppError::internal(format!("proposal {} has unknown state", row.id)))
-}
-
 /// Loads a proposal the caller may see (404 otherwise, so existence does not leak).
 pub fn load_visible(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<ProposalRow> {
     let row = repo::find_proposal(conn, id)?.ok_or_else(not_found)?;
@@ -135,7 +129,7 @@ fn view(conn: &mut DbConn, row: &ProposalRow) -> AppResult<Proposal> {
     let version = repo::find_version(conn, &row.id, row.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))?;
     let content = read_content(&version)?;
-    let state = state_of(row)?;
+    let state = row.lifecycle_state()?;
     Ok(Proposal {
         id: row.id.clone(),
         reference: row.reference.clone(),
@@ -249,7 +243,7 @@ fn lock_for(
     if row.version != expected_version {
         return Err(stale(row.version));
     }
-    let next = lifecycle::transition(state_of(&row)?, action)?.to;
+    let next = lifecycle::transition(row.lifecycle_state()?, action)?.to;
     Ok((row, next))
 }
 
@@ -492,7 +486,7 @@ pub fn list_proposals(
             }
         };
         out.push(ProposalSummary {
-            state: state_of(&row)?,
+            state: row.lifecycle_state()?,
             requested_amount: row.requested_minor.map(|m| format_amount(m, currency)),
             id: row.id,
             reference: row.reference,
