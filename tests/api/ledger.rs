@@ -495,3 +495,35 @@ fn random_concurrent_movements_keep_every_invariant() {
         "a guarded account went negative"
     );
 }
+
+#[test]
+fn expired_idempotency_keys_are_purged_and_then_free_again() {
+    let t = setup();
+    assert_eq!(
+        t.contribute(Some("old-key"), &t.usd("10.00")).status().as_u16(),
+        201
+    );
+    let mut conn = t.m.app.conn();
+    let later = qip_pool::features::audit::now_micros() + chrono::Duration::days(8);
+    assert_eq!(
+        qip_pool::features::ledger::idempotency::purge_expired(&mut conn, later).unwrap(),
+        1
+    );
+    assert_eq!(
+        qip_pool::features::ledger::idempotency::purge_expired(&mut conn, later).unwrap(),
+        0
+    );
+    drop(conn);
+    // Within retention nothing is purged.
+    let mut conn = t.m.app.conn();
+    assert_eq!(
+        t.contribute(Some("new-key"), &t.usd("10.00")).status().as_u16(),
+        201
+    );
+    let now = qip_pool::features::audit::now_micros();
+    assert_eq!(
+        qip_pool::features::ledger::idempotency::purge_expired(&mut conn, now).unwrap(),
+        0
+    );
+    assert!(check::check(&mut conn).unwrap().ok);
+}

@@ -1,5 +1,5 @@
 //! The deadline sweeper: a periodic task inside every server instance that closes overdue consultation
-//! rounds. Each close is a conditional update, so several instances on one database close a round once.
+//! rounds, marks overdue approval steps, removes expired idempotency keys and reports overdue implementations. Each close is a conditional update, so several instances on one database close a round once.
 
 use std::time::Duration;
 
@@ -36,6 +36,11 @@ pub fn sweep_once(pool: &DbPool) -> usize {
         Ok(0) => {}
         Ok(n) => tracing::info!(steps = n, "approval steps marked overdue"),
         Err(e) => tracing::warn!(error = %e, "could not mark overdue approval steps"),
+    }
+    match crate::features::ledger::idempotency::purge_expired(&mut conn, now_micros()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "expired idempotency keys removed"),
+        Err(e) => tracing::warn!(error = %e, "could not remove expired idempotency keys"),
     }
     match crate::features::implementation::service::overdue_implementations(&mut conn, now_micros().date()) {
         Ok(overdue) if !overdue.is_empty() => {

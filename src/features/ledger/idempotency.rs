@@ -246,3 +246,11 @@ fn unique_key_race(e: AppError) -> AppError {
         e
     }
 }
+
+/// Deletes keys past their retention (the sweeper); returns how many. Their transactions stay, and keep the
+/// key on the transaction row for the ledger check.
+pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> diesel::QueryResult<usize> {
+    db::write_tx(conn, |tx| {
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.lt(now))).execute(tx)
+    })
+}
