@@ -19,7 +19,7 @@ fn qip_pool(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    crate::support::run_child(&mut cmd)
 }
 
 #[track_caller]
@@ -52,7 +52,13 @@ fn migrate_then_audit_verify_reports_intact_then_broken() {
         .unwrap();
     }
     let out = qip_pool(&["audit", "verify"], &env);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["intact"], true);
     assert_eq!(report["events_checked"], 3);
@@ -68,7 +74,13 @@ fn migrate_then_audit_verify_reports_intact_then_broken() {
     conn.batch_execute(tamper).unwrap();
     drop(conn);
     let out = qip_pool(&["audit", "verify"], &env);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["intact"], false);
     assert_eq!(report["first_broken_seq"], 2);

@@ -299,13 +299,19 @@ fn tampering_is_reported_and_ledger_rows_cannot_be_rewritten() {
     let kinds: Vec<&str> = report.problems.iter().map(|p| p.kind.as_str()).collect();
     assert!(kinds.contains(&"balance_mismatch"), "{kinds:?}");
     assert!(kinds.contains(&"pool_does_not_add_up"), "{kinds:?}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qip-pool"))
-        .args(["ledger", "check"])
-        .env("QIP__DATABASE__URL", t.m.app.db.url())
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = crate::support::run_child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_qip-pool"))
+            .args(["ledger", "check"])
+            .env("QIP__DATABASE__URL", t.m.app.db.url())
+            .env("RUST_LOG", "error"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["ok"], false);
 }
