@@ -383,6 +383,11 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 AppError::conflict("The request collided with a concurrent change; retry it.").with_cause(err)
             }
+            // A concurrent request created the same unique thing first (a check before an insert cannot see it).
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::conflict(
+                "The request conflicts with a record that was created meanwhile; reload and retry.",
+            )
+            .with_cause(err),
             other => AppError::internal(other),
         }
     }

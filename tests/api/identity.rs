@@ -654,3 +654,32 @@ fn me_shows_the_caller_and_their_hats() {
         me["organization"]["id"].as_str().map(str::to_owned)
     );
 }
+
+#[test]
+fn racing_creations_of_one_username_make_one_user_and_clean_conflicts() {
+    let (app, admin) = TestApp::with_admin();
+    let org = app.create_org(&admin, "RACE", "ngo");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (app, admin, org) = (&app, &admin, &org);
+                s.spawn(move || {
+                    app.post_json(
+                        "/api/v1/users",
+                        Some(&admin.access),
+                        &json!({"username": "same.name", "display_name": "Same", "email": "same@ngo.example",
+                                "organization_id": org, "password": USER_PASSWORD}),
+                    )
+                    .status()
+                    .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "never a 500: {statuses:?}"
+    );
+}
