@@ -225,15 +225,6 @@ where
     }
 }
 
-/// Runs `f` in a read transaction (one consistent snapshot on PostgreSQL; a deferred transaction on SQLite).
-pub fn read_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut DbConn) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    conn.transaction(f)
-}
-
 /// Runs `f` in a read-only transaction that sees one snapshot for all its statements (REPEATABLE READ on
 /// PostgreSQL; a read transaction in WAL mode is a snapshot on SQLite). For reports that must add up.
 pub fn snapshot_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>

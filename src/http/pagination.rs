@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult, FieldError};
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Rows per page, 1 to the server's cap (default 200).
+    /// Rows per page: 1 to `server.max_page_size` (200); default `server.default_page_size` (50).
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

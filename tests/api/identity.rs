@@ -682,4 +682,16 @@ fn racing_creations_of_one_username_make_one_user_and_clean_conflicts() {
         statuses.iter().all(|s| *s == 201 || *s == 409),
         "never a 500: {statuses:?}"
     );
+    let stored: i64 = users::table
+        .filter(users::username.eq("same.name"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(stored, 1);
+    let created = app
+        .audit_rows()
+        .iter()
+        .filter(|e| e.action == "user.create" && e.after_state.as_deref().unwrap_or("").contains("same.name"))
+        .count();
+    assert_eq!(created, 1, "one user, one audit event");
 }

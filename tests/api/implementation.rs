@@ -352,14 +352,24 @@ fn concurrent_payments_refunds_and_cancellations_never_overpay() {
                 )
                 .json()
                 .unwrap();
-        let paid: f64 = page["items"]
+        // Money stays exact in the test too: minor units from the decimal strings.
+        let minor = |v: &Value| -> i64 { v.as_str().unwrap().replace('.', "").parse().unwrap() };
+        let paid: i64 = page["items"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| t["amount"].as_str().unwrap().parse::<f64>().unwrap())
+            .map(|t| minor(&t["amount"]))
             .sum();
-        assert!(paid <= 10000.0 + 1e-9, "{id} paid {paid}");
-        let tranche1 = &d.tranches(id)[0];
-        assert!(tranche1["paid"].as_str().unwrap().parse::<f64>().unwrap() <= 6000.0);
+        assert!(
+            paid <= 1_000_000,
+            "{id} paid {paid} minor units of a 10000.00 commitment"
+        );
+        let tranches = d.tranches(id);
+        assert_eq!(
+            minor(&tranches[0]["paid"]),
+            paid,
+            "payments recorded on tranche 1 match the ledger"
+        );
+        assert!(minor(&tranches[0]["paid"]) <= 600_000);
     }
 }

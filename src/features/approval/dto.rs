@@ -44,8 +44,6 @@ pub struct Step {
     pub position: i32,
     /// The hat that decides this step.
     pub hat: Hat,
-    /// A head of office decides only within their adm1 scope; others are unscoped.
-    pub scope_adm1: Option<String>,
     pub reason: StepReason,
     pub financial: bool,
     pub sla_days: i32,

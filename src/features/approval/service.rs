@@ -102,7 +102,6 @@ fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppRes
         version_number: row.version_number,
         position: row.position,
         hat: row.hat.parse().map_err(|e: String| AppError::internal(e))?,
-        scope_adm1: None,
         reason: serde_json::from_str(&row.reason).unwrap_or(StepReason::Always),
         financial: row.financial,
         sla_days: row.sla_days,
