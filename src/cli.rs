@@ -61,6 +61,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Consistent online copy of the SQLite database (the server may keep running); prints a JSON report.
+    /// PostgreSQL: use pg_dump or a base backup (docs/OPERATIONS.md).
+    Backup {
+        /// The new file to write; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,7 +100,13 @@ pub enum DemoCommand {
 pub enum AuditCommand {
     /// Recompute the hash chain; print {intact, events_checked, head_seq, head_hash, first_broken_seq}.
     /// Exit 0 when intact, 2 when broken, 1 when it could not run.
-    Verify,
+    Verify {
+        /// A checkpoint kept outside the service (`GET /api/v1/audit/checkpoint`), as `SEQ:HASH`: the event
+        /// with that sequence number must still carry that hash (exit 2 otherwise). Proves, after a restore,
+        /// that nothing up to the checkpoint was rewritten.
+        #[arg(long, value_name = "SEQ:HASH")]
+        checkpoint: Option<String>,
+    },
 }
 
 /// A failure to start or run a command: printed as one line.
@@ -130,8 +143,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Migrate => {
             crate::telemetry::init_tracing(&settings.log);
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let mut conn = db::connect_once(&settings.database)?;
             let applied = db::run_migrations(&mut conn)?;
             println!("applied {applied} migration(s)");
             Ok(ExitCode::SUCCESS)
@@ -148,8 +160,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 .read_line(&mut password)
                 .map_err(|e| CliError::Other(format!("cannot read the password from stdin: {e}")))?;
             let password = password.trim_end_matches(['\n', '\r']);
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let mut conn = db::connect_once(&settings.database)?;
             db::run_migrations(&mut conn)?;
             let auth = AuthRuntime::new(&settings.auth).map_err(CliError::Other)?;
             let user_id = identity::service::bootstrap_admin(&mut conn, &auth, &username, password)
@@ -162,8 +173,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Ledger {
             command: LedgerCommand::Check,
         } => {
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let mut conn = db::connect_once(&settings.database)?;
             let report = crate::features::ledger::check::check(&mut conn).map_err(db::DbError::Query)?;
             println!("{}", serde_json::to_string(&report).unwrap_or_default());
             Ok(if report.ok {
@@ -175,8 +185,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Demo {
             command: DemoCommand::Seed,
         } => {
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let mut conn = db::connect_once(&settings.database)?;
             db::run_migrations(&mut conn)?;
             let auth = AuthRuntime::new(&settings.auth).map_err(CliError::Other)?;
             let logins = crate::features::demo::seed(&mut conn, &auth)
@@ -196,20 +205,57 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => {
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
-            let report = audit::verify_chain(&mut conn).map_err(db::DbError::Query)?;
+        Command::Backup { to } => {
+            let db::Backend::Sqlite { path } = db::Backend::from_url(settings.database.url.expose()) else {
+                return Err(CliError::Other(
+                    "`qip-pool backup` copies the SQLite database; back PostgreSQL up with pg_dump or a base \
+                     backup plus WAL archiving (docs/OPERATIONS.md)"
+                        .into(),
+                ));
+            };
+            let report = db::backup::backup_sqlite(&path, &to).map_err(|e| CliError::Other(e.to_string()))?;
             println!("{}", serde_json::to_string(&report).unwrap_or_default());
-            Ok(if report.intact {
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { checkpoint },
+        } => {
+            let checkpoint = checkpoint.as_deref().map(parse_checkpoint).transpose()?;
+            let mut conn = db::connect_once(&settings.database)?;
+            let report = audit::verify_chain(&mut conn).map_err(db::DbError::Query)?;
+            let mut json = serde_json::to_value(&report).unwrap_or_default();
+            let mut checkpoint_holds = true;
+            if let Some((seq, hash)) = checkpoint {
+                let stored = audit::hash_at(&mut conn, seq).map_err(db::DbError::Query)?;
+                checkpoint_holds = stored.as_deref() == Some(hash.as_str());
+                json["checkpoint"] =
+                    serde_json::json!({"seq": seq, "hash": hash, "matches": checkpoint_holds});
+            }
+            drop(conn);
+            println!("{json}");
+            Ok(if report.intact && checkpoint_holds {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
             })
         }
     }
+}
+
+/// `SEQ:HASH` as printed by the checkpoint endpoint.
+fn parse_checkpoint(value: &str) -> Result<(i64, String), CliError> {
+    let bad = || {
+        CliError::Other(format!(
+            "--checkpoint must be SEQ:HASH (e.g. 1042:9f86d0…), not {value:?}"
+        ))
+    };
+    let (seq, hash) = value.split_once(':').ok_or_else(bad)?;
+    let seq = seq.trim().parse::<i64>().map_err(|_| bad())?;
+    let hash = hash.trim().to_ascii_lowercase();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((seq, hash))
 }
 
 fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {

@@ -158,6 +158,9 @@ impl ErrorKind {
     }
 }
 
+/// Seconds a client should wait before retrying a transient failure.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 /// Prefix of every problem `type`; relative, resolved against the service's own address.
 pub const PROBLEM_TYPE_BASE: &str = "/problems/";
 
@@ -254,6 +257,12 @@ impl AppError {
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::ServiceUnavailable, detail)
+    }
+
+    /// A 503 the client may safely retry (nothing was written): lost database, contention, pool exhausted.
+    /// `Retry-After` tells it when.
+    pub fn retryable(detail: impl Into<String>) -> Self {
+        Self::unavailable(detail).with_header(actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECS)
     }
 
     /// A 422 listing every fault at once.
@@ -378,11 +387,23 @@ impl ResponseError for AppError {
 impl From<diesel::result::Error> for AppError {
     fn from(err: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
+        match crate::db::transient_cause(&err) {
+            Some(crate::db::TransientCause::ConnectionLost) => {
+                return AppError::retryable(
+                    "The database connection was lost; nothing was changed. Retry shortly.",
+                )
+                .with_cause(err);
+            }
+            Some(crate::db::TransientCause::Contention) => {
+                return AppError::retryable(
+                    "The request collided with a concurrent change and was rolled back; retry it.",
+                )
+                .with_cause(err);
+            }
+            None => {}
+        }
         match err {
             Error::NotFound => AppError::not_found("The requested resource does not exist."),
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                AppError::conflict("The request collided with a concurrent change; retry it.").with_cause(err)
-            }
             // A concurrent request created the same unique thing first (a check before an insert cannot see it).
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::conflict(
                 "The request conflicts with a record that was created meanwhile; reload and retry.",
@@ -397,14 +418,14 @@ impl From<crate::db::DbError> for AppError {
     fn from(err: crate::db::DbError) -> Self {
         match err {
             crate::db::DbError::Query(e) => e.into(),
-            other => AppError::unavailable("The database is not reachable; retry shortly.").with_cause(other),
+            other => AppError::retryable("The database is not reachable; retry shortly.").with_cause(other),
         }
     }
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(err: diesel::r2d2::PoolError) -> Self {
-        AppError::unavailable("No database connection became free in time; retry shortly.").with_cause(err)
+        AppError::retryable("No database connection became free in time; retry shortly.").with_cause(err)
     }
 }
 

@@ -2,6 +2,7 @@
 //! scheme, embedded migrations, and the one helper that runs a closure in a write transaction.
 //! Everything that differs between the two backends is fenced in this module tree.
 
+pub mod backup;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,66 @@ pub enum DbError {
     Migration(String),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+}
+
+/// Why a failed statement may succeed if the client simply tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransientCause {
+    /// The connection to the database was lost or refused (restart, failover, network).
+    ConnectionLost,
+    /// The database refused the transaction to keep concurrent ones consistent (serialization failure,
+    /// deadlock, SQLite's busy lock); nothing was written.
+    Contention,
+}
+
+/// Phrases of libpq and SQLite errors that mean the connection, not the statement, failed. diesel reports most
+/// of them as `DatabaseErrorKind::Unknown`, so the message is all there is to go on.
+const CONNECTION_LOST_PHRASES: &[&str] = &[
+    "terminating connection",
+    "server closed the connection",
+    "connection to server",
+    "no connection to the server",
+    "could not receive data",
+    "could not send data",
+    "connection refused",
+    "connection reset",
+    "broken pipe",
+    "ssl syscall",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+];
+const CONTENTION_PHRASES: &[&str] = &[
+    "deadlock detected",
+    "database is locked",
+    "database table is locked",
+];
+
+/// Classifies a diesel error as transient (worth a retry, answered 503) or not (`None`: a real bug or a
+/// refused statement). Backend-specific knowledge lives here so the HTTP layer needs none.
+pub fn transient_cause(err: &diesel::result::Error) -> Option<TransientCause> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => Some(TransientCause::ConnectionLost),
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Some(TransientCause::Contention),
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message().to_ascii_lowercase();
+            if CONTENTION_PHRASES.iter().any(|p| message.contains(p)) {
+                Some(TransientCause::Contention)
+            } else if CONNECTION_LOST_PHRASES.iter().any(|p| message.contains(p)) {
+                Some(TransientCause::ConnectionLost)
+            } else {
+                None
+            }
+        }
+        // A rollback that failed after an error leaves the connection unusable; the pool discards it.
+        Error::BrokenTransactionManager => Some(TransientCause::ConnectionLost),
+        Error::RollbackErrorOnCommit { commit_error, .. } => transient_cause(commit_error),
+        _ => None,
+    }
 }
 
 /// r2d2 manager that opens the backend named by the URL scheme, so the real connection error reaches the
@@ -157,6 +218,16 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, DbError> {
         .build_unchecked(manager))
 }
 
+/// One connection for a command-line job: no pool, so no background threads are still connecting when the
+/// process exits (libpq can abort the process if one is). The caller drops it, closing it, before exit.
+pub fn connect_once(settings: &DatabaseSettings) -> Result<DbConn, DbError> {
+    let manager = DbConnManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms);
+    if let Backend::Sqlite { path } = manager.backend() {
+        prepare_sqlite_file(path, &manager)?;
+    }
+    manager.open()
+}
+
 fn prepare_sqlite_file(path: &Path, manager: &DbConnManager) -> Result<(), DbError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
@@ -240,22 +311,53 @@ where
     })
 }
 
+/// Why the database is not ready. The public probe names only the kind; the detail (which may carry
+/// hosts, ports or paths) goes to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    Unreachable(String),
+    MigrationsPending,
+    FileMissing(String),
+}
+
+impl NotReady {
+    /// A sentence safe to show anyone: no addresses, paths or driver messages.
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            NotReady::Unreachable(_) => "database: unreachable",
+            NotReady::MigrationsPending => "database: migrations pending; run `qip-pool migrate`",
+            NotReady::FileMissing(_) => "database: file missing",
+        }
+    }
+
+    /// The full cause, for the operator's log.
+    pub fn detail(&self) -> String {
+        match self {
+            NotReady::Unreachable(d) | NotReady::FileMissing(d) => d.clone(),
+            NotReady::MigrationsPending => "migrations are not current".into(),
+        }
+    }
+}
+
 /// A database-readiness probe: reachable, migrations current, and (SQLite) the file still where it was configured.
-pub fn check_ready(pool: &DbPool, backend: &Backend, timeout: Duration) -> Result<(), String> {
+pub fn check_ready(pool: &DbPool, backend: &Backend, timeout: Duration) -> Result<(), NotReady> {
     if let Backend::Sqlite { path } = backend {
         if !path.is_file() {
-            return Err(format!("database file {} is missing", path.display()));
+            return Err(NotReady::FileMissing(format!(
+                "database file {} is missing",
+                path.display()
+            )));
         }
     }
     let mut conn = pool
         .get_timeout(timeout)
-        .map_err(|e| format!("database unreachable: {e}"))?;
+        .map_err(|e| NotReady::Unreachable(e.to_string()))?;
     conn.batch_execute("SELECT 1")
-        .map_err(|e| format!("database unreachable: {e}"))?;
+        .map_err(|e| NotReady::Unreachable(e.to_string()))?;
     match has_pending_migrations(&mut conn) {
         Ok(false) => Ok(()),
-        Ok(true) => Err("database migrations are not current; run `qip-pool migrate`".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(true) => Err(NotReady::MigrationsPending),
+        Err(e) => Err(NotReady::Unreachable(e.to_string())),
     }
 }
 

@@ -40,8 +40,12 @@ pub async fn healthz() -> web::Json<HealthStatus> {
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthStatus>, AppError> {
     let probe_state = state.clone();
     let outcome = crate::telemetry::blocking(move || {
-        crate::db::check_ready(&probe_state.pool, &probe_state.backend, Duration::from_secs(2))
-            .map_err(AppError::unavailable)
+        crate::db::check_ready(&probe_state.pool, &probe_state.backend, Duration::from_secs(2)).map_err(
+            |not_ready| {
+                tracing::warn!(cause = %not_ready.detail(), "readiness probe failed");
+                AppError::retryable(not_ready.public_reason())
+            },
+        )
     })
     .await;
     outcome.map(|()| {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::TestDb;
 
-fn qip_pool(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn qip_pool(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
     cmd.args(args);
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("QIP__")) {

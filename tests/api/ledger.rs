@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use crate::fixtures::Mission;
 use crate::support::{Session, assert_problem};
 
-struct Money {
-    m: Mission,
-    finance: Session,
-    donor: String,
+pub(crate) struct Money {
+    pub(crate) m: Mission,
+    pub(crate) finance: Session,
+    pub(crate) donor: String,
 }
 
-fn setup() -> Money {
+pub(crate) fn setup() -> Money {
     let m = Mission::new();
     let office = m.app.create_org(&m._admin, "FINSEC", "mission_section");
     let donor = m.app.create_org(&m._admin, "DONOR", "contributor");
@@ -30,7 +30,7 @@ fn setup() -> Money {
 }
 
 impl Money {
-    fn contribute(&self, key: Option<&str>, body: &Value) -> reqwest::blocking::Response {
+    pub(crate) fn contribute(&self, key: Option<&str>, body: &Value) -> reqwest::blocking::Response {
         let mut req = self
             .m
             .app
@@ -48,11 +48,11 @@ impl Money {
         req.send().unwrap()
     }
 
-    fn usd(&self, amount: &str) -> Value {
+    pub(crate) fn usd(&self, amount: &str) -> Value {
         json!({"contributor_organization_id": self.donor, "amount": amount, "currency": "USD", "reference": "GRANT-1"})
     }
 
-    fn pool(&self) -> Value {
+    pub(crate) fn pool(&self) -> Value {
         self.m
             .app
             .get_as(&format!("/api/v1/pools/{}", self.m.pool_id), &self.finance.access)
@@ -60,7 +60,7 @@ impl Money {
             .unwrap()
     }
 
-    fn transaction_count(&self) -> usize {
+    pub(crate) fn transaction_count(&self) -> usize {
         let page: Value = self
             .m
             .app

@@ -22,6 +22,7 @@ mod cli;
 mod config;
 mod consultation;
 mod errors;
+mod faults;
 mod fixtures;
 mod identity;
 mod implementation;

@@ -6,4 +6,4 @@ pub mod repo;
 pub mod routes;
 pub mod service;
 
-pub use service::{AuditContext, NewAuditEvent, Outcome, append, now_micros, verify_chain};
+pub use service::{AuditContext, NewAuditEvent, Outcome, append, hash_at, now_micros, verify_chain};

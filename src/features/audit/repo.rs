@@ -157,3 +157,12 @@ pub fn find_event(conn: &mut DbConn, seq: i64) -> QueryResult<Option<AuditEventR
         .first(conn)
         .optional()
 }
+
+/// The hash of event `seq`, if it exists.
+pub fn hash_at(conn: &mut DbConn, seq: i64) -> QueryResult<Option<String>> {
+    audit_events::table
+        .find(seq)
+        .select(audit_events::hash)
+        .first(conn)
+        .optional()
+}

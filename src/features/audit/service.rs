@@ -272,3 +272,9 @@ pub fn checkpoint(
         Ok(checkpoint)
     })
 }
+
+/// The stored hash of event `seq` (`None` when there is no such event): compared with a checkpoint kept
+/// outside the service to prove nothing up to it was rewritten.
+pub fn hash_at(conn: &mut DbConn, seq: i64) -> QueryResult<Option<String>> {
+    repo::hash_at(conn, seq)
+}

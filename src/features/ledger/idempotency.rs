@@ -1,12 +1,13 @@
-//! Idempotent money-moving requests. A key is claimed in its own short transaction (so a concurrent duplicate
-//! sees it and gets a 409), the operation and the stored response are written in one transaction with the
-//! posting, and a failed operation releases the claim (validation failures are not stored). Same key + same
-//! request replays the first response byte for byte; same key + another request is a 422. A unique index on
-//! the transaction's idempotency key is the last guard: one key never makes two transactions.
+//! Idempotent money-moving requests. The key is claimed inside the same transaction that posts the money and
+//! stores the response, so a claim can never outlive its request: a crash, a lost connection or a refusal rolls
+//! the claim back with everything else, and the key is free again at once. On PostgreSQL a transaction-scoped
+//! advisory lock on the key makes a concurrent duplicate (from any instance) answer 409 at once instead of
+//! posting twice; on SQLite `BEGIN IMMEDIATE` already admits one writer, so a duplicate waits and then replays.
+//! Same key + same request replays the first response byte for byte; same key + another request is a 422.
+//! A unique index on the transaction's idempotency key is the last guard: one key never makes two transactions.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamp};
 use sha2::{Digest, Sha256};
 
 use crate::db::schema::idempotency_keys;
@@ -14,10 +15,6 @@ use crate::db::{self, DbConn};
 use crate::domain::canonical_json::to_canonical_string;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::features::audit::now_micros;
-
-/// How long a claim may stay in progress before another request with the key may take it over (a crashed
-/// instance must not block the key forever).
-const CLAIM_LEASE_SECS: i64 = 60;
 
 /// The identity of a money-moving request: who, which key, and a fingerprint of what was asked.
 #[derive(Debug, Clone)]
@@ -81,104 +78,78 @@ struct KeyRow {
     status: String,
     response_status: Option<i32>,
     response_body: Option<String>,
-    locked_until: NaiveDateTime,
     expires_at: NaiveDateTime,
 }
 
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// What the key's record says before the operation runs.
 enum Claim {
-    Claimed,
+    /// No live record: run the operation and insert the record.
+    Fresh,
+    /// A record past its retention (or left by an older version mid-way): run and overwrite it.
+    Stale,
     Replay(StoredResponse),
 }
 
-fn claim(conn: &mut DbConn, req: &IdempotentRequest, retention: Duration) -> AppResult<Claim> {
-    let now = now_micros();
-    let lease = now + Duration::seconds(CLAIM_LEASE_SECS);
-    db::write_tx(conn, |tx| {
-        let insert = match tx {
-            DbConn::Pg(_) => {
-                "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, locked_until, created_at, expires_at) \
-                 VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) ON CONFLICT DO NOTHING"
-            }
-            DbConn::Sqlite(_) => {
-                "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, locked_until, created_at, expires_at) \
-                 VALUES (?, ?, ?, 'in_progress', ?, ?, ?) ON CONFLICT DO NOTHING"
-            }
-        };
-        let inserted = diesel::sql_query(insert)
-            .bind::<Text, _>(&req.user_id)
-            .bind::<Text, _>(&req.key)
-            .bind::<Text, _>(&req.request_hash)
-            .bind::<Timestamp, _>(lease)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now + retention)
-            .execute(tx)?;
-        if inserted == 1 {
-            return Ok(Claim::Claimed);
-        }
-        let row: KeyRow = idempotency_keys::table
-            .find((&req.user_id, &req.key))
-            .select(KeyRow::as_select())
-            .first(tx)?;
-        let target = idempotency_keys::table.find((&req.user_id, &req.key));
-        if row.expires_at <= now {
-            // An expired key is free again.
-            diesel::update(target)
-                .set((
-                    idempotency_keys::request_hash.eq(&req.request_hash),
-                    idempotency_keys::status.eq("in_progress"),
-                    idempotency_keys::response_status.eq(None::<i32>),
-                    idempotency_keys::response_body.eq(None::<String>),
-                    idempotency_keys::transaction_id.eq(None::<String>),
-                    idempotency_keys::locked_until.eq(lease),
-                    idempotency_keys::created_at.eq(now),
-                    idempotency_keys::expires_at.eq(now + retention),
-                ))
-                .execute(tx)?;
-            return Ok(Claim::Claimed);
-        }
-        if row.request_hash != req.request_hash {
-            return Err(AppError::new(
-                ErrorKind::IdempotencyKeyReused,
-                "This Idempotency-Key was used for a different request; use a new key for a new request.",
-            ));
-        }
-        match (row.status.as_str(), row.response_status, row.response_body) {
-            ("done", Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
-                status: u16::try_from(status).unwrap_or(200),
-                body,
-                replayed: true,
-            })),
-            _ if row.locked_until > now => Err(AppError::new(
-                ErrorKind::RequestInProgress,
-                "A request with this Idempotency-Key is still being processed; retry shortly to receive its result.",
-            )),
-            _ => {
-                // The first attempt died mid-way (its transaction rolled back): take the key over.
-                diesel::update(target)
-                    .set(idempotency_keys::locked_until.eq(lease))
-                    .execute(tx)?;
-                Ok(Claim::Claimed)
-            }
-        }
-    })
+/// The 64-bit advisory-lock id of a key (PostgreSQL's advisory locks take a `bigint`).
+fn advisory_lock_id(req: &IdempotentRequest) -> i64 {
+    let digest = Sha256::digest(req.ledger_key().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
-fn release(conn: &mut DbConn, req: &IdempotentRequest) {
-    let released = db::write_tx(conn, |tx| {
-        diesel::delete(
-            idempotency_keys::table
-                .find((&req.user_id, &req.key))
-                .filter(idempotency_keys::status.eq("in_progress")),
-        )
-        .execute(tx)
-    });
-    if let Err(e) = released {
-        tracing::warn!(error = %e, "could not release an idempotency claim; it expires with its lease");
+/// Claims the key for the current transaction. Must be the transaction's first statement, so a waiting
+/// duplicate holds no other lock.
+fn claim_in_tx(tx: &mut DbConn, req: &IdempotentRequest, now: NaiveDateTime) -> AppResult<Claim> {
+    if let DbConn::Pg(_) = tx {
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(advisory_lock_id(req))
+            .get_result(tx)?;
+        if !got.locked {
+            return Err(AppError::new(
+                ErrorKind::RequestInProgress,
+                "A request with this Idempotency-Key is being processed right now; retry shortly to receive its result.",
+            )
+            .with_header(actix_web::http::header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS));
+        }
+    }
+    let row: Option<KeyRow> = idempotency_keys::table
+        .find((&req.user_id, &req.key))
+        .select(KeyRow::as_select())
+        .first(tx)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(Claim::Fresh);
+    };
+    if row.expires_at <= now {
+        return Ok(Claim::Stale);
+    }
+    if row.request_hash != req.request_hash {
+        return Err(AppError::new(
+            ErrorKind::IdempotencyKeyReused,
+            "This Idempotency-Key was used for a different request; use a new key for a new request.",
+        ));
+    }
+    match (row.status.as_str(), row.response_status, row.response_body) {
+        ("done", Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
+            status: u16::try_from(status).unwrap_or(200),
+            body,
+            replayed: true,
+        })),
+        // Only a version that committed claims separately left `in_progress` rows; nothing runs for them now.
+        _ => Ok(Claim::Stale),
     }
 }
 
 /// Runs `operation` at most once per key: it returns `(status, json body, transaction id)` and runs inside the
-/// write transaction that also stores the response.
+/// one write transaction that claims the key, posts, and stores the response. A refused operation stores
+/// nothing, so the same key may be retried with a corrected request.
 pub fn run<F>(
     conn: &mut DbConn,
     req: &IdempotentRequest,
@@ -188,28 +159,38 @@ pub fn run<F>(
 where
     F: FnOnce(&mut DbConn) -> AppResult<(u16, String, Option<String>)>,
 {
-    if let Claim::Replay(stored) = claim(conn, req, retention)? {
-        return Ok(stored);
-    }
     let outcome = db::write_tx(conn, |tx| {
+        let now = now_micros();
+        let claim = claim_in_tx(tx, req, now)?;
+        if let Claim::Replay(stored) = claim {
+            return Ok(stored);
+        }
         let (status, body, transaction_id) = operation(tx)?;
-        let updated = diesel::update(
-            idempotency_keys::table
-                .find((&req.user_id, &req.key))
-                .filter(idempotency_keys::status.eq("in_progress")),
-        )
-        .set((
+        let record = (
+            idempotency_keys::request_hash.eq(&req.request_hash),
             idempotency_keys::status.eq("done"),
             idempotency_keys::response_status.eq(i32::from(status)),
             idempotency_keys::response_body.eq(&body),
             idempotency_keys::transaction_id.eq(&transaction_id),
-        ))
-        .execute(tx)?;
-        if updated != 1 {
-            return Err(AppError::new(
-                ErrorKind::RequestInProgress,
-                "Another request with this Idempotency-Key finished first; retry to receive its result.",
-            ));
+            idempotency_keys::locked_until.eq(now),
+            idempotency_keys::created_at.eq(now),
+            idempotency_keys::expires_at.eq(now + retention),
+        );
+        match claim {
+            Claim::Fresh => {
+                diesel::insert_into(idempotency_keys::table)
+                    .values((
+                        idempotency_keys::user_id.eq(&req.user_id),
+                        idempotency_keys::idem_key.eq(&req.key),
+                        record,
+                    ))
+                    .execute(tx)?;
+            }
+            _ => {
+                diesel::update(idempotency_keys::table.find((&req.user_id, &req.key)))
+                    .set(record)
+                    .execute(tx)?;
+            }
         }
         Ok(StoredResponse {
             status,
@@ -217,13 +198,7 @@ where
             replayed: false,
         })
     });
-    match outcome {
-        Ok(stored) => Ok(stored),
-        Err(e) => {
-            release(conn, req);
-            Err(unique_key_race(e))
-        }
-    }
+    outcome.map_err(unique_key_race)
 }
 
 /// The unique index on a transaction's idempotency key fired: another attempt with the key posted first.

@@ -1,0 +1,279 @@
+//! Faults: a lost database connection mid-request is a retryable 503 (never a 500), an idempotency key is free
+//! again the moment the request holding it dies, and `/readyz` names the failing dependency without network
+//! details.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+use serde_json::Value;
+
+use crate::ledger::setup;
+use crate::support::{TestApp, TestDb, assert_problem};
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+}
+
+/// Waits for a backend of `db_name` that is blocked on a lock, and returns its pid.
+fn blocked_backend(admin: &mut PgConnection, db_name: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows: Vec<Pid> = diesel::sql_query(format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = '{db_name}' AND wait_event_type = 'Lock'"
+        ))
+        .load(admin)
+        .unwrap();
+        if let Some(row) = rows.first() {
+            return row.pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request ever blocked on the held lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The database kills the connection of a payment in flight (as a restart or failover does). The client gets
+/// a 503 with `Retry-After`, and its retry with the same key posts at once: the key's claim died with the
+/// transaction instead of blocking the key for a lease.
+#[test]
+fn a_payment_whose_connection_dies_is_503_and_its_key_is_free_at_once() {
+    let t = setup();
+    assert_eq!(
+        t.contribute(Some("warm-up"), &t.usd("1.00")).status().as_u16(),
+        201
+    );
+    let TestDb::Postgres { name, .. } = &t.m.app.db else {
+        // SQLite has no server to lose; the claim lives in the posting transaction there too (checked below).
+        let res = t.contribute(Some("k-fault"), &t.usd("10.00"));
+        assert_eq!(res.status().as_u16(), 201);
+        assert_no_claim_left_in_progress(&t.m.app);
+        return;
+    };
+    // Hold the audit chain's head row: every posting needs it, so the payment blocks inside its transaction.
+    let mut holder = t.m.app.db.connect();
+    holder
+        .batch_execute("BEGIN; SELECT * FROM audit_head FOR UPDATE;")
+        .unwrap();
+    let (killed, retried) = std::thread::scope(|s| {
+        let in_flight = s.spawn(|| t.contribute(Some("k-fault"), &t.usd("10.00")));
+        let mut admin = t.m.app.db.admin();
+        let pid = blocked_backend(&mut admin, name);
+        admin
+            .batch_execute(&format!("SELECT pg_terminate_backend({pid})"))
+            .unwrap();
+        let killed = in_flight.join().unwrap();
+        holder.batch_execute("ROLLBACK").unwrap();
+        let retried = t.contribute(Some("k-fault"), &t.usd("10.00"));
+        (killed, retried)
+    });
+    assert_eq!(killed.headers().get("retry-after").unwrap(), "1");
+    let body = assert_problem(killed, 503, "service-unavailable");
+    assert!(
+        body["detail"].as_str().unwrap().to_lowercase().contains("retry"),
+        "{body}"
+    );
+    assert_eq!(retried.status().as_u16(), 201, "the retry posts at once");
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    assert_eq!(t.transaction_count(), 2, "warm-up and k-fault, each once");
+    assert_eq!(t.pool()["balances"]["contributed"], "11.00");
+    assert_no_claim_left_in_progress(&t.m.app);
+}
+
+fn assert_no_claim_left_in_progress(app: &TestApp) {
+    use qip_pool::db::schema::idempotency_keys::dsl::*;
+    let pending: i64 = idempotency_keys
+        .filter(status.ne("done"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(pending, 0, "no claim is ever committed without its response");
+}
+
+/// A concurrent duplicate either waits and replays (SQLite: one writer at a time) or is told at once that
+/// the key is in use (PostgreSQL); never two postings, and no key is left claimed.
+#[test]
+fn concurrent_duplicates_leave_no_claim_behind() {
+    let t = setup();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| t.contribute(Some("dup"), &t.usd("5.00")).status().as_u16()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    assert_eq!(t.transaction_count(), 1);
+    assert_no_claim_left_in_progress(&t.m.app);
+    let replay = t.contribute(Some("dup"), &t.usd("5.00"));
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+}
+
+/// `/readyz` names the dependency and the kind of failure; hosts, ports, paths and driver text stay in the log.
+#[test]
+fn readyz_names_the_failure_without_network_details() {
+    let app = TestApp::spawn_with(|s| s.database.connect_timeout_secs = 1, |_| {});
+    let (text, secrets) = match &app.db {
+        TestDb::Sqlite { path, .. } => {
+            let moved = path.with_extension("away");
+            std::fs::rename(path, &moved).unwrap();
+            let text = readyz_503(&app);
+            std::fs::rename(&moved, path).unwrap();
+            assert!(text.contains("database: file missing"), "{text}");
+            (text, vec![path.display().to_string(), "qip-test".to_owned()])
+        }
+        TestDb::Postgres { name, url, .. } => {
+            let mut admin = app.db.admin();
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+                ))
+                .unwrap();
+            let text = readyz_503(&app);
+            admin
+                .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                .unwrap();
+            assert!(text.contains("database: unreachable"), "{text}");
+            let port = url
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            (
+                text,
+                vec![
+                    name.clone(),
+                    "127.0.0.1".to_owned(),
+                    "localhost".to_owned(),
+                    port,
+                    "FATAL".to_owned(),
+                ],
+            )
+        }
+    };
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "{secret} leaked: {text}");
+    }
+}
+
+/// Polls `/readyz` until it answers 503 and returns that body, after checking `Retry-After`.
+fn readyz_503(app: &TestApp) -> String {
+    for _ in 0..40 {
+        let res = app.get("/readyz");
+        if res.status().as_u16() == 503 {
+            assert_eq!(res.headers().get("retry-after").unwrap(), "1");
+            let text = res.text().unwrap();
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["type"], "/problems/service-unavailable");
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("/readyz never answered 503");
+}
+
+/// `qip-pool backup --to FILE` while money keeps moving: the copy is one consistent instant (ledger check and
+/// audit verify pass on it), never overwrites a file, and PostgreSQL is pointed to its own tools.
+#[test]
+fn online_backup_of_a_busy_database_is_consistent() {
+    let t = setup();
+    let url = t.m.app.db.url();
+    let env = [("QIP__DATABASE__URL", url.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("backup.sqlite3");
+    let copy_arg = copy.display().to_string();
+    let before = crate::cli::qip_pool(&["audit", "verify"], &env);
+    let before: Value = serde_json::from_slice(&before.stdout).unwrap();
+    let checkpoint = format!("{}:{}", before["head_seq"], before["head_hash"].as_str().unwrap());
+    let forged = format!("{}:{}", before["head_seq"], "0".repeat(64));
+    if t.m.app.db.is_postgres() {
+        let out = crate::cli::qip_pool(&["audit", "verify", "--checkpoint", &checkpoint], &env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = crate::cli::qip_pool(&["audit", "verify", "--checkpoint", &forged], &env);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "a checkpoint the chain does not carry is a break"
+        );
+        let out = crate::cli::qip_pool(&["backup", "--to", &copy_arg], &env);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+        return;
+    }
+    let (out, posted) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            (0..40)
+                .filter(|n| {
+                    t.contribute(Some(&format!("busy-{n}")), &t.usd("3.00"))
+                        .status()
+                        .as_u16()
+                        == 201
+                })
+                .count()
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        let out = crate::cli::qip_pool(&["backup", "--to", &copy_arg], &env);
+        (out, writer.join().unwrap())
+    });
+    assert_eq!(posted, 40);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["integrity"], "ok");
+    assert!(report["bytes"].as_u64().unwrap() > 0);
+
+    let copy_url = format!("sqlite://{copy_arg}");
+    let copy_env = [("QIP__DATABASE__URL", copy_url.as_str())];
+    for args in [["ledger", "check"], ["audit", "verify"]] {
+        let out = crate::cli::qip_pool(&args, &copy_env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} on the copy: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = crate::cli::qip_pool(&["audit", "verify", "--checkpoint", &checkpoint], &copy_env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verified["checkpoint"]["matches"], true);
+    let out = crate::cli::qip_pool(&["audit", "verify", "--checkpoint", &forged], &copy_env);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a checkpoint the copy does not carry is a break"
+    );
+    // The copy holds a prefix of the postings: whole transactions only, none half-written.
+    let mut copy_conn = qip_pool::db::DbConnManager::new(&copy_url, 5_000).open().unwrap();
+    let report = qip_pool::features::ledger::check::check(&mut copy_conn).unwrap();
+    assert!(report.ok);
+
+    let again = crate::cli::qip_pool(&["backup", "--to", &copy_arg], &env);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing file is never overwritten"
+    );
+}
