@@ -88,6 +88,93 @@ pub fn hat_list(hats: &[Hat]) -> String {
     hats.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
 }
 
+/// Whether the caller may read the confidential notes on a proposal submitted by `submitting_org`: the hat
+/// they act in must be one that reads notes (DESIGN.md §3), AND they must not belong to the submitting
+/// organisation — neither as a member nor through a hat scoped to it. A battalion officer who also holds `hc`
+/// or a `consultee` hat still never reads what was written about their battalion's proposal in confidence.
+/// The one rule for every read that can carry a note.
+pub fn may_read_confidential_notes(actor: &Actor, submitting_org: &str) -> bool {
+    actor.hat().is_some_and(Hat::sees_confidential_notes) && !belongs_to_organization(actor, submitting_org)
+}
+
+/// A member of `org`, or holding any hat scoped to act for it.
+fn belongs_to_organization(actor: &Actor, org: &str) -> bool {
+    actor.organization_id == org
+        || actor
+            .grants
+            .iter()
+            .any(|g| g.scope_organization_id.as_deref() == Some(org))
+}
+
+#[cfg(test)]
+mod confidential_note_tests {
+    use super::*;
+
+    fn actor(org: &str, hat: Option<Hat>, scoped_to: Option<&str>) -> Actor {
+        let grant = |hat: Hat| HatGrant {
+            id: "g".into(),
+            hat,
+            scope_organization_id: scoped_to.map(str::to_owned),
+            scope_adm1: None,
+            valid_from: None,
+            valid_until: None,
+            acting: false,
+        };
+        let grants: Vec<HatGrant> = hat.into_iter().map(grant).collect();
+        Actor {
+            user_id: "u".into(),
+            username: "u".into(),
+            organization_id: org.into(),
+            acting_in: hat.map(|h| ResolvedHat {
+                hat: h,
+                grants: grants.clone(),
+            }),
+            grants,
+            request_id: "r".into(),
+            client_addr: None,
+        }
+    }
+
+    #[test]
+    fn reading_hats_of_another_organisation_read_notes() {
+        for hat in [Hat::Hc, Hat::Consultee, Hat::QipOfficer] {
+            assert!(
+                may_read_confidential_notes(&actor("ocha", Some(hat), None), "battalion"),
+                "{hat}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_submitting_organisation_never_reads_notes_whatever_its_hats() {
+        for hat in Hat::ALL {
+            assert!(
+                !may_read_confidential_notes(&actor("battalion", Some(hat), None), "battalion"),
+                "{hat}"
+            );
+            // A hat scoped to act for the submitting organisation counts as belonging to it.
+            assert!(
+                !may_read_confidential_notes(&actor("ocha", Some(hat), Some("battalion")), "battalion"),
+                "{hat} scoped to the submitter"
+            );
+        }
+    }
+
+    #[test]
+    fn other_hats_and_no_hat_read_no_notes() {
+        for hat in Hat::ALL.into_iter().filter(|h| !h.sees_confidential_notes()) {
+            assert!(
+                !may_read_confidential_notes(&actor("ocha", Some(hat), None), "battalion"),
+                "{hat}"
+            );
+        }
+        assert!(!may_read_confidential_notes(
+            &actor("ocha", None, None),
+            "battalion"
+        ));
+    }
+}
+
 /// Entity types whose audit events an `admin` may read (their own domain); auditors read everything.
 pub const ADMIN_AUDIT_ENTITY_TYPES: [&str; 4] = ["organization", "user", "hat", "session"];
 

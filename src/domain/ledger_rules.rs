@@ -1,6 +1,6 @@
 //! The ledger's rules (DESIGN.md §5), pure: account kinds and which may go negative, transaction kinds and
-//! the legs each moves, and the guards every posting must pass — legs non-zero and summing to zero, no
-//! guarded account below zero afterwards.
+//! the legs each moves, the guards every posting must pass — legs non-zero and summing to zero, no
+//! guarded account below zero afterwards — and which transactions may be reversed raw.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -102,6 +102,67 @@ impl TransactionKind {
     }
 }
 
+/// Why a transaction may not be reversed by a raw reversal, and what corrects it instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReversalRefused {
+    /// A reversal is not reversed; the movement is posted again instead.
+    IsReversal,
+    /// The transaction moves a proposal's money. Negating its entries would leave the proposal's state and
+    /// tranches saying otherwise (an `approved` proposal with nothing committed, a tranche `paid` with
+    /// nothing disbursed), so the correction goes through the proposal's own use case.
+    MovesProposalMoney(TransactionKind),
+}
+
+impl ReversalRefused {
+    /// The operation that corrects the transaction instead (a stable token for clients).
+    pub fn correction(self) -> &'static str {
+        match self {
+            ReversalRefused::IsReversal => "post_again",
+            ReversalRefused::MovesProposalMoney(TransactionKind::Commitment) => "cancel_proposal",
+            ReversalRefused::MovesProposalMoney(TransactionKind::Disbursement) => "refund",
+            ReversalRefused::MovesProposalMoney(_) => "none",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ReversalRefused::IsReversal => {
+                "A reversal cannot itself be reversed; post the movement again instead."
+            }
+            ReversalRefused::MovesProposalMoney(TransactionKind::Commitment) => {
+                "A commitment is a proposal's approval and cannot be reversed on its own: cancel the proposal \
+                 (POST /api/v1/proposals/{id}/cancel), which releases what is unpaid and voids its tranches."
+            }
+            ReversalRefused::MovesProposalMoney(TransactionKind::Disbursement) => {
+                "A disbursement is a tranche payment and cannot be reversed on its own: book the money that \
+                 comes back as a refund (POST /api/v1/proposals/{id}/refunds)."
+            }
+            ReversalRefused::MovesProposalMoney(TransactionKind::Release) => {
+                "A release ends a cancelled or closed proposal's commitment and cannot be reversed: the proposal \
+                 it belongs to has ended."
+            }
+            ReversalRefused::MovesProposalMoney(_) => {
+                "A refund is money a partner returned on a proposal and cannot be reversed: a reversal would \
+                 change the proposal's disbursed money behind its back."
+            }
+        }
+    }
+}
+
+/// Only movements that touch no proposal may be reversed raw: contributions (money into the pool). Every other
+/// kind changes a proposal's committed or disbursed money, and is corrected through the proposal (cancel,
+/// refund), so the proposal, its tranches and the ledger never disagree.
+pub fn may_reverse(kind: TransactionKind) -> Result<(), ReversalRefused> {
+    match kind {
+        TransactionKind::Contribution => Ok(()),
+        TransactionKind::Reversal => Err(ReversalRefused::IsReversal),
+        TransactionKind::Commitment
+        | TransactionKind::Disbursement
+        | TransactionKind::Release
+        | TransactionKind::Refund => Err(ReversalRefused::MovesProposalMoney(kind)),
+    }
+}
+
 /// Why a posting was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuardError {
@@ -174,6 +235,37 @@ mod tests {
             })
         );
         assert_eq!(apply_leg(AccountKind::Commitment, 100, -100), Ok(0));
+    }
+
+    #[test]
+    fn only_movements_that_touch_no_proposal_are_reversed_raw() {
+        assert_eq!(may_reverse(TransactionKind::Contribution), Ok(()));
+        assert_eq!(
+            may_reverse(TransactionKind::Reversal),
+            Err(ReversalRefused::IsReversal)
+        );
+        for kind in TransactionKind::ALL {
+            let touches_proposal = kind.movement().is_some_and(|(from, to)| {
+                [from, to]
+                    .iter()
+                    .any(|k| matches!(k, AccountKind::Commitment | AccountKind::Disbursed))
+            });
+            if touches_proposal {
+                let refused = may_reverse(kind).unwrap_err();
+                assert_eq!(refused, ReversalRefused::MovesProposalMoney(kind));
+                assert!(!refused.message().is_empty());
+            }
+        }
+        assert_eq!(
+            may_reverse(TransactionKind::Commitment).unwrap_err().correction(),
+            "cancel_proposal"
+        );
+        assert_eq!(
+            may_reverse(TransactionKind::Disbursement)
+                .unwrap_err()
+                .correction(),
+            "refund"
+        );
     }
 
     proptest! {

@@ -29,3 +29,6 @@ mod implementation;
 mod ledger;
 mod ops;
 mod proposals;
+mod sec_confidential;
+mod sec_locking;
+mod sec_reversals;

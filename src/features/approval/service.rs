@@ -156,8 +156,8 @@ fn lifecycle_action(decision: Decision, last: bool) -> Action {
 }
 
 /// Decides a step. Checks, in this order: visibility (404), the step's hat (403), scope (403), separation of
-/// duties (403), the multi-hat acknowledgement (422); then under the proposal's lock: `If-Match` (412), state
-/// and order (409). The final approval commits the requested amount in the same transaction — an underfunded
+/// duties (403); then under the proposal's lock: `If-Match` (412), the multi-hat acknowledgement on the steps
+/// as they are now (422), state and order (409). The final approval commits the requested amount in the same transaction — an underfunded
 /// pool refuses it with the available amount, and nothing changes.
 pub fn decide(
     conn: &mut DbConn,
@@ -232,15 +232,6 @@ pub fn decide(
             "Nobody decides on a proposal that they or their organisation submitted.",
         ));
     }
-    let decided_before = steps
-        .iter()
-        .any(|s| s.decided_by.as_deref() == Some(actor.user_id.as_str()));
-    if decided_before && acknowledgement.as_deref().is_none_or(|a| a.len() < 10) {
-        return Err(AppError::validation(vec![FieldError::new(
-            "multi_hat_acknowledgement",
-            "you decided an earlier step of this proposal in another hat; acknowledge deciding again (at least 10 characters)",
-        )]));
-    }
     let now = now_micros();
     db::write_tx(conn, |tx| {
         db::lock_row(tx, "proposals", proposal_id)?;
@@ -250,7 +241,19 @@ pub fn decide(
             return Err(stale(proposal.version));
         }
         let state = proposal.lifecycle_state()?;
-        let mut steps: Vec<StepRow> = repo::steps_of(tx, proposal_id)?
+        let all_steps = repo::steps_of(tx, proposal_id)?;
+        // Read under the proposal's lock: a decision of this person in another hat that committed a moment
+        // ago counts, so two racing decisions cannot both skip the acknowledgement.
+        let decided_before = all_steps
+            .iter()
+            .any(|s| s.decided_by.as_deref() == Some(actor.user_id.as_str()));
+        if decided_before && acknowledgement.as_deref().is_none_or(|a| a.len() < 10) {
+            return Err(AppError::validation(vec![FieldError::new(
+                "multi_hat_acknowledgement",
+                "you decided an earlier step of this proposal in another hat; acknowledge deciding again (at least 10 characters)",
+            )]));
+        }
+        let mut steps: Vec<StepRow> = all_steps
             .into_iter()
             .filter(|s| s.version_number == proposal.current_version)
             .collect();

@@ -92,7 +92,8 @@ pub struct Flag {
     pub category: String,
     pub severity: String,
     pub description: String,
-    /// Present only for hats allowed to read it.
+    /// Present only for `consultee`, `hc` and `qip_officer` hats outside the submitting organisation
+    /// (`access::may_read_confidential_notes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidential_note: Option<String>,
     /// The 3W activity a duplication flag points at.

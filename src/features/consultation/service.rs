@@ -1,7 +1,7 @@
 //! Consultation use cases, one transaction each: opening a round when a proposal is submitted (consultees from
 //! rules, overlap screening and earlier objections), responses, manual additions, closing a round exactly once
 //! (last answer or deadline), flag endings, and the consultation view with confidential notes only for the
-//! hats that may read them.
+//! hats that may read them, and never for the submitting organisation (`access::may_read_confidential_notes`).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use super::dto::{
     ResponseRecord, Round, Severity,
 };
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
-use crate::access::{Actor, Hat, acting_organization};
+use crate::access::{Actor, acting_organization, may_read_confidential_notes};
 use crate::db::{self, DbConn};
 use crate::domain::lifecycle::{self, Action, State};
 use crate::domain::pool_policy::PoolPolicy;
@@ -614,13 +614,11 @@ pub fn end_flag(
         )?;
         after_flag_end(tx, &ctx, &mut proposal, lifecycle_action)?;
         let row = repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::internal("flag vanished"))?;
-        Ok(Flag::from_row(row, sees_confidential(actor)))
+        Ok(Flag::from_row(
+            row,
+            may_read_confidential_notes(actor, &proposal.organization_id),
+        ))
     })
-}
-
-/// Whether the caller's hat may read confidential notes (DESIGN.md §3).
-pub fn sees_confidential(actor: &Actor) -> bool {
-    actor.hat().is_some_and(Hat::sees_confidential_notes)
 }
 
 fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<Consultation> {
@@ -662,7 +660,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             responses,
         });
     }
-    let show = sees_confidential(actor);
+    let show = may_read_confidential_notes(actor, &proposal.organization_id);
     let flags = repo::flags_of(conn, &proposal.id)?
         .into_iter()
         .map(|f| Flag::from_row(f, show))

@@ -158,24 +158,16 @@ pub fn disbursement_request(
     let (Some(amount), true) = (amount, errors.is_empty()) else {
         return Err(AppError::validation(errors));
     };
-    // Separation of duties: whoever decided an approval step on this proposal does not pay it.
-    let approvers = crate::features::approval::repo::steps_of(conn, proposal_id)?;
-    if approvers
-        .iter()
-        .any(|s| s.decided_by.as_deref() == Some(actor.user_id.as_str()))
-    {
-        return Err(deny(
-            conn,
-            actor,
-            "implementation.disburse",
-            "proposal",
-            proposal_id,
-            "You decided an approval step of this proposal, so you cannot pay it.",
-        ));
-    }
     let ctx = actor.audit();
-    idempotency::run(conn, idem, retention, |tx| {
+    let mut payer_approved = false;
+    let outcome = idempotency::run(conn, idem, retention, |tx| {
         db::lock_row(tx, "proposals", proposal_id)?;
+        // Separation of duties, read under the proposal's lock: whoever decided an approval step on this
+        // proposal does not pay it, even when their final approval committed a moment before this payment.
+        if decided_a_step(tx, proposal_id, &actor.user_id)? {
+            payer_approved = true;
+            return Err(AppError::forbidden(PAYER_APPROVED));
+        }
         let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
             .ok_or_else(|| AppError::not_found("No such proposal."))?;
         let state = proposal.lifecycle_state()?;
@@ -262,7 +254,28 @@ pub fn disbursement_request(
             })),
         )?;
         stored(tx, &row)
-    })
+    });
+    if payer_approved {
+        // The refusal rolled the payment back; the denial is recorded in its own transaction.
+        return Err(deny(
+            conn,
+            actor,
+            "implementation.disburse",
+            "proposal",
+            proposal_id,
+            PAYER_APPROVED,
+        ));
+    }
+    outcome
+}
+
+const PAYER_APPROVED: &str = "You decided an approval step of this proposal, so you cannot pay it.";
+
+/// Whether `user_id` decided any approval step of the proposal (any version). Call under the proposal's lock.
+fn decided_a_step(tx: &mut DbConn, proposal_id: &str, user_id: &str) -> AppResult<bool> {
+    Ok(crate::features::approval::repo::steps_of(tx, proposal_id)?
+        .iter()
+        .any(|s| s.decided_by.as_deref() == Some(user_id)))
 }
 
 /// `POST /proposals/{id}/refunds`: unspent money returned by the partner goes back to unallocated.

@@ -1,21 +1,26 @@
 //! The ledger invariant check (DESIGN.md §5), for `qip-pool ledger check` and `GET /ledger/check`: every
 //! transaction sums to zero, every stored balance equals the sum of its entries, no account but a contributor's
-//! is negative, per pool contributions = unallocated + committed + disbursed, and no idempotency key made more
-//! than one transaction. Read in one snapshot.
+//! is negative, per pool contributions = unallocated + committed + disbursed, no idempotency key made more
+//! than one transaction, and every tranche's `paid` figure equals the disbursements posted for it (net of any
+//! reversals), with no disbursement of a proposal outside its tranches. Read in one snapshot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{ledger_accounts, ledger_balances, ledger_entries, ledger_transactions};
+use crate::db::schema::{
+    ledger_accounts, ledger_balances, ledger_entries, ledger_transactions, tranche_payments, tranches,
+};
 use crate::db::{self, DbConn};
-use crate::domain::ledger_rules::AccountKind;
+use crate::domain::ledger_rules::{AccountKind, TransactionKind};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LedgerProblem {
-    /// `unbalanced_transaction`, `balance_mismatch`, `negative_balance`, `pool_does_not_add_up`, `duplicate_idempotency_key`.
+    /// `unbalanced_transaction`, `balance_mismatch`, `negative_balance`, `pool_does_not_add_up`,
+    /// `duplicate_idempotency_key`, `tranche_paid_mismatch`, `payment_without_disbursement`,
+    /// `disbursement_outside_tranches`.
     pub kind: String,
     /// The transaction, account or pool concerned.
     pub subject: String,
@@ -28,6 +33,7 @@ pub struct LedgerReport {
     pub transactions_checked: u64,
     pub accounts_checked: u64,
     pub pools_checked: u64,
+    pub tranches_checked: u64,
     pub problems: Vec<LedgerProblem>,
 }
 
@@ -124,11 +130,90 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
     for (key, count) in seen.into_iter().filter(|(_, c)| *c > 1) {
         problem("duplicate_idempotency_key", &key, format!("{count} transactions"));
     }
+    let tranches_checked = check_tranches(conn, &mut problem)?;
     Ok(LedgerReport {
         ok: problems.is_empty(),
         transactions_checked: transactions.len() as u64,
         accounts_checked: balances.len() as u64,
         pools_checked: per_pool.len() as u64,
+        tranches_checked,
         problems,
     })
+}
+
+/// Every tranche's `paid` equals the disbursements its payments posted, less those reversed (raw reversals of
+/// disbursements are refused now; older ones still count). A payment must point at a disbursement of its
+/// proposal, and a proposal with tranches has no disbursement outside them. Returns the tranches checked.
+fn check_tranches(conn: &mut DbConn, problem: &mut impl FnMut(&str, &str, String)) -> QueryResult<u64> {
+    let tranche_rows: Vec<(String, i32, i64)> = tranches::table
+        .select((tranches::proposal_id, tranches::number, tranches::paid_minor))
+        .load(conn)?;
+    let payments: Vec<(String, String, i32)> = tranche_payments::table
+        .select((
+            tranche_payments::transaction_id,
+            tranche_payments::proposal_id,
+            tranche_payments::tranche_number,
+        ))
+        .load(conn)?;
+    let disbursements: HashMap<String, (Option<String>, i64)> = ledger_transactions::table
+        .filter(ledger_transactions::kind.eq(TransactionKind::Disbursement.as_str()))
+        .select((
+            ledger_transactions::id,
+            ledger_transactions::proposal_id,
+            ledger_transactions::amount_minor,
+        ))
+        .load::<(String, Option<String>, i64)>(conn)?
+        .into_iter()
+        .map(|(id, proposal, amount)| (id, (proposal, amount)))
+        .collect();
+    let reversed: HashSet<String> = ledger_transactions::table
+        .filter(ledger_transactions::reversal_of.is_not_null())
+        .select(ledger_transactions::reversal_of)
+        .load::<Option<String>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut posted: HashMap<(String, i32), i128> = HashMap::new();
+    let mut on_a_tranche: HashSet<&str> = HashSet::new();
+    for (transaction, proposal, number) in &payments {
+        match disbursements.get(transaction) {
+            Some((Some(p), amount)) if p == proposal => {
+                on_a_tranche.insert(transaction.as_str());
+                if !reversed.contains(transaction) {
+                    *posted.entry((proposal.clone(), *number)).or_insert(0) += i128::from(*amount);
+                }
+            }
+            _ => problem(
+                "payment_without_disbursement",
+                transaction,
+                format!(
+                    "payment on tranche {number} of proposal {proposal} has no disbursement of that proposal"
+                ),
+            ),
+        }
+    }
+    let mut with_tranches: HashSet<&str> = HashSet::new();
+    for (proposal, number, paid) in &tranche_rows {
+        with_tranches.insert(proposal.as_str());
+        let from_ledger = posted.get(&(proposal.clone(), *number)).copied().unwrap_or(0);
+        if i128::from(*paid) != from_ledger {
+            problem(
+                "tranche_paid_mismatch",
+                &format!("{proposal}/tranches/{number}"),
+                format!("tranche says {paid} paid, its disbursements net to {from_ledger}"),
+            );
+        }
+    }
+    for (transaction, (proposal, _)) in &disbursements {
+        if let Some(p) = proposal.as_deref().filter(|p| with_tranches.contains(p)) {
+            if !on_a_tranche.contains(transaction.as_str()) && !reversed.contains(transaction) {
+                problem(
+                    "disbursement_outside_tranches",
+                    transaction,
+                    format!("disbursement of proposal {p} is on none of its tranches"),
+                );
+            }
+        }
+    }
+    Ok(tranche_rows.len() as u64)
 }

@@ -11,7 +11,9 @@ use serde_json::json;
 use super::dto::{Entry, PoolBalancesView, Statement, StatementLine, Transaction};
 use super::repo::{self, EntryRow, TransactionRow};
 use crate::db::DbConn;
-use crate::domain::ledger_rules::{AccountKind, GuardError, TransactionKind, apply_leg, check_legs};
+use crate::domain::ledger_rules::{
+    AccountKind, GuardError, TransactionKind, apply_leg, check_legs, may_reverse,
+};
 use crate::domain::money::{Currency, currency, format_amount};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::features::audit::{self, AuditContext, now_micros};
@@ -340,8 +342,10 @@ pub fn refund(
     )
 }
 
-/// Reverses a transaction once: its entries negated, linked to it. The reversal passes the same guards (a
-/// contribution whose money is already committed cannot be reversed). Reversals are not reversed.
+/// Reverses a transaction once: its entries negated, linked to it. Only contributions are reversed raw
+/// (`ledger_rules::may_reverse`): a proposal's money is corrected through the proposal (cancel, refund), so a
+/// proposal is never `approved` with nothing committed or a tranche `paid` with nothing disbursed. The
+/// reversal passes the same guards (a contribution whose money is already committed cannot be reversed).
 pub fn reverse(
     tx: &mut DbConn,
     ctx: &AuditContext,
@@ -357,10 +361,12 @@ pub fn reverse(
     }
     let original = repo::find_transaction(tx, transaction_id)?
         .ok_or_else(|| AppError::not_found("No transaction with this id."))?;
-    if original.kind == TransactionKind::Reversal.as_str() {
-        return Err(AppError::conflict(
-            "A reversal cannot itself be reversed; post the movement again instead.",
-        ));
+    let kind = TransactionKind::parse(&original.kind)
+        .ok_or_else(|| AppError::internal("unknown transaction kind"))?;
+    if let Err(refused) = may_reverse(kind) {
+        return Err(AppError::conflict(refused.message())
+            .with_extension("transaction_kind", json!(kind))
+            .with_extension("correction", json!(refused.correction())));
     }
     if let Some(existing) = repo::reversal_of(tx, transaction_id)? {
         return Err(
