@@ -9,8 +9,8 @@ use chrono::Duration;
 use serde_json::json;
 
 use super::dto::{
-    AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, ResponseInput, ResponseKind,
-    ResponseRecord, Round, Severity,
+    AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, MatchedActivity, ResponseInput,
+    ResponseKind, ResponseRecord, Round, Severity,
 };
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, Hat, acting_organization};
@@ -18,7 +18,9 @@ use crate::db::{self, DbConn};
 use crate::domain::lifecycle::{self, Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
-use crate::domain::screening::{ActivityFootprint, OverlapBasis, ProposalFootprint, overlap};
+use crate::domain::screening::{
+    ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
+};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditContext, now_micros};
 use crate::features::identity::service::deny;
@@ -75,7 +77,9 @@ pub fn open_round(
         }
     }
     let round_id = uuid::Uuid::now_v7().to_string();
-    let mut duplication_flags = Vec::new();
+    // Every overlap folds into one advisory flag and one reason per organisation: a registry of 60,000 rows
+    // must not become 60,000 flags.
+    let mut duplication_flag = None;
     if let (Some(loc), Some(start), Some(end)) =
         (&content.location, content.planned_start, content.planned_end)
     {
@@ -87,6 +91,7 @@ pub fn open_round(
             start,
             end,
         };
+        let mut matches = Vec::new();
         for a in repo::open_activities_in_sector(tx, &sector)? {
             let activity = ActivityFootprint {
                 id: a.id.clone(),
@@ -100,36 +105,43 @@ pub fn open_round(
                 closed: a.status == "closed",
             };
             if let Some(basis) = overlap(&footprint, &activity, policy.overlap_radius_km) {
-                let detail = match basis {
-                    OverlapBasis::SameAdm2 => format!("3W activity “{}” in the same adm2", a.title),
-                    OverlapBasis::WithinRadius { distance_km } => {
-                        format!("3W activity “{}” {distance_km} km away", a.title)
-                    }
-                };
-                wanted
-                    .entry(a.organization_id.clone())
-                    .or_default()
-                    .push(reason("overlap", detail.clone()));
-                duplication_flags.push(FlagRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    proposal_id: proposal.id.clone(),
-                    round_id: round_id.clone(),
-                    version_number: proposal.current_version,
-                    organization_id: Some(a.organization_id.clone()),
-                    raised_by: None,
-                    system_raised: true,
-                    category: "duplication".into(),
-                    severity: "advisory".into(),
-                    description: format!("Possible duplication: {detail}."),
-                    confidential_note: None,
-                    activity_id: Some(a.id.clone()),
-                    status: "open".into(),
-                    ended_by: None,
-                    ended_at: None,
-                    end_justification: None,
-                    created_at: now,
+                matches.push(OverlapMatch {
+                    activity_id: a.id,
+                    organization_id: a.organization_id,
+                    title: a.title,
+                    basis,
                 });
             }
+        }
+        if let Some(finding) = fold_overlaps(matches, MAX_LISTED_OVERLAPS) {
+            for (org, found) in &finding.by_organization {
+                wanted
+                    .entry(org.clone())
+                    .or_default()
+                    .push(reason("overlap", found.describe()));
+            }
+            let listed: Vec<MatchedActivity> = finding.listed.iter().map(MatchedActivity::from).collect();
+            duplication_flag = Some(FlagRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                proposal_id: proposal.id.clone(),
+                round_id: round_id.clone(),
+                version_number: proposal.current_version,
+                organization_id: finding.sole_organization().map(str::to_owned),
+                raised_by: None,
+                system_raised: true,
+                category: "duplication".into(),
+                severity: "advisory".into(),
+                description: finding.description(),
+                confidential_note: None,
+                activity_id: listed.first().map(|m| m.activity_id.clone()),
+                status: "open".into(),
+                ended_by: None,
+                ended_at: None,
+                end_justification: None,
+                created_at: now,
+                matched_activities: Some(serde_json::to_string(&listed).unwrap_or_else(|_| "[]".into())),
+                matched_activities_total: Some(i32::try_from(finding.total).unwrap_or(i32::MAX)),
+            });
         }
     }
     // The submitting organisation is never its own consultee.
@@ -161,7 +173,7 @@ pub fn open_round(
             },
         )?;
     }
-    for flag in &duplication_flags {
+    if let Some(flag) = &duplication_flag {
         repo::insert_flag(tx, flag)?;
     }
     audit::append(
@@ -169,7 +181,8 @@ pub fn open_round(
         ctx.event("consultation.open", "proposal", Some(&proposal.id)).after(json!({
             "round": round_number, "version": proposal.current_version, "deadline": round.deadline.and_utc(),
             "consultees": wanted.iter().map(|(org, r)| json!({"organization_id": org, "reasons": r})).collect::<Vec<_>>(),
-            "duplication_flags": duplication_flags.len(),
+            "duplication_flags": usize::from(duplication_flag.is_some()),
+            "overlapping_activities": duplication_flag.as_ref().and_then(|f| f.matched_activities_total).unwrap_or(0),
         })),
     )?;
     // A round with nobody to ask stays open until its deadline: the QIP secretariat can still add consultees.
@@ -362,6 +375,8 @@ pub fn respond(
                     ended_at: None,
                     end_justification: None,
                     created_at: now,
+                    matched_activities: None,
+                    matched_activities_total: None,
                 },
             )?;
         }
@@ -493,6 +508,8 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                         ended_at: None,
                         end_justification: None,
                         created_at: now,
+                        matched_activities: None,
+                        matched_activities_total: None,
                     },
                 )?;
             }
