@@ -214,8 +214,10 @@ pub struct Round {
     /// `clear` or `flagged`.
     pub outcome: Option<String>,
     pub consultees: Vec<Consultee>,
-    /// Every response in order, changes and unsolicited ones included.
+    /// Every response in order, changes and unsolicited ones included (the latest 50).
     pub responses: Vec<ResponseRecord>,
+    /// How many responses the round has in all.
+    pub responses_total: usize,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -223,7 +225,10 @@ pub struct Consultation {
     pub proposal_id: String,
     pub state: crate::domain::lifecycle::State,
     pub rounds: Vec<Round>,
+    /// In order of raising; at most 100 (open flags kept first, then the latest ended ones).
     pub flags: Vec<Flag>,
+    /// How many flags the proposal has in all.
+    pub flags_total: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

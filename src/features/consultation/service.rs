@@ -241,6 +241,47 @@ fn consultation_not_open(state: State) -> AppError {
     .with_extension("state", json!(state))
 }
 
+/// Most flags one objection raises.
+const MAX_FLAGS_PER_RESPONSE: usize = 20;
+/// Most responses a round lists in the consultation view (the latest; `responses_total` counts them all).
+pub const MAX_LISTED_RESPONSES: usize = 50;
+/// Most flags the consultation view lists (open ones first kept, then the latest ended; `flags_total` counts all).
+pub const MAX_LISTED_FLAGS: usize = 100;
+
+/// The last `cap` of `items` (oldest first, as listed), and how many there were.
+fn keep_latest<T>(mut items: Vec<T>, cap: usize) -> (Vec<T>, usize) {
+    let total = items.len();
+    items.drain(..total.saturating_sub(cap));
+    (items, total)
+}
+
+/// At most `cap` flags in their order: every open flag (up to the cap) and the latest ended ones; and the total.
+fn bound_flags(flags: Vec<Flag>, cap: usize) -> (Vec<Flag>, usize) {
+    let total = flags.len();
+    if total <= cap {
+        return (flags, total);
+    }
+    let open = flags.iter().filter(|f| f.status == "open").count().min(cap);
+    let mut ended_room = cap - open;
+    let mut open_room = open;
+    let mut kept: Vec<Flag> = flags
+        .into_iter()
+        .rev()
+        .filter(|f| {
+            let room = if f.status == "open" {
+                &mut open_room
+            } else {
+                &mut ended_room
+            };
+            let keep = *room > 0;
+            *room = room.saturating_sub(1);
+            keep
+        })
+        .collect();
+    kept.reverse();
+    (kept, total)
+}
+
 fn check_text(value: Option<&str>, field: &str, max: usize, required: bool, errors: &mut Vec<FieldError>) {
     match value.map(str::trim) {
         None | Some("") if required => errors.push(FieldError::new(field, "is required")),
@@ -271,6 +312,12 @@ pub fn respond(
             errors.push(FieldError::new("flags", "only an objection raises flags"))
         }
         _ => {}
+    }
+    if input.flags.len() > MAX_FLAGS_PER_RESPONSE {
+        errors.push(FieldError::new(
+            "flags",
+            format!("an objection raises at most {MAX_FLAGS_PER_RESPONSE} flags"),
+        ));
     }
     for (i, flag) in input.flags.iter().enumerate() {
         check_text(
@@ -415,6 +462,18 @@ pub fn add_consultee(
             "reason",
             "must say why (at least 5 characters)",
         ));
+    }
+    let mut errors = Vec::new();
+    check_text(Some(&input.reason), "reason", 2_000, true, &mut errors);
+    check_text(
+        Some(&input.organization_id),
+        "organization_id",
+        64,
+        true,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
     }
     db::write_tx(conn, |tx| {
         db::lock_row(tx, "proposals", proposal_id)?;
@@ -575,6 +634,12 @@ pub fn end_flag(
             "an override needs a written justification of at least 20 characters",
         ));
     }
+    if justification.is_some_and(|j| j.len() > 4_000) {
+        return Err(AppError::invalid_field(
+            "justification",
+            "must be at most 4000 characters",
+        ));
+    }
     let Some(flag) = repo::find_flag(conn, flag_id)? else {
         return Err(AppError::not_found("No flag with this id is visible to you."));
     };
@@ -665,6 +730,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
                 created_at: x.created_at.and_utc(),
             })
             .collect();
+        let (responses, responses_total) = keep_latest(responses, MAX_LISTED_RESPONSES);
         rounds.push(Round {
             id: r.id,
             round_number: r.round_number,
@@ -677,6 +743,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             outcome: r.outcome,
             consultees,
             responses,
+            responses_total,
         });
     }
     let show = sees_confidential(actor);
@@ -684,11 +751,13 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
         .into_iter()
         .map(|f| Flag::from_row(f, show))
         .collect();
+    let (flags, flags_total) = bound_flags(flags, MAX_LISTED_FLAGS);
     Ok(Consultation {
         proposal_id: proposal.id.clone(),
         state: proposal.lifecycle_state()?,
         rounds,
         flags,
+        flags_total,
     })
 }
 
@@ -774,4 +843,56 @@ pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> 
         )?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(id: usize, status: &str) -> Flag {
+        Flag {
+            id: format!("f{id:03}"),
+            proposal_id: "p".into(),
+            round_id: "r".into(),
+            version_number: 1,
+            organization_id: None,
+            system_raised: false,
+            category: "other".into(),
+            severity: "advisory".into(),
+            description: String::new(),
+            confidential_note: None,
+            activity_id: None,
+            matched_activities: None,
+            matched_activities_total: None,
+            status: status.into(),
+            ended_by: None,
+            ended_at: None,
+            end_justification: None,
+            created_at: chrono::DateTime::default(),
+        }
+    }
+
+    #[test]
+    fn keep_latest_keeps_the_tail_and_counts_all() {
+        assert_eq!(keep_latest(vec![1, 2, 3], 5), (vec![1, 2, 3], 3));
+        assert_eq!(keep_latest((1..=10).collect(), 3), (vec![8, 9, 10], 10));
+    }
+
+    #[test]
+    fn bounded_flags_keep_open_ones_and_the_latest_ended_in_order() {
+        let flags: Vec<Flag> = (0..300)
+            .map(|i| flag(i, if i % 100 == 7 { "open" } else { "withdrawn" }))
+            .collect();
+        let (kept, total) = bound_flags(flags, 10);
+        assert_eq!(total, 300);
+        let ids: Vec<&str> = kept.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "f007", "f107", "f207", "f293", "f294", "f295", "f296", "f297", "f298", "f299"
+            ]
+        );
+        let few: Vec<Flag> = (0..3).map(|i| flag(i, "open")).collect();
+        assert_eq!(bound_flags(few, 10).0.len(), 3);
+    }
 }
