@@ -88,7 +88,7 @@ fn importing_the_same_3w_file_twice_adds_no_rows() {
     let first: Value = post_csv(&m, "/api/v1/activities/import", &m.consultee, file.clone())
         .json()
         .unwrap();
-    assert_eq!(first["created"], 3, "{first}");
+    assert_eq!(first["imported"], 3, "{first}");
     assert_eq!(activity_count(&m), 3);
     let res = post_csv(&m, "/api/v1/activities/import", &m.consultee, file);
     assert_eq!(res.status().as_u16(), 200);
