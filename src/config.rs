@@ -40,6 +40,15 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ledger: LedgerSettings,
     pub consultation: ConsultationSettings,
+    pub imports: ImportSettings,
+}
+
+/// Limits on bulk imports (3W activities, gazetteer).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    /// Most data rows one import file may carry; a larger file is refused whole (413).
+    pub max_rows: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +201,9 @@ impl Settings {
         }
         if self.ledger.idempotency_retention_days < 7 {
             return invalid("ledger.idempotency_retention_days must be at least 7");
+        }
+        if self.imports.max_rows == 0 {
+            return invalid("imports.max_rows must be at least 1");
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size must be at least 1");

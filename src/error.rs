@@ -164,6 +164,10 @@ pub const RETRY_AFTER_SECS: &str = "1";
 /// Prefix of every problem `type`; relative, resolved against the service's own address.
 pub const PROBLEM_TYPE_BASE: &str = "/problems/";
 
+/// Most field messages one problem body lists; `errors_total` says how many there were. A 9 MB file of bad
+/// rows must not come back as a 20 MB answer.
+pub const MAX_PROBLEM_ERRORS: usize = 100;
+
 /// One field-level validation message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -198,9 +202,12 @@ pub struct Problem {
     /// Same value as the `X-Request-Id` response header; quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// Field-level messages (validation problems list every fault at once).
+    /// Field-level messages (validation problems list every fault at once, up to the first 100).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How many field messages there were in all (present with `errors`; more than listed when capped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_total: Option<usize>,
     /// Extra members of specific problems (e.g. `state` and `allowed_actions` for a refused transition);
     /// each problem type documents its own in docs/API.md.
     #[serde(flatten)]
@@ -333,7 +340,8 @@ impl AppError {
             detail: self.detail.clone(),
             instance,
             request_id,
-            errors: self.errors.clone(),
+            errors: self.errors.iter().take(MAX_PROBLEM_ERRORS).cloned().collect(),
+            errors_total: (!self.errors.is_empty()).then_some(self.errors.len()),
             extensions: self.extensions.clone(),
         }
     }

@@ -274,6 +274,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        import_key -> Nullable<Text>,
     }
 }
 
@@ -348,6 +349,8 @@ diesel::table! {
         ended_at -> Nullable<Timestamp>,
         end_justification -> Nullable<Text>,
         created_at -> Timestamp,
+        matched_activities -> Nullable<Text>,
+        matched_activities_total -> Nullable<Integer>,
     }
 }
 

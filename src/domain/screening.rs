@@ -1,6 +1,10 @@
 //! Overlap screening against the 3W registry (DESIGN.md §3): an activity overlaps a proposal when it is not
 //! closed, in the same sector, its dates overlap the proposal's, and it is in the same adm2 — or, when both
-//! sides have coordinates, within the pool's radius.
+//! sides have coordinates, within the pool's radius. All the overlaps of one proposal fold into one bounded
+//! finding: one advisory duplication flag and one consultee reason per organisation, however many activities
+//! the registry holds.
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -75,6 +79,118 @@ pub fn overlap(
         }
         _ => None,
     }
+}
+
+/// Most overlapping activities a duplication finding lists by name; the total is always given.
+pub const MAX_LISTED_OVERLAPS: usize = 20;
+
+/// One registered activity a proposal overlaps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverlapMatch {
+    pub activity_id: String,
+    pub organization_id: String,
+    pub title: String,
+    pub basis: OverlapBasis,
+}
+
+impl OverlapMatch {
+    fn distance(&self) -> f64 {
+        match self.basis {
+            OverlapBasis::SameAdm2 => 0.0,
+            OverlapBasis::WithinRadius { distance_km } => distance_km,
+        }
+    }
+
+    /// `3W activity “Latrines” in the same adm2` / `… 4.2 km away`.
+    pub fn describe(&self) -> String {
+        match self.basis {
+            OverlapBasis::SameAdm2 => format!("3W activity “{}” in the same adm2", self.title),
+            OverlapBasis::WithinRadius { distance_km } => {
+                format!("3W activity “{}” {distance_km} km away", self.title)
+            }
+        }
+    }
+}
+
+/// The overlaps of one organisation's activities, for its consultee reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrganizationOverlap {
+    pub count: usize,
+    pub nearest: OverlapMatch,
+}
+
+impl OrganizationOverlap {
+    pub fn describe(&self) -> String {
+        match self.count {
+            1 => self.nearest.describe(),
+            n => format!(
+                "{n} overlapping 3W activities, the nearest {}",
+                self.nearest.describe()
+            ),
+        }
+    }
+}
+
+/// Every overlap of one proposal, folded: what its single duplication flag says and lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicationFinding {
+    /// Nearest first (same adm2, then by distance, then by id), at most `cap`.
+    pub listed: Vec<OverlapMatch>,
+    pub total: usize,
+    /// Per organisation holding overlapping activities.
+    pub by_organization: BTreeMap<String, OrganizationOverlap>,
+}
+
+impl DuplicationFinding {
+    /// The one organisation behind every match, when there is just one (it may withdraw the flag).
+    pub fn sole_organization(&self) -> Option<&str> {
+        match self.by_organization.len() {
+            1 => self.by_organization.keys().next().map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// The flag's text, shared with the submitting unit.
+    pub fn description(&self) -> String {
+        match (self.total, self.listed.first()) {
+            (1, Some(only)) => format!("Possible duplication: {}.", only.describe()),
+            (n, Some(nearest)) => format!(
+                "Possible duplication: {n} overlapping 3W activities of {} organisation(s); the nearest is {}.",
+                self.by_organization.len(),
+                nearest.describe()
+            ),
+            (_, None) => "Possible duplication.".to_owned(),
+        }
+    }
+}
+
+/// Folds the overlaps of one proposal into one finding listing at most `cap` of them; `None` without any.
+pub fn fold_overlaps(mut matches: Vec<OverlapMatch>, cap: usize) -> Option<DuplicationFinding> {
+    if matches.is_empty() {
+        return None;
+    }
+    matches.sort_by(|a, b| {
+        a.distance()
+            .total_cmp(&b.distance())
+            .then_with(|| a.activity_id.cmp(&b.activity_id))
+    });
+    let mut by_organization: BTreeMap<String, OrganizationOverlap> = BTreeMap::new();
+    for m in &matches {
+        by_organization
+            .entry(m.organization_id.clone())
+            .and_modify(|o| o.count += 1)
+            .or_insert_with(|| OrganizationOverlap {
+                count: 1,
+                nearest: m.clone(),
+            });
+    }
+    let total = matches.len();
+    matches.truncate(cap);
+    Some(DuplicationFinding {
+        listed: matches,
+        total,
+        by_organization,
+    })
 }
 
 #[cfg(test)]
@@ -191,5 +307,87 @@ mod tests {
         let d = distance_km(12.0, 25.0, 13.0, 25.0);
         assert!((110.0..112.5).contains(&d), "{d}");
         assert!(distance_km(12.1, 24.9, 12.1, 24.9) < 1e-9);
+    }
+
+    fn found(id: &str, org: &str, basis: OverlapBasis) -> OverlapMatch {
+        OverlapMatch {
+            activity_id: id.into(),
+            organization_id: org.into(),
+            title: format!("Activity {id}"),
+            basis,
+        }
+    }
+
+    #[test]
+    fn no_overlap_no_finding() {
+        assert_eq!(fold_overlaps(Vec::new(), MAX_LISTED_OVERLAPS), None);
+    }
+
+    #[test]
+    fn one_overlap_reads_as_before() {
+        let f = fold_overlaps(vec![found("a1", "unicef", OverlapBasis::SameAdm2)], 20).unwrap();
+        assert_eq!(f.total, 1);
+        assert_eq!(f.sole_organization(), Some("unicef"));
+        assert_eq!(
+            f.description(),
+            "Possible duplication: 3W activity “Activity a1” in the same adm2."
+        );
+        assert_eq!(
+            f.by_organization["unicef"].describe(),
+            "3W activity “Activity a1” in the same adm2"
+        );
+    }
+
+    #[test]
+    fn many_overlaps_fold_into_one_bounded_nearest_first_finding() {
+        let mut matches: Vec<OverlapMatch> = (0..20_000)
+            .map(|i| {
+                found(
+                    &format!("a{i:05}"),
+                    if i % 2 == 0 { "unicef" } else { "nrc" },
+                    OverlapBasis::WithinRadius {
+                        distance_km: f64::from(i % 9) + 0.5,
+                    },
+                )
+            })
+            .collect();
+        matches.push(found("z-same", "wfp", OverlapBasis::SameAdm2));
+        let f = fold_overlaps(matches, MAX_LISTED_OVERLAPS).unwrap();
+        assert_eq!(f.total, 20_001);
+        assert_eq!(f.listed.len(), MAX_LISTED_OVERLAPS);
+        assert_eq!(f.listed[0].activity_id, "z-same", "same adm2 comes first");
+        assert!(
+            f.listed.windows(2).all(|w| w[0].distance() <= w[1].distance()),
+            "nearest first"
+        );
+        assert_eq!(f.sole_organization(), None);
+        assert_eq!(f.by_organization.len(), 3);
+        assert_eq!(f.by_organization["unicef"].count, 10_000);
+        assert!(
+            f.by_organization["unicef"]
+                .describe()
+                .starts_with("10000 overlapping 3W activities, the nearest")
+        );
+        assert!(
+            f.description()
+                .starts_with("Possible duplication: 20001 overlapping 3W activities of 3 organisation(s)")
+        );
+        assert!(f.description().len() < 500);
+    }
+
+    #[test]
+    fn ties_are_ordered_by_id_so_the_listing_is_stable() {
+        let f = fold_overlaps(
+            vec![
+                found("b", "o", OverlapBasis::SameAdm2),
+                found("a", "o", OverlapBasis::SameAdm2),
+                found("c", "o", OverlapBasis::SameAdm2),
+            ],
+            2,
+        )
+        .unwrap();
+        let ids: Vec<&str> = f.listed.iter().map(|m| m.activity_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(f.total, 3);
     }
 }

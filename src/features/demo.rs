@@ -215,7 +215,8 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
     };
 
     let qip = person("qip.officer", Hat::QipOfficer);
-    reference::service::import_areas(conn, &qip, DEMO_GAZETTEER.as_bytes())?;
+    // The built-in demo gazetteer is the service's own, a handful of rows: no import limit to apply.
+    reference::service::import_areas(conn, &qip, DEMO_GAZETTEER.as_bytes(), usize::MAX)?;
     let pool = pools::service::create_pool(
         conn,
         &qip,

@@ -29,6 +29,7 @@ mod implementation;
 mod ledger;
 mod ops;
 mod proposals;
+mod sec_bounds;
 mod sec_confidential;
 mod sec_locking;
 mod sec_reversals;

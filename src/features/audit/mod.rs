@@ -1,6 +1,7 @@
 //! The audit trail: appending hash-chained events inside the caller's transaction, verifying the chain, and
 //! the audit API.
 
+pub mod bounds;
 pub mod dto;
 pub mod repo;
 pub mod routes;

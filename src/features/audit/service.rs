@@ -5,6 +5,7 @@ use diesel::QueryResult;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::bounds::{IDENTIFIER_MAX_CHARS, TEXT_MAX_CHARS, bound, bound_json, bound_opt};
 use super::repo::{self, AuditEventRow};
 use crate::db::DbConn;
 use crate::domain::canonical_json::to_canonical_string;
@@ -138,24 +139,32 @@ pub fn to_chained(row: &AuditEventRow) -> ChainedEvent {
 pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEventRow> {
     let head = repo::lock_head(conn)?;
     let ctx = event.context;
+    // The trail is append-only forever: every field is bounded here, whoever built the event.
+    let (id_max, text_max) = (IDENTIFIER_MAX_CHARS, TEXT_MAX_CHARS);
+    let state = |value: Option<serde_json::Value>| {
+        value.map(|mut v| {
+            bound_json(&mut v, text_max);
+            to_canonical_string(&v)
+        })
+    };
     let mut row = AuditEventRow {
         seq: head.seq + 1,
         id: uuid::Uuid::now_v7().to_string(),
         occurred_at: now_micros(),
-        actor_id: ctx.actor_id,
-        actor_username: ctx.actor_username,
-        organization_id: ctx.organization_id,
-        hat: ctx.hat,
+        actor_id: bound_opt(ctx.actor_id, id_max),
+        actor_username: bound_opt(ctx.actor_username, id_max),
+        organization_id: bound_opt(ctx.organization_id, id_max),
+        hat: bound_opt(ctx.hat, id_max),
         acting: ctx.acting,
-        action: event.action,
-        entity_type: event.entity_type,
-        entity_id: event.entity_id,
-        request_id: ctx.request_id,
-        client_addr: ctx.client_addr,
+        action: bound(event.action, id_max),
+        entity_type: bound(event.entity_type, id_max),
+        entity_id: bound_opt(event.entity_id, id_max),
+        request_id: bound_opt(ctx.request_id, id_max),
+        client_addr: bound_opt(ctx.client_addr, id_max),
         outcome: event.outcome.as_str().to_owned(),
-        reason: event.reason,
-        before_state: event.before.as_ref().map(to_canonical_string),
-        after_state: event.after.as_ref().map(to_canonical_string),
+        reason: bound_opt(event.reason, text_max),
+        before_state: state(event.before),
+        after_state: state(event.after),
         prev_hash: head.hash,
         hash: String::new(),
     };

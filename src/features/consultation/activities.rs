@@ -72,6 +72,7 @@ fn row_from(input: &ActivityInput, id: String, org: String, by: &str, version: i
         created_by: by.to_owned(),
         created_at: now,
         updated_at: now,
+        import_key: None,
     }
 }
 
@@ -203,10 +204,15 @@ pub fn list_activities(
     )
 }
 
-/// What an import did.
+/// What an import did. Re-importing a file finds its rows again by their natural key: nothing is duplicated.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ActivityImport {
+    /// Data rows in the file (each one created, updated or unchanged).
     pub imported: usize,
+    pub created: usize,
+    pub updated: usize,
+    /// Rows that matched a registered activity already, with the same content (or that activity is closed).
+    pub unchanged: usize,
 }
 
 const HXL_TAGS: [&str; 9] = [
@@ -221,25 +227,90 @@ const HXL_TAGS: [&str; 9] = [
     "#activity",
 ];
 
+/// Columns that carry the file's own stable activity id, the preferred natural key.
+const ID_TAGS: [&str; 2] = ["#activity+code", "#activity+id"];
+
+/// A 413 naming the limit: the file is refused whole, nothing is read further or written.
+pub fn too_many_rows(kind: &str, max_rows: usize) -> AppError {
+    AppError::new(
+        crate::error::ErrorKind::PayloadTooLarge,
+        format!("A {kind} import takes at most {max_rows} data rows; split the file."),
+    )
+    .with_extension("max_rows", json!(max_rows))
+}
+
+/// The natural key of an imported row within its organisation: the file's activity id when it has one, else a
+/// hash of the row's normalised content (so the same row imported again is recognised).
+fn import_key(file_id: &str, input: &ActivityInput) -> String {
+    use sha2::{Digest, Sha256};
+    if !file_id.is_empty() {
+        return format!("id:{file_id}");
+    }
+    let title = input
+        .title
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let canonical = json!([
+        title,
+        input.sector_code.to_ascii_uppercase(),
+        input.adm1_pcode.to_ascii_uppercase(),
+        input.adm2_pcode.to_ascii_uppercase(),
+        input.lat,
+        input.lon,
+        input.start_date,
+        input.end_date,
+    ]);
+    format!("sha256:{}", hex::encode(Sha256::digest(canonical.to_string())))
+}
+
+/// Whether an imported row would change the activity it matched.
+fn same_content(row: &ActivityRow, input: &ActivityInput) -> bool {
+    row.title == input.title.trim()
+        && row.sector_code == input.sector_code
+        && row.adm1_pcode == input.adm1_pcode
+        && row.adm2_pcode == input.adm2_pcode
+        && row.lat == input.lat
+        && row.lon == input.lon
+        && row.start_date == input.start_date
+        && row.end_date == input.end_date
+}
+
 /// Imports an HXL-tagged CSV (`#org`, `#sector`, `#adm1+code`, `#adm2+code`, `#geo+lat`, `#geo+lon`,
-/// `#date+start`, `#date+end`, `#activity`). `#org` holds organisation codes; a consultee imports only for its
-/// own organisation. Every faulty line is reported before anything is written.
-pub fn import_activities(conn: &mut DbConn, actor: &Actor, bytes: &[u8]) -> AppResult<ActivityImport> {
+/// `#date+start`, `#date+end`, `#activity`, optionally `#activity+code` as the row's stable id). `#org` holds
+/// organisation codes; a consultee imports only for its own organisation. A file of more than `max_rows` data
+/// rows is refused whole; every faulty line is reported before anything is written; a row imported before is
+/// updated (or left unchanged), never duplicated.
+pub fn import_activities(
+    conn: &mut DbConn,
+    actor: &Actor,
+    bytes: &[u8],
+    max_rows: usize,
+) -> AppResult<ActivityImport> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let rows: Vec<(usize, csv::StringRecord)> = reader
-        .records()
-        .enumerate()
-        .map(|(i, r)| r.map(|rec| (i + 1, rec)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| AppError::invalid_field("file", format!("unreadable CSV: {e}")))?;
-    let Some(tag_index) = rows
-        .iter()
-        .position(|(_, r)| r.iter().any(|c| c.starts_with('#')))
-    else {
+    let mut rows: Vec<(usize, csv::StringRecord)> = Vec::new();
+    let mut tag_index = None;
+    let mut data_rows = 0usize;
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| AppError::invalid_field("file", format!("unreadable CSV: {e}")))?;
+        match tag_index {
+            None if record.iter().any(|c| c.starts_with('#')) => tag_index = Some(rows.len()),
+            Some(_) if !record.iter().all(str::is_empty) => {
+                data_rows += 1;
+                if data_rows > max_rows {
+                    return Err(too_many_rows("3W", max_rows));
+                }
+            }
+            _ => {}
+        }
+        rows.push((i + 1, record));
+    }
+    let Some(tag_index) = tag_index else {
         return Err(AppError::invalid_field(
             "line 1",
             "no HXL hashtag row (#org, #sector, …) found",
@@ -271,11 +342,13 @@ pub fn import_activities(conn: &mut DbConn, actor: &Actor, bytes: &[u8]) -> AppR
         return Err(AppError::validation(missing));
     }
     let idx: Vec<Option<usize>> = HXL_TAGS.iter().map(|t| find(t)).collect();
+    let id_col = ID_TAGS.iter().find_map(|t| find(t));
     let own = acting_organization(actor);
     let may_import_for_others = actor.hat() == Some(Hat::QipOfficer);
     let orgs = crate::features::identity::repo::list_organizations(conn, None, 100_000)?;
     let mut errors = Vec::new();
-    let mut parsed: Vec<(String, ActivityInput)> = Vec::new();
+    let mut parsed: Vec<(String, String, ActivityInput)> = Vec::new();
+    let mut seen: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
     for (line, record) in rows.iter().skip(tag_index + 1) {
         if record.iter().all(str::is_empty) {
             continue;
@@ -330,6 +403,13 @@ pub fn import_activities(conn: &mut DbConn, actor: &Actor, bytes: &[u8]) -> AppR
         if start.is_none() && line_errors.iter().all(|e| !e.message.contains("#date+start")) {
             line_errors.push(FieldError::new(format!("line {line}"), "#date+start is required"));
         }
+        let file_id = id_col.and_then(|c| record.get(c)).unwrap_or("").to_owned();
+        if file_id.chars().count() > 128 {
+            line_errors.push(FieldError::new(
+                format!("line {line}"),
+                "the activity id must be at most 128 characters",
+            ));
+        }
         if let (Some(org), Some(start)) = (org, start) {
             let input = ActivityInput {
                 title: get(8),
@@ -348,7 +428,17 @@ pub fn import_activities(conn: &mut DbConn, actor: &Actor, bytes: &[u8]) -> AppR
                 FieldError::new(l, format!("{f} {}", e.message))
             }));
             if line_errors.is_empty() {
-                parsed.push((org, input));
+                let key = import_key(&file_id, &input);
+                match seen.get(&(org.clone(), key.clone())) {
+                    Some(first) => line_errors.push(FieldError::new(
+                        format!("line {line}"),
+                        format!("the same activity as line {first}"),
+                    )),
+                    None => {
+                        seen.insert((org.clone(), key.clone()), *line);
+                        parsed.push((org, key, input));
+                    }
+                }
             }
         }
         errors.extend(line_errors);
@@ -360,27 +450,51 @@ pub fn import_activities(conn: &mut DbConn, actor: &Actor, bytes: &[u8]) -> AppR
         return Err(AppError::validation(errors));
     }
     db::write_tx(conn, |tx| {
-        for (org, input) in &parsed {
-            repo::insert_activity(
-                tx,
-                &row_from(
-                    input,
-                    uuid::Uuid::now_v7().to_string(),
-                    org.clone(),
-                    &actor.user_id,
-                    1,
-                ),
-            )?;
+        let mut summary = ActivityImport {
+            imported: parsed.len(),
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+        };
+        for (org, key, input) in &parsed {
+            match repo::find_imported_activity(tx, org, key)? {
+                None => {
+                    let mut row = row_from(
+                        input,
+                        uuid::Uuid::now_v7().to_string(),
+                        org.clone(),
+                        &actor.user_id,
+                        1,
+                    );
+                    row.import_key = Some(key.clone());
+                    repo::insert_activity(tx, &row)?;
+                    summary.created += 1;
+                }
+                Some(existing) if existing.status == "closed" || same_content(&existing, input) => {
+                    summary.unchanged += 1;
+                }
+                Some(existing) => {
+                    let mut row = row_from(
+                        input,
+                        existing.id.clone(),
+                        existing.organization_id.clone(),
+                        &existing.created_by,
+                        existing.version + 1,
+                    );
+                    row.status = existing.status.clone();
+                    row.created_at = existing.created_at;
+                    repo::save_activity(tx, &row)?;
+                    summary.updated += 1;
+                }
+            }
         }
         audit::append(
             tx,
             actor
                 .audit()
                 .event("activity.import", "activity", None)
-                .after(json!({"imported": parsed.len()})),
+                .after(json!(summary)),
         )?;
-        Ok(ActivityImport {
-            imported: parsed.len(),
-        })
+        Ok(summary)
     })
 }

@@ -96,8 +96,14 @@ pub struct Flag {
     /// (`access::may_read_confidential_notes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidential_note: Option<String>,
-    /// The 3W activity a duplication flag points at.
+    /// The 3W activity a duplication flag points at (for a system flag: the nearest of `matched_activities`).
     pub activity_id: Option<String>,
+    /// A system duplication flag's overlapping 3W activities, nearest first, at most 20.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_activities: Option<Vec<MatchedActivity>>,
+    /// How many 3W activities overlap in all (more than `matched_activities` lists when capped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_activities_total: Option<i32>,
     /// `open`, `withdrawn`, `resolved` or `overridden`.
     pub status: String,
     pub ended_by: Option<String>,
@@ -125,11 +131,43 @@ impl Flag {
                 None
             },
             activity_id: r.activity_id,
+            matched_activities: r.matched_activities.and_then(|m| serde_json::from_str(&m).ok()),
+            matched_activities_total: r.matched_activities_total,
             status: r.status,
             ended_by: r.ended_by,
             ended_at: r.ended_at.map(|t| t.and_utc()),
             end_justification: r.end_justification,
             created_at: r.created_at.and_utc(),
+        }
+    }
+}
+
+/// One 3W activity a proposal overlaps, as a duplication flag lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MatchedActivity {
+    pub activity_id: String,
+    pub organization_id: String,
+    pub title: String,
+    /// `same_adm2` or `within_radius`.
+    pub basis: String,
+    /// Distance between the activity and the proposal, for `within_radius`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+}
+
+impl From<&crate::domain::screening::OverlapMatch> for MatchedActivity {
+    fn from(m: &crate::domain::screening::OverlapMatch) -> Self {
+        use crate::domain::screening::OverlapBasis;
+        let (basis, distance_km) = match m.basis {
+            OverlapBasis::SameAdm2 => ("same_adm2", None),
+            OverlapBasis::WithinRadius { distance_km } => ("within_radius", Some(distance_km)),
+        };
+        Self {
+            activity_id: m.activity_id.clone(),
+            organization_id: m.organization_id.clone(),
+            title: m.title.clone(),
+            basis: basis.to_owned(),
+            distance_km,
         }
     }
 }
@@ -177,8 +215,10 @@ pub struct Round {
     /// `clear` or `flagged`.
     pub outcome: Option<String>,
     pub consultees: Vec<Consultee>,
-    /// Every response in order, changes and unsolicited ones included.
+    /// Every response in order, changes and unsolicited ones included (the latest 50).
     pub responses: Vec<ResponseRecord>,
+    /// How many responses the round has in all.
+    pub responses_total: usize,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -186,7 +226,10 @@ pub struct Consultation {
     pub proposal_id: String,
     pub state: crate::domain::lifecycle::State,
     pub rounds: Vec<Round>,
+    /// In order of raising; at most 100 (open flags kept first, then the latest ended ones).
     pub flags: Vec<Flag>,
+    /// How many flags the proposal has in all.
+    pub flags_total: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -26,6 +26,8 @@ pub struct ActivityRow {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The row's natural key within its organisation when it came from an import (see `activities::import_key`).
+    pub import_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -100,6 +102,9 @@ pub struct FlagRow {
     pub ended_at: Option<NaiveDateTime>,
     pub end_justification: Option<String>,
     pub created_at: NaiveDateTime,
+    /// A system duplication flag's overlapping activities (JSON, nearest first, bounded) and their full count.
+    pub matched_activities: Option<String>,
+    pub matched_activities_total: Option<i32>,
 }
 
 // ---- activities
@@ -135,6 +140,20 @@ pub fn save_activity(conn: &mut DbConn, row: &ActivityRow) -> QueryResult<usize>
             activities::updated_at.eq(row.updated_at),
         ))
         .execute(conn)
+}
+
+/// The activity an earlier import stored under this natural key, if any.
+pub fn find_imported_activity(
+    conn: &mut DbConn,
+    organization_id: &str,
+    import_key: &str,
+) -> QueryResult<Option<ActivityRow>> {
+    activities::table
+        .filter(activities::organization_id.eq(organization_id))
+        .filter(activities::import_key.eq(import_key))
+        .select(ActivityRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 pub fn list_activities(

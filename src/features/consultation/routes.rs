@@ -144,10 +144,14 @@ async fn close_activity(
     .map(web::Json)
 }
 
-/// Import activities from an HXL-tagged CSV (`text/csv`): all rows or none, every faulty line listed.
+/// Import activities from an HXL-tagged CSV (`text/csv`): all rows or none, every faulty line listed (the first
+/// 100, with `errors_total`). Rows imported before are found again by `#activity+code` (or their content) and
+/// updated, never duplicated.
 #[utoipa::path(tag = "consultation", security(("bearer" = [])),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = ActivityImport), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ActivityImport),
+        (status = 413, description = "More data rows than `imports.max_rows` (named in `max_rows`); nothing written", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[post("/activities/import")]
 async fn import_activities(
     state: web::Data<AppState>,
@@ -156,8 +160,8 @@ async fn import_activities(
     body: web::Bytes,
 ) -> AppResult<web::Json<ActivityImport>> {
     crate::http::extract::require_csv(&req, "HXL file")?;
-    with_conn(&state, move |conn, _| {
-        activities::import_activities(conn, &actor, &body)
+    with_conn(&state, move |conn, s| {
+        activities::import_activities(conn, &actor, &body, s.settings.imports.max_rows)
     })
     .await
     .map(web::Json)

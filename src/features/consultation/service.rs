@@ -9,8 +9,8 @@ use chrono::Duration;
 use serde_json::json;
 
 use super::dto::{
-    AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, ResponseInput, ResponseKind,
-    ResponseRecord, Round, Severity,
+    AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, MatchedActivity, ResponseInput,
+    ResponseKind, ResponseRecord, Round, Severity,
 };
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
@@ -18,7 +18,9 @@ use crate::db::{self, DbConn};
 use crate::domain::lifecycle::{self, Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
-use crate::domain::screening::{ActivityFootprint, OverlapBasis, ProposalFootprint, overlap};
+use crate::domain::screening::{
+    ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
+};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditContext, now_micros};
 use crate::features::identity::service::deny;
@@ -75,7 +77,9 @@ pub fn open_round(
         }
     }
     let round_id = uuid::Uuid::now_v7().to_string();
-    let mut duplication_flags = Vec::new();
+    // Every overlap folds into one advisory flag and one reason per organisation: a registry of 60,000 rows
+    // must not become 60,000 flags.
+    let mut duplication_flag = None;
     if let (Some(loc), Some(start), Some(end)) =
         (&content.location, content.planned_start, content.planned_end)
     {
@@ -87,6 +91,7 @@ pub fn open_round(
             start,
             end,
         };
+        let mut matches = Vec::new();
         for a in repo::open_activities_in_sector(tx, &sector)? {
             let activity = ActivityFootprint {
                 id: a.id.clone(),
@@ -100,36 +105,43 @@ pub fn open_round(
                 closed: a.status == "closed",
             };
             if let Some(basis) = overlap(&footprint, &activity, policy.overlap_radius_km) {
-                let detail = match basis {
-                    OverlapBasis::SameAdm2 => format!("3W activity “{}” in the same adm2", a.title),
-                    OverlapBasis::WithinRadius { distance_km } => {
-                        format!("3W activity “{}” {distance_km} km away", a.title)
-                    }
-                };
-                wanted
-                    .entry(a.organization_id.clone())
-                    .or_default()
-                    .push(reason("overlap", detail.clone()));
-                duplication_flags.push(FlagRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    proposal_id: proposal.id.clone(),
-                    round_id: round_id.clone(),
-                    version_number: proposal.current_version,
-                    organization_id: Some(a.organization_id.clone()),
-                    raised_by: None,
-                    system_raised: true,
-                    category: "duplication".into(),
-                    severity: "advisory".into(),
-                    description: format!("Possible duplication: {detail}."),
-                    confidential_note: None,
-                    activity_id: Some(a.id.clone()),
-                    status: "open".into(),
-                    ended_by: None,
-                    ended_at: None,
-                    end_justification: None,
-                    created_at: now,
+                matches.push(OverlapMatch {
+                    activity_id: a.id,
+                    organization_id: a.organization_id,
+                    title: a.title,
+                    basis,
                 });
             }
+        }
+        if let Some(finding) = fold_overlaps(matches, MAX_LISTED_OVERLAPS) {
+            for (org, found) in &finding.by_organization {
+                wanted
+                    .entry(org.clone())
+                    .or_default()
+                    .push(reason("overlap", found.describe()));
+            }
+            let listed: Vec<MatchedActivity> = finding.listed.iter().map(MatchedActivity::from).collect();
+            duplication_flag = Some(FlagRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                proposal_id: proposal.id.clone(),
+                round_id: round_id.clone(),
+                version_number: proposal.current_version,
+                organization_id: finding.sole_organization().map(str::to_owned),
+                raised_by: None,
+                system_raised: true,
+                category: "duplication".into(),
+                severity: "advisory".into(),
+                description: finding.description(),
+                confidential_note: None,
+                activity_id: listed.first().map(|m| m.activity_id.clone()),
+                status: "open".into(),
+                ended_by: None,
+                ended_at: None,
+                end_justification: None,
+                created_at: now,
+                matched_activities: Some(serde_json::to_string(&listed).unwrap_or_else(|_| "[]".into())),
+                matched_activities_total: Some(i32::try_from(finding.total).unwrap_or(i32::MAX)),
+            });
         }
     }
     // The submitting organisation is never its own consultee.
@@ -161,7 +173,7 @@ pub fn open_round(
             },
         )?;
     }
-    for flag in &duplication_flags {
+    if let Some(flag) = &duplication_flag {
         repo::insert_flag(tx, flag)?;
     }
     audit::append(
@@ -169,7 +181,8 @@ pub fn open_round(
         ctx.event("consultation.open", "proposal", Some(&proposal.id)).after(json!({
             "round": round_number, "version": proposal.current_version, "deadline": round.deadline.and_utc(),
             "consultees": wanted.iter().map(|(org, r)| json!({"organization_id": org, "reasons": r})).collect::<Vec<_>>(),
-            "duplication_flags": duplication_flags.len(),
+            "duplication_flags": usize::from(duplication_flag.is_some()),
+            "overlapping_activities": duplication_flag.as_ref().and_then(|f| f.matched_activities_total).unwrap_or(0),
         })),
     )?;
     // A round with nobody to ask stays open until its deadline: the QIP secretariat can still add consultees.
@@ -228,6 +241,47 @@ fn consultation_not_open(state: State) -> AppError {
     .with_extension("state", json!(state))
 }
 
+/// Most flags one objection raises.
+const MAX_FLAGS_PER_RESPONSE: usize = 20;
+/// Most responses a round lists in the consultation view (the latest; `responses_total` counts them all).
+pub const MAX_LISTED_RESPONSES: usize = 50;
+/// Most flags the consultation view lists (open ones first kept, then the latest ended; `flags_total` counts all).
+pub const MAX_LISTED_FLAGS: usize = 100;
+
+/// The last `cap` of `items` (oldest first, as listed), and how many there were.
+fn keep_latest<T>(mut items: Vec<T>, cap: usize) -> (Vec<T>, usize) {
+    let total = items.len();
+    items.drain(..total.saturating_sub(cap));
+    (items, total)
+}
+
+/// At most `cap` flags in their order: every open flag (up to the cap) and the latest ended ones; and the total.
+fn bound_flags(flags: Vec<Flag>, cap: usize) -> (Vec<Flag>, usize) {
+    let total = flags.len();
+    if total <= cap {
+        return (flags, total);
+    }
+    let open = flags.iter().filter(|f| f.status == "open").count().min(cap);
+    let mut ended_room = cap - open;
+    let mut open_room = open;
+    let mut kept: Vec<Flag> = flags
+        .into_iter()
+        .rev()
+        .filter(|f| {
+            let room = if f.status == "open" {
+                &mut open_room
+            } else {
+                &mut ended_room
+            };
+            let keep = *room > 0;
+            *room = room.saturating_sub(1);
+            keep
+        })
+        .collect();
+    kept.reverse();
+    (kept, total)
+}
+
 fn check_text(value: Option<&str>, field: &str, max: usize, required: bool, errors: &mut Vec<FieldError>) {
     match value.map(str::trim) {
         None | Some("") if required => errors.push(FieldError::new(field, "is required")),
@@ -258,6 +312,12 @@ pub fn respond(
             errors.push(FieldError::new("flags", "only an objection raises flags"))
         }
         _ => {}
+    }
+    if input.flags.len() > MAX_FLAGS_PER_RESPONSE {
+        errors.push(FieldError::new(
+            "flags",
+            format!("an objection raises at most {MAX_FLAGS_PER_RESPONSE} flags"),
+        ));
     }
     for (i, flag) in input.flags.iter().enumerate() {
         check_text(
@@ -362,6 +422,8 @@ pub fn respond(
                     ended_at: None,
                     end_justification: None,
                     created_at: now,
+                    matched_activities: None,
+                    matched_activities_total: None,
                 },
             )?;
         }
@@ -400,6 +462,18 @@ pub fn add_consultee(
             "reason",
             "must say why (at least 5 characters)",
         ));
+    }
+    let mut errors = Vec::new();
+    check_text(Some(&input.reason), "reason", 2_000, true, &mut errors);
+    check_text(
+        Some(&input.organization_id),
+        "organization_id",
+        64,
+        true,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
     }
     db::write_tx(conn, |tx| {
         db::lock_row(tx, "proposals", proposal_id)?;
@@ -493,6 +567,8 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                         ended_at: None,
                         end_justification: None,
                         created_at: now,
+                        matched_activities: None,
+                        matched_activities_total: None,
                     },
                 )?;
             }
@@ -556,6 +632,12 @@ pub fn end_flag(
         return Err(AppError::invalid_field(
             "justification",
             "an override needs a written justification of at least 20 characters",
+        ));
+    }
+    if justification.is_some_and(|j| j.len() > 4_000) {
+        return Err(AppError::invalid_field(
+            "justification",
+            "must be at most 4000 characters",
         ));
     }
     let Some(flag) = repo::find_flag(conn, flag_id)? else {
@@ -646,6 +728,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
                 created_at: x.created_at.and_utc(),
             })
             .collect();
+        let (responses, responses_total) = keep_latest(responses, MAX_LISTED_RESPONSES);
         rounds.push(Round {
             id: r.id,
             round_number: r.round_number,
@@ -658,6 +741,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             outcome: r.outcome,
             consultees,
             responses,
+            responses_total,
         });
     }
     let show = may_read_confidential_notes(actor, &proposal.organization_id);
@@ -665,11 +749,13 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
         .into_iter()
         .map(|f| Flag::from_row(f, show))
         .collect();
+    let (flags, flags_total) = bound_flags(flags, MAX_LISTED_FLAGS);
     Ok(Consultation {
         proposal_id: proposal.id.clone(),
         state: proposal.lifecycle_state()?,
         rounds,
         flags,
+        flags_total,
     })
 }
 
@@ -755,4 +841,56 @@ pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> 
         )?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(id: usize, status: &str) -> Flag {
+        Flag {
+            id: format!("f{id:03}"),
+            proposal_id: "p".into(),
+            round_id: "r".into(),
+            version_number: 1,
+            organization_id: None,
+            system_raised: false,
+            category: "other".into(),
+            severity: "advisory".into(),
+            description: String::new(),
+            confidential_note: None,
+            activity_id: None,
+            matched_activities: None,
+            matched_activities_total: None,
+            status: status.into(),
+            ended_by: None,
+            ended_at: None,
+            end_justification: None,
+            created_at: chrono::DateTime::default(),
+        }
+    }
+
+    #[test]
+    fn keep_latest_keeps_the_tail_and_counts_all() {
+        assert_eq!(keep_latest(vec![1, 2, 3], 5), (vec![1, 2, 3], 3));
+        assert_eq!(keep_latest((1..=10).collect(), 3), (vec![8, 9, 10], 10));
+    }
+
+    #[test]
+    fn bounded_flags_keep_open_ones_and_the_latest_ended_in_order() {
+        let flags: Vec<Flag> = (0..300)
+            .map(|i| flag(i, if i % 100 == 7 { "open" } else { "withdrawn" }))
+            .collect();
+        let (kept, total) = bound_flags(flags, 10);
+        assert_eq!(total, 300);
+        let ids: Vec<&str> = kept.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "f007", "f107", "f207", "f293", "f294", "f295", "f296", "f297", "f298", "f299"
+            ]
+        );
+        let few: Vec<Flag> = (0..3).map(|i| flag(i, "open")).collect();
+        assert_eq!(bound_flags(few, 10).0.len(), 3);
+    }
 }

@@ -59,8 +59,37 @@ impl OrganizationKind {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// At most 128 characters.
     pub username: String,
+    /// At most 1024 characters.
     pub password: String,
+}
+
+impl LoginRequest {
+    pub const MAX_USERNAME_CHARS: usize = 128;
+    pub const MAX_PASSWORD_CHARS: usize = 1_024;
+
+    /// Refuses (422) a username or password no account can have, before anything is hashed or audited.
+    pub fn check_bounds(&self) -> crate::error::AppResult<()> {
+        let mut errors = Vec::new();
+        if self.username.chars().count() > Self::MAX_USERNAME_CHARS {
+            errors.push(crate::error::FieldError::new(
+                "username",
+                format!("must be at most {} characters", Self::MAX_USERNAME_CHARS),
+            ));
+        }
+        if self.password.chars().count() > Self::MAX_PASSWORD_CHARS {
+            errors.push(crate::error::FieldError::new(
+                "password",
+                format!("must be at most {} characters", Self::MAX_PASSWORD_CHARS),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::AppError::validation(errors))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -44,6 +44,7 @@ pub fn login(
     input: &LoginRequest,
     meta: &RequestMeta,
 ) -> AppResult<TokenResponse> {
+    input.check_bounds()?;
     let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let Some(user) = repo::find_user_by_username(conn, &input.username)? else {
         auth.hashing.verify_dummy(&input.password);

@@ -19,15 +19,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_sectors);
 }
 
-/// Import a COD-style gazetteer (`text/csv`): all rows or none; every faulty line is listed in `errors`.
+/// Import a COD-style gazetteer (`text/csv`) of at most `imports.max_rows` rows: all rows or none; every faulty
+/// line is listed in `errors` (the first 100, with `errors_total`).
 #[utoipa::path(
     tag = "reference",
     security(("bearer" = [])),
     request_body(content = String, content_type = "text/csv", description = "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN[,LAT,LON]"),
     responses(
         (status = 200, body = ImportSummary),
+        (status = 413, description = "More data rows than `imports.max_rows` (named in `max_rows`); nothing written", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not text/csv", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Faulty lines, each named", body = Problem, content_type = "application/problem+json")
+        (status = 422, description = "Faulty lines, each named (the first 100, with `errors_total`)", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[post("/areas/import")]
@@ -38,9 +40,11 @@ async fn import_areas(
     body: web::Bytes,
 ) -> AppResult<web::Json<ImportSummary>> {
     crate::http::extract::require_csv(&req, "gazetteer")?;
-    with_conn(&state, move |conn, _| service::import_areas(conn, &actor, &body))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, s| {
+        service::import_areas(conn, &actor, &body, s.settings.imports.max_rows)
+    })
+    .await
+    .map(web::Json)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

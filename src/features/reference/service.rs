@@ -9,6 +9,7 @@ use crate::access::Actor;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit;
+use crate::features::consultation::activities::too_many_rows;
 
 /// What an import did.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -34,8 +35,9 @@ fn valid_pcode(code: &str) -> bool {
 }
 
 /// Parses a COD-style CSV (`ADM1_PCODE, ADM1_EN, ADM2_PCODE, ADM2_EN`, optional latitude/longitude columns of the
-/// adm2 centroid). Every faulty line is reported, by line number, before anything is written.
-pub fn parse_gazetteer(bytes: &[u8]) -> AppResult<Vec<Area>> {
+/// adm2 centroid). A file of more than `max_rows` data rows is refused whole (413); every faulty line is
+/// reported, by line number, before anything is written.
+pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<Vec<Area>> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -73,8 +75,16 @@ pub fn parse_gazetteer(bytes: &[u8]) -> AppResult<Vec<Area>> {
     let mut adm1: HashMap<String, (String, usize)> = HashMap::new();
     let mut adm2: HashMap<String, usize> = HashMap::new();
     let mut out_adm2 = Vec::new();
+    let mut data_rows = 0usize;
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
+        if record.as_ref().is_ok_and(|r| r.iter().all(str::is_empty)) {
+            continue;
+        }
+        data_rows += 1;
+        if data_rows > max_rows {
+            return Err(too_many_rows("gazetteer", max_rows));
+        }
         let field = format!("line {line}");
         let record = match record {
             Ok(r) => r,
@@ -176,9 +186,15 @@ pub fn parse_gazetteer(bytes: &[u8]) -> AppResult<Vec<Area>> {
     Ok(all)
 }
 
-/// Imports a gazetteer: parsed and checked in full first, then written in one transaction with its audit event.
-pub fn import_areas(conn: &mut DbConn, actor: &Actor, bytes: &[u8]) -> AppResult<ImportSummary> {
-    let areas = parse_gazetteer(bytes)?;
+/// Imports a gazetteer of at most `max_rows` data rows: parsed and checked in full first, then written in one
+/// transaction with its audit event.
+pub fn import_areas(
+    conn: &mut DbConn,
+    actor: &Actor,
+    bytes: &[u8],
+    max_rows: usize,
+) -> AppResult<ImportSummary> {
+    let areas = parse_gazetteer(bytes, max_rows)?;
     db::write_tx(conn, |tx| {
         let mut summary = ImportSummary {
             rows: 0,
