@@ -96,7 +96,9 @@ impl TrustedProxies {
     /// Whether `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address) is a trusted proxy.
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         let canonical = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip) || net.contains(&canonical))
+        self.0
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&canonical))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -69,7 +69,11 @@ impl Metrics {
     /// raw path) or `unmatched`.
     pub fn observe_request(&self, method: &str, route: Option<&str>, status: u16, seconds: f64) {
         let status = status.to_string();
-        let labels = [method_label(method), route.unwrap_or("unmatched"), status.as_str()];
+        let labels = [
+            method_label(method),
+            route.unwrap_or("unmatched"),
+            status.as_str(),
+        ];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);
     }

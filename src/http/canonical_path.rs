@@ -78,8 +78,14 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathRefusal> {
     let mut bytes = raw.iter().copied();
     while let Some(b) = bytes.next() {
         let byte = if b == b'%' {
-            let high = bytes.next().and_then(hex_value).ok_or(PathRefusal::BrokenEscape)?;
-            let low = bytes.next().and_then(hex_value).ok_or(PathRefusal::BrokenEscape)?;
+            let high = bytes
+                .next()
+                .and_then(hex_value)
+                .ok_or(PathRefusal::BrokenEscape)?;
+            let low = bytes
+                .next()
+                .and_then(hex_value)
+                .ok_or(PathRefusal::BrokenEscape)?;
             let decoded = (high << 4) | low;
             if decoded == b'/' || decoded == b'%' {
                 return Err(PathRefusal::EncodedSeparator);
@@ -136,12 +142,10 @@ pub async fn canonicalize(
             query => format!("{canonical}?{query}"),
         };
         let mut parts = req.uri().clone().into_parts();
-        let rebuilt = PathAndQuery::try_from(path_and_query)
-            .ok()
-            .and_then(|pq| {
-                parts.path_and_query = Some(pq);
-                Uri::from_parts(parts).ok()
-            });
+        let rebuilt = PathAndQuery::try_from(path_and_query).ok().and_then(|pq| {
+            parts.path_and_query = Some(pq);
+            Uri::from_parts(parts).ok()
+        });
         let Some(uri) = rebuilt else {
             return Ok(req.error_response(AppError::bad_request(
                 "The request path is refused: it cannot be written in canonical form.",

@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_says() {
-        let h = headers(&[("x-forwarded-for", "203.0.113.9"), ("forwarded", "for=203.0.113.8")]);
+        let h = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=203.0.113.8"),
+        ]);
         assert_eq!(
             client_address(ip("198.51.100.7"), &h, &trusted(&[])).as_deref(),
             Some("198.51.100.7")
@@ -130,10 +133,16 @@ mod tests {
         );
         // Only proxies: the left-most of them.
         let h = headers(&[("x-forwarded-for", "10.0.0.2, 10.0.0.3")]);
-        assert_eq!(client_address(ip("127.0.0.1"), &h, &t).as_deref(), Some("10.0.0.2"));
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &h, &t).as_deref(),
+            Some("10.0.0.2")
+        );
         // Garbage written by a trusted proxy: the last believable hop.
         let h = headers(&[("x-forwarded-for", "203.0.113.9, unknown, 10.0.0.3")]);
-        assert_eq!(client_address(ip("127.0.0.1"), &h, &t).as_deref(), Some("10.0.0.3"));
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &h, &t).as_deref(),
+            Some("10.0.0.3")
+        );
     }
 
     #[test]
@@ -148,6 +157,9 @@ mod tests {
             Some("2001:db8:cafe::17")
         );
         let h = headers(&[("forwarded", "for=\"192.0.2.43:47011\";by=127.0.0.1")]);
-        assert_eq!(client_address(ip("127.0.0.1"), &h, &t).as_deref(), Some("192.0.2.43"));
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &h, &t).as_deref(),
+            Some("192.0.2.43")
+        );
     }
 }

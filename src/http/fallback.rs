@@ -56,9 +56,9 @@ impl RouteTable {
     /// Whether `template` (`/api/v1/users/{id}`) is a route of the document, for any method.
     pub fn has_template(&self, template: &str) -> bool {
         let parts: Vec<&str> = split(template).collect();
-        self.routes
-            .iter()
-            .any(|(segments, _)| segments.len() == parts.len() && segments.iter().zip(&parts).all(|(a, b)| a == b))
+        self.routes.iter().any(|(segments, _)| {
+            segments.len() == parts.len() && segments.iter().zip(&parts).all(|(a, b)| a == b)
+        })
     }
 
     /// Methods served at `path`, from every template that matches it.
