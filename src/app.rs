@@ -121,7 +121,10 @@ pub fn build_server_with(
             .route("/docs", web::get().to(redirect_to_docs))
             .service(SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::new(["/api/v1/openapi.json"])))
             .default_service(web::to(fallback))
+            // Innermost first: authorization runs on the path the canonicalizer wrote, which the router
+            // then matches; the request context (request id, problem bodies, metrics) wraps them all.
             .wrap(from_fn(crate::http::authz::authorize))
+            .wrap(from_fn(crate::http::canonical_path::canonicalize))
             .wrap(from_fn(crate::http::middleware::request_context))
     })
     .shutdown_timeout(shutdown_secs)

@@ -73,6 +73,53 @@ pub struct ServerSettings {
     pub max_page_size: u32,
     pub default_page_size: u32,
     pub shutdown_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (empty: none are).
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Addresses and networks of trusted reverse proxies (`192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses addresses and CIDR networks; blank entries are skipped (an empty environment variable).
+    pub fn parse(entries: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for entry in entries {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let net = match entry.parse::<std::net::IpAddr>() {
+                Ok(ip) => ipnet::IpNet::from(ip),
+                Err(_) => entry.parse::<ipnet::IpNet>().map_err(|_| {
+                    format!("server.trusted_proxies: `{entry}` is not an IP address or CIDR network")
+                })?,
+            };
+            nets.push(net);
+        }
+        Ok(Self(nets))
+    }
+
+    /// Whether `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address) is a trusted proxy.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let canonical = ip.to_canonical();
+        self.0
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&canonical))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = String;
+    fn try_from(entries: Vec<String>) -> Result<Self, String> {
+        Self::parse(entries)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +221,9 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                // Lists given in one variable: QIP__SERVER__TRUSTED_PROXIES="10.0.0.1,10.0.0.2".
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(qip_vars)),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;

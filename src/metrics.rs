@@ -4,6 +4,19 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// HTTP methods that get their own label value; any other method is counted as `OTHER`.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+];
+
+/// The label of a request method: itself when standard, else `OTHER` (methods are free-form tokens).
+pub fn method_label(method: &str) -> &'static str {
+    STANDARD_METHODS
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("OTHER")
+}
+
 /// The service's metric families, registered once per process.
 pub struct Metrics {
     registry: Registry,
@@ -51,11 +64,16 @@ impl Metrics {
         })
     }
 
-    /// Records one finished request. `route` is the matched pattern (`/api/v1/pools/{id}`), never the raw
-    /// path, so label cardinality stays bounded.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Records one finished request. Every label comes from a closed set, so no client can grow the series:
+    /// `method` is a standard method or `OTHER`, `route` the matched pattern (`/api/v1/pools/{id}`, never the
+    /// raw path) or `unmatched`.
+    pub fn observe_request(&self, method: &str, route: Option<&str>, status: u16, seconds: f64) {
         let status = status.to_string();
-        let labels = [method, route, status.as_str()];
+        let labels = [
+            method_label(method),
+            route.unwrap_or("unmatched"),
+            status.as_str(),
+        ];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);
     }
@@ -72,5 +90,18 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("get"), "OTHER");
+        assert_eq!(method_label("FOOBAR"), "OTHER");
     }
 }

@@ -1,7 +1,9 @@
 //! Authorization middleware, deny by default: every request to a registered route is checked against the
 //! policy table before its handler runs. A route with no policy line is closed; public routes pass; others
-//! need a valid access token, an active account, and (for actions) a resolved hat. The resulting `Actor` is
-//! handed to handlers through the request extensions.
+//! need a valid access token, an active account, and (for actions) a resolved hat. The decision is taken on
+//! the canonical path (`http::canonical_path`), the same one the router matches, and recorded with the route
+//! template it was taken for; the `Actor` extractor hands the caller to a handler only when the route that
+//! actually runs is that template, so a guarded handler cannot run without an authorized caller.
 
 use std::future::{Ready, ready};
 
@@ -20,6 +22,14 @@ use crate::http::middleware::RequestMeta;
 /// Header naming the hat the caller acts in when several could permit the action.
 pub const ACTING_HAT_HEADER: &str = "acting-hat";
 
+/// The outcome of authorization for a guarded route: the caller, and the route template the decision was
+/// taken for. Only the `Actor` extractor reads it.
+#[derive(Debug, Clone)]
+struct AuthorizedCall {
+    route_template: String,
+    actor: Actor,
+}
+
 pub async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -28,8 +38,19 @@ pub async fn authorize(
         return Ok(req.error_response(AppError::internal("application state missing")));
     };
     let method = req.method().as_str().to_owned();
-    // Unregistered paths and wrong methods fall through to the 404/405 fallback; /docs is static.
-    let Some(template) = state.routes.template_for(&method, req.path()) else {
+    // The path the router will match: the canonical one, as the router itself reads it.
+    let path = req.match_info().as_str().to_owned();
+    let Some(template) = state.routes.template_for(&method, &path) else {
+        // A handler under /api/ that the OpenAPI document (so the policy table) does not know is closed.
+        if let Some(pattern) = req.resource_map().match_pattern(&path) {
+            if pattern.starts_with("/api/") && !state.routes.has_template(&pattern) {
+                tracing::error!(%method, %pattern, "route outside the OpenAPI document; refusing it");
+                return Ok(req.error_response(AppError::forbidden(
+                    "This route is closed: no access policy covers it.",
+                )));
+            }
+        }
+        // Unregistered paths and wrong methods fall through to the 404/405 fallback; /docs is static.
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let Some(requirement) = access::requirement_for_route(&method, &template) else {
@@ -81,8 +102,16 @@ pub async fn authorize(
     .await;
     match authorized {
         Ok(actor) => {
-            req.extensions_mut().insert(actor);
-            next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+            req.extensions_mut().insert(AuthorizedCall {
+                route_template: template.clone(),
+                actor,
+            });
+            let res = next.call(req).await?;
+            if let Some(ran) = res.request().match_pattern().filter(|ran| *ran != template) {
+                // The extractor refused the caller to the handler; say loudly that the tables disagree.
+                tracing::error!(%method, authorized = %template, %ran, "authorization and router disagree on the route");
+            }
+            Ok(res.map_into_boxed_body())
         }
         Err(e) => Ok(req.error_response(e)),
     }
@@ -107,11 +136,33 @@ impl FromRequest for Actor {
     type Error = AppError;
     type Future = Ready<Result<Self, AppError>>;
 
+    /// The authorized caller, only on the very route the authorization middleware decided on. Anything else
+    /// (no decision: the policy marks the route public, or the middleware did not run; a decision taken for
+    /// another route) is a server bug that must fail closed: refused and logged, never a pass.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Present whenever the policy table requires a signed-in caller; absent means the route is public
-        // and the handler should not ask for an actor.
-        ready(req.extensions().get::<Actor>().cloned().ok_or_else(|| {
-            AppError::internal("handler asked for an actor on a route the policy table marks public")
-        }))
+        let call = req.extensions().get::<AuthorizedCall>().cloned();
+        let running = req.match_pattern();
+        ready(match call {
+            Some(call) if running.as_deref() == Some(call.route_template.as_str()) => Ok(call.actor),
+            Some(call) => {
+                tracing::error!(
+                    authorized = %call.route_template,
+                    running = running.as_deref().unwrap_or("unmatched"),
+                    "handler asked for the caller of a route that was not the one authorized; refusing"
+                );
+                Err(AppError::forbidden(
+                    "This route is closed: its authorization could not be confirmed.",
+                ))
+            }
+            None => {
+                tracing::error!(
+                    running = running.as_deref().unwrap_or("unmatched"),
+                    "handler asked for the caller on a route with no authorization decision; refusing"
+                );
+                Err(AppError::forbidden(
+                    "This route is closed: its authorization could not be confirmed.",
+                ))
+            }
+        })
     }
 }

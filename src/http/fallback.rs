@@ -53,6 +53,14 @@ impl RouteTable {
             .map(|(template, _)| format!("/{}", template.join("/")))
     }
 
+    /// Whether `template` (`/api/v1/users/{id}`) is a route of the document, for any method.
+    pub fn has_template(&self, template: &str) -> bool {
+        let parts: Vec<&str> = split(template).collect();
+        self.routes.iter().any(|(segments, _)| {
+            segments.len() == parts.len() && segments.iter().zip(&parts).all(|(a, b)| a == b)
+        })
+    }
+
     /// Methods served at `path`, from every template that matches it.
     pub fn methods_for(&self, path: &str) -> Vec<String> {
         let parts: Vec<&str> = split(path).collect();

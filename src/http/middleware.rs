@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::{AppError, ErrorKind, PROBLEM_CONTENT_TYPE};
+use crate::http::client_addr::client_address;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -21,7 +22,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,
-    /// The peer address of the TCP connection (forwarding headers are not trusted).
+    /// The client's address: the TCP peer, or what a trusted proxy forwarded (see `http::client_addr`).
     pub client_addr: Option<String>,
 }
 
@@ -65,7 +66,14 @@ pub async fn request_context(
         .filter(|v| acceptable_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
-    let client_addr = req.peer_addr().map(|a| a.ip().to_string());
+    let client_addr = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => client_address(
+            req.peer_addr().map(|a| a.ip()),
+            req.headers(),
+            &state.settings.server.trusted_proxies,
+        ),
+        None => req.peer_addr().map(|a| a.ip().to_string()),
+    };
     req.extensions_mut().insert(RequestMeta {
         request_id: request_id.clone(),
         client_addr,
@@ -85,10 +93,16 @@ pub async fn request_context(
         add_headers(&mut res, &request_id);
         let status = res.status().as_u16();
         let elapsed = started.elapsed();
-        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        let pattern = res.request().match_pattern();
         if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-            state.metrics.observe_request(res.request().method().as_str(), &route, status, elapsed.as_secs_f64());
+            state.metrics.observe_request(
+                res.request().method().as_str(),
+                pattern.as_deref(),
+                status,
+                elapsed.as_secs_f64(),
+            );
         }
+        let route = pattern.as_deref().unwrap_or("unmatched");
         tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request completed");
         Ok(res)
     }

@@ -2,6 +2,8 @@
 //! answers unknown routes and wrong methods, and the operational endpoints.
 
 pub mod authz;
+pub mod canonical_path;
+pub mod client_addr;
 pub mod extract;
 pub mod fallback;
 pub mod middleware;

@@ -18,6 +18,7 @@ mod approval_model;
 mod audit_api;
 mod audit_chain;
 mod authz_matrix;
+mod authz_paths;
 mod cli;
 mod config;
 mod consultation;

@@ -1,9 +1,11 @@
 //! Operational endpoints: health, readiness (also when the database goes away and comes back), metrics,
-//! the OpenAPI document, Swagger UI, request ids and security headers.
+//! the OpenAPI document, Swagger UI, request ids and security headers; metric labels stay a closed set; the
+//! client address behind trusted proxies.
 
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use qip_pool::config::{Settings, TrustedProxies};
 use serde_json::Value;
 
 use crate::support::{TestApp, TestDb, assert_problem};
@@ -175,4 +177,118 @@ fn swagger_ui_is_served_from_the_binary() {
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.text().unwrap().contains("/api/v1/openapi.json"));
     assert_eq!(app.get("/docs/swagger-ui-bundle.js").status().as_u16(), 200);
+}
+
+#[test]
+fn made_up_methods_and_paths_never_become_metric_labels() {
+    let app = TestApp::spawn();
+    for n in 1..=5 {
+        let method = reqwest::Method::from_bytes(format!("FOO{n}").as_bytes()).unwrap();
+        for path in ["/healthz", &format!("/api/v1/made-up-path-{n}")] {
+            let res = app.client.request(method.clone(), app.url(path)).send().unwrap();
+            assert!(res.status().is_client_error(), "{method} {path}");
+        }
+    }
+    let text = app.get("/metrics").text().unwrap();
+    for n in 1..=5 {
+        assert!(!text.contains(&format!("FOO{n}")), "FOO{n} is a label: {text}");
+        assert!(
+            !text.contains(&format!("made-up-path-{n}")),
+            "a raw path is a label: {text}"
+        );
+    }
+    assert!(
+        text.contains(r#"qip_http_requests_total{method="OTHER",route="/healthz",status="405"} 5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"qip_http_requests_total{method="OTHER",route="unmatched",status="404"} 5"#),
+        "{text}"
+    );
+}
+
+/// Signs in (and fails) as an unknown user with the given forwarding header; the status.
+fn login_forwarded_for(app: &TestApp, forwarded_for: &str) -> u16 {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&serde_json::json!({"username": "ghost", "password": "not-the-password-1"}))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Client addresses of the audited sign-in attempts, oldest first.
+fn login_addresses(app: &TestApp) -> Vec<Option<String>> {
+    app.audit_rows()
+        .into_iter()
+        .filter(|r| r.action == "auth.login")
+        .map(|r| r.client_addr)
+        .collect()
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_sign_in_limit() {
+    let app = TestApp::spawn_with(
+        |s| {
+            s.auth.auth_rate_limit_per_minute = 3;
+            s.server.trusted_proxies = TrustedProxies::parse(["127.0.0.1".to_owned()]).unwrap();
+        },
+        |_| {},
+    );
+    for _ in 0..3 {
+        assert_eq!(login_forwarded_for(&app, "203.0.113.1"), 401);
+    }
+    assert_eq!(login_forwarded_for(&app, "203.0.113.1"), 429);
+    // Prepending another address does not make a new client: the proxy-written right-most one counts.
+    assert_eq!(login_forwarded_for(&app, "198.51.100.77, 203.0.113.1"), 429);
+    // A different client behind the same proxy has its own budget.
+    assert_eq!(login_forwarded_for(&app, "203.0.113.2"), 401);
+    // The audit trail names the clients, not the proxy.
+    let mut expected = vec![Some("203.0.113.1".to_owned()); 3];
+    expected.push(Some("203.0.113.2".to_owned()));
+    assert_eq!(login_addresses(&app), expected);
+}
+
+#[test]
+fn without_trusted_proxies_a_forwarding_header_changes_nothing() {
+    let app = TestApp::spawn_with(|s| s.auth.auth_rate_limit_per_minute = 3, |_| {});
+    for _ in 0..3 {
+        assert_eq!(login_forwarded_for(&app, "203.0.113.1"), 401);
+    }
+    assert_eq!(login_forwarded_for(&app, "203.0.113.2"), 429);
+    assert_eq!(login_forwarded_for(&app, "203.0.113.3"), 429);
+    assert_eq!(login_addresses(&app), vec![Some("127.0.0.1".to_owned()); 3]);
+}
+
+#[test]
+fn trusted_proxies_are_read_from_files_and_lists_in_one_variable_and_garbage_is_refused() {
+    let s = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+    assert!(s.server.trusted_proxies.is_empty(), "trust no one by default");
+    let s = Settings::load_from(
+        None,
+        vec![(
+            "QIP__SERVER__TRUSTED_PROXIES".to_owned(),
+            "10.0.0.1, 192.168.0.0/16,2001:db8::/32".to_owned(),
+        )],
+    )
+    .unwrap();
+    let trusted = &s.server.trusted_proxies;
+    for ip in ["10.0.0.1", "192.168.4.5", "2001:db8::7", "::ffff:10.0.0.1"] {
+        assert!(trusted.contains(ip.parse().unwrap()), "{ip}");
+    }
+    for ip in ["10.0.0.2", "172.16.0.1", "2001:db9::1"] {
+        assert!(!trusted.contains(ip.parse().unwrap()), "{ip}");
+    }
+    let err = Settings::load_from(
+        None,
+        vec![(
+            "QIP__SERVER__TRUSTED_PROXIES".to_owned(),
+            "10.0.0.1,proxy.local".to_owned(),
+        )],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("proxy.local"), "{err}");
 }
