@@ -108,7 +108,8 @@ pub async fn authorize(
             });
             let res = next.call(req).await?;
             if let Some(ran) = res.request().match_pattern().filter(|ran| *ran != template) {
-                // The extractor refused the caller to the handler; say loudly that the tables disagree.
+                // A handler that asks for the caller was refused it (see the extractor); one that does not ran
+                // on another route's decision. Either way the route table and the router disagree: say so.
                 tracing::error!(%method, authorized = %template, %ran, "authorization and router disagree on the route");
             }
             Ok(res.map_into_boxed_body())

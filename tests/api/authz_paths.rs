@@ -205,3 +205,37 @@ fn ambiguous_paths_are_refused_as_bad_requests() {
     assert_problem(app.get("/api/v1/users"), 401, "unauthorized");
     assert_eq!(app.get("/docs/").status().as_u16(), 200);
 }
+
+/// Routes outside the policy table, as a future handler might be registered by mistake.
+fn unlisted_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::{HttpResponse, web};
+    use qip_pool::access::Actor;
+    cfg.route(
+        "/probe/caller",
+        web::get().to(|actor: Actor| async move { HttpResponse::Ok().body(actor.user_id) }),
+    )
+    .route(
+        "/api/v2/unlisted",
+        web::get().to(|| async { HttpResponse::Ok().body("open door") }),
+    );
+}
+
+#[test]
+fn a_handler_outside_the_policy_table_never_runs_with_or_without_a_caller() {
+    let app = TestApp::spawn_with(|_| {}, unlisted_routes);
+    let admin = app.bootstrap_admin();
+    for token in [None, Some(admin.access.as_str())] {
+        // Asking for the caller where no authorization decision was taken is refused, not a 500, not a pass.
+        let mut req = app.client.get(app.url("/probe/caller"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_problem(req.send().unwrap(), 403, "forbidden");
+        // An API route the OpenAPI document (and so the policy table) does not list is closed.
+        let mut req = app.client.get(app.url("/api/v2/unlisted"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_problem(req.send().unwrap(), 403, "forbidden");
+    }
+}
