@@ -277,3 +277,56 @@ fn online_backup_of_a_busy_database_is_consistent() {
         "an existing file is never overwritten"
     );
 }
+
+/// A money request the database rolls back for contention (serialization failure, deadlock, SQLite busy)
+/// wrote nothing, so the service runs it again before answering; past the last attempt the client gets a 503
+/// with `Retry-After`, and no key is left claimed either way.
+#[test]
+fn contention_is_retried_inside_the_service_then_answered_503() {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    use qip_pool::error::AppError;
+    use qip_pool::features::ledger::idempotency::{self, CONTENTION_ATTEMPTS, IdempotentRequest};
+
+    let app = TestApp::spawn();
+    let mut conn = app.conn();
+    let contention = || -> AppError {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            Box::new("could not serialize access due to concurrent update".to_owned()),
+        )
+        .into()
+    };
+    let request = |key: &str| {
+        IdempotentRequest::new("u-1", Some(key), "POST", "/probe", &serde_json::json!({})).unwrap()
+    };
+    let retention = chrono::Duration::days(1);
+
+    let mut calls = 0;
+    let stored = idempotency::run(&mut conn, &request("once-rolled-back"), retention, |_| {
+        calls += 1;
+        if calls == 1 {
+            Err(contention())
+        } else {
+            Ok((201, "{\"ok\":true}".to_owned(), None))
+        }
+    })
+    .unwrap();
+    assert_eq!(calls, 2, "run again after the rollback");
+    assert_eq!((stored.status, stored.replayed), (201, false));
+
+    let mut calls = 0;
+    let err = idempotency::run(&mut conn, &request("always-rolled-back"), retention, |_| {
+        calls += 1;
+        Err(contention())
+    })
+    .unwrap_err();
+    assert_eq!(calls, CONTENTION_ATTEMPTS);
+    assert_eq!(err.kind().status().as_u16(), 503);
+    drop(conn);
+    assert_no_claim_left_in_progress(&app);
+    let stored_keys: i64 = {
+        use qip_pool::db::schema::idempotency_keys::dsl::*;
+        idempotency_keys.count().get_result(&mut app.conn()).unwrap()
+    };
+    assert_eq!(stored_keys, 1, "only the request that finally ran is stored");
+}

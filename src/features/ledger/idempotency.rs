@@ -150,14 +150,48 @@ fn claim_in_tx(tx: &mut DbConn, req: &IdempotentRequest, now: NaiveDateTime) -> 
 /// Runs `operation` at most once per key: it returns `(status, json body, transaction id)` and runs inside the
 /// one write transaction that claims the key, posts, and stores the response. A refused operation stores
 /// nothing, so the same key may be retried with a corrected request.
+///
+/// A transaction the database rolled back for contention (serialization failure, deadlock, SQLite busy) wrote
+/// nothing, so it is run again, up to [`CONTENTION_ATTEMPTS`] times in all, before the client gets the 503.
 pub fn run<F>(
     conn: &mut DbConn,
     req: &IdempotentRequest,
     retention: Duration,
-    operation: F,
+    mut operation: F,
 ) -> AppResult<StoredResponse>
 where
-    F: FnOnce(&mut DbConn) -> AppResult<(u16, String, Option<String>)>,
+    F: FnMut(&mut DbConn) -> AppResult<(u16, String, Option<String>)>,
+{
+    let mut attempt = 1;
+    loop {
+        match run_once(conn, req, retention, &mut operation) {
+            Err(e) if attempt < CONTENTION_ATTEMPTS && is_contention(&e) => {
+                tracing::info!(attempt, error = %e, "money request rolled back for contention; running it again");
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Attempts of one money request when the database rolls it back for contention.
+pub const CONTENTION_ATTEMPTS: u32 = 3;
+
+fn is_contention(e: &AppError) -> bool {
+    e.cause()
+        .and_then(|c| c.downcast_ref::<diesel::result::Error>())
+        .and_then(db::transient_cause)
+        == Some(db::TransientCause::Contention)
+}
+
+fn run_once<F>(
+    conn: &mut DbConn,
+    req: &IdempotentRequest,
+    retention: Duration,
+    operation: &mut F,
+) -> AppResult<StoredResponse>
+where
+    F: FnMut(&mut DbConn) -> AppResult<(u16, String, Option<String>)>,
 {
     let outcome = db::write_tx(conn, |tx| {
         let now = now_micros();
