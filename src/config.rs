@@ -92,6 +92,7 @@ pub struct AuthSettings {
     pub audience: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_days: u64,
+    pub refresh_family_max_days: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -187,8 +188,13 @@ impl Settings {
         if self.auth.auth_rate_limit_per_minute == 0 {
             return invalid("auth.auth_rate_limit_per_minute must be at least 1");
         }
-        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_days == 0 {
-            return invalid("auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be at least 1");
+        if self.auth.access_token_ttl_secs == 0
+            || self.auth.refresh_token_ttl_days == 0
+            || self.auth.refresh_family_max_days == 0
+        {
+            return invalid(
+                "auth.access_token_ttl_secs, auth.refresh_token_ttl_days and auth.refresh_family_max_days must be at least 1",
+            );
         }
         if self.ledger.idempotency_retention_days < 7 {
             return invalid("ledger.idempotency_retention_days must be at least 7");
