@@ -23,8 +23,18 @@ pub const MIN_JWT_SECRET_BITS: f64 = 96.0;
 pub const MIN_JWT_SECRET_PATTERN_BITS: f64 = 60.0;
 /// Words that mark a secret as a placeholder someone forgot to replace.
 const PLACEHOLDER_WORDS: [&str; 12] = [
-    "changeme", "change-me", "change_me", "changethis", "secret", "password", "example", "placeholder",
-    "default", "dummy", "sample", "test",
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "secret",
+    "password",
+    "example",
+    "placeholder",
+    "default",
+    "dummy",
+    "sample",
+    "test",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -325,7 +335,6 @@ impl Settings {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +401,10 @@ mod tests {
         assert!(production("q3Vh8Zk1XoP2mNw7Lr5TjYb0cF4sGd9E").is_ok());
         let dev = Settings::load_from(
             None,
-            [("QIP__AUTH__JWT_SECRET".to_owned(), "changeme-changeme-changeme-changeme".to_owned())],
+            [(
+                "QIP__AUTH__JWT_SECRET".to_owned(),
+                "changeme-changeme-changeme-changeme".to_owned(),
+            )],
         );
         assert!(dev.is_ok());
     }

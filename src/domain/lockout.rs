@@ -74,7 +74,9 @@ pub struct FailureOutcome {
 impl ThrottleState {
     /// How long the holder must still wait at `now`, if at all.
     pub fn wait_at(&self, now: NaiveDateTime) -> Option<Duration> {
-        self.blocked_until.filter(|until| now < *until).map(|until| until - now)
+        self.blocked_until
+            .filter(|until| now < *until)
+            .map(|until| until - now)
     }
 
     /// The state after one more failed password at `now`. A failure while waiting changes nothing (the

@@ -128,7 +128,13 @@ mod tests {
 
     #[test]
     fn long_but_guessable_passwords_are_refused_with_zxcvbn_feedback() {
-        for weak in ["aaaaaaaaaaaa", "            ", "123456789012", "abcdefghijklmnop", "qwertyuiopasdf"] {
+        for weak in [
+            "aaaaaaaaaaaa",
+            "            ",
+            "123456789012",
+            "abcdefghijklmnop",
+            "qwertyuiopasdf",
+        ] {
             let problems = password_problems(weak, "amina");
             assert!(
                 problems.iter().any(|p| p.starts_with("is too easy to guess")),

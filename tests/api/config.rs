@@ -94,11 +94,13 @@ fn production_requires_a_strong_secret_and_full_argon2_cost() {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("guessable") && err.contains(why), "{guessable}: {err}");
+        assert!(
+            err.contains("guessable") && err.contains(why),
+            "{guessable}: {err}"
+        );
     }
-    let previous = file(
-        "[auth]\nprevious_keys = [{ kid = \"k0\", secret = \"abcdefghijklmnopqrstuvwxyz012345\" }]\n",
-    );
+    let previous =
+        file("[auth]\nprevious_keys = [{ kid = \"k0\", secret = \"abcdefghijklmnopqrstuvwxyz012345\" }]\n");
     let err = Settings::load_from(
         Some(previous.path()),
         env(&[

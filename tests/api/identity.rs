@@ -281,11 +281,17 @@ fn five_failures_make_this_address_wait_and_the_answer_reveals_nothing() {
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.reason.as_deref().is_some_and(|r| r.starts_with("wrong password")))
+            .filter(|e| e
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("wrong password")))
             .count(),
         5
     );
-    let waits: Vec<_> = events.iter().filter(|e| e.action == "auth.login_throttled").collect();
+    let waits: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "auth.login_throttled")
+        .collect();
     assert_eq!(waits.len(), 1, "one event per wait, none per refused attempt");
     assert_eq!(waits[0].outcome, "denied");
     assert!(waits[0].reason.as_deref().unwrap().contains("from 127.0.0.1"));

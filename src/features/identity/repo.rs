@@ -331,7 +331,11 @@ pub struct LoginThrottles {
     pub account: ThrottleState,
 }
 
-pub fn find_login_throttles(conn: &mut DbConn, account: &str, client_addr: &str) -> QueryResult<LoginThrottles> {
+pub fn find_login_throttles(
+    conn: &mut DbConn,
+    account: &str,
+    client_addr: &str,
+) -> QueryResult<LoginThrottles> {
     let rows: Vec<LoginThrottleRow> = login_throttles::table
         .filter(login_throttles::account.eq(account))
         .filter(login_throttles::client_addr.eq_any([client_addr, ACCOUNT_WIDE]))
@@ -415,9 +419,11 @@ pub fn delete_stale_login_throttles(conn: &mut DbConn, now: NaiveDateTime) -> Qu
     let forgotten = now - chrono::Duration::days(KNOWN_ADDRESS_DAYS + 1);
     diesel::delete(
         login_throttles::table.filter(
-            login_throttles::updated_at.lt(forgotten).or(login_throttles::updated_at
-                .lt(quiet)
-                .and(login_throttles::last_success_at.is_null())),
+            login_throttles::updated_at
+                .lt(forgotten)
+                .or(login_throttles::updated_at
+                    .lt(quiet)
+                    .and(login_throttles::last_success_at.is_null())),
         ),
     )
     .execute(conn)

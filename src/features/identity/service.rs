@@ -82,9 +82,12 @@ pub fn login(
     let account = throttle_account_key(&input.username);
     let address = throttle_address(meta);
     let before = repo::find_login_throttles(conn, &account, &address)?;
-    if let Some(wait) =
-        wait_before_attempt(&before.pair, &before.account, before.pair_last_success, now_micros())
-    {
+    if let Some(wait) = wait_before_attempt(
+        &before.pair,
+        &before.account,
+        before.pair_last_success,
+        now_micros(),
+    ) {
         return Err(sign_in_throttled(wait));
     }
     let user = repo::find_user_by_username(conn, &input.username)?;
@@ -103,9 +106,12 @@ pub fn login(
         repo::lock_login_throttles(tx, &account, &address, now)?;
         let throttles = repo::find_login_throttles(tx, &account, &address)?;
         // A concurrent failure may have started a wait since the first look.
-        if let Some(wait) =
-            wait_before_attempt(&throttles.pair, &throttles.account, throttles.pair_last_success, now)
-        {
+        if let Some(wait) = wait_before_attempt(
+            &throttles.pair,
+            &throttles.account,
+            throttles.pair_last_success,
+            now,
+        ) {
             return Ok(Err(sign_in_throttled(wait)));
         }
         let current = match &user {
@@ -117,7 +123,16 @@ pub fn login(
                 actor_username: Some(account.clone()),
                 ..anonymous_context(meta)
             };
-            record_failed_sign_in(tx, &ctx, None, &account, &address, &throttles, now, "unknown username")?;
+            record_failed_sign_in(
+                tx,
+                &ctx,
+                None,
+                &account,
+                &address,
+                &throttles,
+                now,
+                "unknown username",
+            )?;
             return Ok(Err(refused()));
         };
         let ctx = user_context(&current, meta);
@@ -164,7 +179,10 @@ pub fn login(
 
 /// Counts one failed password against the (account, address) pair and the account, audits it, and audits
 /// each wait it starts (once: attempts inside a wait are refused unaudited, so a flood cannot fill the trail).
-#[expect(clippy::too_many_arguments, reason = "one call site; the pieces are all distinct")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are all distinct"
+)]
 fn record_failed_sign_in(
     tx: &mut DbConn,
     ctx: &AuditContext,
@@ -177,13 +195,23 @@ fn record_failed_sign_in(
 ) -> AppResult<()> {
     let pair = throttles.pair.after_failure(&lockout::PER_ADDRESS, now);
     let shared = throttles.account.after_failure(&lockout::PER_ACCOUNT, now);
-    repo::save_login_throttle(tx, account, address, &pair.state, throttles.pair_last_success, now)?;
+    repo::save_login_throttle(
+        tx,
+        account,
+        address,
+        &pair.state,
+        throttles.pair_last_success,
+        now,
+    )?;
     repo::save_login_throttle(tx, account, repo::ACCOUNT_WIDE, &shared.state, None, now)?;
     audit::append(
         tx,
         ctx.event("auth.login", "session", user_id)
             .outcome(Outcome::Failure)
-            .reason(format!("{reason} ({} recent failures from this address)", pair.state.failures)),
+            .reason(format!(
+                "{reason} ({} recent failures from this address)",
+                pair.state.failures
+            )),
     )?;
     if let Some(wait) = pair.wait_started {
         audit::append(
