@@ -252,7 +252,7 @@ mod tests {
         let mut s = ThrottleState::default();
         for i in 0..1000 {
             // 99 failures per 16 minutes.
-            let now = t0() + Duration::minutes(16 * (i / 99)) + Duration::milliseconds(i64::from(i % 99));
+            let now = t0() + Duration::minutes(16 * (i / 99)) + Duration::milliseconds(i % 99);
             let out = s.after_failure(&PER_ACCOUNT, now);
             assert_eq!(out.wait_started, None, "failure {i}");
             s = out.state;
@@ -365,11 +365,10 @@ mod tests {
         }
 
         #[test]
-        fn one_pair_waiting_never_stops_a_known_address(
+        fn known_addresses_never_wait_for_the_account(
             minutes in 1i64..240, since in 0i64..(KNOWN_ADDRESS_DAYS * 24 * 60)
         ) {
-            let other = ThrottleState { blocked_until: Some(t0() + Duration::minutes(minutes)), blocks: 3, ..ThrottleState::default() };
-            let account = other;
+            let account = ThrottleState { blocked_until: Some(t0() + Duration::minutes(minutes)), blocks: 3, ..ThrottleState::default() };
             let last_success = Some(t0() - Duration::minutes(since));
             prop_assert_eq!(wait_before_attempt(&ThrottleState::default(), &account, last_success, t0()), None);
         }
