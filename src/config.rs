@@ -15,6 +15,27 @@ pub const ARGON2_MIN_MEMORY_KIB: u32 = 19_456;
 pub const ARGON2_MIN_ITERATIONS: u32 = 2;
 /// Shortest acceptable HS256 secret, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Least strength of a production JWT secret by the empirical entropy of its characters, in bits (a random
+/// 32-character hex string has about 115; see [`jwt_secret_weakness`]).
+pub const MIN_JWT_SECRET_BITS: f64 = 96.0;
+/// Least zxcvbn estimate, in bits. zxcvbn counts guesses in 64 bits, so any random secret of 32 characters
+/// or more reaches about 64; less means it found sequences, keyboard rows, repeats or dictionary words.
+pub const MIN_JWT_SECRET_PATTERN_BITS: f64 = 60.0;
+/// Words that mark a secret as a placeholder someone forgot to replace.
+const PLACEHOLDER_WORDS: [&str; 12] = [
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "secret",
+    "password",
+    "example",
+    "placeholder",
+    "default",
+    "dummy",
+    "sample",
+    "test",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -148,6 +169,7 @@ pub struct AuthSettings {
     pub audience: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_days: u64,
+    pub refresh_family_max_days: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -180,6 +202,66 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// Why `secret` is guessable, or `None` when it looks random. Refused: the compiled-in default, placeholder
+/// words ("changeme", "secret", "test", …), few distinct characters (repeats), patterns zxcvbn finds
+/// (sequences, keyboard rows, words), and a low empirical entropy (length × bits per character as they are
+/// distributed in the secret). A random 32-byte value in hex or base64 passes.
+pub fn jwt_secret_weakness(secret: &str) -> Option<String> {
+    if secret.is_empty() || Some(secret) == default_jwt_secret().as_deref() {
+        return Some("it is the compiled-in default".to_owned());
+    }
+    let lowered = secret.to_lowercase();
+    if let Some(word) = PLACEHOLDER_WORDS.iter().find(|w| lowered.contains(*w)) {
+        return Some(format!("it contains the placeholder word \"{word}\""));
+    }
+    let mut counts = std::collections::HashMap::<char, usize>::new();
+    for c in secret.chars() {
+        *counts.entry(c).or_default() += 1;
+    }
+    if counts.len() < 12 {
+        return Some(format!("only {} distinct characters", counts.len()));
+    }
+    // zxcvbn looks at the first 100 characters at most; a longer secret is judged by its head.
+    let head: String = secret.chars().take(100).collect();
+    let pattern_bits = zxcvbn::zxcvbn(&head, &[]).guesses_log10() * std::f64::consts::LOG2_10;
+    if pattern_bits < MIN_JWT_SECRET_PATTERN_BITS {
+        return Some(format!(
+            "it is made of patterns guessable in about 2^{pattern_bits:.0} tries"
+        ));
+    }
+    let bits = empirical_entropy_bits(secret.chars().count(), &counts);
+    if bits < MIN_JWT_SECRET_BITS {
+        return Some(format!(
+            "estimated {bits:.0} bits of entropy, at least {MIN_JWT_SECRET_BITS:.0} needed"
+        ));
+    }
+    None
+}
+
+/// Length × Shannon entropy of the character distribution.
+#[expect(clippy::cast_precision_loss, reason = "character counts are far below 2^52")]
+fn empirical_entropy_bits(length: usize, counts: &std::collections::HashMap<char, usize>) -> f64 {
+    let n = length as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n
+}
+
+/// `auth.jwt_secret` as config/default.toml sets it.
+fn default_jwt_secret() -> Option<String> {
+    Config::builder()
+        .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+        .build()
+        .ok()?
+        .get_string("auth.jwt_secret")
+        .ok()
 }
 
 /// Why the settings could not be loaded; printed as the one startup error line.
@@ -246,8 +328,13 @@ impl Settings {
         if self.auth.auth_rate_limit_per_minute == 0 {
             return invalid("auth.auth_rate_limit_per_minute must be at least 1");
         }
-        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_days == 0 {
-            return invalid("auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be at least 1");
+        if self.auth.access_token_ttl_secs == 0
+            || self.auth.refresh_token_ttl_days == 0
+            || self.auth.refresh_family_max_days == 0
+        {
+            return invalid(
+                "auth.access_token_ttl_secs, auth.refresh_token_ttl_days and auth.refresh_family_max_days must be at least 1",
+            );
         }
         if self.ledger.idempotency_retention_days < 7 {
             return invalid("ledger.idempotency_retention_days must be at least 7");
@@ -274,6 +361,12 @@ impl Settings {
                     secret.len()
                 )));
             }
+            if let Some(why) = jwt_secret_weakness(secret) {
+                return Err(SettingsError::Invalid(format!(
+                    "auth.jwt_secret is guessable ({why}); production mode needs a random one, e.g. \
+                     `openssl rand -base64 48`"
+                )));
+            }
             if let Some(weak) = self
                 .auth
                 .previous_keys
@@ -285,6 +378,14 @@ impl Settings {
                     weak.kid
                 )));
             }
+            for key in &self.auth.previous_keys {
+                if let Some(why) = jwt_secret_weakness(key.secret.expose()) {
+                    return Err(SettingsError::Invalid(format!(
+                        "auth.previous_keys `{}` is guessable ({why})",
+                        key.kid
+                    )));
+                }
+            }
             if self.auth.argon2_memory_kib < ARGON2_MIN_MEMORY_KIB
                 || self.auth.argon2_iterations < ARGON2_MIN_ITERATIONS
                 || self.auth.argon2_parallelism < 1
@@ -293,5 +394,80 @@ impl Settings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_secrets_pass() {
+        for random in [
+            // 32 random bytes as hex and as base64, 24 as base64, 32 random alphanumerics.
+            "3c9a7f0e51b24d68e0f97a1c2b5d8e437a06c1f92d4b8e53a1f07c6d29e4b815",
+            "Kx8fJ2mQ9vT4wZ7pL1nR6sY3bH5cD0gA2eU8iO4kM7q=",
+            "b7Rk2pXw9QzL4mVn8TcY1sFh6JdG3eAo",
+            "q3Vh8Zk1XoP2mNw7Lr5TjYb0cF4sGd9E",
+            "c4e1a9f07b3d528e6f1a0c9b7d2e4f38",
+        ] {
+            assert_eq!(jwt_secret_weakness(random), None, "{random}");
+        }
+    }
+
+    #[test]
+    fn guessable_secrets_are_refused_with_the_reason() {
+        let cases = [
+            ("", "default"),
+            ("changeme-changeme-changeme-changeme", "placeholder"),
+            ("my-super-Secret-value-for-the-pool-2026", "placeholder"),
+            ("this-is-only-a-test-key-0123456789abc", "placeholder"),
+            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "distinct"),
+            ("abababababababababababababababab", "distinct"),
+            ("0123456789abcdef0123456789abcdef", "patterns"),
+            ("abcdefghijklmnopqrstuvwxyz012345", "patterns"),
+            ("qwertyuiopasdfghjklzxcvbnm123456", "patterns"),
+        ];
+        for (secret, why) in cases {
+            let weakness = jwt_secret_weakness(secret);
+            assert!(
+                weakness.as_deref().is_some_and(|w| w.contains(why)),
+                "{secret:?}: {weakness:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_character_that_dominates_lowers_the_estimate() {
+        // 36 characters, two thirds of them `z`: about 76 bits by the character counts.
+        let secret = "zkzqz3zz9zmzzwz7zzpzrzz2zfzzhzz4zzxz";
+        let weakness = jwt_secret_weakness(secret);
+        assert!(weakness.is_some(), "{weakness:?}");
+    }
+
+    fn production(secret: &str) -> Result<Settings, SettingsError> {
+        let env = [
+            ("QIP__MODE".to_owned(), "production".to_owned()),
+            ("QIP__AUTH__JWT_SECRET".to_owned(), secret.to_owned()),
+        ];
+        Settings::load_from(None, env)
+    }
+
+    #[test]
+    fn production_refuses_a_guessable_secret_development_does_not() {
+        let err = production("changeme-changeme-changeme-changeme")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("guessable"), "{err}");
+        assert!(production("q3Vh8Zk1XoP2mNw7Lr5TjYb0cF4sGd9E").is_ok());
+        let dev = Settings::load_from(
+            None,
+            [(
+                "QIP__AUTH__JWT_SECRET".to_owned(),
+                "changeme-changeme-changeme-changeme".to_owned(),
+            )],
+        );
+        assert!(dev.is_ok());
     }
 }

@@ -472,3 +472,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     tranche_payments,
     closeouts,
 );
+
+diesel::table! {
+    login_throttles (account, client_addr) {
+        account -> Text,
+        client_addr -> Text,
+        failures -> Integer,
+        window_start -> Nullable<Timestamp>,
+        blocked_until -> Nullable<Timestamp>,
+        blocks -> Integer,
+        last_success_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}

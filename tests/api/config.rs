@@ -81,7 +81,38 @@ fn production_requires_a_strong_secret_and_full_argon2_cost() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("31 bytes"), "{err}");
-    let strong = "0123456789abcdef0123456789abcdef";
+    // Long enough but guessable: a sequence, a placeholder, a repeat. Each refused, saying why.
+    for (guessable, why) in [
+        ("0123456789abcdef0123456789abcdef", "patterns"),
+        ("changeme-changeme-changeme-changeme", "placeholder"),
+        ("replace-this-secret-before-going-live", "placeholder"),
+        ("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "distinct"),
+    ] {
+        let err = Settings::load_from(
+            None,
+            env(&[("QIP__MODE", "production"), ("QIP__AUTH__JWT_SECRET", guessable)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("guessable") && err.contains(why),
+            "{guessable}: {err}"
+        );
+    }
+    let previous =
+        file("[auth]\nprevious_keys = [{ kid = \"k0\", secret = \"abcdefghijklmnopqrstuvwxyz012345\" }]\n");
+    let err = Settings::load_from(
+        Some(previous.path()),
+        env(&[
+            ("QIP__MODE", "production"),
+            ("QIP__AUTH__JWT_SECRET", "q3Vh8Zk1XoP2mNw7Lr5TjYb0cF4sGd9E"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("previous_keys `k0` is guessable"), "{err}");
+    // A random 32-byte secret (as `openssl rand -hex 32` prints it) passes.
+    let strong = "3c9a7f0e51b24d68e0f97a1c2b5d8e437a06c1f92d4b8e53a1f07c6d29e4b815";
     let s = Settings::load_from(
         None,
         env(&[("QIP__MODE", "production"), ("QIP__AUTH__JWT_SECRET", strong)]),

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use qip_pool::db::schema::users;
+use qip_pool::db::schema::{login_throttles, users};
 use qip_pool::features::identity::tokens::AccessClaims;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -235,46 +235,66 @@ fn without_request_ids(mut v: Value) -> Value {
 }
 
 #[test]
-fn five_failures_lock_the_account_and_the_answer_reveals_nothing() {
+fn five_failures_make_this_address_wait_and_the_answer_reveals_nothing() {
     let (app, admin) = TestApp::with_admin();
     let org = app.create_org(&admin, "UNIT", "military_unit");
-    app.user_with_hats(&admin, "cimic", &org, &["submitter"]);
+    let cimic = app.user_with_hats(&admin, "cimic", &org, &["submitter"]);
 
+    // An unknown name is throttled exactly like a real one, so a wait reveals nothing.
     let (_, unknown) = login_status(&app, "nobody-here", "whatever-password-123");
+    for _ in 0..4 {
+        assert_eq!(login_status(&app, "nobody-here", "whatever-password-123").0, 401);
+    }
+    let (status, unknown_wait) = login_status(&app, "nobody-here", "whatever-password-123");
+    assert_eq!(status, 429);
     for _ in 0..5 {
         let (status, body) = login_status(&app, "cimic", "wrong-password-123456");
         assert_eq!(status, 401);
         assert_eq!(without_request_ids(body), without_request_ids(unknown.clone()));
     }
-    // Locked now: even the right password is refused, with the same answer as an unknown user.
-    let (status, body) = login_status(&app, "cimic", USER_PASSWORD);
-    assert_eq!(status, 401);
-    assert_eq!(without_request_ids(body), without_request_ids(unknown));
+    // Waiting now: even the right password is refused from this address, as for an unknown name.
+    let res = app.post_json(
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": "cimic", "password": USER_PASSWORD}),
+    );
+    let retry: i64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body = assert_problem(res, 429, "too-many-requests");
+    assert_eq!(without_request_ids(body), without_request_ids(unknown_wait));
 
-    let locked_until: Option<chrono::NaiveDateTime> = users::table
-        .filter(users::username.eq("cimic"))
-        .select(users::locked_until)
+    let (failures, blocked_until): (i32, Option<chrono::NaiveDateTime>) = login_throttles::table
+        .filter(login_throttles::account.eq("cimic"))
+        .filter(login_throttles::client_addr.eq("127.0.0.1"))
+        .select((login_throttles::failures, login_throttles::blocked_until))
         .first(&mut *app.conn())
         .unwrap();
-    let until = locked_until.expect("locked");
-    let minutes = (until - Utc::now().naive_utc()).num_minutes();
-    assert!((13..=15).contains(&minutes), "locked for {minutes} minutes");
+    assert_eq!(failures, 5);
+    let seconds = (blocked_until.expect("waiting") - Utc::now().naive_utc()).num_seconds();
+    assert!((50..=60).contains(&seconds), "waits {seconds} s");
 
     let events: Vec<_> = app
         .audit_rows()
         .into_iter()
-        .filter(|e| e.action == "auth.login")
+        .filter(|e| e.action.starts_with("auth.login") && e.actor_username.as_deref() == Some("cimic"))
         .collect();
-    assert!(
+    assert_eq!(
         events
             .iter()
-            .any(|e| e.reason.as_deref().is_some_and(|r| r.contains("locked until")))
+            .filter(|e| e
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("wrong password")))
+            .count(),
+        5
     );
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("account locked"))
-    );
+    let waits: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "auth.login_throttled")
+        .collect();
+    assert_eq!(waits.len(), 1, "one event per wait, none per refused attempt");
+    assert_eq!(waits[0].outcome, "denied");
+    assert!(waits[0].reason.as_deref().unwrap().contains("from 127.0.0.1"));
     assert!(
         events
             .iter()
@@ -282,15 +302,9 @@ fn five_failures_lock_the_account_and_the_answer_reveals_nothing() {
     );
     assert!(events.iter().any(|e| e.outcome == "success"));
 
-    // An administrator re-enables the account; the lock is cleared.
-    let users_list: Value = app
-        .get_as("/api/v1/users?status=locked", &admin.access)
-        .json()
-        .unwrap();
-    let id = users_list["items"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(users_list["items"][0]["status"], "locked");
+    // An administrator re-enabling the account ends its waits.
     let res = app.post_json(
-        &format!("/api/v1/users/{id}/enable"),
+        &format!("/api/v1/users/{}/enable", cimic.user_id),
         Some(&admin.access),
         &json!({}),
     );

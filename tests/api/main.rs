@@ -34,3 +34,4 @@ mod sec_bounds;
 mod sec_confidential;
 mod sec_locking;
 mod sec_reversals;
+mod sec_signin;

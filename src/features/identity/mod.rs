@@ -17,6 +17,8 @@ pub struct AuthRuntime {
     pub hashing: passwords::PasswordHashing,
     pub limiter: RateLimiter,
     pub refresh_ttl_days: i64,
+    /// Absolute lifetime of a sign-in's refresh-token family, from the sign-in.
+    pub refresh_family_max_days: i64,
 }
 
 impl AuthRuntime {
@@ -26,6 +28,7 @@ impl AuthRuntime {
             hashing: passwords::PasswordHashing::new(settings)?,
             limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
             refresh_ttl_days: i64::try_from(settings.refresh_token_ttl_days).unwrap_or(14),
+            refresh_family_max_days: i64::try_from(settings.refresh_family_max_days).unwrap_or(30),
         })
     }
 }

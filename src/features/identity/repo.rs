@@ -1,11 +1,12 @@
-//! Queries on organisations, users, hats and refresh tokens. Take `&mut DbConn`, never the pool.
+//! Queries on organisations, users, hats, refresh tokens and sign-in throttles. Take `&mut DbConn`, never
+//! the pool.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{hats, organizations, refresh_tokens, users};
-use crate::domain::lockout::LockoutState;
+use crate::db::schema::{hats, login_throttles, organizations, refresh_tokens, users};
+use crate::domain::lockout::{KNOWN_ADDRESS_DAYS, ThrottleState};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organizations)]
@@ -33,17 +34,6 @@ pub struct UserRow {
     pub lock_count: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-}
-
-impl UserRow {
-    pub fn lockout(&self) -> LockoutState {
-        LockoutState {
-            failed_logins: self.failed_logins,
-            failed_window_start: self.failed_window_start,
-            locked_until: self.locked_until,
-            lock_count: self.lock_count,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -183,15 +173,15 @@ pub fn set_password_hash(conn: &mut DbConn, id: &str, hash: &str, now: NaiveDate
         .execute(conn)
 }
 
-pub fn save_lockout(conn: &mut DbConn, id: &str, state: &LockoutState, status: &str) -> QueryResult<usize> {
+/// Shows an account-wide sign-in wait on the user (status `locked` until then), for administrators.
+pub fn mark_account_throttled(
+    conn: &mut DbConn,
+    id: &str,
+    until: NaiveDateTime,
+    waits_so_far: i32,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
-        .set((
-            users::failed_logins.eq(state.failed_logins),
-            users::failed_window_start.eq(state.failed_window_start),
-            users::locked_until.eq(state.locked_until),
-            users::lock_count.eq(state.lock_count),
-            users::status.eq(status),
-        ))
+        .set((users::locked_until.eq(until), users::lock_count.eq(waits_so_far)))
         .execute(conn)
 }
 
@@ -294,4 +284,159 @@ pub fn revoke_user_tokens(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) 
     )
     .set(refresh_tokens::revoked_at.eq(now))
     .execute(conn)
+}
+
+/// Oldest `issued_at` of a refresh-token family: when its sign-in happened.
+pub fn family_started_at(conn: &mut DbConn, family_id: &str) -> QueryResult<Option<NaiveDateTime>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id))
+        .select(diesel::dsl::min(refresh_tokens::issued_at))
+        .first(conn)
+}
+
+// ---- sign-in throttles
+
+/// `client_addr` of the row that counts an account's failures from every address.
+pub const ACCOUNT_WIDE: &str = "*";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = login_throttles, treat_none_as_null = true)]
+pub struct LoginThrottleRow {
+    pub account: String,
+    pub client_addr: String,
+    pub failures: i32,
+    pub window_start: Option<NaiveDateTime>,
+    pub blocked_until: Option<NaiveDateTime>,
+    pub blocks: i32,
+    pub last_success_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl LoginThrottleRow {
+    pub fn state(&self) -> ThrottleState {
+        ThrottleState {
+            failures: self.failures,
+            window_start: self.window_start,
+            blocked_until: self.blocked_until,
+            blocks: self.blocks,
+        }
+    }
+}
+
+/// The pair row and the account-wide row of one sign-in attempt (default states when absent).
+#[derive(Debug, Clone, Default)]
+pub struct LoginThrottles {
+    pub pair: ThrottleState,
+    pub pair_last_success: Option<NaiveDateTime>,
+    pub account: ThrottleState,
+}
+
+pub fn find_login_throttles(
+    conn: &mut DbConn,
+    account: &str,
+    client_addr: &str,
+) -> QueryResult<LoginThrottles> {
+    let rows: Vec<LoginThrottleRow> = login_throttles::table
+        .filter(login_throttles::account.eq(account))
+        .filter(login_throttles::client_addr.eq_any([client_addr, ACCOUNT_WIDE]))
+        .select(LoginThrottleRow::as_select())
+        .load(conn)?;
+    let mut found = LoginThrottles::default();
+    for row in rows {
+        if row.client_addr == ACCOUNT_WIDE {
+            found.account = row.state();
+        } else {
+            found.pair = row.state();
+            found.pair_last_success = row.last_success_at;
+        }
+    }
+    Ok(found)
+}
+
+/// Creates the two rows if missing and, on PostgreSQL, locks them (in key order, so two attempts never
+/// deadlock) until the transaction ends; SQLite's write transaction already holds the database lock.
+pub fn lock_login_throttles(
+    conn: &mut DbConn,
+    account: &str,
+    client_addr: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Text, Timestamp};
+    let insert = match conn {
+        DbConn::Pg(_) => {
+            "INSERT INTO login_throttles (account, client_addr, failures, blocks, updated_at) \
+             VALUES ($1, $2, 0, 0, $3), ($1, $4, 0, 0, $3) ON CONFLICT DO NOTHING"
+        }
+        DbConn::Sqlite(_) => {
+            "INSERT INTO login_throttles (account, client_addr, failures, blocks, updated_at) \
+             VALUES (?1, ?2, 0, 0, ?3), (?1, ?4, 0, 0, ?3) ON CONFLICT DO NOTHING"
+        }
+    };
+    diesel::sql_query(insert)
+        .bind::<Text, _>(account)
+        .bind::<Text, _>(client_addr)
+        .bind::<Timestamp, _>(now)
+        .bind::<Text, _>(ACCOUNT_WIDE)
+        .execute(conn)?;
+    if let DbConn::Pg(_) = conn {
+        diesel::sql_query(
+            "SELECT 1 FROM login_throttles WHERE account = $1 AND client_addr IN ($2, $3) \
+             ORDER BY client_addr FOR UPDATE",
+        )
+        .bind::<Text, _>(account)
+        .bind::<Text, _>(client_addr)
+        .bind::<Text, _>(ACCOUNT_WIDE)
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn save_login_throttle(
+    conn: &mut DbConn,
+    account: &str,
+    client_addr: &str,
+    state: &ThrottleState,
+    last_success_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(login_throttles::table.find((account, client_addr)))
+        .set(&LoginThrottleRow {
+            account: account.to_owned(),
+            client_addr: client_addr.to_owned(),
+            failures: state.failures,
+            window_start: state.window_start,
+            blocked_until: state.blocked_until,
+            blocks: state.blocks,
+            last_success_at,
+            updated_at: now,
+        })
+        .execute(conn)
+}
+
+/// Forgets rows that no longer matter: nothing counted for two days and no sign-in remembered.
+pub fn delete_stale_login_throttles(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
+    let quiet = now - chrono::Duration::days(2);
+    let forgotten = now - chrono::Duration::days(KNOWN_ADDRESS_DAYS + 1);
+    diesel::delete(
+        login_throttles::table.filter(
+            login_throttles::updated_at
+                .lt(forgotten)
+                .or(login_throttles::updated_at
+                    .lt(quiet)
+                    .and(login_throttles::last_success_at.is_null())),
+        ),
+    )
+    .execute(conn)
+}
+
+/// Ends every sign-in wait of an account name (an administrator re-enabled the account).
+pub fn clear_login_throttles(conn: &mut DbConn, account: &str) -> QueryResult<usize> {
+    diesel::update(login_throttles::table.filter(login_throttles::account.eq(account)))
+        .set((
+            login_throttles::failures.eq(0),
+            login_throttles::window_start.eq(None::<NaiveDateTime>),
+            login_throttles::blocked_until.eq(None::<NaiveDateTime>),
+            login_throttles::blocks.eq(0),
+        ))
+        .execute(conn)
 }

@@ -9,10 +9,11 @@ use super::dto::{
     HatGrantView, LoginRequest, Me, NewHatGrant, NewOrganization, NewUser, Organization, TokenResponse, User,
 };
 use super::repo::{self, HatRow, OrganizationRow, RefreshTokenRow, UserRow};
-use super::tokens::{new_refresh_token, refresh_token_hash};
+use super::tokens::{MAX_CLOCK_SKEW_SECS, new_refresh_token, refresh_token_hash};
 use crate::access::{self, Actor, HatGrant, Requirement, resolve_hat};
 use crate::db::{self, DbConn};
-use crate::domain::password_policy::password_problems;
+use crate::domain::lockout::{self, retry_after_secs, wait_before_attempt};
+use crate::domain::password_policy::{password_problems, password_problems_for};
 use crate::error::{AppError, AppResult, ErrorKind, FieldError};
 use crate::features::audit::{self, AuditContext, Outcome, now_micros};
 use crate::http::middleware::RequestMeta;
@@ -36,8 +37,41 @@ fn user_context(user: &UserRow, meta: &RequestMeta) -> AuditContext {
     }
 }
 
-/// Signs a user in. Unknown users cost a dummy hash so timing does not reveal them; every attempt is audited
-/// with its outcome and client address; failures count towards the lockout in the same transaction.
+/// The account name a throttle row is kept under: the username as typed, or a digest of it when it is
+/// longer than any username can be (so rows stay small whatever is sent).
+fn throttle_account_key(username: &str) -> String {
+    if username.len() <= 64 {
+        username.to_owned()
+    } else {
+        format!("sha256:{}", refresh_token_hash(username))
+    }
+}
+
+/// The client address a throttle row is kept under.
+fn throttle_address(meta: &RequestMeta) -> String {
+    meta.client_addr
+        .as_deref()
+        .filter(|a| !a.is_empty() && *a != repo::ACCOUNT_WIDE)
+        .unwrap_or("unknown")
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// The 429 of an attempt inside a sign-in wait: the same for known and unknown account names.
+fn sign_in_throttled(wait: Duration) -> AppError {
+    let secs = retry_after_secs(wait);
+    AppError::new(
+        ErrorKind::TooManyRequests,
+        "Too many failed sign-ins for this account; wait the number of seconds in Retry-After before trying again.",
+    )
+    .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
+}
+
+/// Signs a user in. Failed passwords are throttled per (account, client address), with a much higher ceiling
+/// per account (src/domain/lockout.rs); an attempt inside a wait is refused with 429 before its password is
+/// checked. Unknown users cost a dummy hash so timing does not reveal them, and are throttled alike. Every
+/// checked attempt is audited with its outcome and client address, and each wait once, when it starts.
 pub fn login(
     conn: &mut DbConn,
     auth: &AuthRuntime,
@@ -46,65 +80,95 @@ pub fn login(
 ) -> AppResult<TokenResponse> {
     input.check_bounds()?;
     let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
-    let Some(user) = repo::find_user_by_username(conn, &input.username)? else {
-        auth.hashing.verify_dummy(&input.password);
-        db::write_tx(conn, |tx| {
-            let ctx = AuditContext {
-                actor_username: Some(input.username.clone()),
-                ..anonymous_context(meta)
-            };
-            audit::append(
-                tx,
-                ctx.event("auth.login", "session", None)
-                    .outcome(Outcome::Failure)
-                    .reason("unknown username"),
-            )
-        })?;
-        return Err(refused());
+    let account = throttle_account_key(&input.username);
+    let address = throttle_address(meta);
+    let before = repo::find_login_throttles(conn, &account, &address)?;
+    if let Some(wait) = wait_before_attempt(
+        &before.pair,
+        &before.account,
+        before.pair_last_success,
+        now_micros(),
+    ) {
+        return Err(sign_in_throttled(wait));
+    }
+    let user = repo::find_user_by_username(conn, &input.username)?;
+    let password_ok = match &user {
+        Some(user) => auth.hashing.verify(&input.password, &user.password_hash),
+        None => {
+            auth.hashing.verify_dummy(&input.password);
+            false
+        }
     };
-    let password_ok = auth.hashing.verify(&input.password, &user.password_hash);
     let now = now_micros();
     db::write_tx(conn, |tx| -> AppResult<AppResult<TokenResponse>> {
-        db::lock_row(tx, "users", &user.id)?;
-        let current = repo::find_user(tx, &user.id)?.ok_or_else(refused)?;
+        if let Some(user) = &user {
+            db::lock_row(tx, "users", &user.id)?;
+        }
+        repo::lock_login_throttles(tx, &account, &address, now)?;
+        let throttles = repo::find_login_throttles(tx, &account, &address)?;
+        // A concurrent failure may have started a wait since the first look.
+        if let Some(wait) = wait_before_attempt(
+            &throttles.pair,
+            &throttles.account,
+            throttles.pair_last_success,
+            now,
+        ) {
+            return Ok(Err(sign_in_throttled(wait)));
+        }
+        let current = match &user {
+            Some(user) => repo::find_user(tx, &user.id)?,
+            None => None,
+        };
+        let Some(current) = current else {
+            let ctx = AuditContext {
+                actor_username: Some(account.clone()),
+                ..anonymous_context(meta)
+            };
+            record_failed_sign_in(
+                tx,
+                &ctx,
+                None,
+                &account,
+                &address,
+                &throttles,
+                now,
+                "unknown username",
+            )?;
+            return Ok(Err(refused()));
+        };
         let ctx = user_context(&current, meta);
-        let lockout = current.lockout();
-        let failure = |tx: &mut DbConn, reason: String| -> AppResult<()> {
+        if !password_ok {
+            record_failed_sign_in(
+                tx,
+                &ctx,
+                Some(&current.id),
+                &account,
+                &address,
+                &throttles,
+                now,
+                "wrong password",
+            )?;
+            return Ok(Err(refused()));
+        }
+        if current.status == "disabled" {
             audit::append(
                 tx,
                 ctx.event("auth.login", "session", Some(&current.id))
                     .outcome(Outcome::Failure)
-                    .reason(reason),
+                    .reason("account disabled"),
             )?;
-            Ok(())
-        };
-        if current.status == "disabled" {
-            failure(tx, "account disabled".into())?;
             return Ok(Err(refused()));
         }
-        if lockout.is_locked_at(now) {
-            failure(tx, "account locked".into())?;
-            return Ok(Err(refused()));
-        }
-        if !password_ok {
-            let next = lockout.after_failure(now);
-            let locked_now = next.is_locked_at(now);
-            repo::save_lockout(
-                tx,
-                &current.id,
-                &next,
-                if locked_now { "locked" } else { "active" },
-            )?;
-            let reason = match next.locked_until {
-                Some(until) if locked_now => format!("wrong password; account locked until {until}Z"),
-                _ => format!("wrong password ({} recent failures)", next.failed_logins),
-            };
-            failure(tx, reason)?;
-            return Ok(Err(refused()));
-        }
-        repo::save_lockout(tx, &current.id, &lockout.after_success(), "active")?;
+        repo::save_login_throttle(
+            tx,
+            &account,
+            &address,
+            &throttles.pair.after_success(),
+            Some(now),
+            now,
+        )?;
         let family = uuid::Uuid::now_v7().to_string();
-        let tokens = issue_tokens(tx, auth, &current.id, &family, now)?;
+        let tokens = issue_tokens(tx, auth, &current.id, &family, now, now)?;
         audit::append(
             tx,
             ctx.event("auth.login", "session", Some(&current.id))
@@ -114,14 +178,88 @@ pub fn login(
     })?
 }
 
+/// Counts one failed password against the (account, address) pair and the account, audits it, and audits
+/// each wait it starts (once: attempts inside a wait are refused unaudited, so a flood cannot fill the trail).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are all distinct"
+)]
+fn record_failed_sign_in(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    user_id: Option<&str>,
+    account: &str,
+    address: &str,
+    throttles: &repo::LoginThrottles,
+    now: NaiveDateTime,
+    reason: &str,
+) -> AppResult<()> {
+    let pair = throttles.pair.after_failure(&lockout::PER_ADDRESS, now);
+    let shared = throttles.account.after_failure(&lockout::PER_ACCOUNT, now);
+    repo::save_login_throttle(
+        tx,
+        account,
+        address,
+        &pair.state,
+        throttles.pair_last_success,
+        now,
+    )?;
+    repo::save_login_throttle(tx, account, repo::ACCOUNT_WIDE, &shared.state, None, now)?;
+    audit::append(
+        tx,
+        ctx.event("auth.login", "session", user_id)
+            .outcome(Outcome::Failure)
+            .reason(format!(
+                "{reason} ({} recent failures from this address)",
+                pair.state.failures
+            )),
+    )?;
+    if let Some(wait) = pair.wait_started {
+        audit::append(
+            tx,
+            ctx.event("auth.login_throttled", "session", user_id)
+                .outcome(Outcome::Denied)
+                .reason(format!(
+                    "{} failed sign-ins to {account} from {address}: this address waits {} s before its next attempt",
+                    pair.state.failures,
+                    retry_after_secs(wait)
+                )),
+        )?;
+    }
+    if let Some(wait) = shared.wait_started {
+        audit::append(
+            tx,
+            ctx.event("auth.login_throttled", "session", user_id)
+                .outcome(Outcome::Denied)
+                .reason(format!(
+                    "{} failed sign-ins to {account} from all addresses within {} min: addresses that have not \
+                     signed in to it within {} days wait {} s",
+                    lockout::PER_ACCOUNT.threshold,
+                    lockout::PER_ACCOUNT.window.num_minutes(),
+                    lockout::KNOWN_ADDRESS_DAYS,
+                    retry_after_secs(wait)
+                )),
+        )?;
+        if let (Some(id), Some(until)) = (user_id, shared.state.blocked_until) {
+            repo::mark_account_throttled(tx, id, until, shared.state.blocks)?;
+        }
+    }
+    repo::delete_stale_login_throttles(tx, now)?;
+    Ok(())
+}
+
 fn issue_tokens(
     tx: &mut DbConn,
     auth: &AuthRuntime,
     user_id: &str,
     family_id: &str,
+    family_started: NaiveDateTime,
     now: NaiveDateTime,
 ) -> AppResult<TokenResponse> {
     let (refresh_token, token_hash) = new_refresh_token();
+    // A rotated token never outlives its sign-in's absolute lifetime.
+    let expires_at = (now + Duration::days(auth.refresh_ttl_days))
+        .min(family_started + Duration::days(auth.refresh_family_max_days));
     repo::insert_refresh_token(
         tx,
         &RefreshTokenRow {
@@ -130,7 +268,7 @@ fn issue_tokens(
             user_id: user_id.to_owned(),
             token_hash,
             issued_at: now,
-            expires_at: now + Duration::days(auth.refresh_ttl_days),
+            expires_at,
             rotated_at: None,
             revoked_at: None,
         },
@@ -144,7 +282,9 @@ fn issue_tokens(
 }
 
 /// Exchanges a refresh token for a new pair. A token used twice means it was copied: the whole family is
-/// revoked (the newest token too) and a security event is audited.
+/// revoked (the newest token too) and a security event is audited. A family ends for good once its sign-in
+/// is older than `auth.refresh_family_max_days` (rotation does not extend it); a token stamped as issued in
+/// the future is refused.
 pub fn refresh(
     conn: &mut DbConn,
     auth: &AuthRuntime,
@@ -165,6 +305,27 @@ pub fn refresh(
         if row.revoked_at.is_some() || row.expires_at <= now || user.status == "disabled" {
             return Ok(Err(invalid()));
         }
+        let family_started = repo::family_started_at(tx, &row.family_id)?.unwrap_or(row.issued_at);
+        let refusal = if row.issued_at > now + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+            Some(format!("refresh token issued in the future ({}Z)", row.issued_at))
+        } else if now >= family_started + Duration::days(auth.refresh_family_max_days) {
+            Some(format!(
+                "sign-in of {}Z is older than the {}-day limit of a session family",
+                family_started, auth.refresh_family_max_days
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            let revoked = repo::revoke_family(tx, &row.family_id, now)?;
+            audit::append(
+                tx,
+                ctx.event("auth.refresh", "session", Some(&row.family_id))
+                    .outcome(Outcome::Denied)
+                    .reason(format!("{reason}; {revoked} live token(s) of the family revoked")),
+            )?;
+            return Ok(Err(invalid()));
+        }
         if row.rotated_at.is_some() || repo::mark_rotated(tx, &row.id, now)? == 0 {
             let revoked = repo::revoke_family(tx, &row.family_id, now)?;
             audit::append(
@@ -177,7 +338,7 @@ pub fn refresh(
                 "This refresh token was already used, so every session of this sign-in has been ended. Sign in again.",
             )));
         }
-        let tokens = issue_tokens(tx, auth, &user.id, &row.family_id, now)?;
+        let tokens = issue_tokens(tx, auth, &user.id, &row.family_id, family_started, now)?;
         audit::append(tx, ctx.event("auth.refresh", "session", Some(&row.family_id)))?;
         Ok(Ok(tokens))
     })?
@@ -402,11 +563,26 @@ fn valid_username(username: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
-fn password_errors(field: &str, password: &str, username: &str) -> Vec<FieldError> {
-    password_problems(password, username)
+/// Password faults of a user, also judging the password against what the user is known by (display name,
+/// email, organisation code and name): a password made of those is easy to guess for anyone who knows them.
+fn password_errors_with(
+    conn: &mut DbConn,
+    field: &str,
+    password: &str,
+    username: &str,
+    display_name: &str,
+    email: &str,
+    organization_id: &str,
+) -> AppResult<Vec<FieldError>> {
+    let organization = repo::find_organization(conn, organization_id)?;
+    let mut known_by = vec![display_name, email];
+    if let Some(org) = &organization {
+        known_by.extend([org.code.as_str(), org.name.as_str()]);
+    }
+    Ok(password_problems_for(password, username, &known_by)
         .into_iter()
         .map(|m| FieldError::new(field, m))
-        .collect()
+        .collect())
 }
 
 /// Creates a user (with no hats). Every fault of the input is reported at once.
@@ -432,7 +608,15 @@ pub fn create_user(conn: &mut DbConn, auth: &AuthRuntime, actor: &Actor, input: 
     if repo::find_organization(conn, &input.organization_id)?.is_none() {
         errors.push(FieldError::new("organization_id", "no organisation has this id"));
     }
-    errors.extend(password_errors("password", &input.password, &input.username));
+    errors.extend(password_errors_with(
+        conn,
+        "password",
+        &input.password,
+        &input.username,
+        &input.display_name,
+        email,
+        &input.organization_id,
+    )?);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
@@ -518,6 +702,7 @@ pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled
         if enabled {
             repo::set_user_status(tx, user_id, "active", now)?;
             repo::clear_lockout(tx, user_id)?;
+            repo::clear_login_throttles(tx, &before_view.username)?;
         } else {
             repo::set_user_status(tx, user_id, "disabled", now)?;
             repo::revoke_user_tokens(tx, user_id, now)?;
@@ -547,7 +732,15 @@ pub fn reset_password(
     new_password: &str,
 ) -> AppResult<User> {
     let user = repo::find_user(conn, user_id)?.ok_or_else(|| AppError::not_found("No user with this id."))?;
-    let errors = password_errors("new_password", new_password, &user.username);
+    let errors = password_errors_with(
+        conn,
+        "new_password",
+        new_password,
+        &user.username,
+        &user.display_name,
+        &user.email,
+        &user.organization_id,
+    )?;
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }

@@ -16,6 +16,10 @@ use crate::error::AppError;
 /// The JOSE `typ` of access tokens (RFC 9068); anything else is refused.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// Clock difference tolerated between instances: a token (access or refresh) issued further in the future
+/// than this was not issued by us as it claims, and is refused.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
+
 /// Claims of an access token. It carries identity only; power (hats) is read from the database per request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -102,8 +106,9 @@ impl JwtKeys {
         encode(&header, &claims, &self.signing).map_err(|e| AppError::internal(format!("jwt encode: {e}")))
     }
 
-    /// Checks an access token: algorithm pinned to HS256, `typ`, known `kid`, signature, `iss`, `aud`, `exp`
-    /// and `nbf`. Every failure is the same 401 to the client; the reason goes to the log.
+    /// Checks an access token: algorithm pinned to HS256, `typ`, known `kid`, signature, `iss`, `aud`, `exp`,
+    /// `nbf`, and `iat` not in the future (beyond [`MAX_CLOCK_SKEW_SECS`]). Every failure is the same 401 to
+    /// the client; the reason goes to the log.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AppError> {
         let reject = |why: &str| {
             tracing::info!(reason = why, "access token refused");
@@ -121,9 +126,13 @@ impl JwtKeys {
             .as_deref()
             .and_then(|kid| self.verifying.get(kid))
             .ok_or_else(|| reject("unknown kid"))?;
-        decode::<AccessClaims>(token, key, &self.validation)
+        let claims = decode::<AccessClaims>(token, key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| reject(&e.to_string()))
+            .map_err(|e| reject(&e.to_string()))?;
+        if claims.iat > Utc::now().timestamp().saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(reject("issued in the future"));
+        }
+        Ok(claims)
     }
 }
 
