@@ -40,6 +40,16 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ledger: LedgerSettings,
     pub consultation: ConsultationSettings,
+    pub dual_control: DualControlSettings,
+}
+
+/// Dual control over power (issue 11): how long a privileged grant waits for a second administrator, and how
+/// long a password setup token lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DualControlSettings {
+    pub grant_confirmation_ttl_hours: u32,
+    pub setup_token_ttl_hours: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +199,11 @@ impl Settings {
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_days == 0 {
             return invalid("auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be at least 1");
+        }
+        if self.dual_control.grant_confirmation_ttl_hours == 0 || self.dual_control.setup_token_ttl_hours == 0 {
+            return invalid(
+                "dual_control.grant_confirmation_ttl_hours and dual_control.setup_token_ttl_hours must be at least 1",
+            );
         }
         if self.ledger.idempotency_retention_days < 7 {
             return invalid("ledger.idempotency_retention_days must be at least 7");
