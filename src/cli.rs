@@ -187,9 +187,12 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             let pool = db::build_pool(&settings.database)?;
             let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
             let host_user = host_user();
-            let grant =
-                identity::service::confirm_hat_grant_from_console(&mut conn, &request_id, host_user.as_deref())
-                    .map_err(|e| CliError::Other(format!("confirm-grant refused: {}", e.detail())))?;
+            let grant = identity::service::confirm_hat_grant_from_console(
+                &mut conn,
+                &request_id,
+                host_user.as_deref(),
+            )
+            .map_err(|e| CliError::Other(format!("confirm-grant refused: {}", e.detail())))?;
             println!(
                 "confirmed: {} now holds {} (grant {})",
                 grant.user_id, grant.hat, grant.id

@@ -200,7 +200,8 @@ impl Settings {
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_days == 0 {
             return invalid("auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be at least 1");
         }
-        if self.dual_control.grant_confirmation_ttl_hours == 0 || self.dual_control.setup_token_ttl_hours == 0 {
+        if self.dual_control.grant_confirmation_ttl_hours == 0 || self.dual_control.setup_token_ttl_hours == 0
+        {
             return invalid(
                 "dual_control.grant_confirmation_ttl_hours and dual_control.setup_token_ttl_hours must be at least 1",
             );

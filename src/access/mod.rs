@@ -98,7 +98,8 @@ pub fn hat_list(hats: &[Hat]) -> String {
 }
 
 /// Entity types whose audit events an `admin` may read (their own domain); auditors read everything.
-pub const ADMIN_AUDIT_ENTITY_TYPES: [&str; 5] = ["organization", "user", "hat", "hat_grant_request", "session"];
+pub const ADMIN_AUDIT_ENTITY_TYPES: [&str; 5] =
+    ["organization", "user", "hat", "hat_grant_request", "session"];
 
 /// Which audit events the caller may read in `hat`: `None` = all; `Some(types)` = only these entity types.
 pub fn audit_entity_scope(hat: Hat) -> Option<&'static [&'static str]> {
@@ -219,7 +220,14 @@ mod tests {
             .collect();
         assert_eq!(
             privileged,
-            [Hat::Hc, Hat::Rc, Hat::Dsrsg, Hat::HeadOfOffice, Hat::FinanceOfficer, Hat::Admin]
+            [
+                Hat::Hc,
+                Hat::Rc,
+                Hat::Dsrsg,
+                Hat::HeadOfOffice,
+                Hat::FinanceOfficer,
+                Hat::Admin
+            ]
         );
     }
 

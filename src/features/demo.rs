@@ -4,16 +4,16 @@
 use serde_json::{Value, json};
 
 use crate::access::{Actor, Hat, HatGrant, ResolvedHat};
+use crate::config::DualControlSettings;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
-use crate::config::DualControlSettings;
 use crate::features::identity::dto::{
     GrantOutcome, NewHatGrant, NewOrganization, NewUser, OrganizationKind, SetupPasswordRequest,
 };
-use crate::http::middleware::RequestMeta;
 use crate::features::identity::{AuthRuntime, repo as identity_repo, service as identity};
 use crate::features::pools::dto::NewPool;
 use crate::features::{pools, proposals, reference};
+use crate::http::middleware::RequestMeta;
 
 /// Password of every demo account (printed by the command; demo databases only).
 pub const DEMO_PASSWORD: &str = "xylonia-demo-2026";

@@ -487,7 +487,10 @@ fn admin_changes_and_denied_attempts_are_audited_with_actor_hat_outcome_and_requ
     let lena_id = lena["id"].as_str().unwrap().to_owned();
     assert_eq!(lena["status"], "active");
     assert!(lena.get("password_hash").is_none());
-    assert!(lena["setup_token"].as_str().is_some_and(|t| t.len() >= 43), "{lena}");
+    assert!(
+        lena["setup_token"].as_str().is_some_and(|t| t.len() >= 43),
+        "{lena}"
+    );
     app.grant(
         &admin,
         &lena_id,

@@ -28,3 +28,4 @@ mod implementation;
 mod ledger;
 mod ops;
 mod proposals;
+mod sec_dual_control;

@@ -453,7 +453,11 @@ pub fn spend_setup_token(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Que
 }
 
 /// Revokes every unused token of a user (a newer one replaces them, or the account was disabled).
-pub fn revoke_setup_tokens_of_user(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn revoke_setup_tokens_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(
         password_setup_tokens::table
             .filter(password_setup_tokens::user_id.eq(user_id))

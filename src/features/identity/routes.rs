@@ -6,8 +6,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::dto::{
     GrantOutcome, HatGrantRequestFilter, HatGrantRequestView, HatGrantView, LoginRequest, Me, NewHatGrant,
-    NewOrganization, NewUser, Organization, RefreshRequest, RefuseHatGrant, SetupPasswordRequest, TokenResponse,
-    User, UserFilter, UserWithSetupToken,
+    NewOrganization, NewUser, Organization, RefreshRequest, RefuseHatGrant, SetupPasswordRequest,
+    TokenResponse, User, UserFilter, UserWithSetupToken,
 };
 use super::service;
 use crate::access::Actor;

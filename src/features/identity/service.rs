@@ -15,8 +15,8 @@ use super::dto::{
     Organization, SetupPasswordRequest, TokenResponse, User, UserWithSetupToken,
 };
 use super::repo::{
-    self, HatGrantRequestRow, HatRow, OrganizationRow, RefreshTokenRow, RequestFilter, SetupTokenRow, Settlement,
-    UserRow,
+    self, HatGrantRequestRow, HatRow, OrganizationRow, RefreshTokenRow, RequestFilter, Settlement,
+    SetupTokenRow, UserRow,
 };
 use super::tokens::{AccessClaims, new_refresh_token, refresh_token_hash};
 use crate::access::{self, Actor, HatGrant, Requirement, resolve_hat};
@@ -455,7 +455,8 @@ fn setup_token_hash(token: &str) -> String {
 /// The hash of a random secret nobody keeps: a well-formed argon2 hash that no password matches, so an account
 /// waiting for its owner's password cannot sign in, and a failed sign-in costs the usual time.
 fn unusable_password_hash(auth: &AuthRuntime) -> AppResult<String> {
-    auth.hashing.hash(&URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
+    auth.hashing
+        .hash(&URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
 }
 
 fn hours(h: u32) -> Duration {
@@ -721,7 +722,8 @@ pub fn setup_password(
     let Some(token) = repo::find_setup_token(conn, &setup_token_hash(&input.token))? else {
         return Err(refuse(conn, None, "unknown setup token"));
     };
-    let user = repo::find_user(conn, &token.user_id)?.ok_or_else(|| AppError::unauthorized(SETUP_TOKEN_REFUSED))?;
+    let user =
+        repo::find_user(conn, &token.user_id)?.ok_or_else(|| AppError::unauthorized(SETUP_TOKEN_REFUSED))?;
     let why_not = if token.used_at.is_some() {
         Some("setup token already used")
     } else if token.revoked_at.is_some() {
@@ -1007,7 +1009,8 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
         let after = repo::find_hat_grant_request(tx, request_id)?
             .and_then(|r| HatGrantRequestView::from_row(r, now))
             .ok_or_else(|| AppError::internal("settled request vanished"))?;
-        let grant = HatGrantView::from_row(hat, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let grant =
+            HatGrantView::from_row(hat, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
         let by = match &confirmer {
             Confirmer::Administrator(actor) => format!("second administrator {}", actor.username),
             Confirmer::Console { host_user } => format!(
@@ -1073,7 +1076,10 @@ pub fn refuse_hat_grant(
 ) -> AppResult<HatGrantRequestView> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > 1000) {
-        return Err(AppError::invalid_field("reason", "must be at most 1,000 characters"));
+        return Err(AppError::invalid_field(
+            "reason",
+            "must be at most 1,000 characters",
+        ));
     }
     let now = now_micros();
     db::write_tx(conn, |tx| {
