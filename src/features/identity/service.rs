@@ -1278,3 +1278,49 @@ pub fn bootstrap_admin(
 pub fn needs_bootstrap(conn: &mut DbConn) -> AppResult<bool> {
     Ok(!repo::admin_exists(conn)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: i64, jti: String) -> AccessClaims {
+        AccessClaims {
+            iss: "qip-pool".into(),
+            aud: "qip-pool-api".into(),
+            sub: "u".into(),
+            iat,
+            nbf: iat,
+            exp: iat + 900,
+            jti,
+        }
+    }
+
+    #[test]
+    fn a_tokens_issue_time_is_read_to_the_millisecond_from_its_jti() {
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, 1_800_000_000, 123_000_000);
+        let jti = uuid::Uuid::new_v7(ts).to_string();
+        let at = token_issued_at(&claims(1_800_000_000, jti));
+        assert_eq!(at.and_utc().timestamp_millis(), 1_800_000_000_123);
+    }
+
+    #[test]
+    fn a_jti_that_disagrees_with_iat_or_is_not_v7_falls_back_to_iat() {
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, 1_700_000_000, 5_000_000);
+        let other_second = uuid::Uuid::new_v7(ts).to_string();
+        let at = token_issued_at(&claims(1_800_000_000, other_second));
+        assert_eq!(at.and_utc().timestamp_millis(), 1_800_000_000_000);
+        let at = token_issued_at(&claims(1_800_000_000, "not-a-uuid".into()));
+        assert_eq!(at.and_utc().timestamp_millis(), 1_800_000_000_000);
+    }
+
+    #[test]
+    fn setup_tokens_are_random_and_stored_as_their_sha256() {
+        let (a, hash_a) = new_setup_token();
+        let (b, _) = new_setup_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "256 bits, URL-safe base64 without padding");
+        assert_eq!(hash_a, setup_token_hash(&a));
+        assert_eq!(hash_a.len(), 64);
+        assert_ne!(hash_a, a);
+    }
+}
