@@ -126,19 +126,25 @@ fn main() {
     let ocha_org = org("OCHA", "coordination");
     let donor = org("DONOR", "contributor");
     let user = |username: &str, org: &str, hats: &[Value]| -> String {
-        let id = c.call("POST", "/api/v1/users", Some(&admin_token), &[], json!({"username": username, "display_name": username,
-            "email": format!("{username}@bench.invalid"), "organization_id": org, "password": "bench-user-passphrase-1"}))["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let created = c.call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin_token),
+            &[],
+            json!({"username": username, "display_name": username,
+            "email": format!("{username}@bench.invalid"), "organization_id": org}),
+        );
+        bench.set_password(&created, "bench-user-passphrase-1");
+        let id = created["id"].as_str().unwrap().to_owned();
         for hat in hats {
-            c.call(
+            let granted = c.call(
                 "POST",
                 &format!("/api/v1/users/{id}/hats"),
                 Some(&admin_token),
                 &[],
                 hat.clone(),
             );
+            bench.confirm_if_pending(&granted);
         }
         id
     };

@@ -71,22 +71,22 @@ fn main() {
     let office = org("FIN", "mission_section");
     let donor = org("DONOR", "contributor");
     let user = |username: &str, hat: &str| -> String {
-        let id = call(
+        let created = call(
             "POST",
             "/api/v1/users",
             Some(&admin_token),
             json!({"username": username, "display_name": username, "email": format!("{username}@bench.invalid"),
-                   "organization_id": office, "password": "bench-user-passphrase-1"}),
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        call(
+                   "organization_id": office}),
+        );
+        bench.set_password(&created, "bench-user-passphrase-1");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let granted = call(
             "POST",
             &format!("/api/v1/users/{id}/hats"),
             Some(&admin_token),
             json!({"hat": hat}),
         );
+        bench.confirm_if_pending(&granted);
         id
     };
     let finance_id = user("finance", "finance_officer");

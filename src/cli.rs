@@ -1,4 +1,5 @@
-//! The command line (a contract, DESIGN.md §9): `serve`, `migrate`, `audit verify`. Each command returns an
+//! The command line (a contract, DESIGN.md §9): `serve`, `migrate`, `admin bootstrap`, `admin pending-grants`,
+//! `admin confirm-grant`, `demo seed`, `audit verify`, `ledger check`. Each command returns an
 //! exit code; startup failures are one line on stderr.
 
 use std::net::TcpListener;
@@ -80,6 +81,14 @@ pub enum AdminCommand {
         /// Read the password from standard input (first line).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// List grants of privileged hats waiting for a second administrator (one JSON object per line).
+    PendingGrants,
+    /// Confirm a pending grant of a privileged hat from the server's console: for a mission with a single
+    /// administrator. Audited as done from the console, with the host user.
+    ConfirmGrant {
+        /// The id of the grant request (from `admin pending-grants` or `GET /api/v1/hat-grant-requests`).
+        request_id: String,
     },
 }
 
@@ -170,6 +179,37 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin {
+            command: AdminCommand::PendingGrants,
+        } => {
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let pending =
+                identity::service::list_hat_grant_requests(&mut conn, Some("pending"), None, u32::MAX - 1)
+                    .map_err(|e| CliError::Other(e.detail().to_owned()))?;
+            for request in pending {
+                println!("{}", serde_json::to_string(&request).unwrap_or_default());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin {
+            command: AdminCommand::ConfirmGrant { request_id },
+        } => {
+            let pool = db::build_pool(&settings.database)?;
+            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let host_user = host_user();
+            let grant = identity::service::confirm_hat_grant_from_console(
+                &mut conn,
+                &request_id,
+                host_user.as_deref(),
+            )
+            .map_err(|e| CliError::Other(format!("confirm-grant refused: {}", e.detail())))?;
+            println!(
+                "confirmed: {} now holds {} (grant {})",
+                grant.user_id, grant.hat, grant.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ledger {
             command: LedgerCommand::Check,
         } => {
@@ -256,6 +296,15 @@ fn parse_checkpoint(value: &str) -> Result<(i64, String), CliError> {
         return Err(bad());
     }
     Ok((seq, hash))
+}
+
+/// The operating-system user running the command, for the audit trail (the one behind `sudo` when there is one).
+fn host_user() -> Option<String> {
+    ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .map(|u| u.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .filter(|u| !u.is_empty())
 }
 
 fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {

@@ -62,6 +62,7 @@ pub struct Settings {
     pub ledger: LedgerSettings,
     pub consultation: ConsultationSettings,
     pub imports: ImportSettings,
+    pub dual_control: DualControlSettings,
 }
 
 /// Limits on bulk imports (3W activities, gazetteer).
@@ -70,6 +71,15 @@ pub struct Settings {
 pub struct ImportSettings {
     /// Most data rows one import file may carry; a larger file is refused whole (413).
     pub max_rows: usize,
+}
+
+/// Dual control over power (issue 11): how long a privileged grant waits for a second administrator, and how
+/// long a password setup token lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DualControlSettings {
+    pub grant_confirmation_ttl_hours: u32,
+    pub setup_token_ttl_hours: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -334,6 +344,12 @@ impl Settings {
         {
             return invalid(
                 "auth.access_token_ttl_secs, auth.refresh_token_ttl_days and auth.refresh_family_max_days must be at least 1",
+            );
+        }
+        if self.dual_control.grant_confirmation_ttl_hours == 0 || self.dual_control.setup_token_ttl_hours == 0
+        {
+            return invalid(
+                "dual_control.grant_confirmation_ttl_hours and dual_control.setup_token_ttl_hours must be at least 1",
             );
         }
         if self.ledger.idempotency_retention_days < 7 {

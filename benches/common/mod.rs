@@ -103,6 +103,29 @@ impl Bench {
         }
     }
 
+    /// The user's side of account creation: choose `password` with the setup token the administrator got.
+    pub fn set_password(&self, created_user: &serde_json::Value, password: &str) {
+        let res = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/auth/setup-password", self.base))
+            .json(&serde_json::json!({"token": created_user["setup_token"], "password": password}))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 204, "setup password");
+    }
+
+    /// A privileged hat's grant waits for a second administrator: confirm it from the console, as a mission
+    /// with one administrator does.
+    pub fn confirm_if_pending(&self, grant_answer: &serde_json::Value) {
+        if grant_answer["status"] == "pending" {
+            qip_pool::features::identity::service::confirm_hat_grant_from_console(
+                &mut self.pool.get().unwrap(),
+                grant_answer["id"].as_str().unwrap(),
+                Some("bench"),
+            )
+            .unwrap();
+        }
+    }
+
     /// Runs `pgbench -M prepared` with `script` at `clients` for `seconds`; returns transactions per second.
     pub fn pgbench(&self, script: &str, clients: usize, seconds: u64, vars: &[(&str, &str)]) -> f64 {
         let file = std::env::temp_dir().join(format!("{}-{}.sql", self.name, std::process::id()));

@@ -61,6 +61,15 @@ impl Hat {
         }
     }
 
+    /// Hats whose grant takes effect only when a second administrator confirms it (DESIGN.md §12): power over
+    /// people, money and decisions.
+    pub fn needs_second_administrator(self) -> bool {
+        matches!(
+            self,
+            Hat::Admin | Hat::FinanceOfficer | Hat::Dsrsg | Hat::Hc | Hat::Rc | Hat::HeadOfOffice
+        )
+    }
+
     /// Hats that may read confidential consultation notes (DESIGN.md §3).
     pub fn sees_confidential_notes(self) -> bool {
         matches!(self, Hat::Consultee | Hat::Hc | Hat::QipOfficer)
@@ -176,7 +185,8 @@ mod confidential_note_tests {
 }
 
 /// Entity types whose audit events an `admin` may read (their own domain); auditors read everything.
-pub const ADMIN_AUDIT_ENTITY_TYPES: [&str; 4] = ["organization", "user", "hat", "session"];
+pub const ADMIN_AUDIT_ENTITY_TYPES: [&str; 5] =
+    ["organization", "user", "hat", "hat_grant_request", "session"];
 
 /// Which audit events the caller may read in `hat`: `None` = all; `Some(types)` = only these entity types.
 pub fn audit_entity_scope(hat: Hat) -> Option<&'static [&'static str]> {
@@ -190,6 +200,23 @@ pub fn audit_entity_scope(hat: Hat) -> Option<&'static [&'static str]> {
 pub fn may_change_hats_of(actor_user_id: &str, target_user_id: &str) -> Result<(), &'static str> {
     if actor_user_id == target_user_id {
         Err("An administrator cannot grant or revoke their own hats; ask another administrator.")
+    } else {
+        Ok(())
+    }
+}
+
+/// Four-eyes on power: a pending grant of a privileged hat is confirmed by an administrator who is neither the
+/// one who asked for it nor the one who would hold it. (Confirming from the server's console is the other way,
+/// for a mission with one administrator; it does not pass through here.)
+pub fn may_confirm_hat_grant(
+    confirmer_user_id: &str,
+    requested_by: &str,
+    grantee_user_id: &str,
+) -> Result<(), &'static str> {
+    if confirmer_user_id == requested_by {
+        Err("You asked for this grant; a second administrator must confirm it.")
+    } else if confirmer_user_id == grantee_user_id {
+        Err("This grant is for you; an administrator other than you and the requester must confirm it.")
     } else {
         Ok(())
     }
@@ -270,6 +297,39 @@ mod tests {
             valid_until: None,
             acting: false,
         }
+    }
+
+    #[test]
+    fn exactly_the_powerful_hats_need_a_second_administrator() {
+        let privileged: Vec<Hat> = Hat::ALL
+            .into_iter()
+            .filter(|h| h.needs_second_administrator())
+            .collect();
+        assert_eq!(
+            privileged,
+            [
+                Hat::Hc,
+                Hat::Rc,
+                Hat::Dsrsg,
+                Hat::HeadOfOffice,
+                Hat::FinanceOfficer,
+                Hat::Admin
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grant_is_confirmed_by_a_third_person_only() {
+        assert!(may_confirm_hat_grant("c", "a", "b").is_ok());
+        assert!(may_confirm_hat_grant("a", "a", "b").is_err(), "the requester");
+        assert!(may_confirm_hat_grant("b", "a", "b").is_err(), "the grantee");
+        assert!(may_confirm_hat_grant("a", "a", "a").is_err(), "both");
+    }
+
+    #[test]
+    fn nobody_changes_their_own_hats() {
+        assert!(may_change_hats_of("a", "a").is_err());
+        assert!(may_change_hats_of("a", "b").is_ok());
     }
 
     #[test]

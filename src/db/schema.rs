@@ -485,3 +485,51 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+// ---- dual control (2026-11-30-0000B1_dual_control)
+
+diesel::table! {
+    hat_grant_requests (id) {
+        id -> Text,
+        user_id -> Text,
+        hat -> Text,
+        scope_organization_id -> Nullable<Text>,
+        scope_adm1 -> Nullable<Text>,
+        valid_from -> Nullable<Timestamp>,
+        valid_until -> Nullable<Timestamp>,
+        acting -> Bool,
+        requested_by -> Text,
+        requested_at -> Timestamp,
+        expires_at -> Timestamp,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_via -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_reason -> Nullable<Text>,
+        hat_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    password_setup_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        purpose -> Text,
+        issued_by -> Nullable<Text>,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    session_cutoffs (user_id) {
+        user_id -> Text,
+        sessions_valid_after -> Timestamp,
+    }
+}
+
+diesel::joinable!(session_cutoffs -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, session_cutoffs);

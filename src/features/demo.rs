@@ -4,12 +4,16 @@
 use serde_json::{Value, json};
 
 use crate::access::{Actor, Hat, HatGrant, ResolvedHat};
+use crate::config::DualControlSettings;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
-use crate::features::identity::dto::{NewHatGrant, NewOrganization, NewUser, OrganizationKind};
+use crate::features::identity::dto::{
+    GrantOutcome, NewHatGrant, NewOrganization, NewUser, OrganizationKind, SetupPasswordRequest,
+};
 use crate::features::identity::{AuthRuntime, repo as identity_repo, service as identity};
 use crate::features::pools::dto::NewPool;
 use crate::features::{pools, proposals, reference};
+use crate::http::middleware::RequestMeta;
 
 /// Password of every demo account (printed by the command; demo databases only).
 pub const DEMO_PASSWORD: &str = "xylonia-demo-2026";
@@ -20,6 +24,21 @@ XY01,North Xylonia (demo),XY0101,Kalma (demo),12.10,24.90\n\
 XY01,North Xylonia (demo),XY0102,Tawila (demo),12.30,25.10\n\
 XY02,South Xylonia (demo),XY0201,Nyala (demo),11.05,24.88\n\
 XY02,South Xylonia (demo),XY0202,Gereida (demo),10.95,25.20\n";
+
+/// Dual control during seeding: setup tokens are spent and privileged grants confirmed (from the console, as
+/// the seeding operator) at once, so short lifetimes do.
+const SEED_DUAL_CONTROL: DualControlSettings = DualControlSettings {
+    grant_confirmation_ttl_hours: 1,
+    setup_token_ttl_hours: 1,
+};
+
+/// The request facts of seeding steps done as a user (there is no request: the seeder's console).
+fn seed_meta() -> RequestMeta {
+    RequestMeta {
+        request_id: "demo-seed".into(),
+        client_addr: None,
+    }
+}
 
 /// One demo login, as printed.
 #[derive(Debug, Clone)]
@@ -175,21 +194,34 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
             .copied()
             .chain(std::iter::once(("auditor", "MISSION", &[Hat::Auditor][..], None)));
     for (username, org_code, hats, adm1) in all_people {
-        let user = identity::create_user(
+        // Through the same steps as a real account: the admin creates it and gets a setup token, the user
+        // (here the seeder) chooses the password with it.
+        let created = identity::create_user(
             conn,
             auth,
+            &SEED_DUAL_CONTROL,
             &admin,
             &NewUser {
                 username: username.into(),
                 display_name: format!("{username} (demo)"),
                 email: format!("{username}@demo.invalid"),
                 organization_id: org(org_code),
-                password: DEMO_PASSWORD.into(),
             },
         )?;
+        identity::setup_password(
+            conn,
+            auth,
+            &SetupPasswordRequest {
+                token: created.setup_token,
+                password: DEMO_PASSWORD.into(),
+            },
+            &seed_meta(),
+        )?;
+        let user = created.user;
         for hat in hats {
-            identity::grant_hat(
+            let outcome = identity::grant_hat(
                 conn,
+                &SEED_DUAL_CONTROL,
                 &admin,
                 &user.id,
                 &NewHatGrant {
@@ -201,6 +233,10 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
                     acting: false,
                 },
             )?;
+            // Privileged hats wait for a second administrator; the seeding operator is at the console.
+            if let GrantOutcome::Pending(request) = outcome {
+                identity::confirm_hat_grant_from_console(conn, &request.id, Some("demo-seed"))?;
+            }
         }
         ids.insert(username, (user.id, org(org_code)));
         logins.push(DemoLogin {

@@ -92,7 +92,7 @@ pub async fn authorize(
         let mut conn = state.pool.get()?;
         identity::service::authorize_request(
             &mut conn,
-            &claims.sub,
+            &claims,
             requirement,
             acting_hat.as_deref(),
             &route,

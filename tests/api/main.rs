@@ -32,6 +32,7 @@ mod ops;
 mod proposals;
 mod sec_bounds;
 mod sec_confidential;
+mod sec_dual_control;
 mod sec_locking;
 mod sec_reversals;
 mod sec_signin;

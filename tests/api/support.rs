@@ -214,13 +214,13 @@ impl TestApp {
         res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a user in `org_id` holding `hats` (unscoped, open-ended) and signs them in.
-    pub fn user_with_hats(&self, admin: &Session, username: &str, org_id: &str, hats: &[&str]) -> Session {
+    /// Creates a user as `admin` and returns (user id, setup token). The account cannot sign in yet.
+    pub fn create_user(&self, admin: &Session, username: &str, org_id: &str) -> (String, String) {
         let res = self.post_json(
             "/api/v1/users",
             Some(&admin.access),
             &json!({"username": username, "display_name": username, "email": format!("{username}@example.org"),
-                    "organization_id": org_id, "password": USER_PASSWORD}),
+                    "organization_id": org_id}),
         );
         assert_eq!(
             res.status().as_u16(),
@@ -228,22 +228,61 @@ impl TestApp {
             "create user {username}: {}",
             res.text().unwrap_or_default()
         );
-        let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+        let body = res.json::<Value>().unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["setup_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Sets a password with a setup token, as the user does (public endpoint).
+    pub fn setup_password(&self, token: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/setup-password",
+            None,
+            &json!({"token": token, "password": password}),
+        )
+    }
+
+    /// Creates a user in `org_id` holding `hats` (unscoped, open-ended; privileged ones confirmed from the
+    /// console), lets them set `USER_PASSWORD` with their setup token, and signs them in.
+    pub fn user_with_hats(&self, admin: &Session, username: &str, org_id: &str, hats: &[&str]) -> Session {
+        let (id, token) = self.create_user(admin, username, org_id);
+        let res = self.setup_password(&token, USER_PASSWORD);
+        assert_eq!(res.status().as_u16(), 204, "setup password {username}");
         for hat in hats {
             self.grant(admin, &id, &json!({"hat": hat}));
         }
         self.login(username, USER_PASSWORD)
     }
 
-    /// Grants a hat as `admin`; returns the grant id.
+    /// Grants a hat as `admin`; a privileged hat's pending request is confirmed from the server's console (as a
+    /// mission with one administrator does). Returns the grant id.
     pub fn grant(&self, admin: &Session, user_id: &str, body: &Value) -> String {
         let res = self.post_json(
             &format!("/api/v1/users/{user_id}/hats"),
             Some(&admin.access),
             body,
         );
-        assert_eq!(res.status().as_u16(), 201, "grant {body}");
-        res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
+        match res.status().as_u16() {
+            201 => res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned(),
+            202 => {
+                let request = res.json::<Value>().unwrap();
+                self.confirm_from_console(request["id"].as_str().unwrap())
+            }
+            other => panic!("grant {body}: {other} {}", res.text().unwrap_or_default()),
+        }
+    }
+
+    /// Confirms a pending grant the way `qip-pool admin confirm-grant` does; returns the grant id.
+    pub fn confirm_from_console(&self, request_id: &str) -> String {
+        qip_pool::features::identity::service::confirm_hat_grant_from_console(
+            &mut self.conn(),
+            request_id,
+            Some("test-harness"),
+        )
+        .unwrap()
+        .id
     }
 
     /// Audit events straight from the database (not through the audited API), oldest first.

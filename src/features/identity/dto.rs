@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::repo::{HatRow, OrganizationRow, UserRow};
+use super::repo::{HatGrantRequestRow, HatRow, OrganizationRow, UserRow};
 use crate::access::Hat;
 
 /// Kinds of organisation (DESIGN.md §6).
@@ -148,14 +148,27 @@ pub struct NewUser {
     pub display_name: String,
     pub email: String,
     pub organization_id: String,
-    /// 12–128 characters; not a common password; not containing the username.
-    pub password: String,
 }
 
+/// A user the administrator just created or reset, with the one-time setup token to hand to them. The
+/// administrator never sets or learns a password: the user chooses it at `POST /api/v1/auth/setup-password`.
+/// Until then the account cannot sign in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserWithSetupToken {
+    #[serde(flatten)]
+    pub user: User,
+    /// Shown once, stored only as a hash; single use.
+    pub setup_token: String,
+    pub setup_token_expires_at: DateTime<Utc>,
+}
+
+/// A user sets their own password with the setup token an administrator handed them.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordReset {
-    pub new_password: String,
+pub struct SetupPasswordRequest {
+    pub token: String,
+    /// 12–128 characters; not a common password; not containing the username.
+    pub password: String,
 }
 
 /// `active`, `locked` (too many failed sign-ins, until `locked_until`) or `disabled` (by an administrator).
@@ -254,6 +267,84 @@ impl HatGrantView {
             active,
         })
     }
+}
+
+/// A grant of a privileged hat waiting for a second administrator (or settled). `status` is `pending`,
+/// `expired` (pending past `expires_at`: it can no longer be confirmed), `confirmed`, `refused` or `cancelled`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HatGrantRequestView {
+    pub id: String,
+    pub user_id: String,
+    pub hat: Hat,
+    pub scope_organization_id: Option<String>,
+    pub scope_adm1: Option<String>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub acting: bool,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub status: String,
+    /// The administrator who settled it; absent when confirmed from the server's console.
+    pub decided_by: Option<String>,
+    /// `api` or `console`.
+    pub decided_via: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_reason: Option<String>,
+    /// The grant a confirmation created.
+    pub hat_id: Option<String>,
+}
+
+impl HatGrantRequestView {
+    pub fn from_row(r: HatGrantRequestRow, now: chrono::NaiveDateTime) -> Option<Self> {
+        let hat: Hat = r.hat.parse().ok()?;
+        let status = if r.status == "pending" && r.expires_at <= now {
+            "expired".to_owned()
+        } else {
+            r.status
+        };
+        Some(Self {
+            id: r.id,
+            user_id: r.user_id,
+            hat,
+            scope_organization_id: r.scope_organization_id,
+            scope_adm1: r.scope_adm1,
+            valid_from: r.valid_from.map(|t| t.and_utc()),
+            valid_until: r.valid_until.map(|t| t.and_utc()),
+            acting: r.acting,
+            requested_by: r.requested_by,
+            requested_at: r.requested_at.and_utc(),
+            expires_at: r.expires_at.and_utc(),
+            status,
+            decided_by: r.decided_by,
+            decided_via: r.decided_via,
+            decided_at: r.decided_at.map(|t| t.and_utc()),
+            decision_reason: r.decision_reason,
+            hat_id: r.hat_id,
+        })
+    }
+}
+
+/// What granting a hat did: took effect (ordinary hats) or waits for a second administrator (privileged ones).
+#[derive(Debug, Clone)]
+pub enum GrantOutcome {
+    Granted(HatGrantView),
+    Pending(HatGrantRequestView),
+}
+
+/// Refusing (or, by its requester, cancelling) a pending grant.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseHatGrant {
+    /// Why; kept in the request and the audit trail (at most 1,000 characters).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HatGrantRequestFilter {
+    /// `pending` (the default: waiting and not expired), `expired`, `confirmed`, `refused`, `cancelled` or `all`.
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

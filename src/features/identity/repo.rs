@@ -1,11 +1,14 @@
-//! Queries on organisations, users, hats, refresh tokens and sign-in throttles. Take `&mut DbConn`, never
-//! the pool.
+//! Queries on organisations, users, hats, pending hat grants, password setup tokens, session cut-offs,
+//! refresh tokens and sign-in throttles. Take `&mut DbConn`, never the pool.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{hats, login_throttles, organizations, refresh_tokens, users};
+use crate::db::schema::{
+    hat_grant_requests, hats, login_throttles, organizations, password_setup_tokens, refresh_tokens,
+    session_cutoffs, users,
+};
 use crate::domain::lockout::{KNOWN_ADDRESS_DAYS, ThrottleState};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -439,4 +442,203 @@ pub fn clear_login_throttles(conn: &mut DbConn, account: &str) -> QueryResult<us
             login_throttles::blocks.eq(0),
         ))
         .execute(conn)
+}
+
+// ---- pending grants of privileged hats (dual control)
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = hat_grant_requests)]
+pub struct HatGrantRequestRow {
+    pub id: String,
+    pub user_id: String,
+    pub hat: String,
+    pub scope_organization_id: Option<String>,
+    pub scope_adm1: Option<String>,
+    pub valid_from: Option<NaiveDateTime>,
+    pub valid_until: Option<NaiveDateTime>,
+    pub acting: bool,
+    pub requested_by: String,
+    pub requested_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_via: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decision_reason: Option<String>,
+    pub hat_id: Option<String>,
+}
+
+pub fn insert_hat_grant_request(conn: &mut DbConn, row: &HatGrantRequestRow) -> QueryResult<()> {
+    diesel::insert_into(hat_grant_requests::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_hat_grant_request(conn: &mut DbConn, id: &str) -> QueryResult<Option<HatGrantRequestRow>> {
+    hat_grant_requests::table
+        .find(id)
+        .select(HatGrantRequestRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Which requests a list shows.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestFilter<'a> {
+    /// Pending and not expired at this instant.
+    PendingAt(NaiveDateTime),
+    /// Pending but past their expiry at this instant.
+    ExpiredAt(NaiveDateTime),
+    /// Settled with this status (`confirmed`, `refused`, `cancelled`).
+    Settled(&'a str),
+    All,
+}
+
+/// Requests matching `filter`, oldest first, keyset-paged by id.
+pub fn list_hat_grant_requests(
+    conn: &mut DbConn,
+    filter: RequestFilter<'_>,
+    after_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<HatGrantRequestRow>> {
+    let mut q = hat_grant_requests::table
+        .select(HatGrantRequestRow::as_select())
+        .into_boxed();
+    q = match filter {
+        RequestFilter::PendingAt(now) => q
+            .filter(hat_grant_requests::status.eq("pending"))
+            .filter(hat_grant_requests::expires_at.gt(now)),
+        RequestFilter::ExpiredAt(now) => q
+            .filter(hat_grant_requests::status.eq("pending"))
+            .filter(hat_grant_requests::expires_at.le(now)),
+        RequestFilter::Settled(status) => q.filter(hat_grant_requests::status.eq(status.to_owned())),
+        RequestFilter::All => q,
+    };
+    if let Some(after) = after_id {
+        q = q.filter(hat_grant_requests::id.gt(after.to_owned()));
+    }
+    q.order(hat_grant_requests::id.asc()).limit(limit).load(conn)
+}
+
+/// How a pending request ended.
+pub struct Settlement<'a> {
+    /// `confirmed`, `refused` or `cancelled`.
+    pub status: &'a str,
+    /// The administrator who settled it (`None` from the console).
+    pub decided_by: Option<&'a str>,
+    /// `api` or `console`.
+    pub decided_via: &'a str,
+    pub reason: Option<&'a str>,
+    /// The grant a confirmation created.
+    pub hat_id: Option<&'a str>,
+    pub at: NaiveDateTime,
+}
+
+/// Settles a request that is still pending; returns rows changed (0 = someone settled it first).
+pub fn settle_hat_grant_request(conn: &mut DbConn, id: &str, s: &Settlement<'_>) -> QueryResult<usize> {
+    diesel::update(
+        hat_grant_requests::table
+            .find(id)
+            .filter(hat_grant_requests::status.eq("pending")),
+    )
+    .set((
+        hat_grant_requests::status.eq(s.status),
+        hat_grant_requests::decided_by.eq(s.decided_by),
+        hat_grant_requests::decided_via.eq(s.decided_via),
+        hat_grant_requests::decided_at.eq(s.at),
+        hat_grant_requests::decision_reason.eq(s.reason),
+        hat_grant_requests::hat_id.eq(s.hat_id),
+    ))
+    .execute(conn)
+}
+
+// ---- password setup tokens
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = password_setup_tokens)]
+pub struct SetupTokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub purpose: String,
+    pub issued_by: Option<String>,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_setup_token(conn: &mut DbConn, row: &SetupTokenRow) -> QueryResult<()> {
+    diesel::insert_into(password_setup_tokens::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_setup_token(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<SetupTokenRow>> {
+    password_setup_tokens::table
+        .filter(password_setup_tokens::token_hash.eq(token_hash))
+        .select(SetupTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Spends a token that is still live; returns rows changed (0 = used, revoked or expired meanwhile).
+pub fn spend_setup_token(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        password_setup_tokens::table
+            .find(id)
+            .filter(password_setup_tokens::used_at.is_null())
+            .filter(password_setup_tokens::revoked_at.is_null())
+            .filter(password_setup_tokens::expires_at.gt(now)),
+    )
+    .set(password_setup_tokens::used_at.eq(now))
+    .execute(conn)
+}
+
+/// Revokes every unused token of a user (a newer one replaces them, or the account was disabled).
+pub fn revoke_setup_tokens_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        password_setup_tokens::table
+            .filter(password_setup_tokens::user_id.eq(user_id))
+            .filter(password_setup_tokens::used_at.is_null())
+            .filter(password_setup_tokens::revoked_at.is_null()),
+    )
+    .set(password_setup_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
+
+// ---- session cut-offs
+
+/// A user with the instant before which their access tokens are refused, if any: one query on the hot path.
+pub fn find_user_with_cutoff(
+    conn: &mut DbConn,
+    id: &str,
+) -> QueryResult<Option<(UserRow, Option<NaiveDateTime>)>> {
+    users::table
+        .left_join(session_cutoffs::table)
+        .filter(users::id.eq(id))
+        .select((
+            UserRow::as_select(),
+            session_cutoffs::sessions_valid_after.nullable(),
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Ends every access token issued before `at` (delete + insert: portable, inside the caller's transaction).
+pub fn set_session_cutoff(conn: &mut DbConn, user_id: &str, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::delete(session_cutoffs::table.find(user_id)).execute(conn)?;
+    diesel::insert_into(session_cutoffs::table)
+        .values((
+            session_cutoffs::user_id.eq(user_id),
+            session_cutoffs::sessions_valid_after.eq(at),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }

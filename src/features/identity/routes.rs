@@ -1,11 +1,13 @@
-//! HTTP routes of identity: sign-in, `/me`, organisations, users and hats. Thin: extract, call the service.
+//! HTTP routes of identity: sign-in, password setup, `/me`, organisations, users, hats and pending grants of
+//! privileged hats. Thin: extract, call the service.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::dto::{
-    HatGrantView, LoginRequest, Me, NewHatGrant, NewOrganization, NewUser, Organization, PasswordReset,
-    RefreshRequest, TokenResponse, User, UserFilter,
+    GrantOutcome, HatGrantRequestFilter, HatGrantRequestView, HatGrantView, LoginRequest, Me, NewHatGrant,
+    NewOrganization, NewUser, Organization, RefreshRequest, RefuseHatGrant, SetupPasswordRequest,
+    TokenResponse, User, UserFilter, UserWithSetupToken,
 };
 use super::service;
 use crate::access::Actor;
@@ -19,6 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(login)
         .service(refresh)
         .service(logout)
+        .service(setup_password)
         .service(me)
         .service(create_organization)
         .service(list_organizations)
@@ -31,7 +34,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(reset_password)
         .service(list_hats)
         .service(grant_hat)
-        .service(revoke_hat);
+        .service(revoke_hat)
+        .service(list_hat_grant_requests)
+        .service(get_hat_grant_request)
+        .service(confirm_hat_grant)
+        .service(refuse_hat_grant);
 }
 
 /// Sign in with username and password.
@@ -94,6 +101,32 @@ async fn logout(
 ) -> AppResult<HttpResponse> {
     let token = body.into_inner().refresh_token;
     with_conn(&state, move |conn, _| service::logout(conn, &token, &meta)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Set one's own password with the single-use setup token an administrator handed over (after the account was
+/// created or its password reset). Then sign in with `POST /auth/login`.
+#[utoipa::path(
+    tag = "auth",
+    request_body = SetupPasswordRequest,
+    responses(
+        (status = 204, description = "Password set; the token is spent"),
+        (status = 401, description = "Unknown, used, replaced or expired token (the answer does not say which)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The password is too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/auth/setup-password")]
+async fn setup_password(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<SetupPasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    with_conn(&state, move |conn, s| {
+        service::setup_password(conn, &s.auth, &body, &meta)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -175,13 +208,14 @@ async fn get_organization(
         .map(web::Json)
 }
 
-/// Create a user account (`admin`); hats are granted separately.
+/// Create a user account (`admin`); hats are granted separately. No password: the answer carries a single-use
+/// setup token (shown once) for the user to choose their own at `POST /auth/setup-password`.
 #[utoipa::path(
     tag = "users",
     security(("bearer" = [])),
     request_body = NewUser,
     responses(
-        (status = 201, body = User),
+        (status = 201, body = UserWithSetupToken),
         (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Every fault listed in `errors`", body = Problem, content_type = "application/problem+json")
     )
@@ -194,7 +228,7 @@ async fn create_user(
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let user = with_conn(&state, move |conn, s| {
-        service::create_user(conn, &s.auth, &actor, &body)
+        service::create_user(conn, &s.auth, &s.settings.dual_control, &actor, &body)
     })
     .await?;
     Ok(HttpResponse::Created().json(user))
@@ -287,23 +321,23 @@ async fn enable_user(
     .map(web::Json)
 }
 
-/// Set a new password for a user (their sessions end).
+/// Reset a user's password (`admin`): the old one stops working and every session ends at once (access tokens
+/// included). The answer carries a single-use setup token (shown once) for the user to choose a new password;
+/// the administrator never sets one.
 #[utoipa::path(
     tag = "users",
     security(("bearer" = [])),
-    request_body = PasswordReset,
-    responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = UserWithSetupToken), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[post("/users/{id}/reset-password")]
 async fn reset_password(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<PasswordReset>,
-) -> AppResult<web::Json<User>> {
-    let (id, password) = (id.into_inner(), body.into_inner().new_password);
+) -> AppResult<web::Json<UserWithSetupToken>> {
+    let id = id.into_inner();
     with_conn(&state, move |conn, s| {
-        service::reset_password(conn, &s.auth, &actor, &id, &password)
+        service::reset_password(conn, &s.auth, &s.settings.dual_control, &actor, &id)
     })
     .await
     .map(web::Json)
@@ -327,13 +361,16 @@ async fn list_hats(
         .map(web::Json)
 }
 
-/// Grant a hat (`admin`; never to oneself), optionally scoped, time-bound or acting.
+/// Grant a hat (`admin`; never to oneself), optionally scoped, time-bound or acting. Ordinary hats take effect
+/// at once (201). `admin`, `finance_officer`, `dsrsg`, `hc`, `rc` and `head_of_office` need a second
+/// administrator: the answer is a pending request (202) to confirm at `/hat-grant-requests/{id}/confirm`.
 #[utoipa::path(
     tag = "users",
     security(("bearer" = [])),
     request_body = NewHatGrant,
     responses(
-        (status = 201, body = HatGrantView),
+        (status = 201, description = "Granted", body = HatGrantView),
+        (status = 202, description = "Privileged hat: waits for a second administrator", body = HatGrantRequestView),
         (status = 403, description = "Own hats, or not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")
     )
@@ -346,11 +383,14 @@ async fn grant_hat(
     body: web::Json<NewHatGrant>,
 ) -> AppResult<HttpResponse> {
     let (id, body) = (id.into_inner(), body.into_inner());
-    let grant = with_conn(&state, move |conn, _| {
-        service::grant_hat(conn, &actor, &id, &body)
+    let outcome = with_conn(&state, move |conn, s| {
+        service::grant_hat(conn, &s.settings.dual_control, &actor, &id, &body)
     })
     .await?;
-    Ok(HttpResponse::Created().json(grant))
+    Ok(match outcome {
+        GrantOutcome::Granted(grant) => HttpResponse::Created().json(grant),
+        GrantOutcome::Pending(request) => HttpResponse::Accepted().json(request),
+    })
 }
 
 /// Revoke a hat grant (`admin`; never one's own). Takes effect on the holder's next request.
@@ -373,6 +413,100 @@ async fn revoke_hat(
     let (id, hat_id) = path.into_inner();
     with_conn(&state, move |conn, _| {
         service::revoke_hat(conn, &actor, &id, &hat_id)
+    })
+    .await
+    .map(web::Json)
+}
+
+/// Grant requests for privileged hats (`admin`, `auditor`), oldest first; by default those waiting for a second
+/// administrator.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    params(PageQuery, HatGrantRequestFilter),
+    responses((status = 200, body = Page<HatGrantRequestView>), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/hat-grant-requests")]
+async fn list_hat_grant_requests(
+    state: web::Data<AppState>,
+    _actor: Actor,
+    page: web::Query<PageQuery>,
+    filter: web::Query<HatGrantRequestFilter>,
+) -> AppResult<web::Json<Page<HatGrantRequestView>>> {
+    let req = page.resolve::<String>(&state.settings.server)?;
+    let status = filter.into_inner().status;
+    let rows = with_conn(&state, move |conn, _| {
+        service::list_hat_grant_requests(conn, status.as_deref(), req.after.as_deref(), req.limit)
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(rows, req.limit, |r| r.id.clone())))
+}
+
+/// One grant request.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, body = HatGrantRequestView), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/hat-grant-requests/{id}")]
+async fn get_hat_grant_request(
+    state: web::Data<AppState>,
+    _actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<web::Json<HatGrantRequestView>> {
+    let id = id.into_inner();
+    with_conn(&state, move |conn, _| service::get_hat_grant_request(conn, &id))
+        .await
+        .map(web::Json)
+}
+
+/// Confirm a pending grant (`admin`, neither its requester nor its grantee): the hat takes effect now.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The grant now in force", body = HatGrantView),
+        (status = 403, description = "The requester or the grantee", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Expired, or settled already", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/hat-grant-requests/{id}/confirm")]
+async fn confirm_hat_grant(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let grant = with_conn(&state, move |conn, _| {
+        service::confirm_hat_grant(conn, &actor, &id)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(grant))
+}
+
+/// Refuse a pending grant (`admin`); its requester cancels it the same way.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = RefuseHatGrant,
+    responses(
+        (status = 200, body = HatGrantRequestView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Expired, or settled already", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/hat-grant-requests/{id}/refuse")]
+async fn refuse_hat_grant(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+    body: web::Json<RefuseHatGrant>,
+) -> AppResult<web::Json<HatGrantRequestView>> {
+    let (id, body) = (id.into_inner(), body.into_inner());
+    with_conn(&state, move |conn, _| {
+        service::refuse_hat_grant(conn, &actor, &id, body.reason.as_deref())
     })
     .await
     .map(web::Json)

@@ -1,16 +1,26 @@
 //! Identity use cases, each one transaction: sign-in, refresh, sign-out, request authorization, and the
-//! administration of organisations, users and hats. Password hashing happens before a transaction opens.
+//! administration of organisations, users and hats under dual control (privileged grants wait for a second
+//! administrator; administrators hand out single-use setup tokens, never passwords). Password hashing happens
+//! before a transaction opens.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, NaiveDateTime};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::AuthRuntime;
 use super::dto::{
-    HatGrantView, LoginRequest, Me, NewHatGrant, NewOrganization, NewUser, Organization, TokenResponse, User,
+    GrantOutcome, HatGrantRequestView, HatGrantView, LoginRequest, Me, NewHatGrant, NewOrganization, NewUser,
+    Organization, SetupPasswordRequest, TokenResponse, User, UserWithSetupToken,
 };
-use super::repo::{self, HatRow, OrganizationRow, RefreshTokenRow, UserRow};
-use super::tokens::{MAX_CLOCK_SKEW_SECS, new_refresh_token, refresh_token_hash};
+use super::repo::{
+    self, HatGrantRequestRow, HatRow, OrganizationRow, RefreshTokenRow, RequestFilter, Settlement,
+    SetupTokenRow, UserRow,
+};
+use super::tokens::{AccessClaims, MAX_CLOCK_SKEW_SECS, new_refresh_token, refresh_token_hash};
 use crate::access::{self, Actor, HatGrant, Requirement, resolve_hat};
+use crate::config::DualControlSettings;
 use crate::db::{self, DbConn};
 use crate::domain::lockout::{self, retry_after_secs, wait_before_attempt};
 use crate::domain::password_policy::{password_problems, password_problems_for};
@@ -380,7 +390,7 @@ fn grant_of(row: &HatRow) -> Option<HatGrant> {
 /// hat is resolved per the policy. A denial is audited before the 403 goes out.
 pub fn authorize_request(
     conn: &mut DbConn,
-    user_id: &str,
+    claims: &AccessClaims,
     requirement: Requirement,
     acting_hat: Option<&str>,
     route: &str,
@@ -388,8 +398,13 @@ pub fn authorize_request(
 ) -> AppResult<Actor> {
     let unauthorized =
         || AppError::unauthorized("The account behind this token cannot act now; sign in again.");
-    let user = repo::find_user(conn, user_id)?.ok_or_else(unauthorized)?;
+    let (user, sessions_valid_after) =
+        repo::find_user_with_cutoff(conn, &claims.sub)?.ok_or_else(unauthorized)?;
     if user.status == "disabled" {
+        return Err(unauthorized());
+    }
+    // A password reset (or disabling) ends every access token issued before it, at once.
+    if sessions_valid_after.is_some_and(|cutoff| token_issued_at(claims) < cutoff) {
         return Err(unauthorized());
     }
     let now = now_micros();
@@ -438,6 +453,24 @@ pub fn authorize_request(
             Err(AppError::forbidden(message))
         }
     }
+}
+
+/// When an access token was signed, as finely as its claims tell: its `jti` is a UUIDv7 minted at signing, whose
+/// millisecond timestamp is finer than `iat`'s whole seconds (a reset and the next sign-in often share a
+/// second). Falls back to `iat` when the `jti` says otherwise. Both claims are covered by the signature.
+fn token_issued_at(claims: &AccessClaims) -> NaiveDateTime {
+    let iat = chrono::DateTime::from_timestamp(claims.iat, 0).map(|t| t.naive_utc());
+    let from_jti = uuid::Uuid::parse_str(&claims.jti)
+        .ok()
+        .filter(|u| u.get_version_num() == 7)
+        .and_then(|u| u.get_timestamp())
+        .and_then(|ts| {
+            let (secs, nanos) = ts.to_unix();
+            chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+        })
+        .map(|t| t.naive_utc())
+        .filter(|t| Some(t.and_utc().timestamp()) == iat.map(|i| i.and_utc().timestamp()));
+    from_jti.or(iat).unwrap_or(NaiveDateTime::MIN)
 }
 
 /// Records a refused attempt (separation of duties and other object-level rules) and returns the 403.
@@ -585,8 +618,66 @@ fn password_errors_with(
         .collect())
 }
 
-/// Creates a user (with no hats). Every fault of the input is reported at once.
-pub fn create_user(conn: &mut DbConn, auth: &AuthRuntime, actor: &Actor, input: &NewUser) -> AppResult<User> {
+/// A new setup token (256 random bits, URL-safe base64) and the SHA-256 under which it is stored.
+fn new_setup_token() -> (String, String) {
+    let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let hash = setup_token_hash(&token);
+    (token, hash)
+}
+
+fn setup_token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The hash of a random secret nobody keeps: a well-formed argon2 hash that no password matches, so an account
+/// waiting for its owner's password cannot sign in, and a failed sign-in costs the usual time.
+fn unusable_password_hash(auth: &AuthRuntime) -> AppResult<String> {
+    auth.hashing
+        .hash(&URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
+}
+
+fn hours(h: u32) -> Duration {
+    Duration::hours(i64::from(h))
+}
+
+/// Issues a setup token for `user_id` inside the caller's transaction; earlier unused ones stop working.
+fn issue_setup_token(
+    tx: &mut DbConn,
+    user_id: &str,
+    purpose: &str,
+    issued_by: Option<&str>,
+    ttl: Duration,
+    now: NaiveDateTime,
+) -> AppResult<(String, NaiveDateTime)> {
+    repo::revoke_setup_tokens_of_user(tx, user_id, now)?;
+    let (token, token_hash) = new_setup_token();
+    let expires_at = now + ttl;
+    repo::insert_setup_token(
+        tx,
+        &SetupTokenRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.to_owned(),
+            token_hash,
+            purpose: purpose.to_owned(),
+            issued_by: issued_by.map(str::to_owned),
+            issued_at: now,
+            expires_at,
+            used_at: None,
+            revoked_at: None,
+        },
+    )?;
+    Ok((token, expires_at))
+}
+
+/// Creates a user (with no hats) who cannot sign in until they set their own password with the setup token
+/// returned here, once. Every fault of the input is reported at once.
+pub fn create_user(
+    conn: &mut DbConn,
+    auth: &AuthRuntime,
+    dual: &DualControlSettings,
+    actor: &Actor,
+    input: &NewUser,
+) -> AppResult<UserWithSetupToken> {
     let mut errors = Vec::new();
     if !valid_username(&input.username) {
         errors.push(FieldError::new(
@@ -608,19 +699,10 @@ pub fn create_user(conn: &mut DbConn, auth: &AuthRuntime, actor: &Actor, input: 
     if repo::find_organization(conn, &input.organization_id)?.is_none() {
         errors.push(FieldError::new("organization_id", "no organisation has this id"));
     }
-    errors.extend(password_errors_with(
-        conn,
-        "password",
-        &input.password,
-        &input.username,
-        &input.display_name,
-        email,
-        &input.organization_id,
-    )?);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let password_hash = auth.hashing.hash(&input.password)?;
+    let password_hash = unusable_password_hash(auth)?;
     let now = now_micros();
     db::write_tx(conn, |tx| {
         if repo::find_user_by_username(tx, &input.username)?.is_some() {
@@ -646,14 +728,29 @@ pub fn create_user(conn: &mut DbConn, auth: &AuthRuntime, actor: &Actor, input: 
         };
         repo::insert_user(tx, &row)?;
         let view = User::from_row(row, now);
+        let (setup_token, expires_at) = issue_setup_token(
+            tx,
+            &view.id,
+            "create",
+            Some(&actor.user_id),
+            hours(dual.setup_token_ttl_hours),
+            now,
+        )?;
         audit::append(
             tx,
             actor
                 .audit()
                 .event("user.create", "user", Some(&view.id))
+                .reason(format!(
+                    "setup token issued, valid until {expires_at}Z; the user sets their own password"
+                ))
                 .after(json!(view)),
         )?;
-        Ok(view)
+        Ok(UserWithSetupToken {
+            user: view,
+            setup_token,
+            setup_token_expires_at: expires_at.and_utc(),
+        })
     })
 }
 
@@ -687,7 +784,8 @@ pub fn list_users(
     )
 }
 
-/// Disables or re-enables an account. Disabling ends its sessions; enabling clears any lockout.
+/// Disables or re-enables an account. Disabling ends its sessions, access tokens included, and its setup
+/// tokens; enabling clears any lockout.
 pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled: bool) -> AppResult<User> {
     if !enabled && user_id == actor.user_id {
         return Err(AppError::conflict(
@@ -706,6 +804,8 @@ pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled
         } else {
             repo::set_user_status(tx, user_id, "disabled", now)?;
             repo::revoke_user_tokens(tx, user_id, now)?;
+            repo::revoke_setup_tokens_of_user(tx, user_id, now)?;
+            repo::set_session_cutoff(tx, user_id, now)?;
         }
         let after =
             repo::find_user(tx, user_id)?.ok_or_else(|| AppError::not_found("No user with this id."))?;
@@ -723,19 +823,103 @@ pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled
     })
 }
 
-/// Sets a new password chosen by an administrator and ends the user's sessions.
+/// Resets a password without the administrator choosing or learning one: the old password stops working, every
+/// session of the user ends at once (refresh tokens revoked, access tokens refused from now), and a setup token
+/// is returned once for the user to choose their own.
 pub fn reset_password(
     conn: &mut DbConn,
     auth: &AuthRuntime,
+    dual: &DualControlSettings,
     actor: &Actor,
     user_id: &str,
-    new_password: &str,
-) -> AppResult<User> {
-    let user = repo::find_user(conn, user_id)?.ok_or_else(|| AppError::not_found("No user with this id."))?;
+) -> AppResult<UserWithSetupToken> {
+    get_user(conn, user_id)?;
+    let hash = unusable_password_hash(auth)?;
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "users", user_id)?;
+        repo::set_password_hash(tx, user_id, &hash, now)?;
+        let revoked = repo::revoke_user_tokens(tx, user_id, now)?;
+        repo::set_session_cutoff(tx, user_id, now)?;
+        let (setup_token, expires_at) = issue_setup_token(
+            tx,
+            user_id,
+            "reset",
+            Some(&actor.user_id),
+            hours(dual.setup_token_ttl_hours),
+            now,
+        )?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("user.reset_password", "user", Some(user_id))
+                .reason(format!(
+                    "password cleared; {revoked} refresh token(s) revoked and every access token ended; \
+                     setup token issued, valid until {expires_at}Z"
+                )),
+        )?;
+        Ok(UserWithSetupToken {
+            user: get_user(tx, user_id)?,
+            setup_token,
+            setup_token_expires_at: expires_at.and_utc(),
+        })
+    })
+}
+
+const SETUP_TOKEN_REFUSED: &str =
+    "The setup token is unknown, used or expired; ask an administrator for a new one.";
+
+/// A user sets their own password with a setup token (public: the token is the credential). The token is
+/// spent in the same transaction; the password must pass the same strength check as everywhere.
+pub fn setup_password(
+    conn: &mut DbConn,
+    auth: &AuthRuntime,
+    input: &SetupPasswordRequest,
+    meta: &RequestMeta,
+) -> AppResult<()> {
+    let now = now_micros();
+    let refuse = |conn: &mut DbConn, user: Option<&UserRow>, reason: &str| -> AppError {
+        let ctx = match user {
+            Some(u) => user_context(u, meta),
+            None => anonymous_context(meta),
+        };
+        let recorded = db::write_tx(conn, |tx| {
+            audit::append(
+                tx,
+                ctx.event("auth.setup_password", "user", user.map(|u| u.id.as_str()))
+                    .outcome(Outcome::Failure)
+                    .reason(reason),
+            )
+        });
+        match recorded {
+            Ok(_) => AppError::unauthorized(SETUP_TOKEN_REFUSED),
+            Err(e) => e.into(),
+        }
+    };
+    let Some(token) = repo::find_setup_token(conn, &setup_token_hash(&input.token))? else {
+        return Err(refuse(conn, None, "unknown setup token"));
+    };
+    let user =
+        repo::find_user(conn, &token.user_id)?.ok_or_else(|| AppError::unauthorized(SETUP_TOKEN_REFUSED))?;
+    let why_not = if token.used_at.is_some() {
+        Some("setup token already used")
+    } else if token.revoked_at.is_some() {
+        Some("setup token replaced or revoked")
+    } else if token.expires_at <= now {
+        Some("setup token expired")
+    } else if user.status == "disabled" {
+        Some("account disabled")
+    } else {
+        None
+    };
+    if let Some(reason) = why_not {
+        return Err(refuse(conn, Some(&user), reason));
+    }
     let errors = password_errors_with(
         conn,
-        "new_password",
-        new_password,
+        "password",
+        &input.password,
         &user.username,
         &user.display_name,
         &user.email,
@@ -744,20 +928,26 @@ pub fn reset_password(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let hash = auth.hashing.hash(new_password)?;
-    let now = now_micros();
-    db::write_tx(conn, |tx| {
-        repo::set_password_hash(tx, user_id, &hash, now)?;
-        repo::revoke_user_tokens(tx, user_id, now)?;
+    let hash = auth.hashing.hash(&input.password)?;
+    db::write_tx(conn, |tx| -> AppResult<AppResult<()>> {
+        db::lock_row(tx, "password_setup_tokens", &token.id)?;
+        if repo::spend_setup_token(tx, &token.id, now_micros())? == 0 {
+            return Ok(Err(AppError::unauthorized(SETUP_TOKEN_REFUSED)));
+        }
+        repo::set_password_hash(tx, &user.id, &hash, now)?;
+        repo::revoke_user_tokens(tx, &user.id, now)?;
+        let issuer = token.issued_by.as_deref().unwrap_or("the console");
         audit::append(
             tx,
-            actor
-                .audit()
-                .event("user.reset_password", "user", Some(user_id))
-                .reason("password reset; sessions ended"),
+            user_context(&user, meta)
+                .event("user.password_set", "user", Some(&user.id))
+                .reason(format!(
+                    "password chosen by the user with a setup token ({}) issued by {issuer}",
+                    token.purpose
+                )),
         )?;
-        get_user(tx, user_id)
-    })
+        Ok(Ok(()))
+    })?
 }
 
 // ---- hats
@@ -771,16 +961,7 @@ pub fn list_hats(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<HatGrantView
         .collect())
 }
 
-pub fn grant_hat(
-    conn: &mut DbConn,
-    actor: &Actor,
-    user_id: &str,
-    input: &NewHatGrant,
-) -> AppResult<HatGrantView> {
-    if let Err(message) = access::may_change_hats_of(&actor.user_id, user_id) {
-        return Err(deny(conn, actor, "hat.grant", "user", user_id, message));
-    }
-    get_user(conn, user_id)?;
+fn validate_grant(conn: &mut DbConn, input: &NewHatGrant) -> AppResult<()> {
     let mut errors = Vec::new();
     if let Some(org) = &input.scope_organization_id {
         if repo::find_organization(conn, org)?.is_none() {
@@ -802,10 +983,68 @@ pub fn grant_hat(
             errors.push(FieldError::new("valid_until", "must be after valid_from"));
         }
     }
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation(errors))
     }
+}
+
+/// Grants a hat. Ordinary hats take effect at once; a privileged one (see
+/// [`crate::access::Hat::needs_second_administrator`]) becomes a pending request that a second administrator,
+/// neither the requester nor the grantee, must confirm before it expires.
+pub fn grant_hat(
+    conn: &mut DbConn,
+    dual: &DualControlSettings,
+    actor: &Actor,
+    user_id: &str,
+    input: &NewHatGrant,
+) -> AppResult<GrantOutcome> {
+    if let Err(message) = access::may_change_hats_of(&actor.user_id, user_id) {
+        return Err(deny(conn, actor, "hat.grant", "user", user_id, message));
+    }
+    get_user(conn, user_id)?;
+    validate_grant(conn, input)?;
     let now = now_micros();
+    if input.hat.needs_second_administrator() {
+        return db::write_tx(conn, |tx| {
+            let row = HatGrantRequestRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                user_id: user_id.to_owned(),
+                hat: input.hat.as_str().to_owned(),
+                scope_organization_id: input.scope_organization_id.clone(),
+                scope_adm1: input.scope_adm1.as_ref().map(|a| a.trim().to_owned()),
+                valid_from: input.valid_from.map(|t| t.naive_utc()),
+                valid_until: input.valid_until.map(|t| t.naive_utc()),
+                acting: input.acting,
+                requested_by: actor.user_id.clone(),
+                requested_at: now,
+                expires_at: now + hours(dual.grant_confirmation_ttl_hours),
+                status: "pending".into(),
+                decided_by: None,
+                decided_via: None,
+                decided_at: None,
+                decision_reason: None,
+                hat_id: None,
+            };
+            repo::insert_hat_grant_request(tx, &row)?;
+            let view = HatGrantRequestView::from_row(row, now)
+                .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+            audit::append(
+                tx,
+                actor
+                    .audit()
+                    .event("hat.grant_request", "hat_grant_request", Some(&view.id))
+                    .reason(format!(
+                        "{} is a privileged hat: waits for a second administrator until {}",
+                        view.hat,
+                        view.expires_at.to_rfc3339()
+                    ))
+                    .after(json!(view)),
+            )?;
+            Ok(GrantOutcome::Pending(view))
+        });
+    }
     db::write_tx(conn, |tx| {
         let row = HatRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -831,7 +1070,251 @@ pub fn grant_hat(
                 .event("hat.grant", "hat", Some(&view.id))
                 .after(json!(view)),
         )?;
-        Ok(view)
+        Ok(GrantOutcome::Granted(view))
+    })
+}
+
+// ---- pending grants of privileged hats
+
+/// Lists grant requests: `status` is `pending` (the default), `expired`, `confirmed`, `refused`, `cancelled`
+/// or `all`.
+pub fn list_hat_grant_requests(
+    conn: &mut DbConn,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> AppResult<Vec<HatGrantRequestView>> {
+    let now = now_micros();
+    let filter = match status.unwrap_or("pending") {
+        "pending" => RequestFilter::PendingAt(now),
+        "expired" => RequestFilter::ExpiredAt(now),
+        s @ ("confirmed" | "refused" | "cancelled") => RequestFilter::Settled(s),
+        "all" => RequestFilter::All,
+        _ => {
+            return Err(AppError::invalid_field(
+                "status",
+                "must be pending, expired, confirmed, refused, cancelled or all",
+            ));
+        }
+    };
+    Ok(
+        repo::list_hat_grant_requests(conn, filter, after, i64::from(limit) + 1)?
+            .into_iter()
+            .filter_map(|r| HatGrantRequestView::from_row(r, now))
+            .collect(),
+    )
+}
+
+pub fn get_hat_grant_request(conn: &mut DbConn, id: &str) -> AppResult<HatGrantRequestView> {
+    repo::find_hat_grant_request(conn, id)?
+        .and_then(|r| HatGrantRequestView::from_row(r, now_micros()))
+        .ok_or_else(|| AppError::not_found("No hat grant request with this id."))
+}
+
+/// Who confirms a request: a second administrator over the API, or someone at the server's console.
+enum Confirmer<'a> {
+    Administrator(&'a Actor),
+    Console { host_user: Option<&'a str> },
+}
+
+fn console_context(host_user: Option<&str>) -> AuditContext {
+    AuditContext {
+        actor_username: Some(match host_user {
+            Some(u) => format!("console:{u}"),
+            None => "console".to_owned(),
+        }),
+        ..AuditContext::default()
+    }
+}
+
+/// Confirms a pending request in one transaction: the grant is created, the request settled, both audited.
+/// A request that is no longer pending or has expired is refused with a 409, and the refusal is audited.
+fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>) -> AppResult<HatGrantView> {
+    let (ctx, decided_by, via) = match &confirmer {
+        Confirmer::Administrator(actor) => (actor.audit(), Some(actor.user_id.as_str()), "api"),
+        Confirmer::Console { host_user } => (console_context(*host_user), None, "console"),
+    };
+    let now = now_micros();
+    db::write_tx(conn, |tx| -> AppResult<AppResult<HatGrantView>> {
+        db::lock_row(tx, "hat_grant_requests", request_id)?;
+        let row = repo::find_hat_grant_request(tx, request_id)?
+            .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
+        let before = HatGrantRequestView::from_row(row.clone(), now)
+            .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let refused = |tx: &mut DbConn, message: String| -> AppResult<AppResult<HatGrantView>> {
+            audit::append(
+                tx,
+                ctx.event("hat.grant_confirm", "hat_grant_request", Some(request_id))
+                    .outcome(Outcome::Failure)
+                    .reason(message.clone()),
+            )?;
+            Ok(Err(AppError::conflict(message)))
+        };
+        if before.status == "expired" {
+            return refused(
+                tx,
+                format!(
+                    "This request expired at {}; an administrator must ask for the grant again.",
+                    before.expires_at.to_rfc3339()
+                ),
+            );
+        }
+        if before.status != "pending" {
+            return refused(tx, format!("This request is {} already.", before.status));
+        }
+        let hat = HatRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: row.user_id.clone(),
+            hat: row.hat.clone(),
+            scope_organization_id: row.scope_organization_id.clone(),
+            scope_adm1: row.scope_adm1.clone(),
+            valid_from: row.valid_from,
+            valid_until: row.valid_until,
+            acting: row.acting,
+            granted_by: Some(row.requested_by.clone()),
+            granted_at: now,
+            revoked_by: None,
+            revoked_at: None,
+        };
+        repo::insert_hat(tx, &hat)?;
+        let settled = repo::settle_hat_grant_request(
+            tx,
+            request_id,
+            &Settlement {
+                status: "confirmed",
+                decided_by,
+                decided_via: via,
+                reason: None,
+                hat_id: Some(&hat.id),
+                at: now,
+            },
+        )?;
+        if settled == 0 {
+            return Err(AppError::conflict("This request was settled meanwhile."));
+        }
+        let after = repo::find_hat_grant_request(tx, request_id)?
+            .and_then(|r| HatGrantRequestView::from_row(r, now))
+            .ok_or_else(|| AppError::internal("settled request vanished"))?;
+        let grant =
+            HatGrantView::from_row(hat, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let by = match &confirmer {
+            Confirmer::Administrator(actor) => format!("second administrator {}", actor.username),
+            Confirmer::Console { host_user } => format!(
+                "the server console (host user {})",
+                host_user.unwrap_or("unknown")
+            ),
+        };
+        audit::append(
+            tx,
+            ctx.event("hat.grant_confirm", "hat_grant_request", Some(request_id))
+                .reason(format!("confirmed by {by}"))
+                .before(json!(before))
+                .after(json!(after)),
+        )?;
+        audit::append(
+            tx,
+            ctx.event("hat.grant", "hat", Some(&grant.id))
+                .reason(format!(
+                    "requested by {} in request {request_id}; confirmed by {by}",
+                    row.requested_by
+                ))
+                .after(json!(grant)),
+        )?;
+        Ok(Ok(grant))
+    })?
+}
+
+/// A second administrator confirms a pending grant. The requester and the grantee may not (four-eyes).
+pub fn confirm_hat_grant(conn: &mut DbConn, actor: &Actor, request_id: &str) -> AppResult<HatGrantView> {
+    let row = repo::find_hat_grant_request(conn, request_id)?
+        .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
+    if let Err(message) = access::may_confirm_hat_grant(&actor.user_id, &row.requested_by, &row.user_id) {
+        return Err(deny(
+            conn,
+            actor,
+            "hat.grant_confirm",
+            "hat_grant_request",
+            request_id,
+            message,
+        ));
+    }
+    confirm_request(conn, request_id, Confirmer::Administrator(actor))
+}
+
+/// Confirms a pending grant from the server's command line (`qip-pool admin confirm-grant`): for a mission
+/// with a single administrator. Whoever can run the binary against the database holds the keys anyway; the
+/// audit trail records the console and the host user.
+pub fn confirm_hat_grant_from_console(
+    conn: &mut DbConn,
+    request_id: &str,
+    host_user: Option<&str>,
+) -> AppResult<HatGrantView> {
+    confirm_request(conn, request_id, Confirmer::Console { host_user })
+}
+
+/// Refuses a pending grant (any administrator), or cancels it (its requester). Expired or settled requests
+/// are final.
+pub fn refuse_hat_grant(
+    conn: &mut DbConn,
+    actor: &Actor,
+    request_id: &str,
+    reason: Option<&str>,
+) -> AppResult<HatGrantRequestView> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > 1000) {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must be at most 1,000 characters",
+        ));
+    }
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        db::lock_row(tx, "hat_grant_requests", request_id)?;
+        let row = repo::find_hat_grant_request(tx, request_id)?
+            .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
+        let before = HatGrantRequestView::from_row(row.clone(), now)
+            .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        if before.status != "pending" {
+            return Err(AppError::conflict(format!(
+                "This request is {} and can no longer be refused.",
+                before.status
+            )));
+        }
+        let status = if row.requested_by == actor.user_id {
+            "cancelled"
+        } else {
+            "refused"
+        };
+        repo::settle_hat_grant_request(
+            tx,
+            request_id,
+            &Settlement {
+                status,
+                decided_by: Some(&actor.user_id),
+                decided_via: "api",
+                reason,
+                hat_id: None,
+                at: now,
+            },
+        )?;
+        let after = repo::find_hat_grant_request(tx, request_id)?
+            .and_then(|r| HatGrantRequestView::from_row(r, now))
+            .ok_or_else(|| AppError::internal("settled request vanished"))?;
+        let action = if status == "cancelled" {
+            "hat.grant_cancel"
+        } else {
+            "hat.grant_refuse"
+        };
+        let mut event = actor
+            .audit()
+            .event(action, "hat_grant_request", Some(request_id))
+            .before(json!(before))
+            .after(json!(after));
+        if let Some(r) = reason {
+            event = event.reason(r);
+        }
+        audit::append(tx, event)?;
+        Ok(after)
     })
 }
 
@@ -980,4 +1463,50 @@ pub fn bootstrap_admin(
 /// True when no administrator exists (a fresh database); `serve` then says how to create one.
 pub fn needs_bootstrap(conn: &mut DbConn) -> AppResult<bool> {
     Ok(!repo::admin_exists(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: i64, jti: String) -> AccessClaims {
+        AccessClaims {
+            iss: "qip-pool".into(),
+            aud: "qip-pool-api".into(),
+            sub: "u".into(),
+            iat,
+            nbf: iat,
+            exp: iat + 900,
+            jti,
+        }
+    }
+
+    #[test]
+    fn a_tokens_issue_time_is_read_to_the_millisecond_from_its_jti() {
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, 1_800_000_000, 123_000_000);
+        let jti = uuid::Uuid::new_v7(ts).to_string();
+        let at = token_issued_at(&claims(1_800_000_000, jti));
+        assert_eq!(at.and_utc().timestamp_millis(), 1_800_000_000_123);
+    }
+
+    #[test]
+    fn a_jti_that_disagrees_with_iat_or_is_not_v7_falls_back_to_iat() {
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, 1_700_000_000, 5_000_000);
+        let other_second = uuid::Uuid::new_v7(ts).to_string();
+        let at = token_issued_at(&claims(1_800_000_000, other_second));
+        assert_eq!(at.and_utc().timestamp_millis(), 1_800_000_000_000);
+        let at = token_issued_at(&claims(1_800_000_000, "not-a-uuid".into()));
+        assert_eq!(at.and_utc().timestamp_millis(), 1_800_000_000_000);
+    }
+
+    #[test]
+    fn setup_tokens_are_random_and_stored_as_their_sha256() {
+        let (a, hash_a) = new_setup_token();
+        let (b, _) = new_setup_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "256 bits, URL-safe base64 without padding");
+        assert_eq!(hash_a, setup_token_hash(&a));
+        assert_eq!(hash_a.len(), 64);
+        assert_ne!(hash_a, a);
+    }
 }

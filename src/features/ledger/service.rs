@@ -660,8 +660,8 @@ pub fn contribution_request(
     let ctx = actor.audit();
     idempotency::run(conn, idem, retention, |tx| {
         let details = PostingDetails {
-            reference,
-            memo,
+            reference: reference.clone(),
+            memo: memo.clone(),
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
@@ -671,7 +671,7 @@ pub fn contribution_request(
             &pool,
             &input.contributor_organization_id,
             amount,
-            foreign,
+            foreign.clone(),
             details,
         )?;
         stored_view(tx, &row)
