@@ -130,8 +130,9 @@ pub fn login(
             None => None,
         };
         let Some(current) = current else {
+            // The name as typed (bounded by `check_bounds`), not its throttle key: auditors search by it.
             let ctx = AuditContext {
-                actor_username: Some(account.clone()),
+                actor_username: Some(input.username.clone()),
                 ..anonymous_context(meta)
             };
             record_failed_sign_in(
