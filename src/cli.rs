@@ -182,8 +182,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Admin {
             command: AdminCommand::PendingGrants,
         } => {
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let mut conn = db::connect_existing(&settings.database)?;
             let pending =
                 identity::service::list_hat_grant_requests(&mut conn, Some("pending"), None, u32::MAX - 1)
                     .map_err(|e| CliError::Other(e.detail().to_owned()))?;
@@ -195,8 +194,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Admin {
             command: AdminCommand::ConfirmGrant { request_id },
         } => {
-            let pool = db::build_pool(&settings.database)?;
-            let mut conn = pool.get().map_err(|e| CliError::Other(e.to_string()))?;
+            let mut conn = db::connect_existing(&settings.database)?;
             let host_user = host_user();
             let grant = identity::service::confirm_hat_grant_from_console(
                 &mut conn,
@@ -213,7 +211,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Ledger {
             command: LedgerCommand::Check,
         } => {
-            let mut conn = db::connect_once(&settings.database)?;
+            let mut conn = db::connect_existing(&settings.database)?;
             let report = crate::features::ledger::check::check(&mut conn).map_err(db::DbError::Query)?;
             println!("{}", serde_json::to_string(&report).unwrap_or_default());
             Ok(if report.ok {
@@ -261,7 +259,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             command: AuditCommand::Verify { checkpoint },
         } => {
             let checkpoint = checkpoint.as_deref().map(parse_checkpoint).transpose()?;
-            let mut conn = db::connect_once(&settings.database)?;
+            let mut conn = db::connect_existing(&settings.database)?;
             let report = audit::verify_chain(&mut conn).map_err(db::DbError::Query)?;
             let mut json = serde_json::to_value(&report).unwrap_or_default();
             let mut checkpoint_holds = true;

@@ -228,6 +228,21 @@ pub fn connect_once(settings: &DatabaseSettings) -> Result<DbConn, DbError> {
     manager.open()
 }
 
+/// [`connect_once`] for jobs that only read or change an existing database (`ledger check`, `audit verify`,
+/// `admin confirm-grant`): a mistyped SQLite path is an error, never a new empty database.
+pub fn connect_existing(settings: &DatabaseSettings) -> Result<DbConn, DbError> {
+    let manager = DbConnManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms);
+    if let Backend::Sqlite { path } = manager.backend() {
+        if !path.is_file() {
+            return Err(DbError::Connect {
+                backend: "sqlite",
+                message: format!("no database at {}; check database.url", path.display()),
+            });
+        }
+    }
+    manager.open()
+}
+
 fn prepare_sqlite_file(path: &Path, manager: &DbConnManager) -> Result<(), DbError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {

@@ -164,3 +164,20 @@ fn admin_bootstrap_creates_one_admin_then_refuses() {
     assert!(report.intact);
     assert_eq!(report.head_seq, 3, "organisation, user and hat, each audited");
 }
+
+#[test]
+fn read_only_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo").join("qip-pool.sqlite3");
+    let url = format!("sqlite://{}", path.display());
+    for args in [&["ledger", "check"][..], &["audit", "verify"][..]] {
+        let out = qip_pool(args, &[("QIP__DATABASE__URL", url.as_str())]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = one_error_line(&out);
+        assert!(stderr.contains("no database at"), "{stderr}");
+    }
+    assert!(
+        !path.exists() && !path.parent().unwrap().exists(),
+        "nothing was created"
+    );
+}
