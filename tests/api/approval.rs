@@ -549,6 +549,7 @@ fn the_brief_and_my_tasks_show_what_a_decider_needs() {
     assert_eq!(brief["pool_unallocated_before"], "50000.00");
     assert_eq!(brief["pool_unallocated_after"], "30000.00");
     assert_eq!(brief["flags"][0]["category"], "local_capacity");
+    assert_eq!(brief["flags_total"], brief["flags"].as_array().unwrap().len());
     assert_eq!(brief["consultation"][0]["status"], "objection");
     assert_eq!(brief["screening"]["assistance_type"], "indirect");
     assert_eq!(brief["steps"].as_array().unwrap().len(), 2);

@@ -132,8 +132,11 @@ pub struct Brief {
     /// Who was asked in the latest round, and their answers (lapses included).
     pub consultation: Vec<crate::features::consultation::dto::Consultee>,
     pub consultation_deadline: Option<DateTime<Utc>>,
-    /// Every flag, open or ended, with override justifications (confidential notes only for hats that may see them).
+    /// The flags, open or ended, with override justifications (confidential notes only for callers who may see
+    /// them); at most 100, open ones always listed first.
     pub flags: Vec<crate::features::consultation::dto::Flag>,
+    /// How many flags the proposal has in all (the consultation view lists them).
+    pub flags_total: usize,
     /// Every step of the current version: earlier decisions with their hats, and deadlines.
     pub steps: Vec<Step>,
 }

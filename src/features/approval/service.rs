@@ -423,6 +423,7 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<B
         consultation_deadline: latest.map(|r| r.deadline),
         consultation: latest.map(|r| r.consultees.clone()).unwrap_or_default(),
         flags: consultation.flags,
+        flags_total: consultation.flags_total,
         steps: steps_view(conn, &proposal, false)?,
     })
 }
