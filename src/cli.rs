@@ -85,7 +85,9 @@ pub enum AdminCommand {
     /// List grants of privileged hats waiting for a second administrator (one JSON object per line).
     PendingGrants,
     /// Confirm a pending grant of a privileged hat from the server's console: for a mission with a single
-    /// administrator. Audited as done from the console, with the host user.
+    /// administrator. Audited as done from the console, with the host user. Exempt from the rule that the
+    /// grantee's password must not rest on the requester's setup token: whoever runs this holds the server
+    /// and its database anyway.
     ConfirmGrant {
         /// The id of the grant request (from `admin pending-grants` or `GET /api/v1/hat-grant-requests`).
         request_id: String,

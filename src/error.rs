@@ -25,6 +25,7 @@ pub enum ErrorKind {
     Conflict,
     InvalidTransition,
     InsufficientFunds,
+    DualControl,
     RequestInProgress,
     IdempotencyKeyReused,
     PreconditionFailed,
@@ -39,7 +40,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation and the test that each one is documented.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 20] = [
         ErrorKind::BadRequest,
         ErrorKind::MalformedJson,
         ErrorKind::Unauthorized,
@@ -49,6 +50,7 @@ impl ErrorKind {
         ErrorKind::Conflict,
         ErrorKind::InvalidTransition,
         ErrorKind::InsufficientFunds,
+        ErrorKind::DualControl,
         ErrorKind::RequestInProgress,
         ErrorKind::IdempotencyKeyReused,
         ErrorKind::PreconditionFailed,
@@ -71,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Conflict
             | ErrorKind::InvalidTransition
             | ErrorKind::InsufficientFunds
+            | ErrorKind::DualControl
             | ErrorKind::RequestInProgress => StatusCode::CONFLICT,
             ErrorKind::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -96,6 +99,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::InvalidTransition => "invalid-transition",
             ErrorKind::InsufficientFunds => "insufficient-funds",
+            ErrorKind::DualControl => "dual-control",
             ErrorKind::RequestInProgress => "request-in-progress",
             ErrorKind::IdempotencyKeyReused => "idempotency-key-reused",
             ErrorKind::PreconditionFailed => "precondition-failed",
@@ -124,6 +128,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "Conflict with the current state",
             ErrorKind::InvalidTransition => "Action not allowed in this state",
             ErrorKind::InsufficientFunds => "Insufficient funds",
+            ErrorKind::DualControl => "Another administrator must act first",
             ErrorKind::RequestInProgress => "A request with this idempotency key is in progress",
             ErrorKind::IdempotencyKeyReused => "Idempotency key reused with a different request",
             ErrorKind::PreconditionFailed => "Precondition failed",

@@ -222,6 +222,32 @@ pub fn may_confirm_hat_grant(
     }
 }
 
+/// Dual control reaches the password too: a privileged grant asked for by the administrator who issued the
+/// setup token the grantee signs in with (the one that set the current password, or one still waiting to be
+/// used) would let that administrator alone hold the power — they could have used the token themselves. So such
+/// a grant is not confirmed over the API until an administrator other than the requester has issued a fresh
+/// token (a reset) and the person has set their password with it. `token_issuers` are the administrators who
+/// issued those tokens (console-issued ones are not listed: console access is full control anyway).
+///
+/// Together with a reset suspending the privileged hats of the account it resets (they go back to pending
+/// requests by the resetting administrator), a privileged hat is effective only when two administrators took
+/// part: the one who asked for it and one who did not issue the holder's password token — or the console.
+pub fn may_confirm_given_password_origin<'a>(
+    requested_by: &str,
+    token_issuers: impl IntoIterator<Item = &'a str>,
+) -> Result<(), &'static str> {
+    if token_issuers.into_iter().any(|issuer| issuer == requested_by) {
+        Err(
+            "The grantee's password was set (or is about to be set) with a setup token issued by the \
+             administrator who asked for this grant, who could have used it themselves. Reset the grantee's \
+             password yourself, hand the new setup token to the person, and confirm once they have set their \
+             password with it.",
+        )
+    } else {
+        Ok(())
+    }
+}
+
 /// Which proposals a caller may see, as one rule used for single reads and for list queries alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProposalScope {
@@ -324,6 +350,26 @@ mod tests {
         assert!(may_confirm_hat_grant("a", "a", "b").is_err(), "the requester");
         assert!(may_confirm_hat_grant("b", "a", "b").is_err(), "the grantee");
         assert!(may_confirm_hat_grant("a", "a", "a").is_err(), "both");
+    }
+
+    #[test]
+    fn the_requester_of_a_grant_must_not_hold_the_grantees_password_token() {
+        assert!(
+            may_confirm_given_password_origin("a", ["b"]).is_ok(),
+            "another admin issued it"
+        );
+        assert!(
+            may_confirm_given_password_origin("a", []).is_ok(),
+            "no token: console or not set"
+        );
+        assert!(
+            may_confirm_given_password_origin("a", ["a"]).is_err(),
+            "the requester issued it"
+        );
+        assert!(
+            may_confirm_given_password_origin("a", ["b", "a"]).is_err(),
+            "a live token of the requester could still replace the password"
+        );
     }
 
     #[test]

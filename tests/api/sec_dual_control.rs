@@ -137,10 +137,10 @@ fn neither_requester_nor_grantee_may_confirm_but_a_second_administrator_does() {
     let dmitri = app.user_with_hats(&admin, "dmitri", &office, &["admin"]);
     let bob = app.user_with_hats(&admin, "bob", &office, &[]);
 
-    // The issue's path: A asks for finance_officer for administrator C; C would confirm it for themself.
-    let request = pending_request(&app, &admin, &carla.user_id, "finance_officer");
+    // The issue's path: D asks for finance_officer for administrator C; C would confirm it for themself.
+    let request = pending_request(&app, &dmitri, &carla.user_id, "finance_officer");
     let id = request["id"].as_str().unwrap();
-    assert_problem(confirm(&app, &admin, id), 403, "forbidden");
+    assert_problem(confirm(&app, &dmitri, id), 403, "forbidden");
     assert_problem(confirm(&app, &carla, id), 403, "forbidden");
     // A grantee without the admin hat is stopped by the policy table.
     let for_bob = pending_request(&app, &admin, &bob.user_id, "hc");
@@ -153,7 +153,7 @@ fn neither_requester_nor_grantee_may_confirm_but_a_second_administrator_does() {
     assert_eq!(request_status(&app, id).0, "pending");
 
     // Listed for every administrator (and auditors), oldest first.
-    let listed = pending_ids(&app, &dmitri, "");
+    let listed = pending_ids(&app, &admin, "");
     assert_eq!(listed, [id, for_bob["id"].as_str().unwrap()]);
     let one: Value = app
         .get_as(&format!("/api/v1/hat-grant-requests/{id}"), &dmitri.access)
@@ -161,17 +161,18 @@ fn neither_requester_nor_grantee_may_confirm_but_a_second_administrator_does() {
         .unwrap();
     assert_eq!(one["user_id"], carla.user_id.as_str());
 
-    // A third person confirms: the hat is in force on Carla's next request.
-    let res = confirm(&app, &dmitri, id);
+    // A third person confirms (the one who issued Carla's setup token, which is allowed: the requester did
+    // not): the hat is in force on Carla's next request.
+    let res = confirm(&app, &admin, id);
     assert_eq!(res.status().as_u16(), 201);
     let grant: Value = res.json().unwrap();
     assert_eq!(grant["hat"], "finance_officer");
     assert_eq!(grant["active"], true);
-    assert_eq!(grant["granted_by"], admin.user_id.as_str());
+    assert_eq!(grant["granted_by"], dmitri.user_id.as_str());
     assert!(hat_rows(&app, &carla.user_id).contains(&"finance_officer".to_owned()));
     let (status, decided_by, via, hat_id) = request_status(&app, id);
     assert_eq!(status, "confirmed");
-    assert_eq!(decided_by.as_deref(), Some(dmitri.user_id.as_str()));
+    assert_eq!(decided_by.as_deref(), Some(admin.user_id.as_str()));
     assert_eq!(via.as_deref(), Some("api"));
     assert_eq!(hat_id.as_deref(), grant["id"].as_str());
     let check = app
@@ -184,7 +185,7 @@ fn neither_requester_nor_grantee_may_confirm_but_a_second_administrator_does() {
     assert_eq!(check.status().as_u16(), 200);
 
     // Settled once: confirming again is a conflict, and it left the pending list.
-    assert_problem(confirm(&app, &dmitri, id), 409, "conflict");
+    assert_problem(confirm(&app, &admin, id), 409, "conflict");
     assert_eq!(pending_ids(&app, &dmitri, ""), [for_bob["id"].as_str().unwrap()]);
     assert!(pending_ids(&app, &dmitri, "?status=confirmed").contains(&id.to_owned()));
 
@@ -200,17 +201,21 @@ fn neither_requester_nor_grantee_may_confirm_but_a_second_administrator_does() {
         .collect();
     assert_eq!(
         denied,
-        [Some(admin.user_id.as_str()), Some(carla.user_id.as_str())]
+        [Some(dmitri.user_id.as_str()), Some(carla.user_id.as_str())]
     );
     let ok = confirms.iter().find(|e| e.outcome == "success").unwrap();
-    assert_eq!(ok.actor_id.as_deref(), Some(dmitri.user_id.as_str()));
+    assert_eq!(ok.actor_id.as_deref(), Some(admin.user_id.as_str()));
     assert_eq!(ok.hat.as_deref(), Some("admin"));
     let granted = rows
         .iter()
         .rfind(|e| e.action == "hat.grant" && e.entity_id.as_deref() == grant["id"].as_str())
         .unwrap();
     assert!(
-        granted.reason.as_deref().unwrap().contains("dmitri"),
+        granted
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("second administrator admin"),
         "{granted:?}"
     );
 }
@@ -525,4 +530,231 @@ fn a_reset_ends_access_and_refresh_tokens_at_once_and_the_user_chooses_the_new_p
             .any(|e| e.after_state.as_deref().unwrap_or("").contains(token)),
         "the token never reaches the audit trail"
     );
+}
+
+// ---- the setup token passes through an administrator: it counts as that administrator's part
+
+fn reset(app: &TestApp, admin: &Session, user_id: &str) -> Value {
+    let res = app.post_json(
+        &format!("/api/v1/users/{user_id}/reset-password"),
+        Some(&admin.access),
+        &json!({}),
+    );
+    assert_eq!(res.status().as_u16(), 200);
+    res.json().unwrap()
+}
+
+fn me_hats(app: &TestApp, access: &str) -> Vec<String> {
+    let me: Value = app.get_as("/api/v1/me", access).json().unwrap();
+    me["hats"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{me}"))
+        .iter()
+        .map(|h| h["hat"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn ledger_check_as_finance(app: &TestApp, access: &str) -> reqwest::blocking::Response {
+    app.client
+        .get(app.url("/api/v1/ledger/check"))
+        .bearer_auth(access)
+        .header("Acting-Hat", "finance_officer")
+        .send()
+        .unwrap()
+}
+
+fn requests_for(app: &TestApp, user_id: &str) -> Vec<(String, String, String)> {
+    hat_grant_requests::table
+        .filter(hat_grant_requests::user_id.eq(user_id))
+        .order(hat_grant_requests::id.asc())
+        .select((
+            hat_grant_requests::hat,
+            hat_grant_requests::requested_by,
+            hat_grant_requests::status,
+        ))
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+const TAKEN_OVER: &str = "the-administrator-keeps-it-9931";
+
+#[test]
+fn an_administrator_who_resets_a_finance_officer_and_keeps_the_token_holds_no_money_power() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "FINSEC", "mission_section");
+    let bea = app.user_with_hats(&admin, "bea", &office, &["admin"]);
+    let finance = app.user_with_hats(&admin, "finance", &office, &["finance_officer", "auditor"]);
+    let fo_grant: String = hats::table
+        .filter(hats::user_id.eq(&finance.user_id))
+        .filter(hats::hat.eq("finance_officer"))
+        .select(hats::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    diesel::update(hats::table.find(&fo_grant))
+        .set(hats::scope_adm1.eq("XY01"))
+        .execute(&mut *app.conn())
+        .unwrap();
+    assert_eq!(
+        ledger_check_as_finance(&app, &finance.access).status().as_u16(),
+        200
+    );
+
+    // Admin A resets finance: the privileged hat stops in the same transaction and waits again, the ordinary
+    // one stays; the answer says so.
+    let reset_a = reset(&app, &admin, &finance.user_id);
+    let pending = reset_a["privileged_hats_pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{reset_a}");
+    assert_eq!(pending[0]["hat"], "finance_officer");
+    assert_eq!(pending[0]["status"], "pending");
+    assert_eq!(pending[0]["requested_by"], admin.user_id.as_str());
+    assert_eq!(pending[0]["scope_adm1"], "XY01", "same scope");
+    let request_id = pending[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(hat_rows(&app, &finance.user_id), ["auditor"]);
+    let revoked_by: Option<String> = hats::table
+        .find(&fo_grant)
+        .select(hats::revoked_by)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(revoked_by.as_deref(), Some(admin.user_id.as_str()));
+
+    // A uses the token himself and signs in as finance: no finance_officer hat, no money.
+    let token_a = reset_a["setup_token"].as_str().unwrap();
+    assert_eq!(app.setup_password(token_a, TAKEN_OVER).status().as_u16(), 204);
+    let as_finance = app.login("finance", TAKEN_OVER);
+    assert_eq!(me_hats(&app, &as_finance.access), ["auditor"]);
+    assert_problem(
+        ledger_check_as_finance(&app, &as_finance.access),
+        403,
+        "forbidden",
+    );
+
+    // A cannot confirm his own request; B is refused because A issued the token the password was set with.
+    assert_problem(confirm(&app, &admin, &request_id), 403, "forbidden");
+    let body = assert_problem(confirm(&app, &bea, &request_id), 409, "dual-control");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("setup token issued by the administrator who asked")
+            && detail.contains("Reset the grantee's password yourself"),
+        "{body}"
+    );
+    assert_eq!(request_status(&app, &request_id).0, "pending");
+    assert_eq!(hat_rows(&app, &finance.user_id), ["auditor"]);
+
+    // B issues a token of their own: no new request (the hat is pending already), A's session as finance ends.
+    let reset_b = reset(&app, &bea, &finance.user_id);
+    assert_eq!(reset_b["privileged_hats_pending"], json!([]));
+    let still_pending: Vec<_> = requests_for(&app, &finance.user_id)
+        .into_iter()
+        .filter(|(_, _, status)| status == "pending")
+        .collect();
+    assert_eq!(
+        still_pending,
+        [(
+            "finance_officer".to_owned(),
+            admin.user_id.clone(),
+            "pending".to_owned()
+        )]
+    );
+    assert_problem(app.get_as("/api/v1/me", &as_finance.access), 401, "unauthorized");
+
+    // The person sets their password with B's token; now B's confirmation takes effect.
+    let token_b = reset_b["setup_token"].as_str().unwrap();
+    assert_eq!(app.setup_password(token_b, NEW_PASSWORD).status().as_u16(), 204);
+    let res = confirm(&app, &bea, &request_id);
+    assert_eq!(res.status().as_u16(), 201);
+    let grant: Value = res.json().unwrap();
+    assert_eq!(grant["hat"], "finance_officer");
+    assert_eq!(grant["scope_adm1"], "XY01");
+    let again = app.login("finance", NEW_PASSWORD);
+    let mut now_hats = me_hats(&app, &again.access);
+    now_hats.sort();
+    assert_eq!(now_hats, ["auditor", "finance_officer"]);
+    assert_eq!(
+        ledger_check_as_finance(&app, &again.access).status().as_u16(),
+        200
+    );
+    assert_eq!(login_status(&app, "finance", TAKEN_OVER), 401);
+
+    let rows = app.audit_rows();
+    let suspended = rows
+        .iter()
+        .find(|e| e.action == "hat.revoke" && e.entity_id.as_deref() == Some(fo_grant.as_str()))
+        .unwrap();
+    assert!(
+        suspended.reason.as_deref().unwrap().contains("password reset"),
+        "{suspended:?}"
+    );
+    assert!(rows.iter().any(|e| e.action == "hat.grant_request"
+        && e.entity_id.as_deref() == Some(request_id.as_str())
+        && e.actor_id.as_deref() == Some(admin.user_id.as_str())));
+    let reset_event = rows.iter().find(|e| e.action == "user.reset_password").unwrap();
+    assert!(
+        reset_event.reason.as_deref().unwrap().contains("finance_officer"),
+        "{reset_event:?}"
+    );
+    let refusal = rows
+        .iter()
+        .find(|e| e.action == "hat.grant_confirm" && e.outcome == "failure")
+        .unwrap();
+    assert_eq!(refusal.actor_id.as_deref(), Some(bea.user_id.as_str()));
+}
+
+#[test]
+fn an_administrator_cannot_create_an_account_set_its_password_and_have_it_made_admin() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "MISSEC", "mission_section");
+    let bea = app.user_with_hats(&admin, "bea", &office, &["admin"]);
+
+    // A creates X and sets X's password with the token A received, then asks for admin for X.
+    let (x_id, token_a) = app.create_user(&admin, "xavier", &office);
+    assert_eq!(app.setup_password(&token_a, TAKEN_OVER).status().as_u16(), 204);
+    let request = pending_request(&app, &admin, &x_id, "admin");
+    let request_id = request["id"].as_str().unwrap();
+    // B confirms in good faith: refused, and nothing takes effect.
+    assert_problem(confirm(&app, &bea, request_id), 409, "dual-control");
+    assert!(hat_rows(&app, &x_id).is_empty());
+
+    // Also while A's token is still unused: A could set the password after the confirmation.
+    let (y_id, token_y) = app.create_user(&admin, "yolanda", &office);
+    let for_y = pending_request(&app, &admin, &y_id, "finance_officer");
+    assert_problem(
+        confirm(&app, &bea, for_y["id"].as_str().unwrap()),
+        409,
+        "dual-control",
+    );
+    assert_eq!(app.setup_password(&token_y, TAKEN_OVER).status().as_u16(), 204);
+    assert!(hat_rows(&app, &y_id).is_empty());
+
+    // B issues X a fresh token (no new request), X sets it, and B's confirmation works.
+    let reset_b = reset(&app, &bea, &x_id);
+    assert_eq!(reset_b["privileged_hats_pending"], json!([]));
+    assert_eq!(
+        login_status(&app, "xavier", TAKEN_OVER),
+        401,
+        "A's password is gone"
+    );
+    assert_eq!(
+        app.setup_password(reset_b["setup_token"].as_str().unwrap(), NEW_PASSWORD)
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(confirm(&app, &bea, request_id).status().as_u16(), 201);
+    let x = app.login("xavier", NEW_PASSWORD);
+    assert_eq!(me_hats(&app, &x.access), ["admin"]);
+    assert_eq!(app.get_as("/api/v1/users", &x.access).status().as_u16(), 200);
+
+    // And if A resets X now, the admin hat stops again until a second administrator steps in.
+    let reset_a = reset(&app, &admin, &x_id);
+    assert_eq!(reset_a["privileged_hats_pending"][0]["hat"], "admin");
+    assert!(hat_rows(&app, &x_id).is_empty());
+
+    // The console stays exempt: it confirms even though A issued the token (console access is full control).
+    let console = qip_pool::features::identity::service::confirm_hat_grant_from_console(
+        &mut app.conn(),
+        for_y["id"].as_str().unwrap(),
+        Some("ops"),
+    );
+    assert!(console.is_ok(), "{console:?}");
+    assert_eq!(hat_rows(&app, &y_id), ["finance_officer"]);
 }

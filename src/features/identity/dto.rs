@@ -162,6 +162,21 @@ pub struct UserWithSetupToken {
     pub setup_token_expires_at: DateTime<Utc>,
 }
 
+/// The answer to a password reset: the user, the single-use setup token to hand over (shown once), and the
+/// privileged hats the reset suspended. The administrator who resets holds that token, so each privileged hat
+/// the account held became a pending grant request by them; a second administrator confirms it after issuing
+/// the person a setup token of their own (a further reset).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasswordReset {
+    #[serde(flatten)]
+    pub user: User,
+    /// Shown once, stored only as a hash; single use.
+    pub setup_token: String,
+    pub setup_token_expires_at: DateTime<Utc>,
+    /// The pending requests that replace the account's privileged hats (empty when it held none).
+    pub privileged_hats_pending: Vec<HatGrantRequestView>,
+}
+
 /// A user sets their own password with the setup token an administrator handed them.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -597,6 +597,35 @@ pub fn spend_setup_token(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Que
     .execute(conn)
 }
 
+/// Who issued the setup tokens that decide a user's password: the latest one used (it set the current
+/// password; a user who never used one signs in with a console-set password or not at all) and any still live
+/// (it can set the next one). `None` in the list = issued at the console. Oldest first.
+pub fn password_token_issuers(
+    conn: &mut DbConn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Option<String>>> {
+    let last_used: Option<Option<String>> = password_setup_tokens::table
+        .filter(password_setup_tokens::user_id.eq(user_id))
+        .filter(password_setup_tokens::used_at.is_not_null())
+        .order((
+            password_setup_tokens::used_at.desc(),
+            password_setup_tokens::id.desc(),
+        ))
+        .select(password_setup_tokens::issued_by)
+        .first(conn)
+        .optional()?;
+    let live: Vec<Option<String>> = password_setup_tokens::table
+        .filter(password_setup_tokens::user_id.eq(user_id))
+        .filter(password_setup_tokens::used_at.is_null())
+        .filter(password_setup_tokens::revoked_at.is_null())
+        .filter(password_setup_tokens::expires_at.gt(now))
+        .order(password_setup_tokens::id.asc())
+        .select(password_setup_tokens::issued_by)
+        .load(conn)?;
+    Ok(last_used.into_iter().chain(live).collect())
+}
+
 /// Revokes every unused token of a user (a newer one replaces them, or the account was disabled).
 pub fn revoke_setup_tokens_of_user(
     conn: &mut DbConn,

@@ -6,8 +6,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::dto::{
     GrantOutcome, HatGrantRequestFilter, HatGrantRequestView, HatGrantView, LoginRequest, Me, NewHatGrant,
-    NewOrganization, NewUser, Organization, RefreshRequest, RefuseHatGrant, SetupPasswordRequest,
-    TokenResponse, User, UserFilter, UserWithSetupToken,
+    NewOrganization, NewUser, Organization, PasswordReset, RefreshRequest, RefuseHatGrant,
+    SetupPasswordRequest, TokenResponse, User, UserFilter, UserWithSetupToken,
 };
 use super::service;
 use crate::access::Actor;
@@ -323,18 +323,19 @@ async fn enable_user(
 
 /// Reset a user's password (`admin`): the old one stops working and every session ends at once (access tokens
 /// included). The answer carries a single-use setup token (shown once) for the user to choose a new password;
-/// the administrator never sets one.
+/// the administrator never sets one. The account's privileged hats are suspended into pending grant requests
+/// (listed in `privileged_hats_pending`) that a second administrator must confirm.
 #[utoipa::path(
     tag = "users",
     security(("bearer" = [])),
-    responses((status = 200, body = UserWithSetupToken), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = PasswordReset), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[post("/users/{id}/reset-password")]
 async fn reset_password(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-) -> AppResult<web::Json<UserWithSetupToken>> {
+) -> AppResult<web::Json<PasswordReset>> {
     let id = id.into_inner();
     with_conn(&state, move |conn, s| {
         service::reset_password(conn, &s.auth, &s.settings.dual_control, &actor, &id)
@@ -468,7 +469,7 @@ async fn get_hat_grant_request(
         (status = 201, description = "The grant now in force", body = HatGrantView),
         (status = 403, description = "The requester or the grantee", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Expired, or settled already", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "Expired, or settled already (`/problems/conflict`); or the grantee's password was set with a setup token the requester issued (`/problems/dual-control`): reset it yourself, hand the new token over, then confirm", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[post("/hat-grant-requests/{id}/confirm")]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::AuthRuntime;
 use super::dto::{
     GrantOutcome, HatGrantRequestView, HatGrantView, LoginRequest, Me, NewHatGrant, NewOrganization, NewUser,
-    Organization, SetupPasswordRequest, TokenResponse, User, UserWithSetupToken,
+    Organization, PasswordReset, SetupPasswordRequest, TokenResponse, User, UserWithSetupToken,
 };
 use super::repo::{
     self, HatGrantRequestRow, HatRow, OrganizationRow, RefreshTokenRow, RequestFilter, Settlement,
@@ -827,13 +827,19 @@ pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled
 /// Resets a password without the administrator choosing or learning one: the old password stops working, every
 /// session of the user ends at once (refresh tokens revoked, access tokens refused from now), and a setup token
 /// is returned once for the user to choose their own.
+///
+/// The administrator holds that token, so the account's privileged hats (admin, finance_officer, …) stop in the
+/// same transaction: each becomes a pending grant request by the resetting administrator, with the same scope,
+/// validity and acting flag, which a second administrator confirms only after issuing a token of their own
+/// ([`access::may_confirm_given_password_origin`]). Ordinary hats stay. Hats already waiting (pending
+/// requests) are left as they are: the reset only issues the token.
 pub fn reset_password(
     conn: &mut DbConn,
     auth: &AuthRuntime,
     dual: &DualControlSettings,
     actor: &Actor,
     user_id: &str,
-) -> AppResult<UserWithSetupToken> {
+) -> AppResult<PasswordReset> {
     get_user(conn, user_id)?;
     let hash = unusable_password_hash(auth)?;
     let now = now_micros();
@@ -850,6 +856,19 @@ pub fn reset_password(
             hours(dual.setup_token_ttl_hours),
             now,
         )?;
+        let suspended = suspend_privileged_hats(tx, dual, actor, user_id, now)?;
+        let hats_note = if suspended.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; privileged hat(s) {} suspended until a second administrator confirms them",
+                suspended
+                    .iter()
+                    .map(|r| r.hat.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         audit::append(
             tx,
             actor
@@ -857,15 +876,104 @@ pub fn reset_password(
                 .event("user.reset_password", "user", Some(user_id))
                 .reason(format!(
                     "password cleared; {revoked} refresh token(s) revoked and every access token ended; \
-                     setup token issued, valid until {expires_at}Z"
+                     setup token issued, valid until {expires_at}Z{hats_note}"
                 )),
         )?;
-        Ok(UserWithSetupToken {
+        Ok(PasswordReset {
             user: get_user(tx, user_id)?,
             setup_token,
             setup_token_expires_at: expires_at.and_utc(),
+            privileged_hats_pending: suspended,
         })
     })
+}
+
+/// Revokes the privileged hats of `user_id` that are in force or still to come, and asks for each again as a
+/// pending request by `actor`; both audited. Inside the caller's transaction.
+fn suspend_privileged_hats(
+    tx: &mut DbConn,
+    dual: &DualControlSettings,
+    actor: &Actor,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> AppResult<Vec<HatGrantRequestView>> {
+    let privileged = repo::unrevoked_hats_of_user(tx, user_id)?
+        .into_iter()
+        .filter(|h| h.valid_until.is_none_or(|until| until > now))
+        .filter(|h| {
+            h.hat
+                .parse::<access::Hat>()
+                .is_ok_and(access::Hat::needs_second_administrator)
+        });
+    let mut pending = Vec::new();
+    for hat in privileged {
+        let before = HatGrantView::from_row(hat.clone(), now);
+        repo::revoke_hat(tx, &hat.id, &actor.user_id, now)?;
+        let after = repo::find_hat(tx, &hat.id)?
+            .and_then(|r| HatGrantView::from_row(r, now))
+            .ok_or_else(|| AppError::internal("revoked hat vanished"))?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("hat.revoke", "hat", Some(&hat.id))
+                .reason(
+                    "suspended by a password reset: the resetting administrator holds the setup token, so the \
+                     hat waits for a second administrator again",
+                )
+                .before(json!(before))
+                .after(json!(after)),
+        )?;
+        let request = HatGrantRequestRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.to_owned(),
+            hat: hat.hat,
+            scope_organization_id: hat.scope_organization_id,
+            scope_adm1: hat.scope_adm1,
+            valid_from: hat.valid_from,
+            valid_until: hat.valid_until,
+            acting: hat.acting,
+            requested_by: actor.user_id.clone(),
+            requested_at: now,
+            expires_at: now + hours(dual.grant_confirmation_ttl_hours),
+            status: "pending".into(),
+            decided_by: None,
+            decided_via: None,
+            decided_at: None,
+            decision_reason: None,
+            hat_id: None,
+        };
+        let reason = format!("re-asked after a password reset (hat grant {} suspended)", hat.id);
+        pending.push(insert_grant_request(tx, actor, request, Some(&reason))?);
+    }
+    Ok(pending)
+}
+
+/// Stores a pending request for a privileged hat and audits it.
+fn insert_grant_request(
+    tx: &mut DbConn,
+    actor: &Actor,
+    row: HatGrantRequestRow,
+    why: Option<&str>,
+) -> AppResult<HatGrantRequestView> {
+    let now = row.requested_at;
+    repo::insert_hat_grant_request(tx, &row)?;
+    let view =
+        HatGrantRequestView::from_row(row, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+    audit::append(
+        tx,
+        actor
+            .audit()
+            .event("hat.grant_request", "hat_grant_request", Some(&view.id))
+            .reason(format!(
+                "{}{} is a privileged hat: waits for a second administrator until {}",
+                why.map(|w| format!("{w}; ")).unwrap_or_default(),
+                view.hat,
+                view.expires_at.to_rfc3339()
+            ))
+            .after(json!(view)),
+    )?;
+    Ok(view)
 }
 
 const SETUP_TOKEN_REFUSED: &str =
@@ -1028,21 +1136,7 @@ pub fn grant_hat(
                 decision_reason: None,
                 hat_id: None,
             };
-            repo::insert_hat_grant_request(tx, &row)?;
-            let view = HatGrantRequestView::from_row(row, now)
-                .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
-            audit::append(
-                tx,
-                actor
-                    .audit()
-                    .event("hat.grant_request", "hat_grant_request", Some(&view.id))
-                    .reason(format!(
-                        "{} is a privileged hat: waits for a second administrator until {}",
-                        view.hat,
-                        view.expires_at.to_rfc3339()
-                    ))
-                    .after(json!(view)),
-            )?;
+            let view = insert_grant_request(tx, actor, row, None)?;
             Ok(GrantOutcome::Pending(view))
         });
     }
@@ -1142,15 +1236,17 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
             .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
         let before = HatGrantRequestView::from_row(row.clone(), now)
             .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
-        let refused = |tx: &mut DbConn, message: String| -> AppResult<AppResult<HatGrantView>> {
-            audit::append(
-                tx,
-                ctx.event("hat.grant_confirm", "hat_grant_request", Some(request_id))
-                    .outcome(Outcome::Failure)
-                    .reason(message.clone()),
-            )?;
-            Ok(Err(AppError::conflict(message)))
-        };
+        let refused_as =
+            |tx: &mut DbConn, kind: ErrorKind, message: String| -> AppResult<AppResult<HatGrantView>> {
+                audit::append(
+                    tx,
+                    ctx.event("hat.grant_confirm", "hat_grant_request", Some(request_id))
+                        .outcome(Outcome::Failure)
+                        .reason(message.clone()),
+                )?;
+                Ok(Err(AppError::new(kind, message)))
+            };
+        let refused = |tx: &mut DbConn, message: String| refused_as(tx, ErrorKind::Conflict, message);
         if before.status == "expired" {
             return refused(
                 tx,
@@ -1162,6 +1258,19 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
         }
         if before.status != "pending" {
             return refused(tx, format!("This request is {} already.", before.status));
+        }
+        // Over the API, the grantee's password must not rest on a setup token of the requester (who could have
+        // used it). The grantee's row is locked so a reset cannot slip in between this look and the grant.
+        // The console is exempt: console access is full control of the server anyway (audited as such).
+        if let Confirmer::Administrator(_) = confirmer {
+            db::lock_row(tx, "users", &row.user_id)?;
+            let issuers = repo::password_token_issuers(tx, &row.user_id, now)?;
+            if let Err(message) = access::may_confirm_given_password_origin(
+                &row.requested_by,
+                issuers.iter().flatten().map(String::as_str),
+            ) {
+                return refused_as(tx, ErrorKind::DualControl, message.to_owned());
+            }
         }
         let hat = HatRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -1225,7 +1334,9 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
     })?
 }
 
-/// A second administrator confirms a pending grant. The requester and the grantee may not (four-eyes).
+/// A second administrator confirms a pending grant. The requester and the grantee may not (four-eyes, 403);
+/// nor may anyone while the grantee's password rests on a setup token the requester issued (409
+/// `dual-control`, checked in [`confirm_request`] under the grantee's row lock).
 pub fn confirm_hat_grant(conn: &mut DbConn, actor: &Actor, request_id: &str) -> AppResult<HatGrantView> {
     let row = repo::find_hat_grant_request(conn, request_id)?
         .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
@@ -1244,7 +1355,9 @@ pub fn confirm_hat_grant(conn: &mut DbConn, actor: &Actor, request_id: &str) -> 
 
 /// Confirms a pending grant from the server's command line (`qip-pool admin confirm-grant`): for a mission
 /// with a single administrator. Whoever can run the binary against the database holds the keys anyway; the
-/// audit trail records the console and the host user.
+/// audit trail records the console and the host user. For the same reason the console is exempt from
+/// [`access::may_confirm_given_password_origin`]: it confirms even when the requester issued the grantee's
+/// setup token.
 pub fn confirm_hat_grant_from_console(
     conn: &mut DbConn,
     request_id: &str,
