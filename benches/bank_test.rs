@@ -732,11 +732,10 @@ fn run(harness: &Harness, settings: &RunSettings) -> bool {
 
     harness.spawn(0);
     harness.spawn(1);
-    for i in 0..2 {
+    for (i, name) in NAMES.iter().enumerate() {
         assert!(
             harness.wait_ready(i, Duration::from_secs(60)),
-            "instance {} did not become ready; see {}",
-            NAMES[i],
+            "instance {name} did not become ready; see {}",
             harness.log_dir.display()
         );
     }
