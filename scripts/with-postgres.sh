@@ -3,6 +3,8 @@
 #   scripts/with-postgres.sh cargo test
 # Starts the cluster on a free port (as the `postgres` user, data under /tmp), exports
 # QIP_TEST_DATABASE_URL for it, runs the command, and always stops and deletes the cluster.
+# For fault tests it also exports QIP_TEST_PGDATA (the cluster's data directory) and QIP_TEST_PG_CTL (its
+# pg_ctl), e.g. to restart the server with `pg_ctl -D "$QIP_TEST_PGDATA" restart -m immediate` (as `postgres`).
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -48,6 +50,8 @@ as_postgres "$PG_CTL" -D "$DATA_DIR" -w -t 60 \
   -l "$DATA_DIR/server.log" start >/dev/null
 
 export QIP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+export QIP_TEST_PGDATA="$DATA_DIR"
+export QIP_TEST_PG_CTL="$PG_CTL"
 echo "with-postgres: PostgreSQL on 127.0.0.1:$PORT (data $DATA_DIR)" >&2
 set +e
 "$@"
