@@ -4,9 +4,10 @@
 //!   1. tranche payments over HTTP by an authenticated `finance_officer`, each with its own Idempotency-Key —
 //!      throughput and p50/p99 latency;
 //!   2. `pgbench -M prepared` running the statements the service issues for one payment (authorization reads,
-//!      request checks, idempotency claim, then the proposal lock, tranche and report reads, the posting with
-//!      its balance locks, entries and audit event, the payment record, tranche and proposal updates, the second
-//!      audit event, the response reads and the idempotency record) at the same concurrency;
+//!      request checks, then in one transaction the idempotency claim, the proposal lock, tranche and report
+//!      reads, the posting with its balance locks, entries and audit event, the payment record, tranche and
+//!      proposal updates, the second audit event, the response reads and the idempotency record) at the same
+//!      concurrency;
 //!
 //! and prints the ratio HTTP / pgbench. Run: `scripts/with-postgres.sh cargo bench --bench disbursement_http`.
 //! Tunables: QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_PROPOSALS (48).
@@ -368,10 +369,10 @@ SELECT 1;
 SELECT * FROM proposals WHERE id = :proposal_id;
 SELECT id, code, currency FROM pools WHERE id = :pool_id;
 SELECT * FROM approval_steps WHERE proposal_id = :proposal_id ORDER BY version_number, position;
+\set idem_key random(1, 1000000000000)
 BEGIN;
-INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'in_progress', now() + interval '60 seconds', now(), now() + interval '7 days') ON CONFLICT DO NOTHING RETURNING idem_key \gset
-COMMIT;
-BEGIN;
+SELECT pg_try_advisory_xact_lock(:idem_key) AS locked;
+SELECT request_hash, status, response_status, response_body, expires_at FROM idempotency_keys WHERE user_id = :user_id AND idem_key = :idem_key::text;
 SELECT 1 FROM proposals WHERE id = :proposal_id FOR UPDATE;
 SELECT * FROM proposals WHERE id = :proposal_id;
 SELECT * FROM reports WHERE proposal_id = :proposal_id ORDER BY submitted_at;
@@ -398,7 +399,7 @@ UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random(
 SELECT id, code, currency FROM pools WHERE id = :pool_id;
 SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
 SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;
-UPDATE idempotency_keys SET status = 'done', response_status = 201, response_body = repeat('x', 900), transaction_id = :tx_id WHERE user_id = :user_id AND idem_key = :idem_key AND status = 'in_progress';
+INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'done', 201, repeat('x', 900), :tx_id, now(), now(), now() + interval '7 days');
 COMMIT;
 "#
     )

@@ -2,8 +2,9 @@
 //!   1. contributions posted over HTTP by an authenticated `finance_officer`, each with its own
 //!      Idempotency-Key, at a fixed concurrency — throughput and p50/p99 latency;
 //!   2. `pgbench -M prepared` running the same SQL statements the service issues for one such request (the
-//!      authorization reads, the idempotency claim, the posting with its row locks, entries, balances, the
-//!      audit-chain append and the idempotency record) at the same concurrency — throughput;
+//!      authorization reads, then one transaction with the idempotency claim, the posting with its row locks,
+//!      entries, balances, the audit-chain append and the idempotency record) at the same concurrency —
+//!      throughput;
 //!
 //! and prints the ratio HTTP / pgbench. Run: `scripts/with-postgres.sh cargo bench --bench ledger_http`.
 //! Tunables (environment): QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_WARMUP (300).
@@ -223,12 +224,11 @@ SELECT 1;
 -- request checks: pool, contributor.
 SELECT id, code, currency FROM pools WHERE id = :pool_id;
 SELECT id, code FROM organizations WHERE id = :donor_id;
--- idempotency claim, its own transaction.
+-- the posting, with its idempotency claim, audit event and idempotency record, in one transaction.
+\set idem_key random(1, 1000000000000)
 BEGIN;
-INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'in_progress', now() + interval '60 seconds', now(), now() + interval '7 days') ON CONFLICT DO NOTHING RETURNING idem_key \gset
-COMMIT;
--- the posting, with its audit event and idempotency record, in one transaction.
-BEGIN;
+SELECT pg_try_advisory_xact_lock(:idem_key) AS locked;
+SELECT request_hash, status, response_status, response_body, expires_at FROM idempotency_keys WHERE user_id = :user_id AND idem_key = :idem_key::text;
 SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'contributor' AND owner_id = :donor_id;
 SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'unallocated' AND owner_id = '';
 SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_first FOR UPDATE;
@@ -244,7 +244,7 @@ UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random(
 SELECT id, code, currency FROM pools WHERE id = :pool_id;
 SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
 SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;
-UPDATE idempotency_keys SET status = 'done', response_status = 201, response_body = repeat('x', 900), transaction_id = :tx_id WHERE user_id = :user_id AND idem_key = :idem_key AND status = 'in_progress';
+INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'done', 201, repeat('x', 900), :tx_id, now(), now(), now() + interval '7 days');
 COMMIT;
 "#
 }
