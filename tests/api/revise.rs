@@ -103,8 +103,7 @@ fn last_event(d: &Desk, action: &str, entity_id: &str) -> AuditEventRow {
     d.m.app
         .audit_rows()
         .into_iter()
-        .filter(|e| e.action == action && e.entity_id.as_deref() == Some(entity_id))
-        .next_back()
+        .rfind(|e| e.action == action && e.entity_id.as_deref() == Some(entity_id))
         .unwrap_or_else(|| panic!("no {action} event"))
 }
 
