@@ -3,10 +3,12 @@
 //! is written anywhere else. Pure: no actix, no diesel.
 
 pub mod actor;
+pub mod offers;
 pub mod policy;
 pub mod resolve;
 
 pub use actor::Actor;
+pub use offers::{OpenStep, ProposalFacts, offered_actions};
 pub use policy::{Action, Requirement, requirement_for_route};
 pub use resolve::{HatGrant, HatResolution, ResolvedHat, resolve_hat};
 
@@ -302,6 +304,21 @@ pub fn may_decide_on(
     decider_org != proposal_org && decider_user_id != created_by && submitted_by != Some(decider_user_id)
 }
 
+/// Multi-hatted decisions are explicit (DESIGN.md §4): deciding a step needs an acknowledgement when the same
+/// person already decided another step of the *same proposal version* (in another hat, as the DSRSG who is
+/// also HC and RC does). Steps of an earlier version do not count: the HC who returned version 1 and now
+/// clears version 2 wears the same hat on a new version. `decided` lists, for every step of the proposal, who
+/// decided it (if anyone) and the version it belongs to.
+pub fn needs_multi_hat_acknowledgement<'a>(
+    decider_user_id: &str,
+    version_number: i32,
+    decided: impl IntoIterator<Item = (Option<&'a str>, i32)>,
+) -> bool {
+    decided
+        .into_iter()
+        .any(|(by, version)| version == version_number && by == Some(decider_user_id))
+}
+
 /// Whether grants of one hat reach a proposal in `adm1`: any unscoped grant does; scoped ones must name it.
 pub fn grants_reach_adm1(grants: &[&HatGrant], adm1: Option<&str>) -> bool {
     grants
@@ -390,6 +407,29 @@ mod tests {
             !may_decide_on("u1", "org-a", "org-b", "u2", Some("u1")),
             "submitted it"
         );
+    }
+
+    #[test]
+    fn only_another_step_of_the_same_version_needs_an_acknowledgement() {
+        // The HC returned version 1 and clears version 2: the same hat on a new version.
+        assert!(!needs_multi_hat_acknowledgement(
+            "hc",
+            2,
+            [(Some("hc"), 1), (None, 2)]
+        ));
+        // The DSRSG cleared as HC and now decides as RC on the same version.
+        assert!(needs_multi_hat_acknowledgement(
+            "dsrsg",
+            2,
+            [(Some("dsrsg"), 2), (None, 2)]
+        ));
+        // Somebody else's decisions never count.
+        assert!(!needs_multi_hat_acknowledgement(
+            "rc",
+            1,
+            [(Some("hc"), 1), (None, 1)]
+        ));
+        assert!(!needs_multi_hat_acknowledgement("rc", 1, []));
     }
 
     #[test]

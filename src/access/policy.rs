@@ -32,6 +32,7 @@ pub enum Action {
     ProposalEdit,
     ProposalSubmit,
     ProposalWithdraw,
+    ProposalRevise,
     Contribute,
     LedgerRead,
     Reverse,
@@ -103,6 +104,7 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (ProposalEdit, &[Submitter]),
     (ProposalSubmit, &[Submitter]),
     (ProposalWithdraw, &[Submitter]),
+    (ProposalRevise, &[Submitter]),
     (Contribute, &[FinanceOfficer]),
     (
         LedgerRead,
@@ -273,6 +275,11 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "POST",
         "/api/v1/proposals/{id}/withdraw",
         Requirement::Action(ProposalWithdraw),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/revise",
+        Requirement::Action(ProposalRevise),
     ),
     (
         "POST",
@@ -473,6 +480,7 @@ mod tests {
             (lifecycle::Action::Edit, ProposalEdit),
             (lifecycle::Action::Submit, ProposalSubmit),
             (lifecycle::Action::Withdraw, ProposalWithdraw),
+            (lifecycle::Action::Revise, ProposalRevise),
         ];
         for (lifecycle_action, policy_action) in wired {
             for t in lifecycle::TRANSITIONS

@@ -117,7 +117,7 @@ impl FromStr for State {
     }
 }
 
-/// Something a person (or the deadline sweeper on the secretariat's behalf) does to a proposal.
+/// Something done to a proposal: by a person in a hat, or by the service itself (a round closing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -306,6 +306,9 @@ pub enum Performer {
     /// The hat named by the current step of the proposal's approval snapshot (one of
     /// [`hat::APPROVAL_STEP_DECIDERS`]); which one depends on the snapshot, not on this table.
     ApprovalStepDecider,
+    /// The service itself, never a person: a consultation round closes on its last answer or at its deadline
+    /// (audited as the system, with the triggering event linked). Never offered to a caller.
+    System,
 }
 
 /// One row of the state machine: `action` in `from` leads to `to`, performed by `performer`.
@@ -337,6 +340,7 @@ const HC: Performer = Performer::Hat(hat::HC);
 const DSRSG: Performer = Performer::Hat(hat::DSRSG);
 const FINANCE_OFFICER: Performer = Performer::Hat(hat::FINANCE_OFFICER);
 const STEP_DECIDER: Performer = Performer::ApprovalStepDecider;
+const SYSTEM: Performer = Performer::System;
 
 /// The whole state machine. Its order is the order [`allowed_actions`] reports in.
 pub const TRANSITIONS: &[Transition] = &[
@@ -357,18 +361,18 @@ pub const TRANSITIONS: &[Transition] = &[
     ),
     row(State::Flagged, Action::Withdraw, State::Withdrawn, SUBMITTER),
     row(State::InReview, Action::Withdraw, State::Withdrawn, SUBMITTER),
-    // The deadline sweeper closes rounds on the secretariat's behalf, hence the QIP officer.
+    // A round closes by itself, on its last awaited answer or at its deadline.
     row(
         State::InConsultation,
         Action::CloseConsultation,
         State::InReview,
-        QIP_OFFICER,
+        SYSTEM,
     ),
     row(
         State::InConsultation,
         Action::FlagConsultation,
         State::Flagged,
-        QIP_OFFICER,
+        SYSTEM,
     ),
     row(State::Flagged, Action::EndLastFlag, State::InReview, CONSULTEE),
     row(State::Flagged, Action::OverrideFlags, State::InReview, HC),
@@ -554,6 +558,8 @@ mod tests {
                 Performer::Hat(name) => assert!(hat::ALL.contains(&name), "{name}"),
                 // Only the approval chain defers to the snapshot's current step.
                 Performer::ApprovalStepDecider => assert_eq!(t.from, Some(State::InReview), "{t:?}"),
+                // Only rounds close by themselves.
+                Performer::System => assert_eq!(t.from, Some(State::InConsultation), "{t:?}"),
             }
         }
         let review_decisions = [
@@ -589,13 +595,13 @@ mod tests {
                 S::InConsultation,
                 A::CloseConsultation,
                 S::InReview,
-                wears(hat::QIP_OFFICER),
+                Performer::System,
             ),
             (
                 S::InConsultation,
                 A::FlagConsultation,
                 S::Flagged,
-                wears(hat::QIP_OFFICER),
+                Performer::System,
             ),
             (S::Flagged, A::EndLastFlag, S::InReview, wears(hat::CONSULTEE)),
             (S::Flagged, A::OverrideFlags, S::InReview, wears(hat::HC)),

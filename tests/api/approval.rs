@@ -573,3 +573,83 @@ fn the_brief_and_my_tasks_show_what_a_decider_needs() {
             .any(|l| l["group"] == "hat" && l["key"] == "hc" && l["decided"] == 1)
     );
 }
+
+#[test]
+fn the_same_hc_clearing_a_new_version_after_returning_the_first_needs_no_acknowledgement() {
+    let d = desk("100000.00");
+    let (id, _, _) = d.m.submitted("Bridge repair", "30000.00");
+    // An advisory objection: OCHA is consulted again on the next version, and the round can close.
+    let c: Value = d.m.app.post_json(&format!("/api/v1/proposals/{id}/consultation/responses"), Some(&d.ocha.access),
+        &json!({"kind": "objection", "flags": [{"category": "local_capacity", "severity": "advisory", "description": "Local masons available"}]}))
+        .json().unwrap();
+    assert_eq!(c["state"], "in_review");
+    let a = d.approval(&id);
+    let res = d.decide(
+        &d.dsrsg,
+        Some("hc"),
+        &id,
+        a["steps"][0]["id"].as_str().unwrap(),
+        a["version"].as_i64().unwrap(),
+        json!({"decision": "return", "comment": "Add the maintenance plan"}),
+    );
+    assert_eq!(res.json::<Value>().unwrap()["state"], "draft");
+    let p: Value =
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}"), &d.m.unit.access)
+            .json()
+            .unwrap();
+    let res = d.m.submit(&id, p["version"].as_i64().unwrap());
+    assert_eq!(res.json::<Value>().unwrap()["state"], "in_consultation");
+    let c: Value =
+        d.m.app
+            .post_json(
+                &format!("/api/v1/proposals/{id}/consultation/responses"),
+                Some(&d.ocha.access),
+                &json!({"kind": "no_objection"}),
+            )
+            .json()
+            .unwrap();
+    assert_eq!(c["state"], "in_review");
+
+    // Version 2: the same person in the same hat clears it without an acknowledgement.
+    let a = d.approval(&id);
+    let v2: Vec<&Value> = a["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["version_number"] == 2)
+        .collect();
+    assert_eq!(v2[0]["hat"], "hc");
+    let res = d.decide(
+        &d.dsrsg,
+        Some("hc"),
+        &id,
+        v2[0]["id"].as_str().unwrap(),
+        a["version"].as_i64().unwrap(),
+        json!({"decision": "approve", "comment": "Maintenance plan added"}),
+    );
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
+    let a: Value = res.json().unwrap();
+    let cleared = a["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == v2[0]["id"])
+        .unwrap();
+    assert_eq!(cleared["status"], "approved");
+    assert_eq!(cleared["multi_hat_acknowledgement"], Value::Null);
+    // Another hat on the same version still needs one.
+    let problem = assert_problem(
+        d.decide(
+            &d.dsrsg,
+            Some("rc"),
+            &id,
+            v2[1]["id"].as_str().unwrap(),
+            a["version"].as_i64().unwrap(),
+            json!({"decision": "approve"}),
+        ),
+        422,
+        "validation",
+    );
+    assert_eq!(problem["errors"][0]["field"], "multi_hat_acknowledgement");
+}

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod allowed_actions;
 mod approval;
 mod approval_model;
 mod audit_api;
@@ -30,6 +31,7 @@ mod implementation;
 mod ledger;
 mod ops;
 mod proposals;
+mod revise;
 mod sec_bounds;
 mod sec_confidential;
 mod sec_dual_control;

@@ -264,7 +264,8 @@ fn draft_edit_submit_then_the_version_is_immutable() {
     assert_eq!(submitted["pool_settings_version"], 1);
     assert_eq!(
         submitted["allowed_actions"],
-        json!(["withdraw", "close_consultation", "flag_consultation"])
+        json!(["withdraw"]),
+        "the submitter is offered what it may do, not what the state allows"
     );
 
     let res = m.with_if_match(

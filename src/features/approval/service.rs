@@ -17,12 +17,12 @@ use crate::domain::money::format_amount;
 use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::proposal::ProposalContent;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, AuditContext, now_micros};
+use crate::features::audit::{self, Automatic, now_micros};
 use crate::features::identity::service::deny;
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
-use crate::features::proposals::service::load_visible;
+use crate::features::proposals::service::{load_visible, open_next_draft_version};
 use crate::http::preconditions::stale;
 
 fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
@@ -39,8 +39,9 @@ fn waived(version: &VersionRow) -> Vec<LimitExceeded> {
 }
 
 /// Instantiates the approval policy the proposal was checked against as concrete steps on its current
-/// version; the first step opens now. Called whenever a proposal enters `in_review`.
-pub fn instantiate_steps(tx: &mut DbConn, ctx: &AuditContext, proposal: &ProposalRow) -> AppResult<()> {
+/// version; the first step opens now. Called whenever a proposal enters `in_review`: an automatic step,
+/// audited as the system after the event that moved the proposal.
+pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRow) -> AppResult<()> {
     let version = current_version(tx, proposal)?;
     if repo::steps_of(tx, &proposal.id)?
         .iter()
@@ -244,13 +245,17 @@ pub fn decide(
         let all_steps = repo::steps_of(tx, proposal_id)?;
         // Read under the proposal's lock: a decision of this person in another hat that committed a moment
         // ago counts, so two racing decisions cannot both skip the acknowledgement.
-        let decided_before = all_steps
-            .iter()
-            .any(|s| s.decided_by.as_deref() == Some(actor.user_id.as_str()));
+        let decided_before = crate::access::needs_multi_hat_acknowledgement(
+            &actor.user_id,
+            proposal.current_version,
+            all_steps
+                .iter()
+                .map(|s| (s.decided_by.as_deref(), s.version_number)),
+        );
         if decided_before && acknowledgement.as_deref().is_none_or(|a| a.len() < 10) {
             return Err(AppError::validation(vec![FieldError::new(
                 "multi_hat_acknowledgement",
-                "you decided an earlier step of this proposal in another hat; acknowledge deciding again (at least 10 characters)",
+                "you decided an earlier step of this version of the proposal in another hat; acknowledge deciding again (at least 10 characters)",
             )]));
         }
         let mut steps: Vec<StepRow> = all_steps
@@ -332,27 +337,7 @@ pub fn decide(
             }
         }
         if input.decision == Decision::Return {
-            let version = current_version(tx, &proposal)?;
-            let content: ProposalContent = serde_json::from_str(&version.content).unwrap_or_default();
-            proposals_repo::insert_version(
-                tx,
-                &VersionRow {
-                    proposal_id: proposal.id.clone(),
-                    number: version.number + 1,
-                    status: "draft".into(),
-                    content: crate::domain::canonical_json::to_canonical_string(&json!(content)),
-                    budget_total_minor: None,
-                    requested_minor: None,
-                    duration_days: None,
-                    waiver_reasons: None,
-                    pool_settings_version: None,
-                    created_by: actor.user_id.clone(),
-                    created_at: now,
-                    submitted_by: None,
-                    submitted_at: None,
-                },
-            )?;
-            proposal.current_version = version.number + 1;
+            open_next_draft_version(tx, &mut proposal, &actor.user_id, now)?;
         }
         proposal.state = next.as_str().to_owned();
         proposal.version += 1;

@@ -7,4 +7,6 @@ pub mod repo;
 pub mod routes;
 pub mod service;
 
-pub use service::{AuditContext, NewAuditEvent, Outcome, append, hash_at, now_micros, verify_chain};
+pub use service::{
+    AuditContext, Automatic, NewAuditEvent, Outcome, append, hash_at, now_micros, verify_chain,
+};

@@ -67,6 +67,43 @@ impl AuditContext {
     }
 }
 
+/// The audit context of an automatic step — a round closing on its last answer or at its deadline, approval
+/// steps instantiated on entering review, a proposal moving on once its last blocking flag ended. DESIGN.md §7:
+/// the system is the actor, never the person whose request happened to set it off, and every event names the
+/// triggering event (its id, action and actor) in its `reason`. A separate type, so an automatic step cannot
+/// be handed a person's context by mistake.
+#[derive(Debug, Clone)]
+pub struct Automatic {
+    context: AuditContext,
+    trigger: String,
+}
+
+impl Automatic {
+    /// The automatic steps that follow `trigger`, an event appended in the same transaction (same request id).
+    pub fn after(trigger: &AuditEventRow) -> Self {
+        Self {
+            context: AuditContext::system(trigger.request_id.clone()),
+            trigger: format!(
+                "automatic, triggered by audit event {} (`{}` by {})",
+                trigger.id,
+                trigger.action,
+                trigger
+                    .actor_username
+                    .as_deref()
+                    .or(trigger.actor_id.as_deref())
+                    .unwrap_or("system"),
+            ),
+        }
+    }
+
+    /// Starts an event of the automatic step: the system's, with the trigger as its reason.
+    pub fn event(&self, action: &str, entity_type: &str, entity_id: Option<&str>) -> NewAuditEvent {
+        self.context
+            .event(action, entity_type, entity_id)
+            .reason(self.trigger.clone())
+    }
+}
+
 /// An event about to be appended.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {

@@ -174,7 +174,9 @@ impl From<&crate::domain::screening::OverlapMatch> for MatchedActivity {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConsulteeReason {
-    /// `rule`, `always_consult`, `overlap`, `manual` or `earlier_objection`.
+    /// `rule`, `always_consult`, `overlap`, `manual`, `earlier_objection` or `confirm_resolution` (after a
+    /// revision: the organisation holds open blocking flags and is asked to confirm that the revision resolves
+    /// them; resolving or withdrawing the last of them answers the round).
     pub kind: String,
     pub detail: String,
 }
@@ -183,7 +185,8 @@ pub struct ConsulteeReason {
 pub struct Consultee {
     pub organization_id: String,
     pub reasons: Vec<ConsulteeReason>,
-    /// `pending`, `no_objection`, `comment`, `objection` or `lapsed`.
+    /// `pending`, `no_objection`, `comment`, `objection`, `lapsed`, or `resolved` (asked to confirm the
+    /// resolution of its blocking flags, the organisation ended the last of them).
     pub status: String,
     pub responded_by: Option<String>,
     pub responded_at: Option<DateTime<Utc>>,

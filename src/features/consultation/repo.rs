@@ -430,3 +430,17 @@ pub fn objecting_organizations(conn: &mut DbConn, proposal_id: &str) -> QueryRes
         .load(conn)?;
     Ok(orgs.into_iter().flatten().collect())
 }
+
+/// The raising organisation of every open blocking flag on a proposal (`None` for a system flag without one),
+/// one entry per flag.
+pub fn open_blocking_flag_organizations(
+    conn: &mut DbConn,
+    proposal_id: &str,
+) -> QueryResult<Vec<Option<String>>> {
+    flags::table
+        .filter(flags::proposal_id.eq(proposal_id))
+        .filter(flags::status.eq("open"))
+        .filter(flags::severity.eq("blocking"))
+        .select(flags::organization_id)
+        .load(conn)
+}

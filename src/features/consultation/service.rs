@@ -22,7 +22,7 @@ use crate::domain::screening::{
     ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
 };
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, AuditContext, now_micros};
+use crate::features::audit::{self, AuditContext, Automatic, now_micros};
 use crate::features::identity::service::deny;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow};
 use crate::features::proposals::service::load_visible;
@@ -34,10 +34,13 @@ fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
     }
 }
 
-/// Opens the consultation round for the version just submitted. Returns the proposal's state afterwards.
+/// Opens the consultation round for the version just submitted (an automatic step after the submission).
+/// After a revision, the organisations holding open blocking flags are asked to confirm that the revision
+/// resolves them (`confirm_resolution`); other earlier objectors are consulted again. Returns the proposal's
+/// state afterwards.
 pub fn open_round(
     tx: &mut DbConn,
-    ctx: &AuditContext,
+    ctx: &Automatic,
     proposal: &mut ProposalRow,
     content: &ProposalContent,
     policy: &PoolPolicy,
@@ -69,11 +72,27 @@ pub fn open_round(
             }
         }
     } else {
+        let still_blocking: Vec<String> = repo::open_blocking_flag_organizations(tx, &proposal.id)?
+            .into_iter()
+            .flatten()
+            .collect();
+        for org in &still_blocking {
+            let reasons = wanted.entry(org.clone()).or_default();
+            if reasons.is_empty() {
+                reasons.push(reason(
+                    CONFIRM_RESOLUTION,
+                    "holds open blocking flags on an earlier version: confirm that this revision resolves them \
+                     (resolve or withdraw them), or answer",
+                ));
+            }
+        }
         for org in repo::objecting_organizations(tx, &proposal.id)? {
-            wanted
-                .entry(org)
-                .or_default()
-                .push(reason("earlier_objection", "raised a flag on an earlier version"));
+            if !still_blocking.contains(&org) {
+                wanted
+                    .entry(org)
+                    .or_default()
+                    .push(reason("earlier_objection", "raised a flag on an earlier version"));
+            }
         }
     }
     let round_id = uuid::Uuid::now_v7().to_string();
@@ -192,11 +211,16 @@ pub fn open_round(
         .map_err(|_| AppError::internal("unknown state"))
 }
 
+/// The consultee reason of an organisation asked, after a revision, to confirm that it resolves its open
+/// blocking flags.
+pub const CONFIRM_RESOLUTION: &str = "confirm_resolution";
+
 /// Closes a round (once: the conditional update decides) and moves the proposal on: `flagged` with an open
-/// blocking flag, else `in_review`. `proposal` must be locked by the caller.
+/// blocking flag, else `in_review`. An automatic step: audited as the system after its trigger. `proposal`
+/// must be locked by the caller.
 fn close_round(
     tx: &mut DbConn,
-    ctx: &AuditContext,
+    ctx: &Automatic,
     proposal: &mut ProposalRow,
     round: &RoundRow,
     closed_by: &str,
@@ -429,7 +453,7 @@ pub fn respond(
         }
         let ctx = actor.audit();
         // The audit records that a confidential note exists, never its text.
-        audit::append(
+        let responded = audit::append(
             tx,
             ctx.event("consultation.respond", "proposal", Some(proposal_id)).after(json!({
                 "organization_id": org, "kind": input.kind, "unsolicited": unsolicited,
@@ -439,12 +463,7 @@ pub fn respond(
             })),
         )?;
         if !unsolicited {
-            let still_pending = repo::consultees_of(tx, &round.id)?
-                .iter()
-                .any(|c| c.status == "pending");
-            if !still_pending {
-                close_round(tx, &ctx, &mut proposal, &round, "all_answered")?;
-            }
+            close_if_all_answered(tx, &Automatic::after(&responded), &mut proposal, &round)?;
         }
         view(tx, actor, &proposal)
     })
@@ -573,19 +592,82 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                 )?;
             }
         }
-        audit::append(
+        let lapse = audit::append(
             tx,
             ctx.event("consultation.lapse", "proposal", Some(&proposal.id))
                 .after(json!({"round": round.round_number, "lapsed": lapsed, "silence_is_consent": round.silence_is_consent})),
         )?;
-        close_round(tx, &ctx, &mut proposal, &round, "deadline")
+        close_round(tx, &Automatic::after(&lapse), &mut proposal, &round, "deadline")
     })
 }
 
-/// After a flag ends: a `flagged` proposal whose last blocking flag ended moves to `in_review`.
+/// Closes the round when nobody is awaited any more (the answer just recorded was the last one).
+fn close_if_all_answered(
+    tx: &mut DbConn,
+    ctx: &Automatic,
+    proposal: &mut ProposalRow,
+    round: &RoundRow,
+) -> AppResult<bool> {
+    let still_pending = repo::consultees_of(tx, &round.id)?
+        .iter()
+        .any(|c| c.status == "pending");
+    if still_pending {
+        return Ok(false);
+    }
+    close_round(tx, ctx, proposal, round, "all_answered")
+}
+
+/// During a round after a revision: an organisation asked to confirm the resolution of its blocking flags has
+/// answered once none of them is open any more (resolved or withdrawn by it). Its consultee entry is recorded
+/// as `resolved`, and the round closes when nobody else is awaited. An automatic step after the flag's end.
+fn answer_by_resolution(
+    tx: &mut DbConn,
+    ctx: &Automatic,
+    proposal: &mut ProposalRow,
+    organization_id: &str,
+    ended_by: &str,
+) -> AppResult<()> {
+    let Some(round) = repo::open_round_of(tx, &proposal.id)? else {
+        return Ok(());
+    };
+    let asked = repo::consultees_of(tx, &round.id)?.into_iter().any(|c| {
+        c.organization_id == organization_id
+            && c.status == "pending"
+            && serde_json::from_str::<Vec<ConsulteeReason>>(&c.reasons)
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r.kind == CONFIRM_RESOLUTION)
+    });
+    let still_blocking = repo::open_blocking_flag_organizations(tx, &proposal.id)?
+        .iter()
+        .any(|org| org.as_deref() == Some(organization_id));
+    if !asked || still_blocking {
+        return Ok(());
+    }
+    let now = now_micros();
+    repo::record_answer(
+        tx,
+        &round.id,
+        organization_id,
+        "resolved",
+        ended_by,
+        now,
+        Some("Confirmed that the revision resolves its blocking flags."),
+    )?;
+    audit::append(
+        tx,
+        ctx.event("consultation.resolution_confirmed", "proposal", Some(&proposal.id))
+            .after(json!({"round": round.round_number, "organization_id": organization_id, "confirmed_by": ended_by})),
+    )?;
+    close_if_all_answered(tx, ctx, proposal, &round)?;
+    Ok(())
+}
+
+/// After a flag ends: a `flagged` proposal whose last blocking flag ended moves to `in_review` (an automatic
+/// step after the flag's end).
 fn after_flag_end(
     tx: &mut DbConn,
-    ctx: &AuditContext,
+    ctx: &Automatic,
     proposal: &mut ProposalRow,
     action: Action,
 ) -> AppResult<()> {
@@ -687,14 +769,19 @@ pub fn end_flag(
             FlagEnd::Override => ("overridden", "flag.override", Action::OverrideFlags),
         };
         repo::end_flag(tx, flag_id, status, &actor.user_id, now, justification)?;
-        let ctx = actor.audit();
-        audit::append(
+        let ended = audit::append(
             tx,
-            ctx.event(action, "flag", Some(flag_id)).after(json!({
+            actor.audit().event(action, "flag", Some(flag_id)).after(json!({
                 "proposal_id": proposal.id, "status": status, "justification": justification,
             })),
         )?;
-        after_flag_end(tx, &ctx, &mut proposal, lifecycle_action)?;
+        let automatic = Automatic::after(&ended);
+        after_flag_end(tx, &automatic, &mut proposal, lifecycle_action)?;
+        if how != FlagEnd::Override && proposal.lifecycle_state()? == State::InConsultation {
+            if let Some(org) = current.organization_id.as_deref() {
+                answer_by_resolution(tx, &automatic, &mut proposal, org, &actor.user_id)?;
+            }
+        }
         let row = repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::internal("flag vanished"))?;
         Ok(Flag::from_row(
             row,

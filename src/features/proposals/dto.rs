@@ -38,7 +38,8 @@ pub struct Proposal {
     pub pool_settings_version: Option<i32>,
     /// Pool limits exceeded under the waiver.
     pub waived_limits: Vec<LimitExceeded>,
-    /// What can be done with the proposal in its current state.
+    /// What you may do with the proposal now: the actions its state allows that your hats, the organisation
+    /// you act for, your hats' scope and separation of duties permit you (`access::offered_actions`).
     pub allowed_actions: Vec<Action>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,

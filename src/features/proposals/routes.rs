@@ -22,7 +22,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_versions)
         .service(get_version)
         .service(submit_proposal)
-        .service(withdraw_proposal);
+        .service(withdraw_proposal)
+        .service(revise_proposal);
 }
 
 fn with_etag(proposal: Proposal, status: actix_web::http::StatusCode) -> HttpResponse {
@@ -217,6 +218,36 @@ async fn withdraw_proposal(
     let reason = body.and_then(|b| b.into_inner().reason);
     let p = with_conn(&state, move |conn, _| {
         service::withdraw_proposal(conn, &actor, &id, expected, reason)
+    })
+    .await?;
+    Ok(with_etag(p, actix_web::http::StatusCode::OK))
+}
+
+/// Start a revision of a `flagged` proposal (`submitter` of its organisation, `If-Match`): a new draft version
+/// copied from the current content. Edit it and submit it again; the new consultation round asks the raisers
+/// of the still-open blocking flags to confirm that the revision resolves them.
+#[utoipa::path(
+    tag = "proposals",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The proposal, now a draft of its new version", body = Proposal),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The proposal is not `flagged`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 428, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/proposals/{id}/revise")]
+async fn revise_proposal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let expected = if_match_version(&req)?;
+    let id = id.into_inner();
+    let p = with_conn(&state, move |conn, _| {
+        service::revise_proposal(conn, &actor, &id, expected)
     })
     .await?;
     Ok(with_etag(p, actix_web::http::StatusCode::OK))

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::dto::{ComputedFigures, Proposal, ProposalQuery, ProposalSummary, ProposalVersion};
 use super::repo::{self, ProposalFilter, ProposalRow, VersionRow};
-use crate::access::{Actor, ProposalScope, acting_organization};
+use crate::access::{Actor, OpenStep, ProposalFacts, ProposalScope, acting_organization, offered_actions};
 use crate::db::{self, DbConn};
 use crate::domain::canonical_json::to_canonical_string;
 use crate::domain::lifecycle::{self, Action, State};
@@ -124,7 +124,60 @@ fn waived(row: &VersionRow) -> Vec<LimitExceeded> {
         .unwrap_or_default()
 }
 
-fn view(conn: &mut DbConn, row: &ProposalRow) -> AppResult<Proposal> {
+/// What the caller may do with the proposal now (`access::offered_actions`), from the facts its state needs:
+/// the open approval step in review, the raisers of open blocking flags when flagged, and who decided a step
+/// once money can move.
+fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State) -> AppResult<Vec<Action>> {
+    let steps = match state {
+        State::InReview | State::Approved | State::InImplementation | State::Completed => {
+            crate::features::approval::repo::steps_of(conn, &row.id)?
+        }
+        _ => Vec::new(),
+    };
+    let open_step = match state {
+        State::InReview => {
+            let current: Vec<_> = steps
+                .iter()
+                .filter(|s| s.version_number == row.current_version)
+                .collect();
+            match current
+                .iter()
+                .position(|s| s.status == "pending" && s.opened_at.is_some())
+            {
+                Some(index) => Some(OpenStep {
+                    hat: current[index]
+                        .hat
+                        .parse()
+                        .map_err(|e: String| AppError::internal(e))?,
+                    last: index + 1 == current.len(),
+                }),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let raisers = if state == State::Flagged {
+        crate::features::consultation::repo::open_blocking_flag_organizations(conn, &row.id)?
+    } else {
+        Vec::new()
+    };
+    let deciders: Vec<String> = steps.into_iter().filter_map(|s| s.decided_by).collect();
+    Ok(offered_actions(
+        actor,
+        &ProposalFacts {
+            state,
+            organization_id: &row.organization_id,
+            created_by: &row.created_by,
+            submitted_by: row.submitted_by.as_deref(),
+            adm1_pcode: row.adm1_pcode.as_deref(),
+            open_step,
+            open_blocking_flag_organizations: &raisers,
+            step_deciders: &deciders,
+        },
+    ))
+}
+
+fn view(conn: &mut DbConn, actor: &Actor, row: &ProposalRow) -> AppResult<Proposal> {
     let pool = pools::load(conn, &row.pool_id)?;
     let version = repo::find_version(conn, &row.id, row.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))?;
@@ -143,7 +196,7 @@ fn view(conn: &mut DbConn, row: &ProposalRow) -> AppResult<Proposal> {
         content,
         pool_settings_version: version.pool_settings_version,
         waived_limits: waived(&version),
-        allowed_actions: lifecycle::allowed_actions(state),
+        allowed_actions: offered_to(conn, actor, row, state)?,
         created_by: row.created_by.clone(),
         created_at: row.created_at.and_utc(),
         updated_at: row.updated_at.and_utc(),
@@ -218,7 +271,7 @@ pub fn create_proposal(
                 submitted_at: None,
             },
         )?;
-        let proposal = view(tx, &row)?;
+        let proposal = view(tx, actor, &row)?;
         audit::append(
             tx,
             actor
@@ -295,7 +348,7 @@ pub fn edit_proposal(
                 .before(json!(before))
                 .after(json!(content)),
         )?;
-        view(tx, &row)
+        view(tx, actor, &row)
     })
 }
 
@@ -356,7 +409,7 @@ pub fn submit_proposal(
         row.pool_settings_version = Some(pool.row.settings_version);
         row.requested_minor = Some(figures.requested_minor);
         repo::save_proposal(tx, &row)?;
-        audit::append(
+        let submitted = audit::append(
             tx,
             actor
                 .audit()
@@ -369,12 +422,75 @@ pub fn submit_proposal(
         )?;
         crate::features::consultation::service::open_round(
             tx,
-            &actor.audit(),
+            &audit::Automatic::after(&submitted),
             &mut row,
             &content,
             &pool.policy,
         )?;
-        view(tx, &row)
+        view(tx, actor, &row)
+    })
+}
+
+/// Opens the next version of a proposal as a draft copy of its current content (a return for revision from
+/// review, or a revision its submitter starts from `flagged`) and points the proposal at it. The earlier
+/// version stays as it was. Call under the proposal's lock, in the transaction of the transition.
+pub fn open_next_draft_version(
+    tx: &mut DbConn,
+    proposal: &mut ProposalRow,
+    created_by: &str,
+    now: chrono::NaiveDateTime,
+) -> AppResult<()> {
+    let current = repo::find_version(tx, &proposal.id, proposal.current_version)?
+        .ok_or_else(|| AppError::internal("current version missing"))?;
+    repo::insert_version(
+        tx,
+        &VersionRow {
+            proposal_id: proposal.id.clone(),
+            number: current.number + 1,
+            status: "draft".into(),
+            content: current.content,
+            budget_total_minor: None,
+            requested_minor: None,
+            duration_days: None,
+            waiver_reasons: None,
+            pool_settings_version: None,
+            created_by: created_by.to_owned(),
+            created_at: now,
+            submitted_by: None,
+            submitted_at: None,
+        },
+    )?;
+    proposal.current_version = current.number + 1;
+    Ok(())
+}
+
+/// Starts a revision of a `flagged` proposal (its submitter, `If-Match`): a new draft version copied from the
+/// current one, back in the state the lifecycle names for `revise`. The open flags stay open; on the next
+/// submission their raisers are asked to confirm that the revision resolves them (DESIGN.md §3).
+pub fn revise_proposal(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    expected_version: i64,
+) -> AppResult<Proposal> {
+    let now = now_micros();
+    db::write_tx(conn, |tx| {
+        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Revise)?;
+        let (from, revised) = (row.state.clone(), row.current_version);
+        open_next_draft_version(tx, &mut row, &actor.user_id, now)?;
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        repo::save_proposal(tx, &row)?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event("proposal.revise", "proposal", Some(id))
+                .before(json!({"state": from, "current_version": revised}))
+                .after(json!({"state": row.state, "current_version": row.current_version})),
+        )?;
+        view(tx, actor, &row)
     })
 }
 
@@ -403,13 +519,13 @@ pub fn withdraw_proposal(
             event = event.reason(r);
         }
         audit::append(tx, event)?;
-        view(tx, &row)
+        view(tx, actor, &row)
     })
 }
 
 pub fn get_proposal(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Proposal> {
     let row = load_visible(conn, actor, id)?;
-    view(conn, &row)
+    view(conn, actor, &row)
 }
 
 fn version_view(row: &VersionRow, currency: Currency) -> AppResult<ProposalVersion> {
