@@ -86,6 +86,17 @@ fn may_perform(actor: &Actor, facts: &ProposalFacts<'_>, action: Action, perform
                             .iter()
                             .all(|raiser| raiser.as_deref() == Some(org))
                 }),
+                // Overriding flags is a decision on the proposal: separation of duties as for approval steps.
+                Hat::Hc if action == Action::OverrideFlags => {
+                    !grants.is_empty()
+                        && may_decide_on(
+                            &actor.user_id,
+                            &actor.organization_id,
+                            facts.organization_id,
+                            facts.created_by,
+                            facts.submitted_by,
+                        )
+                }
                 // Whoever decided an approval step of the proposal does not pay it.
                 Hat::FinanceOfficer => {
                     !grants.is_empty() && !facts.step_deciders.iter().any(|d| d == &actor.user_id)
@@ -227,6 +238,11 @@ mod tests {
         assert_eq!(offered_actions(&unicef, &flagged), [Action::EndLastFlag]);
         assert!(offered_actions(&ocha, &flagged).is_empty());
         assert_eq!(offered_actions(&hc, &flagged), [Action::OverrideFlags]);
+        let hc_of_the_unit = actor("hc2", flagged.organization_id, vec![grant(Hat::Hc, None, None)]);
+        assert!(
+            offered_actions(&hc_of_the_unit, &flagged).is_empty(),
+            "no override on one's own organisation's proposal"
+        );
         let qip = actor("qip", "office", vec![grant(Hat::QipOfficer, None, None)]);
         assert!(offered_actions(&qip, &facts(State::InConsultation)).is_empty());
     }

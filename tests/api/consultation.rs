@@ -288,6 +288,22 @@ fn flags_end_only_by_their_raiser_or_an_hc_override_with_justification() {
         403,
         "forbidden",
     );
+    // An HC who belongs to the submitting unit is a party, not a judge: refused and audited, flag still open.
+    let unit_hc =
+        w.m.app
+            .user_with_hats(&w.m._admin, "banbat.hc", &w.m.unit_org, &["hc"]);
+    assert_problem(
+        w.m.app.post_json(
+            &format!("/api/v1/flags/{ocha_flag}/override"),
+            Some(&unit_hc.access),
+            &json!({"justification": "Our own battalion says the market is fine"}),
+        ),
+        403,
+        "forbidden",
+    );
+    assert!(w.m.app.audit_rows().iter().any(|e| e.action == "flag.override"
+        && e.outcome == "denied"
+        && e.actor_username.as_deref() == Some("banbat.hc")));
     assert_problem(
         w.m.app.post_json(
             &format!("/api/v1/flags/{ocha_flag}/override"),

@@ -726,8 +726,28 @@ pub fn end_flag(
         return Err(AppError::not_found("No flag with this id is visible to you."));
     };
     // The flag is visible only with its proposal.
-    load_visible(conn, actor, &flag.proposal_id)
+    let visible = load_visible(conn, actor, &flag.proposal_id)
         .map_err(|_| AppError::not_found("No flag with this id is visible to you."))?;
+    // Overriding humanitarian objections is a decision on the proposal: never by its own organisation or by
+    // whoever drafted or submitted it (the same separation of duties as approval steps).
+    if how == FlagEnd::Override
+        && !crate::access::may_decide_on(
+            &actor.user_id,
+            &acting_organization(actor),
+            &visible.organization_id,
+            &visible.created_by,
+            visible.submitted_by.as_deref(),
+        )
+    {
+        return Err(deny(
+            conn,
+            actor,
+            "flag.override",
+            "flag",
+            flag_id,
+            "Nobody overrides flags on a proposal of their own organisation, or one they drafted or submitted.",
+        ));
+    }
     if how != FlagEnd::Override
         && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
     {
