@@ -246,6 +246,14 @@ fn statement_reconciles_and_transactions_filter_by_kind() {
         .map(|l| l["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds.len(), 5, "{kinds:?}");
+    let contributions = st["movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "contribution")
+        .unwrap();
+    assert_eq!(contributions["entries"], 4, "two contributions, two legs each");
+    assert_eq!(contributions["effect"]["contributed"], "1250.50");
     let later = today + chrono::Duration::days(1);
     let st: Value =
         t.m.app

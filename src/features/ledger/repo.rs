@@ -179,16 +179,30 @@ pub fn entries_of(conn: &mut DbConn, transaction_id: &str) -> QueryResult<Vec<(E
         .load(conn)
 }
 
-/// Balance rows of a pool: (kind, owner, balance).
-pub fn pool_balances(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<(String, String, i64)>> {
-    ledger_balances::table
-        .inner_join(ledger_accounts::table)
-        .filter(ledger_balances::pool_id.eq(pool_id))
-        .select((
-            ledger_balances::kind,
-            ledger_accounts::owner_id,
-            ledger_balances::balance_minor,
-        ))
+/// A total per account kind (pool balances) — summed by the database, so the answer is a handful of rows
+/// however many accounts the pool has.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct KindTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub total: i64,
+}
+
+/// The pool's balances summed per account kind.
+pub fn pool_balance_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<KindTotal>> {
+    let sql = match conn {
+        DbConn::Pg(_) => {
+            "SELECT kind, CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS total \
+             FROM ledger_balances WHERE pool_id = $1 GROUP BY kind"
+        }
+        DbConn::Sqlite(_) => {
+            "SELECT kind, CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS total \
+             FROM ledger_balances WHERE pool_id = ? GROUP BY kind"
+        }
+    };
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Text, _>(pool_id)
         .load(conn)
 }
 
@@ -243,28 +257,59 @@ pub fn list_transactions(
     q.order(ledger_transactions::id.desc()).limit(limit).load(conn)
 }
 
-/// Every entry of a pool in a time window, with its account kind and transaction kind (statements).
-pub fn pool_entries_between(
+/// Ledger movements of a pool summed per (account kind, transaction kind), with the number of entries, for
+/// transactions created in `[from, to)` (either end open). The database does the sums over the
+/// `(pool_id, created_at)` index range, so memory is bounded by the number of kinds, not of entries.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct MovementTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub account_kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub transaction_kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub entries: i64,
+}
+
+pub fn pool_movement_totals(
     conn: &mut DbConn,
     pool_id: &str,
     from: Option<NaiveDateTime>,
     to: Option<NaiveDateTime>,
-) -> QueryResult<Vec<(String, String, i64)>> {
-    let mut q = ledger_entries::table
-        .inner_join(ledger_transactions::table)
-        .inner_join(ledger_accounts::table)
-        .filter(ledger_transactions::pool_id.eq(pool_id.to_owned()))
-        .select((
-            ledger_accounts::kind,
-            ledger_transactions::kind,
-            ledger_entries::amount_minor,
-        ))
-        .into_boxed();
-    if let Some(f) = from {
-        q = q.filter(ledger_transactions::created_at.ge(f));
+) -> QueryResult<Vec<MovementTotal>> {
+    use diesel::sql_types::{Text, Timestamp};
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 1;
+    let mut param = || {
+        let p = if pg { format!("${n}") } else { "?".to_owned() };
+        n += 1;
+        p
+    };
+    let mut sql = format!(
+        "SELECT a.kind AS account_kind, t.kind AS transaction_kind, \
+         CAST(COALESCE(SUM(e.amount_minor), 0) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS entries \
+         FROM ledger_entries e \
+         JOIN ledger_transactions t ON t.id = e.transaction_id \
+         JOIN ledger_accounts a ON a.id = e.account_id \
+         WHERE t.pool_id = {}",
+        param()
+    );
+    if from.is_some() {
+        sql.push_str(&format!(" AND t.created_at >= {}", param()));
     }
-    if let Some(t) = to {
-        q = q.filter(ledger_transactions::created_at.lt(t));
+    if to.is_some() {
+        sql.push_str(&format!(" AND t.created_at < {}", param()));
     }
-    q.load(conn)
+    sql.push_str(" GROUP BY a.kind, t.kind");
+    let query = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
+    let query = match from {
+        Some(f) => query.bind::<Timestamp, _>(f),
+        None => query,
+    };
+    let query = match to {
+        Some(t) => query.bind::<Timestamp, _>(t),
+        None => query,
+    };
+    query.load(conn)
 }

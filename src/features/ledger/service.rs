@@ -447,9 +447,9 @@ pub fn get_transaction(conn: &mut DbConn, id: &str) -> AppResult<Transaction> {
 /// committed and disbursed.
 pub fn pool_totals(conn: &mut DbConn, pool_id: &str) -> AppResult<BTreeMap<AccountKind, i64>> {
     let mut totals: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
-    for (kind, _owner, balance) in repo::pool_balances(conn, pool_id)? {
-        if let Some(k) = AccountKind::parse(&kind) {
-            *totals.entry(k).or_insert(0) += balance;
+    for row in repo::pool_balance_totals(conn, pool_id)? {
+        if let Some(k) = AccountKind::parse(&row.kind) {
+            *totals.entry(k).or_insert(0) += row.total;
         }
     }
     Ok(totals)
@@ -470,11 +470,11 @@ pub fn pool_balances_view(
     })
 }
 
-fn sums_by_account(rows: &[(String, String, i64)]) -> BTreeMap<AccountKind, i64> {
+fn sums_by_account(rows: &[repo::MovementTotal]) -> BTreeMap<AccountKind, i64> {
     let mut out: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
-    for (account_kind, _, amount) in rows {
-        if let Some(k) = AccountKind::parse(account_kind) {
-            *out.entry(k).or_insert(0) += amount;
+    for row in rows {
+        if let Some(k) = AccountKind::parse(&row.account_kind) {
+            *out.entry(k).or_insert(0) += row.total;
         }
     }
     out
@@ -509,10 +509,10 @@ pub fn statement(
     let end: Option<NaiveDateTime> = to.and_then(|d| d.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
     crate::db::snapshot_tx(conn, |tx| {
         let before = match start {
-            Some(s) => repo::pool_entries_between(tx, pool_id, None, Some(s))?,
+            Some(s) => repo::pool_movement_totals(tx, pool_id, None, Some(s))?,
             None => Vec::new(),
         };
-        let within = repo::pool_entries_between(tx, pool_id, start, end)?;
+        let within = repo::pool_movement_totals(tx, pool_id, start, end)?;
         let opening = sums_by_account(&before);
         let moved = sums_by_account(&within);
         let mut closing = opening.clone();
@@ -520,14 +520,14 @@ pub fn statement(
             *closing.entry(*k).or_insert(0) += v;
         }
         let mut lines: BTreeMap<String, (u64, BTreeMap<AccountKind, i64>)> = BTreeMap::new();
-        for (account_kind, tx_kind, amount) in &within {
+        for row in &within {
             let entry = lines
-                .entry(tx_kind.clone())
+                .entry(row.transaction_kind.clone())
                 .or_insert_with(|| (0, BTreeMap::new()));
-            if let Some(k) = AccountKind::parse(account_kind) {
-                *entry.1.entry(k).or_insert(0) += amount;
+            if let Some(k) = AccountKind::parse(&row.account_kind) {
+                *entry.1.entry(k).or_insert(0) += row.total;
             }
-            entry.0 += 1;
+            entry.0 += u64::try_from(row.entries).unwrap_or(0);
         }
         let movements = lines
             .into_iter()
@@ -539,10 +539,7 @@ pub fn statement(
                 })
             })
             .collect();
-        let check_closing = match end {
-            Some(e) => sums_by_account(&repo::pool_entries_between(tx, pool_id, None, Some(e))?),
-            None => sums_by_account(&repo::pool_entries_between(tx, pool_id, None, None)?),
-        };
+        let check_closing = sums_by_account(&repo::pool_movement_totals(tx, pool_id, None, end)?);
         let balanced = |m: &BTreeMap<AccountKind, i64>| m.values().sum::<i64>() == 0;
         Ok(Statement {
             pool_id: pool_id.to_owned(),
