@@ -924,25 +924,7 @@ fn suspend_privileged_hats(
                 .before(json!(before))
                 .after(json!(after)),
         )?;
-        let request = HatGrantRequestRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            user_id: user_id.to_owned(),
-            hat: hat.hat,
-            scope_organization_id: hat.scope_organization_id,
-            scope_adm1: hat.scope_adm1,
-            valid_from: hat.valid_from,
-            valid_until: hat.valid_until,
-            acting: hat.acting,
-            requested_by: actor.user_id.clone(),
-            requested_at: now,
-            expires_at: now + hours(dual.grant_confirmation_ttl_hours),
-            status: "pending".into(),
-            decided_by: None,
-            decided_via: None,
-            decided_at: None,
-            decision_reason: None,
-            hat_id: None,
-        };
+        let request = pending_request(&hat, &actor.user_id, now, dual);
         let reason = format!("re-asked after a password reset (hat grant {} suspended)", hat.id);
         pending.push(insert_grant_request(tx, actor, request, Some(&reason))?);
     }
@@ -950,6 +932,34 @@ fn suspend_privileged_hats(
 }
 
 /// Stores a pending request for a privileged hat and audits it.
+/// A new pending request for the terms of `hat` (hat, scope, validity, acting mark), asked by `requested_by`.
+fn pending_request(
+    hat: &HatRow,
+    requested_by: &str,
+    now: NaiveDateTime,
+    dual: &DualControlSettings,
+) -> HatGrantRequestRow {
+    HatGrantRequestRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: hat.user_id.clone(),
+        hat: hat.hat.clone(),
+        scope_organization_id: hat.scope_organization_id.clone(),
+        scope_adm1: hat.scope_adm1.clone(),
+        valid_from: hat.valid_from,
+        valid_until: hat.valid_until,
+        acting: hat.acting,
+        requested_by: requested_by.to_owned(),
+        requested_at: now,
+        expires_at: now + hours(dual.grant_confirmation_ttl_hours),
+        status: "pending".into(),
+        decided_by: None,
+        decided_via: None,
+        decided_at: None,
+        decision_reason: None,
+        hat_id: None,
+    }
+}
+
 fn insert_grant_request(
     tx: &mut DbConn,
     actor: &Actor,
@@ -1115,46 +1125,29 @@ pub fn grant_hat(
     get_user(conn, user_id)?;
     validate_grant(conn, input)?;
     let now = now_micros();
+    // The grant's terms, whether they take effect now or wait for a second administrator.
+    let row = HatRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user_id.to_owned(),
+        hat: input.hat.as_str().to_owned(),
+        scope_organization_id: input.scope_organization_id.clone(),
+        scope_adm1: input.scope_adm1.as_ref().map(|a| a.trim().to_owned()),
+        valid_from: input.valid_from.map(|t| t.naive_utc()),
+        valid_until: input.valid_until.map(|t| t.naive_utc()),
+        acting: input.acting,
+        granted_by: Some(actor.user_id.clone()),
+        granted_at: now,
+        revoked_by: None,
+        revoked_at: None,
+    };
     if input.hat.needs_second_administrator() {
         return db::write_tx(conn, |tx| {
-            let row = HatGrantRequestRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                user_id: user_id.to_owned(),
-                hat: input.hat.as_str().to_owned(),
-                scope_organization_id: input.scope_organization_id.clone(),
-                scope_adm1: input.scope_adm1.as_ref().map(|a| a.trim().to_owned()),
-                valid_from: input.valid_from.map(|t| t.naive_utc()),
-                valid_until: input.valid_until.map(|t| t.naive_utc()),
-                acting: input.acting,
-                requested_by: actor.user_id.clone(),
-                requested_at: now,
-                expires_at: now + hours(dual.grant_confirmation_ttl_hours),
-                status: "pending".into(),
-                decided_by: None,
-                decided_via: None,
-                decided_at: None,
-                decision_reason: None,
-                hat_id: None,
-            };
-            let view = insert_grant_request(tx, actor, row, None)?;
+            let request = pending_request(&row, &actor.user_id, now, dual);
+            let view = insert_grant_request(tx, actor, request, None)?;
             Ok(GrantOutcome::Pending(view))
         });
     }
     db::write_tx(conn, |tx| {
-        let row = HatRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            user_id: user_id.to_owned(),
-            hat: input.hat.as_str().to_owned(),
-            scope_organization_id: input.scope_organization_id.clone(),
-            scope_adm1: input.scope_adm1.as_ref().map(|a| a.trim().to_owned()),
-            valid_from: input.valid_from.map(|t| t.naive_utc()),
-            valid_until: input.valid_until.map(|t| t.naive_utc()),
-            acting: input.acting,
-            granted_by: Some(actor.user_id.clone()),
-            granted_at: now,
-            revoked_by: None,
-            revoked_at: None,
-        };
         repo::insert_hat(tx, &row)?;
         let view =
             HatGrantView::from_row(row, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
