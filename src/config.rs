@@ -184,6 +184,10 @@ pub struct AuthSettings {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub auth_rate_limit_per_minute: u32,
+    /// Password hashes running at once in this process (at least 1).
+    pub max_concurrent_hashes: u32,
+    /// How long a sign-in waits for a hashing slot before a 503.
+    pub hash_wait_ms: u64,
 }
 
 /// A retired signing key, still accepted when verifying tokens it signed.
@@ -334,6 +338,9 @@ impl Settings {
         }
         if self.server.json_limit_bytes == 0 {
             return invalid("server.json_limit_bytes must be at least 1");
+        }
+        if self.auth.max_concurrent_hashes == 0 {
+            return invalid("auth.max_concurrent_hashes must be at least 1");
         }
         if self.auth.auth_rate_limit_per_minute == 0 {
             return invalid("auth.auth_rate_limit_per_minute must be at least 1");

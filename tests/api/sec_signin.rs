@@ -455,3 +455,51 @@ fn tokens_issued_in_the_future_are_refused() {
         denied.reason
     );
 }
+
+/// A sign-in flood cannot take the server's memory and cores: password hashes run behind a global gate, and a
+/// sign-in that finds no free slot in time is a retryable 503, never a 500, while the gate's bound holds.
+#[test]
+fn a_sign_in_flood_waits_behind_the_hashing_gate_and_overflow_is_a_retryable_503() {
+    let app = TestApp::spawn_with(
+        |s| {
+            // The production cost, so hashes are slow enough to overlap; one slot and no waiting.
+            s.auth.argon2_memory_kib = 19_456;
+            s.auth.argon2_iterations = 2;
+            s.auth.max_concurrent_hashes = 1;
+            s.auth.hash_wait_ms = 0;
+            s.auth.auth_rate_limit_per_minute = 10_000;
+        },
+        |_| {},
+    );
+    let start = std::sync::Barrier::new(12);
+    let answers: Vec<(u16, Option<String>, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|n| {
+                let (app, start) = (&app, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let res = http_login(app, &format!("nobody-{n}"), "wrong-password-for-sure");
+                    let status = res.status().as_u16();
+                    let retry = res
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    (status, retry, res.json().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 503), "{statuses:?}");
+    assert!(
+        statuses.contains(&401),
+        "the first sign-in is checked: {statuses:?}"
+    );
+    let busy = answers
+        .iter()
+        .find(|a| a.0 == 503)
+        .unwrap_or_else(|| panic!("twelve at once behind one slot: some must be turned away: {statuses:?}"));
+    assert_eq!(busy.1.as_deref(), Some("1"));
+    assert_eq!(busy.2["type"], "/problems/service-unavailable");
+}

@@ -103,9 +103,9 @@ pub fn login(
     }
     let user = repo::find_user_by_username(conn, &input.username)?;
     let password_ok = match &user {
-        Some(user) => auth.hashing.verify(&input.password, &user.password_hash),
+        Some(user) => auth.hashing.verify(&input.password, &user.password_hash)?,
         None => {
-            auth.hashing.verify_dummy(&input.password);
+            auth.hashing.verify_dummy(&input.password)?;
             false
         }
     };
