@@ -292,6 +292,12 @@ pub fn acting_organization(actor: &Actor) -> String {
         .unwrap_or_else(|| actor.organization_id.clone())
 }
 
+/// Separation of duties for paying: whoever decided an approval step of a proposal (any version) never pays it.
+/// One rule for refusing a payment and for not offering it.
+pub fn may_pay(payer_user_id: &str, step_deciders: &[String]) -> bool {
+    !step_deciders.iter().any(|d| d == payer_user_id)
+}
+
 /// Separation of duties for deciding (DESIGN.md §4): nobody decides on a proposal that they or their
 /// organisation submitted. One rule for refusing a decision and for not offering it as a task.
 pub fn may_decide_on(

@@ -3,7 +3,7 @@
 //! a proposal's `allowed_actions`; it asks the same rules the use cases enforce (`may_decide_on`,
 //! `grants_reach_adm1`, the payer who approved) rather than restating them.
 
-use super::{Actor, Hat, HatGrant, grants_reach_adm1, may_decide_on};
+use super::{Actor, Hat, HatGrant, grants_reach_adm1, may_decide_on, may_pay};
 use crate::domain::lifecycle::{self, Action, Performer, State, TRANSITIONS};
 
 /// The approval step open now on the proposal's current version.
@@ -98,9 +98,7 @@ fn may_perform(actor: &Actor, facts: &ProposalFacts<'_>, action: Action, perform
                         )
                 }
                 // Whoever decided an approval step of the proposal does not pay it.
-                Hat::FinanceOfficer => {
-                    !grants.is_empty() && !facts.step_deciders.iter().any(|d| d == &actor.user_id)
-                }
+                Hat::FinanceOfficer => !grants.is_empty() && may_pay(&actor.user_id, facts.step_deciders),
                 _ => !grants.is_empty(),
             }
         }

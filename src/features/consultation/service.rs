@@ -733,7 +733,7 @@ pub fn end_flag(
     if how == FlagEnd::Override
         && !crate::access::may_decide_on(
             &actor.user_id,
-            &acting_organization(actor),
+            &actor.organization_id,
             &visible.organization_id,
             &visible.created_by,
             visible.submitted_by.as_deref(),

@@ -273,9 +273,11 @@ const PAYER_APPROVED: &str = "You decided an approval step of this proposal, so 
 
 /// Whether `user_id` decided any approval step of the proposal (any version). Call under the proposal's lock.
 fn decided_a_step(tx: &mut DbConn, proposal_id: &str, user_id: &str) -> AppResult<bool> {
-    Ok(crate::features::approval::repo::steps_of(tx, proposal_id)?
-        .iter()
-        .any(|s| s.decided_by.as_deref() == Some(user_id)))
+    let deciders: Vec<String> = crate::features::approval::repo::steps_of(tx, proposal_id)?
+        .into_iter()
+        .filter_map(|s| s.decided_by)
+        .collect();
+    Ok(!crate::access::may_pay(user_id, &deciders))
 }
 
 /// `POST /proposals/{id}/refunds`: unspent money returned by the partner goes back to unallocated.
