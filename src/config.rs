@@ -63,6 +63,7 @@ pub struct Settings {
     pub consultation: ConsultationSettings,
     pub imports: ImportSettings,
     pub dual_control: DualControlSettings,
+    pub exchange: ExchangeSettings,
 }
 
 /// Limits on bulk imports (3W activities, gazetteer).
@@ -71,6 +72,27 @@ pub struct Settings {
 pub struct ImportSettings {
     /// Most data rows one import file may carry; a larger file is refused whole (413).
     pub max_rows: usize,
+}
+
+/// Data exchange (issue 16): how the pool publishes itself to IATI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeSettings {
+    /// The reporting organisation's IATI organisation identifier (e.g. `XM-DAC-41114`).
+    pub iati_reporting_org_ref: String,
+    /// Its name, as published in `reporting-org`.
+    pub iati_reporting_org_name: String,
+    /// Its IATI OrganisationType code (`40` multilateral).
+    pub iati_reporting_org_type: String,
+    /// Prefix of every activity identifier: the fund's is the prefix + the pool code, a project's the prefix +
+    /// its QIP reference. IATI requires it to begin with `iati_reporting_org_ref`.
+    pub iati_activity_prefix: String,
+    /// ISO 3166-1 alpha-2 code of the recipient country; empty: the activities name the region instead
+    /// (`iati_recipient_region`, OECD DAC vocabulary 1), e.g. for the fictional demo country.
+    pub iati_recipient_country: String,
+    /// OECD DAC region code used when no recipient country is configured (`998` developing countries,
+    /// unspecified).
+    pub iati_recipient_region: String,
 }
 
 /// Dual control over power (issue 11): how long a privileged grant waits for a second administrator, and how
@@ -361,6 +383,14 @@ impl Settings {
         }
         if self.ledger.idempotency_retention_days < 7 {
             return invalid("ledger.idempotency_retention_days must be at least 7");
+        }
+        if !self
+            .exchange
+            .iati_activity_prefix
+            .starts_with(&self.exchange.iati_reporting_org_ref)
+            || self.exchange.iati_reporting_org_ref.trim().is_empty()
+        {
+            return invalid("exchange.iati_activity_prefix must begin with exchange.iati_reporting_org_ref");
         }
         if self.imports.max_rows == 0 {
             return invalid("imports.max_rows must be at least 1");

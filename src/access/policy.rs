@@ -57,6 +57,9 @@ pub enum Action {
     ReportDecide,
     ProposalCancel,
     ProposalClose,
+    IatiExport,
+    ExportRead,
+    PoolReportRead,
 }
 
 use Action::*;
@@ -135,6 +138,17 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (ReportDecide, &[QipOfficer]),
     (ProposalCancel, &[Dsrsg]),
     (ProposalClose, &[QipOfficer]),
+    // IATI is publishable data (no confidential notes, flag texts or names): everyone in the programme.
+    (IatiExport, PROGRAMME_HATS),
+    // Row-level exports and the report carry every project's money: those who read the ledger.
+    (
+        ExportRead,
+        &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, FinanceOfficer, Auditor],
+    ),
+    (
+        PoolReportRead,
+        &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, FinanceOfficer, Auditor],
+    ),
 ];
 
 impl Action {
@@ -435,6 +449,31 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "POST",
         "/api/v1/proposals/{id}/close",
         Requirement::Action(ProposalClose),
+    ),
+    (
+        "GET",
+        "/api/v1/pools/{id}/exports/iati-activities.xml",
+        Requirement::Action(IatiExport),
+    ),
+    (
+        "GET",
+        "/api/v1/pools/{id}/exports/proposals.csv",
+        Requirement::Action(ExportRead),
+    ),
+    (
+        "GET",
+        "/api/v1/pools/{id}/exports/transactions.csv",
+        Requirement::Action(ExportRead),
+    ),
+    (
+        "GET",
+        "/api/v1/activities/exports/3w.csv",
+        Requirement::Action(ActivityRead),
+    ),
+    (
+        "GET",
+        "/api/v1/pools/{id}/report",
+        Requirement::Action(PoolReportRead),
     ),
 ];
 

@@ -78,14 +78,16 @@ impl TransactionKind {
         TransactionKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The IATI transaction type code, where there is one.
+    /// The IATI transaction type code, where there is one. Money coming back is reported in the direction it
+    /// first went, with a negative value: a refund is a negative disbursement (3), a release a negative
+    /// commitment (2). Type 7 "Reimbursement" is an outgoing payment for money the recipient has spent — the
+    /// opposite direction — and IATI 2.03 has no incoming refund type (docs/EXCHANGE.md).
     pub fn iati_transaction_type(self) -> Option<u8> {
         match self {
             TransactionKind::Contribution => Some(1),
-            TransactionKind::Commitment => Some(2),
-            TransactionKind::Disbursement => Some(3),
-            TransactionKind::Refund => Some(7),
-            TransactionKind::Release | TransactionKind::Reversal => None,
+            TransactionKind::Commitment | TransactionKind::Release => Some(2),
+            TransactionKind::Disbursement | TransactionKind::Refund => Some(3),
+            TransactionKind::Reversal => None,
         }
     }
 

@@ -4,6 +4,7 @@ pub mod approval;
 pub mod audit;
 pub mod consultation;
 pub mod demo;
+pub mod exchange;
 pub mod identity;
 pub mod implementation;
 pub mod ledger;

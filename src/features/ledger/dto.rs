@@ -44,7 +44,8 @@ pub struct Transaction {
     pub id: String,
     pub pool_id: String,
     pub kind: TransactionKind,
-    /// IATI TransactionType code where one applies (1 incoming funds, 2 commitment, 3 disbursement, 7 reimbursement).
+    /// IATI TransactionType code where one applies (1 incoming funds, 2 commitment, 3 disbursement); a refund is
+    /// reported as a negative disbursement (3) and a release as a negative commitment (2), never as 7.
     pub iati_transaction_type: Option<u8>,
     pub proposal_id: Option<String>,
     pub amount: String,
