@@ -215,20 +215,20 @@ pub struct ActivityImport {
     pub unchanged: usize,
 }
 
-const HXL_TAGS: [&str; 9] = [
-    "#org",
-    "#sector",
-    "#adm1+code",
-    "#adm2+code",
-    "#geo+lat",
-    "#geo+lon",
-    "#date+start",
-    "#date+end",
-    "#activity",
-];
-
+/// HXL tag patterns of each column, most specific first (`#org+acronym` matches a `#org` pattern; `-x`
+/// excludes columns tagged `+x`). The organisation column holds codes, acronyms or names; `+impl` and
+/// `+type` columns describe other organisations and are never read as the registering one.
+const ORG_TAGS: &[&str] = &["#org+code", "#org+acronym", "#org-type-impl", "#org-type"];
+const SECTOR_TAGS: &[&str] = &["#sector+code", "#sector+cluster", "#sector-type"];
+const ADM1_TAGS: &[&str] = &["#adm1+code"];
+const ADM2_TAGS: &[&str] = &["#adm2+code"];
+const LAT_TAGS: &[&str] = &["#geo+lat"];
+const LON_TAGS: &[&str] = &["#geo+lon"];
+const START_TAGS: &[&str] = &["#date+start"];
+const END_TAGS: &[&str] = &["#date+end"];
+const TITLE_TAGS: &[&str] = &["#activity+name", "#activity+description", "#activity-code-id"];
 /// Columns that carry the file's own stable activity id, the preferred natural key.
-const ID_TAGS: [&str; 2] = ["#activity+code", "#activity+id"];
+const ID_TAGS: &[&str] = &["#activity+code", "#activity+id"];
 
 /// A 413 naming the limit: the file is refused whole, nothing is read further or written.
 pub fn too_many_rows(kind: &str, max_rows: usize) -> AppError {
@@ -277,90 +277,116 @@ fn same_content(row: &ActivityRow, input: &ActivityInput) -> bool {
         && row.end_date == input.end_date
 }
 
-/// Imports an HXL-tagged CSV (`#org`, `#sector`, `#adm1+code`, `#adm2+code`, `#geo+lat`, `#geo+lon`,
-/// `#date+start`, `#date+end`, `#activity`, optionally `#activity+code` as the row's stable id). `#org` holds
-/// organisation codes; a consultee imports only for its own organisation. A file of more than `max_rows` data
-/// rows is refused whole; every faulty line is reported before anything is written; a row imported before is
-/// updated (or left unchanged), never duplicated.
+/// Imports an HXL-tagged CSV of 3W rows. The file may be UTF-8 (with or without BOM) or Windows-1252/Latin-1,
+/// separated by commas, semicolons or tabs (sniffed from the header), with the hashtag row anywhere above the
+/// data (HDX files put it on line 2). Columns are found by HXL tag patterns with attributes (see `ORG_TAGS`
+/// and the others); organisations and sectors are matched by code, acronym or name, ignoring case, and an
+/// unknown organisation is reported, never created. A consultee imports only its own organisation's rows; a
+/// coordination organisation (OCHA, which compiles the 3W) or a QIP officer imports anyone's. A file of more
+/// than `max_rows` data rows is refused whole; every faulty line is reported before anything is written; a
+/// row imported before (same `#activity+code`, or the registry id an export wrote, or the same content) is
+/// updated or left unchanged, never duplicated.
 pub fn import_activities(
     conn: &mut DbConn,
     actor: &Actor,
     bytes: &[u8],
     max_rows: usize,
 ) -> AppResult<ActivityImport> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let mut rows: Vec<(usize, csv::StringRecord)> = Vec::new();
-    let mut tag_index = None;
-    let mut data_rows = 0usize;
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| AppError::invalid_field("file", format!("unreadable CSV: {e}")))?;
-        match tag_index {
-            None if record.iter().any(|c| c.starts_with('#')) => tag_index = Some(rows.len()),
-            Some(_) if !record.iter().all(str::is_empty) => {
-                data_rows += 1;
-                if data_rows > max_rows {
-                    return Err(too_many_rows("3W", max_rows));
-                }
-            }
-            _ => {}
-        }
-        rows.push((i + 1, record));
-    }
-    let Some(tag_index) = tag_index else {
+    use crate::features::exchange::hxl;
+    let decoded = hxl::decode(bytes);
+    let delimiter = hxl::sniff_delimiter(&decoded.text);
+    let records = hxl::records(&decoded.text, delimiter);
+    let Some(tag_pos) = records
+        .iter()
+        .position(|(_, r)| r.as_ref().is_ok_and(|cells| hxl::is_tag_row(cells)))
+    else {
         return Err(AppError::invalid_field(
             "line 1",
             "no HXL hashtag row (#org, #sector, …) found",
         ));
     };
-    let tags: Vec<String> = rows[tag_index]
-        .1
-        .iter()
-        .map(|t| t.replace(' ', "").to_ascii_lowercase())
-        .collect();
-    let find = |tag: &str| tags.iter().position(|t| t == tag);
+    let data_rows = records.len() - tag_pos - 1;
+    if data_rows > max_rows {
+        return Err(too_many_rows("3W", max_rows));
+    }
+    let (tag_line, tag_cells) = match &records[tag_pos] {
+        (line, Ok(cells)) => (*line, cells.clone()),
+        (line, Err(e)) => return Err(AppError::invalid_field(format!("line {line}"), e.clone())),
+    };
+    let tags = hxl::tag_row(&tag_cells);
+    let col = |patterns: &[&str]| hxl::find_column(&tags, patterns);
     let mut missing = Vec::new();
-    for tag in [
-        "#org",
-        "#sector",
-        "#adm1+code",
-        "#adm2+code",
-        "#date+start",
-        "#activity",
+    for (name, patterns) in [
+        ("#org", ORG_TAGS),
+        ("#sector", SECTOR_TAGS),
+        ("#adm1+code", ADM1_TAGS),
+        ("#adm2+code", ADM2_TAGS),
+        ("#date+start", START_TAGS),
+        ("#activity", TITLE_TAGS),
     ] {
-        if find(tag).is_none() {
+        if col(patterns).is_none() {
             missing.push(FieldError::new(
-                format!("line {}", rows[tag_index].0),
-                format!("no {tag} column"),
+                format!("line {tag_line}"),
+                format!("no {name} column"),
             ));
         }
     }
     if !missing.is_empty() {
         return Err(AppError::validation(missing));
     }
-    let idx: Vec<Option<usize>> = HXL_TAGS.iter().map(|t| find(t)).collect();
-    let id_col = ID_TAGS.iter().find_map(|t| find(t));
+    let idx: Vec<Option<usize>> = [
+        ORG_TAGS,
+        SECTOR_TAGS,
+        ADM1_TAGS,
+        ADM2_TAGS,
+        LAT_TAGS,
+        LON_TAGS,
+        START_TAGS,
+        END_TAGS,
+        TITLE_TAGS,
+    ]
+    .iter()
+    .map(|p| col(p))
+    .collect();
+    let id_col = col(ID_TAGS);
     let own = acting_organization(actor);
-    let may_import_for_others = actor.hat() == Some(Hat::QipOfficer);
     let orgs = crate::features::identity::repo::list_organizations(conn, None, 100_000)?;
+    let may_import_for_others = actor.hat() == Some(Hat::QipOfficer)
+        || orgs
+            .iter()
+            .any(|o| o.id == own && o.kind == "coordination");
+    let sectors = reference::list_sectors(conn)?;
     let mut errors = Vec::new();
-    let mut parsed: Vec<(String, String, ActivityInput)> = Vec::new();
+    let mut parsed: Vec<(String, String, String, ActivityInput)> = Vec::new();
     let mut seen: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
-    for (line, record) in rows.iter().skip(tag_index + 1) {
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        let get = |i: usize| idx[i].and_then(|c| record.get(c)).unwrap_or("").to_owned();
+    for (line, record) in records.iter().skip(tag_pos + 1) {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(FieldError::new(format!("line {line}"), e.clone()));
+                continue;
+            }
+        };
+        let get = |i: usize| {
+            idx[i]
+                .and_then(|c| record.get(c))
+                .cloned()
+                .unwrap_or_default()
+        };
         let prefix = format!("line {line}: ");
         let mut line_errors = Vec::new();
-        let org = orgs.iter().find(|o| o.code == get(0)).map(|o| o.id.clone());
+        let org_text = get(0);
+        let org = orgs
+            .iter()
+            .find(|o| o.code.eq_ignore_ascii_case(&org_text))
+            .or_else(|| orgs.iter().find(|o| o.name.eq_ignore_ascii_case(&org_text)))
+            .map(|o| o.id.clone());
         match &org {
             None => line_errors.push(FieldError::new(
                 format!("line {line}"),
-                format!("#org `{}` is not an organisation code", get(0)),
+                format!(
+                    "#org `{org_text}` is not a registered organisation (code, acronym or name); it is not created"
+                ),
             )),
             Some(id) if *id != own && !may_import_for_others => line_errors.push(FieldError::new(
                 format!("line {line}"),
@@ -368,6 +394,11 @@ pub fn import_activities(
             )),
             _ => {}
         }
+        let sector_text = get(1);
+        let sector_code = sectors
+            .iter()
+            .find(|s| s.code.eq_ignore_ascii_case(&sector_text) || s.name.eq_ignore_ascii_case(&sector_text))
+            .map_or(sector_text.clone(), |s| s.code.clone());
         let date = |i: usize, label: &str, errs: &mut Vec<FieldError>| -> Option<chrono::NaiveDate> {
             let text = get(i);
             if text.is_empty() {
@@ -387,6 +418,8 @@ pub fn import_activities(
             if text.is_empty() {
                 return None;
             }
+            // A decimal comma is the norm where files are separated by semicolons or tabs.
+            let text = if delimiter == b',' { text } else { text.replace(',', ".") };
             text.parse::<f64>()
                 .map_err(|_| {
                     errs.push(FieldError::new(
@@ -403,7 +436,7 @@ pub fn import_activities(
         if start.is_none() && line_errors.iter().all(|e| !e.message.contains("#date+start")) {
             line_errors.push(FieldError::new(format!("line {line}"), "#date+start is required"));
         }
-        let file_id = id_col.and_then(|c| record.get(c)).unwrap_or("").to_owned();
+        let file_id = id_col.and_then(|c| record.get(c)).cloned().unwrap_or_default();
         if file_id.chars().count() > 128 {
             line_errors.push(FieldError::new(
                 format!("line {line}"),
@@ -413,7 +446,7 @@ pub fn import_activities(
         if let (Some(org), Some(start)) = (org, start) {
             let input = ActivityInput {
                 title: get(8),
-                sector_code: get(1),
+                sector_code,
                 adm1_pcode: get(2),
                 adm2_pcode: get(3),
                 lat,
@@ -436,7 +469,7 @@ pub fn import_activities(
                     )),
                     None => {
                         seen.insert((org.clone(), key.clone()), *line);
-                        parsed.push((org, key, input));
+                        parsed.push((org, key, file_id, input));
                     }
                 }
             }
@@ -456,8 +489,17 @@ pub fn import_activities(
             updated: 0,
             unchanged: 0,
         };
-        for (org, key, input) in &parsed {
-            match repo::find_imported_activity(tx, org, key)? {
+        for (org, key, file_id, input) in &parsed {
+            // An exported file carries the registry's own id for activities that were not imported with one.
+            let registered = match file_id.is_empty() {
+                true => None,
+                false => repo::find_activity(tx, file_id)?.filter(|a| a.organization_id == *org),
+            };
+            let existing = match registered {
+                Some(a) => Some(a),
+                None => repo::find_imported_activity(tx, org, key)?,
+            };
+            match existing {
                 None => {
                     let mut row = row_from(
                         input,
