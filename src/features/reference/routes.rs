@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[utoipa::path(
     tag = "reference",
     security(("bearer" = [])),
-    request_body(content = String, content_type = "text/csv", description = "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN[,LAT,LON]"),
+    request_body(content = String, content_type = "text/csv", description = "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN[,ADM3_PCODE,ADM3_EN][,LAT,LON]; names in any COD language column (ADM1_FR, …); an HXL row under the header is allowed; comma, semicolon or tab; UTF-8 or Latin-1"),
     responses(
         (status = 200, body = ImportSummary),
         (status = 413, description = "More data rows than `imports.max_rows` (named in `max_rows`); nothing written", body = Problem, content_type = "application/problem+json"),
@@ -52,7 +52,7 @@ async fn import_areas(
 struct AreaFilter {
     /// Only the adm2 areas of this adm1 P-code.
     adm1: Option<String>,
-    /// 1 or 2.
+    /// 1, 2 or 3.
     level: Option<i32>,
 }
 
