@@ -63,21 +63,30 @@ pub fn records(text: &str, delimiter: u8) -> Vec<(usize, Result<Vec<String>, Str
     for (i, record) in reader.records().enumerate() {
         match record {
             Ok(r) => {
-                let line = r.position().map_or(i + 1, |p| usize::try_from(p.line()).unwrap_or(i + 1));
+                let line = r.position().map_or(i + 1, |p| line_at(text, p.byte()));
                 if r.iter().all(str::is_empty) {
                     continue;
                 }
                 out.push((line, Ok(r.iter().map(str::to_owned).collect())));
             }
             Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(i + 1, |p| usize::try_from(p.line()).unwrap_or(i + 1));
+                let line = e.position().map_or(i + 1, |p| line_at(text, p.byte()));
                 out.push((line, Err(format!("unreadable CSV: {e}"))));
             }
         }
     }
     out
+}
+
+/// The 1-based line where a record starting at `byte` has its first cell: the reader's own line count skips
+/// blank lines, and its record position includes the blank lines before the record, so both are corrected.
+fn line_at(text: &str, byte: u64) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+    while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
+        end += 1;
+    }
+    bytes[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// An HXL hashtag with its attributes, lower-cased: `#Org +Acronym` → `#org` with `acronym`.
