@@ -351,10 +351,8 @@ pub fn import_activities(
     let id_col = col(ID_TAGS);
     let own = acting_organization(actor);
     let orgs = crate::features::identity::repo::list_organizations(conn, None, 100_000)?;
-    let may_import_for_others = actor.hat() == Some(Hat::QipOfficer)
-        || orgs
-            .iter()
-            .any(|o| o.id == own && o.kind == "coordination");
+    let may_import_for_others =
+        actor.hat() == Some(Hat::QipOfficer) || orgs.iter().any(|o| o.id == own && o.kind == "coordination");
     let sectors = reference::list_sectors(conn)?;
     let mut errors = Vec::new();
     let mut parsed: Vec<(String, String, String, ActivityInput)> = Vec::new();
@@ -367,12 +365,7 @@ pub fn import_activities(
                 continue;
             }
         };
-        let get = |i: usize| {
-            idx[i]
-                .and_then(|c| record.get(c))
-                .cloned()
-                .unwrap_or_default()
-        };
+        let get = |i: usize| idx[i].and_then(|c| record.get(c)).cloned().unwrap_or_default();
         let prefix = format!("line {line}: ");
         let mut line_errors = Vec::new();
         let org_text = get(0);
@@ -419,7 +412,11 @@ pub fn import_activities(
                 return None;
             }
             // A decimal comma is the norm where files are separated by semicolons or tabs.
-            let text = if delimiter == b',' { text } else { text.replace(',', ".") };
+            let text = if delimiter == b',' {
+                text
+            } else {
+                text.replace(',', ".")
+            };
             text.parse::<f64>()
                 .map_err(|_| {
                     errs.push(FieldError::new(

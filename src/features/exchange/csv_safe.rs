@@ -49,7 +49,15 @@ mod tests {
 
     #[test]
     fn formula_triggers_are_prefixed_with_a_quote() {
-        for cell in ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\")"] {
+        for cell in [
+            "=1+1",
+            "+cmd",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "=HYPERLINK(\"http://x\")",
+        ] {
             assert_eq!(neutralise(cell), format!("'{cell}"), "{cell:?}");
         }
     }

@@ -99,7 +99,11 @@ pub struct Tag {
 impl Tag {
     /// Parses a cell of the hashtag row; `None` when it is not a hashtag (empty cells are allowed in HXL).
     pub fn parse(cell: &str) -> Option<Tag> {
-        let compact: String = cell.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
+        let compact: String = cell
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_lowercase();
         let rest = compact.strip_prefix('#')?;
         let mut parts = rest.split('+');
         let hashtag = parts.next().filter(|h| valid_name(h))?;
@@ -181,7 +185,11 @@ pub fn find_column(tags: &[Option<Tag>], patterns: &[&str]) -> Option<usize> {
         let pattern = Pattern::parse(p);
         tags.iter()
             .enumerate()
-            .filter_map(|(i, t)| t.as_ref().filter(|t| t.matches(&pattern)).map(|t| (i, t.attributes.len())))
+            .filter_map(|(i, t)| {
+                t.as_ref()
+                    .filter(|t| t.matches(&pattern))
+                    .map(|t| (i, t.attributes.len()))
+            })
             .min_by_key(|(i, extra)| (*extra, *i))
             .map(|(i, _)| i)
     })
@@ -220,7 +228,13 @@ mod tests {
 
     #[test]
     fn the_most_specific_pattern_and_closest_column_win() {
-        let row = tags(&["#org+name", "#org+acronym", "#sector+cluster", "#activity+code", "#activity+name"]);
+        let row = tags(&[
+            "#org+name",
+            "#org+acronym",
+            "#sector+cluster",
+            "#activity+code",
+            "#activity+name",
+        ]);
         assert_eq!(find_column(&row, &["#org+code", "#org+acronym", "#org"]), Some(1));
         assert_eq!(find_column(&row, &["#sector+code", "#sector"]), Some(2));
         assert_eq!(find_column(&row, &["#activity-code-id"]), Some(4));
@@ -261,6 +275,9 @@ mod tests {
         let recs = records("a;b\n\n1;2\n", b';');
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[1].0, 3);
-        assert_eq!(recs[1].1.as_deref().ok(), Some(&["1".to_owned(), "2".to_owned()][..]));
+        assert_eq!(
+            recs[1].1.as_deref().ok(),
+            Some(&["1".to_owned(), "2".to_owned()][..])
+        );
     }
 }

@@ -275,7 +275,12 @@ pub fn fund_status(fund: &Fund, today: NaiveDate) -> u8 {
 }
 
 /// The whole `iati-activities` document: the fund first, then its projects.
-pub fn activities_xml(publisher: &Publisher, fund: &Fund, projects: &[Project], now: DateTime<Utc>) -> String {
+pub fn activities_xml(
+    publisher: &Publisher,
+    fund: &Fund,
+    projects: &[Project],
+    now: DateTime<Utc>,
+) -> String {
     let mut x = Xml::new();
     let generated = datetime(now);
     x.open(
@@ -327,20 +332,35 @@ fn write_fund(x: &mut Xml, publisher: &Publisher, fund: &Fund, projects: &[Proje
     }
     x.narrative(
         "participating-org",
-        &[("ref", &publisher.org_ref), ("type", &publisher.org_type), ("role", "2")],
+        &[
+            ("ref", &publisher.org_ref),
+            ("type", &publisher.org_type),
+            ("role", "2"),
+        ],
         &publisher.org_name,
     );
-    x.empty("activity-status", &[("code", &fund_status(fund, today).to_string())]);
-    x.empty("activity-date", &[("iso-date", &date(fund.funding_start)), ("type", "1")]);
+    x.empty(
+        "activity-status",
+        &[("code", &fund_status(fund, today).to_string())],
+    );
+    x.empty(
+        "activity-date",
+        &[("iso-date", &date(fund.funding_start)), ("type", "1")],
+    );
     if let Some(first) = fund.contributions.iter().map(|m| m.date).min() {
         if first <= today {
             x.empty("activity-date", &[("iso-date", &date(first)), ("type", "2")]);
         }
     }
-    x.empty("activity-date", &[("iso-date", &date(fund.funding_end)), ("type", "3")]);
+    x.empty(
+        "activity-date",
+        &[("iso-date", &date(fund.funding_end)), ("type", "3")],
+    );
     publisher.recipient(x);
     for m in &fund.contributions {
-        let Some((_, sign)) = transaction_type(m.kind, m.reversal) else { continue };
+        let Some((_, sign)) = transaction_type(m.kind, m.reversal) else {
+            continue;
+        };
         let provider = m.contributor.as_deref().map(|n| (n, None));
         let receiver = Some((publisher.org_name.as_str(), Some(id.as_str())));
         // Money is booked when it arrives: each contribution is both the contributor's firm commitment to the
@@ -386,7 +406,10 @@ fn write_project(x: &mut Xml, publisher: &Publisher, fund: &Fund, p: &Project) {
     x.narrative(
         "description",
         &[("type", "1")],
-        p.summary.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(&p.title),
+        p.summary
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(&p.title),
     );
     if let Some(objectives) = p.objectives.as_deref().filter(|s| !s.trim().is_empty()) {
         x.narrative("description", &[("type", "2")], objectives);
@@ -430,7 +453,10 @@ fn write_project(x: &mut Xml, publisher: &Publisher, fund: &Fund, p: &Project) {
         }
     }
     if !any_date {
-        x.empty("activity-date", &[("iso-date", &date(p.last_updated.date_naive())), ("type", "1")]);
+        x.empty(
+            "activity-date",
+            &[("iso-date", &date(p.last_updated.date_naive())), ("type", "1")],
+        );
     }
     publisher.recipient(x);
     if let Some(adm2) = &p.adm2_pcode {
@@ -440,10 +466,17 @@ fn write_project(x: &mut Xml, publisher: &Publisher, fund: &Fund, p: &Project) {
         x.empty("location-reach", &[("code", "1")]);
         x.narrative("name", &[], p.adm2_name.as_deref().unwrap_or(adm2));
         if let Some(adm1) = &p.adm1_pcode {
-            x.narrative("description", &[], &format!("adm2 P-code {adm2} in adm1 P-code {adm1} (COD)"));
+            x.narrative(
+                "description",
+                &[],
+                &format!("adm2 P-code {adm2} in adm1 P-code {adm1} (COD)"),
+            );
         }
         if let (Some(lat), Some(lon)) = (p.lat, p.lon) {
-            x.open("point", &[("srsName", "http://www.opengis.net/def/crs/EPSG/0/4326")]);
+            x.open(
+                "point",
+                &[("srsName", "http://www.opengis.net/def/crs/EPSG/0/4326")],
+            );
             x.text("pos", &[], &format!("{lat} {lon}"));
             x.close();
             x.empty("exactness", &[("code", "1")]);
@@ -481,7 +514,9 @@ fn write_project(x: &mut Xml, publisher: &Publisher, fund: &Fund, p: &Project) {
         Some((_, name)) => name.as_str(),
     };
     for m in &p.movements {
-        let Some((code, sign)) = transaction_type(m.kind, m.reversal) else { continue };
+        let Some((code, sign)) = transaction_type(m.kind, m.reversal) else {
+            continue;
+        };
         let fund_side = (publisher.org_name.as_str(), Some(fund_id.as_str()));
         let (provider, receiver) = match code {
             // A negative disbursement (refund) still names the parties of the disbursement it reverses.
@@ -510,9 +545,15 @@ mod tests {
     #[test]
     fn refunds_are_negative_disbursements_never_reimbursements() {
         assert_eq!(transaction_type(TransactionKind::Refund, false), Some((3, -1)));
-        assert_eq!(transaction_type(TransactionKind::Disbursement, false), Some((3, 1)));
+        assert_eq!(
+            transaction_type(TransactionKind::Disbursement, false),
+            Some((3, 1))
+        );
         assert_eq!(transaction_type(TransactionKind::Release, false), Some((2, -1)));
-        assert_eq!(transaction_type(TransactionKind::Contribution, true), Some((1, -1)));
+        assert_eq!(
+            transaction_type(TransactionKind::Contribution, true),
+            Some((1, -1))
+        );
         for kind in TransactionKind::ALL {
             assert_ne!(transaction_type(kind, false).map(|t| t.0), Some(7), "{kind:?}");
         }

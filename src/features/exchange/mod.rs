@@ -5,7 +5,7 @@
 pub mod csv_safe;
 pub mod hxl;
 pub mod iati;
-pub mod report;
 pub mod repo;
+pub mod report;
 pub mod routes;
 pub mod service;

@@ -80,7 +80,11 @@ impl Params {
     }
     fn next(&mut self) -> String {
         self.n += 1;
-        if self.pg { format!("${}", self.n) } else { "?".to_owned() }
+        if self.pg {
+            format!("${}", self.n)
+        } else {
+            "?".to_owned()
+        }
     }
 }
 
@@ -307,7 +311,11 @@ pub struct ActivityFacts {
     pub import_key: Option<String>,
 }
 
-pub fn activities_page(conn: &mut DbConn, after: Option<&str>, limit: i64) -> QueryResult<Vec<ActivityFacts>> {
+pub fn activities_page(
+    conn: &mut DbConn,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ActivityFacts>> {
     let mut q = activities::table
         .select((
             activities::id,

@@ -283,7 +283,18 @@ pub fn report_csv(report: &PoolReport) -> Vec<u8> {
         &t.refunded,
         "",
     ]);
-    row(["totals", "contributed", "", "", "", "", "", "", "", &t.contributed]);
+    row([
+        "totals",
+        "contributed",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        &t.contributed,
+    ]);
     for (section, lines) in [
         ("state", &report.by_state),
         ("sector", &report.by_sector),
@@ -309,7 +320,12 @@ pub fn report_csv(report: &PoolReport) -> Vec<u8> {
         ("beneficiaries_targeted", &report.beneficiaries_targeted),
         ("beneficiaries_reached", &report.beneficiaries_reached),
     ] {
-        for (key, n) in [("women", p.women), ("men", p.men), ("girls", p.girls), ("boys", p.boys)] {
+        for (key, n) in [
+            ("women", p.women),
+            ("men", p.men),
+            ("girls", p.girls),
+            ("boys", p.boys),
+        ] {
             row([section, key, "", "", "", "", "", "", "", &n.to_string()]);
         }
     }

@@ -202,13 +202,19 @@ async fn pool_report(
     let query = query.into_inner();
     if let Some(f) = query.format.as_deref() {
         if !f.eq_ignore_ascii_case("csv") && !f.eq_ignore_ascii_case("json") {
-            return Err(crate::error::AppError::invalid_field("format", "must be json or csv"));
+            return Err(crate::error::AppError::invalid_field(
+                "format",
+                "must be json or csv",
+            ));
         }
     }
     let csv = wants_csv(&req, query.format.as_deref());
     let pool_id = id.into_inner();
     let (from, to) = (query.from, query.to);
-    let report = with_conn(&state, move |conn, _| report::pool_report(conn, &pool_id, from, to)).await?;
+    let report = with_conn(&state, move |conn, _| {
+        report::pool_report(conn, &pool_id, from, to)
+    })
+    .await?;
     if csv {
         Ok(HttpResponse::Ok()
             .content_type(CSV_CONTENT_TYPE)

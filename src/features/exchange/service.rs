@@ -22,7 +22,13 @@ pub const EXPORT_PAGE_ROWS: i64 = 500;
 
 /// States in which a proposal is published to IATI: from approval onward (a cancelled proposal was approved
 /// first; withdrawn and rejected ones never became activities).
-pub const PUBLISHED_STATES: [&str; 5] = ["approved", "in_implementation", "completed", "closed", "cancelled"];
+pub const PUBLISHED_STATES: [&str; 5] = [
+    "approved",
+    "in_implementation",
+    "completed",
+    "closed",
+    "cancelled",
+];
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_naive_utc_and_offset(t, Utc)
@@ -159,7 +165,12 @@ pub fn iati_activities(conn: &mut DbConn, settings: &ExchangeSettings, pool_id: 
                 })
             })
             .collect::<Vec<_>>();
-        Ok(iati::activities_xml(&publisher(settings), &fund, &projects, Utc::now()))
+        Ok(iati::activities_xml(
+            &publisher(settings),
+            &fund,
+            &projects,
+            Utc::now(),
+        ))
     })
 }
 
@@ -180,7 +191,10 @@ pub fn org_lookup(
     Ok(out)
 }
 
-fn area_lookup(conn: &mut DbConn, pcodes: impl Iterator<Item = String>) -> AppResult<HashMap<String, String>> {
+fn area_lookup(
+    conn: &mut DbConn,
+    pcodes: impl Iterator<Item = String>,
+) -> AppResult<HashMap<String, String>> {
     let mut codes: Vec<String> = pcodes.collect();
     codes.sort_unstable();
     codes.dedup();
@@ -248,11 +262,7 @@ pub fn reached_of(content: &str) -> Option<Beneficiaries> {
 }
 
 /// A page of the proposals export (non-draft proposals of the pool, by id).
-pub fn proposals_csv_page(
-    conn: &mut DbConn,
-    pool: &PoolRef,
-    after: Option<&str>,
-) -> AppResult<CsvPage> {
+pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>) -> AppResult<CsvPage> {
     let rows = repo::proposals_page(conn, &pool.id, None, after, EXPORT_PAGE_ROWS)?;
     let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
     let mut money: HashMap<(String, String), i64> = HashMap::new();
@@ -286,7 +296,11 @@ pub fn proposals_csv_page(
     for p in &rows {
         let content: ProposalContent = serde_json::from_str(&p.content).unwrap_or_default();
         let org = orgs.get(&p.organization_id);
-        let name_of = |code: &Option<String>| code.as_ref().and_then(|c| areas.get(c).cloned()).unwrap_or_default();
+        let name_of = |code: &Option<String>| {
+            code.as_ref()
+                .and_then(|c| areas.get(c).cloned())
+                .unwrap_or_default()
+        };
         let [tw, tm, tg, tb] = beneficiary_cells(content.beneficiaries.as_ref());
         let [rw, rm, rg, rb] = beneficiary_cells(reached.get(&p.id));
         let cells = [
@@ -295,7 +309,10 @@ pub fn proposals_csv_page(
             org.map(|o| o.0.clone()).unwrap_or_default(),
             org.map(|o| o.1.clone()).unwrap_or_default(),
             p.sector_code.clone().unwrap_or_default(),
-            p.sector_code.as_ref().and_then(|s| sectors.get(s).cloned()).unwrap_or_default(),
+            p.sector_code
+                .as_ref()
+                .and_then(|s| sectors.get(s).cloned())
+                .unwrap_or_default(),
             p.adm1_pcode.clone().unwrap_or_default(),
             name_of(&p.adm1_pcode),
             p.adm2_pcode.clone().unwrap_or_default(),
@@ -396,7 +413,9 @@ pub fn activities_csv_page(conn: &mut DbConn, after: Option<&str>) -> AppResult<
             .map_or_else(|| a.id.clone(), str::to_owned);
         let cells = [
             code,
-            orgs.get(&a.organization_id).map(|o| o.0.clone()).unwrap_or_default(),
+            orgs.get(&a.organization_id)
+                .map(|o| o.0.clone())
+                .unwrap_or_default(),
             a.title.clone(),
             a.sector_code.clone(),
             a.adm1_pcode.clone(),

@@ -39,6 +39,9 @@ fn valid_pcode(code: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Areas of a level above the file's finest: P-code → (name, parent P-code, first line).
+type UpperLevel = HashMap<String, (String, Option<String>, usize)>;
+
 /// Languages of COD name columns (`ADM1_EN`, `ADM1_FR`, …), in the order a name is taken from.
 const NAME_LANGUAGES: [&str; 7] = ["EN", "FR", "ES", "PT", "AR", "RU", "ZH"];
 
@@ -53,17 +56,21 @@ fn level_columns(
     use crate::features::exchange::hxl::find_column;
     let pcode = column(headers, &[&format!("ADM{level}_PCODE")])
         .or_else(|| find_column(tags, &[&format!("#adm{level}+code")]));
-    let mut name_headers: Vec<String> = NAME_LANGUAGES
-        .iter()
-        .map(|l| format!("ADM{level}_{l}"))
-        .collect();
+    let mut name_headers: Vec<String> = NAME_LANGUAGES.iter().map(|l| format!("ADM{level}_{l}")).collect();
     name_headers.push(format!("ADM{level}_NAME"));
     let name = name_headers
         .iter()
         .find_map(|h| column(headers, &[h]).map(|c| (c, h.clone())))
         .or_else(|| {
-            find_column(tags, &[&format!("#adm{level}+name")])
-                .map(|c| (c, headers.get(c).cloned().unwrap_or_else(|| format!("#adm{level}+name"))))
+            find_column(tags, &[&format!("#adm{level}+name")]).map(|c| {
+                (
+                    c,
+                    headers
+                        .get(c)
+                        .cloned()
+                        .unwrap_or_else(|| format!("#adm{level}+name")),
+                )
+            })
         });
     (pcode, name)
 }
@@ -83,9 +90,12 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
     let Some((header_line, header)) = records.first() else {
         return Err(AppError::invalid_field("line 1", "the file is empty"));
     };
-    let headers = header
-        .clone()
-        .map_err(|e| AppError::invalid_field(format!("line {header_line}"), format!("cannot read the header row: {e}")))?;
+    let headers = header.clone().map_err(|e| {
+        AppError::invalid_field(
+            format!("line {header_line}"),
+            format!("cannot read the header row: {e}"),
+        )
+    })?;
     let mut skip = 1;
     let mut tags = Vec::new();
     if let Some((_, Ok(second))) = records.get(1) {
@@ -94,7 +104,11 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
             skip = 2;
         }
     }
-    let levels = if level_columns(&headers, &tags, 3).0.is_some() { 3 } else { 2 };
+    let levels = if level_columns(&headers, &tags, 3).0.is_some() {
+        3
+    } else {
+        2
+    };
     let mut cols: Vec<(usize, usize, String, String)> = Vec::new();
     let mut missing = Vec::new();
     for level in 1..=levels {
@@ -122,11 +136,22 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
     if !missing.is_empty() {
         return Err(AppError::validation(missing));
     }
-    let lat_col = column(&headers, &["LAT", "LATITUDE", "CENTER_LAT", "ADM2_LAT", "ADM3_LAT", "Y"])
-        .or_else(|| hxl::find_column(&tags, &["#geo+lat"]));
+    let lat_col = column(
+        &headers,
+        &["LAT", "LATITUDE", "CENTER_LAT", "ADM2_LAT", "ADM3_LAT", "Y"],
+    )
+    .or_else(|| hxl::find_column(&tags, &["#geo+lat"]));
     let lon_col = column(
         &headers,
-        &["LON", "LONG", "LONGITUDE", "CENTER_LON", "ADM2_LON", "ADM3_LON", "X"],
+        &[
+            "LON",
+            "LONG",
+            "LONGITUDE",
+            "CENTER_LON",
+            "ADM2_LON",
+            "ADM3_LON",
+            "X",
+        ],
     )
     .or_else(|| hxl::find_column(&tags, &["#geo+lon"]));
     let data = &records[skip.min(records.len())..];
@@ -135,7 +160,7 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
     }
     let mut errors = Vec::new();
     // Upper levels: pcode → (name, parent, first line); the finest level: pcode → first line.
-    let mut upper: Vec<HashMap<String, (String, Option<String>, usize)>> = vec![HashMap::new(); levels - 1];
+    let mut upper: Vec<UpperLevel> = vec![HashMap::new(); levels - 1];
     let mut finest_seen: HashMap<String, usize> = HashMap::new();
     let mut finest = Vec::new();
     for (line, record) in data {
@@ -168,7 +193,11 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
                 if raw.is_empty() {
                     return None;
                 }
-                let text = if delimiter == b',' { raw.clone() } else { raw.replace(',', ".") };
+                let text = if delimiter == b',' {
+                    raw.clone()
+                } else {
+                    raw.replace(',', ".")
+                };
                 match text.parse::<f64>() {
                     Ok(v) if v.is_finite() && v.abs() <= limit => Some(v),
                     _ => {
@@ -204,7 +233,9 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
             }
             let (code, _) = &values[levels - 1];
             if let Some(first) = finest_seen.get(code) {
-                line_errors.push(format!("ADM{levels} {code} appears again (first on line {first})"));
+                line_errors.push(format!(
+                    "ADM{levels} {code} appears again (first on line {first})"
+                ));
             }
             let mut codes: Vec<&String> = values.iter().map(|(c, _)| c).collect();
             codes.sort_unstable();
@@ -234,7 +265,10 @@ pub fn parse_gazetteer(bytes: &[u8], max_rows: usize) -> AppResult<(Vec<Area>, &
         });
     }
     if finest.is_empty() && errors.is_empty() {
-        errors.push(FieldError::new(format!("line {}", skip + 1), "the file has no data rows"));
+        errors.push(FieldError::new(
+            format!("line {}", skip + 1),
+            "the file has no data rows",
+        ));
     }
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
