@@ -13,7 +13,11 @@ use crate::support::{Session, TestApp};
 use qip_pool::features::demo::DEMO_PASSWORD;
 
 fn seeded() -> TestApp {
-    let app = TestApp::spawn();
+    seeded_with(|_| {})
+}
+
+fn seeded_with(customize: impl FnOnce(&mut qip_pool::config::Settings)) -> TestApp {
+    let app = TestApp::spawn_with(customize, |_| {});
     let auth =
         qip_pool::features::identity::AuthRuntime::new(&crate::support::test_settings(&app.db.url()).auth)
             .unwrap();
@@ -784,4 +788,49 @@ fn the_transactions_export_streams_many_rows_page_by_page() {
         "reference neutralised"
     );
     assert!(rows.iter().all(|r| r[3] != "7"));
+}
+
+#[test]
+fn the_publisher_and_country_come_from_settings_and_identifiers_must_start_with_the_org_ref() {
+    let app = seeded_with(|s| {
+        s.exchange.iati_reporting_org_ref = "XM-OCHA-TEST".into();
+        s.exchange.iati_activity_prefix = "XM-OCHA-TEST-QIPF-".into();
+        s.exchange.iati_recipient_country = "SD".into();
+    });
+    let finance = app.login("finance", DEMO_PASSWORD);
+    let pool = pool_id(&app, &finance);
+    let (status, _, xml) = get_text(
+        &app,
+        &format!("/api/v1/pools/{pool}/exports/iati-activities.xml"),
+        &finance.access,
+    );
+    assert_eq!(status, 200);
+    assert!(xml.contains("<reporting-org ref=\"XM-OCHA-TEST\""), "{xml}");
+    assert!(xml.contains("<iati-identifier>XM-OCHA-TEST-QIPF-QIP-"), "{xml}");
+    assert_eq!(
+        xml.matches("<recipient-country code=\"SD\" percentage=\"100\"/>")
+            .count(),
+        6
+    );
+    assert!(!xml.contains("<recipient-region"));
+
+    let err = qip_pool::config::Settings::load_from(
+        None,
+        vec![(
+            "QIP__EXCHANGE__IATI_ACTIVITY_PREFIX".to_owned(),
+            "OTHER-".to_owned(),
+        )],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("iati_activity_prefix"), "{err}");
+    // An unknown pool is a 404 problem, for the file and the exports alike.
+    for path in [
+        "/api/v1/pools/nope/exports/iati-activities.xml",
+        "/api/v1/pools/nope/exports/proposals.csv",
+        "/api/v1/pools/nope/exports/transactions.csv",
+        "/api/v1/pools/nope/report",
+    ] {
+        crate::support::assert_problem(app.get_as(path, &finance.access), 404, "not-found");
+    }
 }
