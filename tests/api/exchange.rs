@@ -525,6 +525,15 @@ fn the_reports_totals_equal_the_statements_for_the_same_period() {
     let implementing = proposal_titled(&app, &finance, "Classroom repairs in Tawila");
     refund(&app, &finance, implementing["id"].as_str().unwrap(), "250.00");
     let pool = pool_id(&app, &finance);
+    // The JSON API says the same as the IATI file: a refund is a (negative) disbursement, never 7.
+    let refunds: Value = app
+        .get_as(
+            &format!("/api/v1/pools/{pool}/transactions?kind=refund"),
+            &finance.access,
+        )
+        .json()
+        .unwrap();
+    assert_eq!(refunds["items"][0]["iati_transaction_type"], 3, "{refunds}");
     let today = chrono::Utc::now().date_naive();
     for (from, to) in [
         (None, None),
