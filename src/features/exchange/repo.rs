@@ -144,8 +144,8 @@ pub fn movements_page(
     q.bind::<BigInt, _>(limit).load(conn)
 }
 
-/// Every movement of the pool that is a contribution (or reverses one), or that belongs to one of
-/// `proposal_ids`, oldest first.
+/// Every movement of the pool, oldest first, for the IATI file (contributions on the fund, the rest on their
+/// projects).
 pub fn movements_for_publication(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<MovementRow>> {
     let mut p = Params::new(conn);
     let sql = format!(

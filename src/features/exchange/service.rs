@@ -1,7 +1,7 @@
 //! Exchange use cases: the pool's IATI activity file, and the pages of the HXL CSV exports (each page one
 //! keyset query, rendered to CSV bytes, so an export streams in flat memory).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -12,7 +12,7 @@ use crate::config::ExchangeSettings;
 use crate::db::DbConn;
 use crate::domain::ledger_rules::TransactionKind;
 use crate::domain::lifecycle::State;
-use crate::domain::money::{Currency, format_amount};
+use crate::domain::money::format_amount;
 use crate::domain::proposal::{Beneficiaries, ProposalContent};
 use crate::error::{AppError, AppResult};
 use crate::features::ledger::service::PoolRef;
@@ -432,16 +432,4 @@ pub fn activities_csv_page(conn: &mut DbConn, after: Option<&str>) -> AppResult<
         bytes,
         next: page_end(&rows, |a| a.id.clone()),
     })
-}
-
-/// Sums a map of `(kind → net minor)` into named totals.
-pub fn kind_totals(money: &BTreeMap<String, i64>, currency: Currency) -> BTreeMap<&'static str, String> {
-    let get = |k: &str| money.get(k).copied().unwrap_or(0);
-    BTreeMap::from([
-        ("contributed", format_amount(get("contribution"), currency)),
-        ("committed", format_amount(get("commitment"), currency)),
-        ("released", format_amount(get("release"), currency)),
-        ("disbursed", format_amount(get("disbursement"), currency)),
-        ("refunded", format_amount(get("refund"), currency)),
-    ])
 }
