@@ -5,4 +5,3 @@ pub mod dto;
 pub mod repo;
 pub mod routes;
 pub mod service;
-pub mod tasks;

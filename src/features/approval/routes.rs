@@ -4,10 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::dto::{Approval, Brief, DecisionInput, Task, Turnaround};
-use super::{service, tasks};
+use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::features::read_models::tasks;
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
 

@@ -13,7 +13,7 @@ pub fn sweep_once(pool: &DbPool) -> usize {
         tracing::warn!("deadline sweep skipped: no database connection");
         return 0;
     };
-    let overdue = match super::repo::overdue_rounds(&mut conn, now_micros(), 500) {
+    let overdue = match crate::features::consultation::repo::overdue_rounds(&mut conn, now_micros(), 500) {
         Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(error = %e, "deadline sweep could not list overdue rounds");
@@ -21,7 +21,7 @@ pub fn sweep_once(pool: &DbPool) -> usize {
         }
     };
     for round_id in overdue {
-        match super::service::close_overdue_round(&mut conn, &round_id) {
+        match crate::features::consultation::service::close_overdue_round(&mut conn, &round_id) {
             Ok(true) => closed += 1,
             Ok(false) => {}
             Err(e) => tracing::warn!(round_id, error = %e, "deadline sweep could not close a round"),

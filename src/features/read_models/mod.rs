@@ -1,0 +1,4 @@
+//! Cross-feature read models: views that combine several features' data (my tasks, the decision brief,
+//! turnaround). They may read anything; no feature depends on them.
+
+pub mod tasks;
