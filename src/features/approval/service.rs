@@ -12,18 +12,17 @@ use super::repo::{self, StepRow};
 use crate::access::Actor;
 use crate::db::{self, DbConn};
 use crate::domain::approval_policy::{StepReason, plan_steps};
-use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::format_amount;
 use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::proposal::ProposalContent;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, Automatic, now_micros};
-use crate::features::identity::service::deny;
+use crate::features::audit::{self, AuditAction, Automatic, deny, now_micros};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
-use crate::features::proposals::service::{load_visible, open_next_draft_version};
-use crate::http::preconditions::stale;
+use crate::features::proposals::service::load_visible;
+use crate::features::proposals::workflow::{self, By, Record};
 
 fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
     proposals_repo::find_version(tx, &proposal.id, proposal.current_version)?
@@ -89,7 +88,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
     }
     audit::append(
         tx,
-        ctx.event("approval.steps_instantiated", "proposal", Some(&proposal.id)).after(json!({
+        ctx.event(AuditAction::ApprovalStepsInstantiated, "proposal", Some(&proposal.id)).after(json!({
             "version": version.number, "pool_settings_version": settings_version,
             "steps": plan.iter().map(|s| json!({"hat": s.hat, "reason": s.reason, "sla_days": s.sla_days, "financial": s.financial})).collect::<Vec<_>>(),
         })),
@@ -196,7 +195,7 @@ pub fn decide(
         return Err(deny(
             conn,
             actor,
-            "approval.decide",
+            AuditAction::ApprovalDecide,
             "approval_step",
             step_id,
             &format!("This step is decided in the `{}` hat.", step.hat),
@@ -211,7 +210,7 @@ pub fn decide(
         return Err(deny(
             conn,
             actor,
-            "approval.decide",
+            AuditAction::ApprovalDecide,
             "approval_step",
             step_id,
             "Your hat is limited to another area than this proposal's.",
@@ -227,7 +226,7 @@ pub fn decide(
         return Err(deny(
             conn,
             actor,
-            "approval.decide",
+            AuditAction::ApprovalDecide,
             "approval_step",
             step_id,
             "Nobody decides on a proposal that they or their organisation submitted.",
@@ -235,13 +234,8 @@ pub fn decide(
     }
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
-        let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
-            .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        if proposal.version != expected_version {
-            return Err(stale(proposal.version));
-        }
-        let state = proposal.lifecycle_state()?;
+        let mut locked = workflow::lock(tx, proposal_id, Some(expected_version))?;
+        let proposal = locked.row().clone();
         let all_steps = repo::steps_of(tx, proposal_id)?;
         // Read under the proposal's lock: a decision of this person in another hat that committed a moment
         // ago counts, so two racing decisions cannot both skip the acknowledgement.
@@ -267,7 +261,8 @@ pub fn decide(
             .position(|s| s.id == step_id)
             .ok_or_else(|| AppError::conflict("This step belongs to an earlier version of the proposal."))?;
         let last = index + 1 == steps.len();
-        let next = lifecycle::transition(state, lifecycle_action(input.decision, last))?.to;
+        let action = lifecycle_action(input.decision, last);
+        locked.check(action)?;
         if steps[index].status != "pending" {
             return Err(AppError::conflict(format!(
                 "This step was decided already ({}).",
@@ -336,28 +331,30 @@ pub fn decide(
                 }
             }
         }
-        if input.decision == Decision::Return {
-            open_next_draft_version(tx, &mut proposal, &actor.user_id, now)?;
-        }
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now;
-        proposals_repo::save_proposal(tx, &proposal)?;
+        // A return opens the next draft version (the workflow's side effect of `return_for_revision`).
         let step = &steps[index];
-        audit::append(
+        let ctx = actor.audit();
+        let applied = workflow::apply(
             tx,
-            actor.audit().event("approval.decide", "proposal", Some(proposal_id)).after(json!({
-                "step_id": step.id, "position": step.position, "hat": step.hat, "decision": input.decision,
-                "comment": comment, "conditions": conditions, "acting": acting,
-                "multi_hat_acknowledgement": step.multi_hat_acknowledgement, "state": proposal.state,
-                "commitment_transaction": commitment,
-            })),
+            &mut locked,
+            action,
+            By::Person(&ctx),
+            AuditAction::ApprovalDecide,
+            |_, _, to| Record {
+                after: Some(json!({
+                    "step_id": step.id, "position": step.position, "hat": step.hat, "decision": input.decision,
+                    "comment": comment, "conditions": conditions, "acting": acting,
+                    "multi_hat_acknowledgement": step.multi_hat_acknowledgement, "state": to,
+                    "commitment_transaction": commitment,
+                })),
+                ..Record::default()
+            },
         )?;
         Ok(Approval {
-            proposal_id: proposal.id.clone(),
-            state: next,
-            version: proposal.version,
-            steps: steps_view(tx, &proposal, true)?,
+            proposal_id: locked.id().to_owned(),
+            state: applied.to,
+            version: locked.row().version,
+            steps: steps_view(tx, locked.row(), true)?,
         })
     })
 }

@@ -15,17 +15,17 @@ use super::dto::{
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
 use crate::db::{self, DbConn};
-use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::lifecycle::{Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
 use crate::domain::screening::{
     ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
 };
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, AuditContext, Automatic, now_micros};
-use crate::features::identity::service::deny;
-use crate::features::proposals::repo::{self as proposals_repo, ProposalRow};
+use crate::features::audit::{self, AuditAction, AuditContext, Automatic, deny, now_micros};
+use crate::features::proposals::repo::ProposalRow;
 use crate::features::proposals::service::load_visible;
+use crate::features::proposals::workflow::{self, By, Locked, Record};
 
 fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
     ConsulteeReason {
@@ -41,7 +41,7 @@ fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
 pub fn open_round(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &ProposalRow,
     content: &ProposalContent,
     policy: &PoolPolicy,
 ) -> AppResult<State> {
@@ -197,7 +197,7 @@ pub fn open_round(
     }
     audit::append(
         tx,
-        ctx.event("consultation.open", "proposal", Some(&proposal.id)).after(json!({
+        ctx.event(AuditAction::ConsultationOpen, "proposal", Some(&proposal.id)).after(json!({
             "round": round_number, "version": proposal.current_version, "deadline": round.deadline.and_utc(),
             "consultees": wanted.iter().map(|(org, r)| json!({"organization_id": org, "reasons": r})).collect::<Vec<_>>(),
             "duplication_flags": usize::from(duplication_flag.is_some()),
@@ -205,10 +205,7 @@ pub fn open_round(
         })),
     )?;
     // A round with nobody to ask stays open until its deadline: the QIP secretariat can still add consultees.
-    proposal
-        .state
-        .parse()
-        .map_err(|_| AppError::internal("unknown state"))
+    proposal.lifecycle_state()
 }
 
 /// The consultee reason of an organisation asked, after a revision, to confirm that it resolves its open
@@ -216,17 +213,17 @@ pub fn open_round(
 pub const CONFIRM_RESOLUTION: &str = "confirm_resolution";
 
 /// Closes a round (once: the conditional update decides) and moves the proposal on: `flagged` with an open
-/// blocking flag, else `in_review`. An automatic step: audited as the system after its trigger. `proposal`
-/// must be locked by the caller.
+/// blocking flag, else `in_review` (where the workflow instantiates the approval steps). An automatic step:
+/// audited as the system after its trigger.
 fn close_round(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &mut Locked,
     round: &RoundRow,
     closed_by: &str,
 ) -> AppResult<bool> {
     let now = now_micros();
-    let blocking = repo::open_blocking_flags(tx, &proposal.id)?;
+    let blocking = repo::open_blocking_flags(tx, proposal.id())?;
     let (outcome, action) = if blocking > 0 {
         ("flagged", Action::FlagConsultation)
     } else {
@@ -235,25 +232,19 @@ fn close_round(
     if !repo::mark_round_closed(tx, &round.id, now, closed_by, outcome)? {
         return Ok(false);
     }
-    let state: State = proposal
-        .state
-        .parse()
-        .map_err(|_| AppError::internal("unknown state"))?;
-    let next = lifecycle::transition(state, action)?.to;
-    proposal.state = next.as_str().to_owned();
-    proposal.version += 1;
-    proposal.updated_at = now;
-    proposals_repo::save_proposal(tx, proposal)?;
-    if next == State::InReview {
-        crate::features::approval::service::instantiate_steps(tx, ctx, proposal)?;
-    }
-    audit::append(
+    workflow::apply(
         tx,
-        ctx.event("consultation.close", "proposal", Some(&proposal.id))
-            .after(json!({
+        proposal,
+        action,
+        By::System(ctx),
+        AuditAction::ConsultationClose,
+        |_, _, to| Record {
+            after: Some(json!({
                 "round": round.round_number, "closed_by": closed_by, "outcome": outcome,
-                "open_blocking_flags": blocking, "state": proposal.state,
+                "open_blocking_flags": blocking, "state": to,
             })),
+            ..Record::default()
+        },
     )?;
     Ok(true)
 }
@@ -365,9 +356,8 @@ pub fn respond(
     let org = acting_organization(actor);
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
-        let mut proposal = load_visible(tx, actor, proposal_id)?;
-        let state = proposal.lifecycle_state()?;
+        let mut proposal = workflow::lock_visible(tx, actor, proposal_id, None)?;
+        let state = proposal.state();
         if state != State::InConsultation {
             return Err(consultation_not_open(state));
         }
@@ -455,7 +445,7 @@ pub fn respond(
         // The audit records that a confidential note exists, never its text.
         let responded = audit::append(
             tx,
-            ctx.event("consultation.respond", "proposal", Some(proposal_id)).after(json!({
+            ctx.event(AuditAction::ConsultationRespond, "proposal", Some(proposal_id)).after(json!({
                 "organization_id": org, "kind": input.kind, "unsolicited": unsolicited,
                 "replaced_flags": replaced.len(),
                 "flags": input.flags.iter().map(|f| json!({"category": f.category, "severity": if unsolicited { Severity::Advisory } else { f.severity },
@@ -465,7 +455,7 @@ pub fn respond(
         if !unsolicited {
             close_if_all_answered(tx, &Automatic::after(&responded), &mut proposal, &round)?;
         }
-        view(tx, actor, &proposal)
+        view(tx, actor, proposal.row())
     })
 }
 
@@ -495,9 +485,8 @@ pub fn add_consultee(
         return Err(AppError::validation(errors));
     }
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
-        let proposal = load_visible(tx, actor, proposal_id)?;
-        let state = proposal.lifecycle_state()?;
+        let locked = workflow::lock_visible(tx, actor, proposal_id, None)?;
+        let (proposal, state) = (locked.row(), locked.state());
         let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
         if crate::features::identity::repo::find_organization(tx, &input.organization_id)?.is_none() {
             return Err(AppError::invalid_field(
@@ -535,10 +524,14 @@ pub fn add_consultee(
             tx,
             actor
                 .audit()
-                .event("consultation.add_consultee", "proposal", Some(proposal_id))
+                .event(
+                    AuditAction::ConsultationAddConsultee,
+                    "proposal",
+                    Some(proposal_id),
+                )
                 .after(json!({"organization_id": input.organization_id, "reason": input.reason.trim()})),
         )?;
-        view(tx, actor, &proposal)
+        view(tx, actor, proposal)
     })
 }
 
@@ -551,15 +544,13 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
         let Some(round) = repo::find_round(tx, round_id)? else {
             return Ok(false);
         };
-        db::lock_row(tx, "proposals", &round.proposal_id)?;
+        let mut proposal = workflow::lock(tx, &round.proposal_id, None)?;
         let Some(round) =
             repo::find_round(tx, round_id)?.filter(|r| r.closed_at.is_none() && r.deadline <= now)
         else {
             return Ok(false);
         };
-        let mut proposal = proposals_repo::find_proposal(tx, &round.proposal_id)?
-            .ok_or_else(|| AppError::internal("round without proposal"))?;
-        if proposal.lifecycle_state()? != State::InConsultation {
+        if proposal.state() != State::InConsultation {
             return Ok(false);
         }
         let lapsed = repo::lapse_pending(tx, &round.id)?;
@@ -569,7 +560,7 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                     tx,
                     &FlagRow {
                         id: uuid::Uuid::now_v7().to_string(),
-                        proposal_id: proposal.id.clone(),
+                        proposal_id: proposal.id().to_owned(),
                         round_id: round.id.clone(),
                         version_number: round.version_number,
                         organization_id: Some(org.clone()),
@@ -594,7 +585,7 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
         }
         let lapse = audit::append(
             tx,
-            ctx.event("consultation.lapse", "proposal", Some(&proposal.id))
+            ctx.event(AuditAction::ConsultationLapse, "proposal", Some(proposal.id()))
                 .after(json!({"round": round.round_number, "lapsed": lapsed, "silence_is_consent": round.silence_is_consent})),
         )?;
         close_round(tx, &Automatic::after(&lapse), &mut proposal, &round, "deadline")
@@ -605,7 +596,7 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
 fn close_if_all_answered(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &mut Locked,
     round: &RoundRow,
 ) -> AppResult<bool> {
     let still_pending = repo::consultees_of(tx, &round.id)?
@@ -623,11 +614,11 @@ fn close_if_all_answered(
 fn answer_by_resolution(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &mut Locked,
     organization_id: &str,
     ended_by: &str,
 ) -> AppResult<()> {
-    let Some(round) = repo::open_round_of(tx, &proposal.id)? else {
+    let Some(round) = repo::open_round_of(tx, proposal.id())? else {
         return Ok(());
     };
     let asked = repo::consultees_of(tx, &round.id)?.into_iter().any(|c| {
@@ -638,7 +629,7 @@ fn answer_by_resolution(
                 .iter()
                 .any(|r| r.kind == CONFIRM_RESOLUTION)
     });
-    let still_blocking = repo::open_blocking_flag_organizations(tx, &proposal.id)?
+    let still_blocking = repo::open_blocking_flag_organizations(tx, proposal.id())?
         .iter()
         .any(|org| org.as_deref() == Some(organization_id));
     if !asked || still_blocking {
@@ -656,7 +647,7 @@ fn answer_by_resolution(
     )?;
     audit::append(
         tx,
-        ctx.event("consultation.resolution_confirmed", "proposal", Some(&proposal.id))
+        ctx.event(AuditAction::ConsultationResolutionConfirmed, "proposal", Some(proposal.id()))
             .after(json!({"round": round.round_number, "organization_id": organization_id, "confirmed_by": ended_by})),
     )?;
     close_if_all_answered(tx, ctx, proposal, &round)?;
@@ -664,25 +655,20 @@ fn answer_by_resolution(
 }
 
 /// After a flag ends: a `flagged` proposal whose last blocking flag ended moves to `in_review` (an automatic
-/// step after the flag's end).
-fn after_flag_end(
-    tx: &mut DbConn,
-    ctx: &Automatic,
-    proposal: &mut ProposalRow,
-    action: Action,
-) -> AppResult<()> {
-    if proposal.lifecycle_state()? == State::Flagged && repo::open_blocking_flags(tx, &proposal.id)? == 0 {
-        let next = lifecycle::transition(State::Flagged, action)?.to;
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, proposal)?;
-        audit::append(
+/// step after the flag's end; the workflow instantiates the approval steps).
+fn after_flag_end(tx: &mut DbConn, ctx: &Automatic, proposal: &mut Locked, action: Action) -> AppResult<()> {
+    if proposal.state() == State::Flagged && repo::open_blocking_flags(tx, proposal.id())? == 0 {
+        workflow::apply(
             tx,
-            ctx.event("proposal.flags_cleared", "proposal", Some(&proposal.id))
-                .after(json!({"state": proposal.state})),
+            proposal,
+            action,
+            By::System(ctx),
+            AuditAction::ProposalFlagsCleared,
+            |_, _, to| Record {
+                after: Some(json!({"state": to})),
+                ..Record::default()
+            },
         )?;
-        crate::features::approval::service::instantiate_steps(tx, ctx, proposal)?;
     }
     Ok(())
 }
@@ -742,7 +728,7 @@ pub fn end_flag(
         return Err(deny(
             conn,
             actor,
-            "flag.override",
+            AuditAction::FlagOverride,
             "flag",
             flag_id,
             "Nobody overrides flags on a proposal of their own organisation, or one they drafted or submitted.",
@@ -752,9 +738,9 @@ pub fn end_flag(
         && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
     {
         let action = if how == FlagEnd::Withdraw {
-            "flag.withdraw"
+            AuditAction::FlagWithdraw
         } else {
-            "flag.resolve"
+            AuditAction::FlagResolve
         };
         return Err(deny(
             conn,
@@ -767,9 +753,7 @@ pub fn end_flag(
     }
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", &flag.proposal_id)?;
-        let mut proposal = proposals_repo::find_proposal(tx, &flag.proposal_id)?
-            .ok_or_else(|| AppError::internal("flag without proposal"))?;
+        let mut proposal = workflow::lock(tx, &flag.proposal_id, None)?;
         let current =
             repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::not_found("No flag with this id."))?;
         if current.status != "open" {
@@ -778,26 +762,26 @@ pub fn end_flag(
                 current.status
             )));
         }
-        if how == FlagEnd::Resolve && proposal.current_version <= current.version_number {
+        if how == FlagEnd::Resolve && proposal.row().current_version <= current.version_number {
             return Err(AppError::conflict(
                 "Resolving confirms that a revision answered the flag, and there is no revision yet; withdraw it instead.",
             ));
         }
         let (status, action, lifecycle_action) = match how {
-            FlagEnd::Withdraw => ("withdrawn", "flag.withdraw", Action::EndLastFlag),
-            FlagEnd::Resolve => ("resolved", "flag.resolve", Action::EndLastFlag),
-            FlagEnd::Override => ("overridden", "flag.override", Action::OverrideFlags),
+            FlagEnd::Withdraw => ("withdrawn", AuditAction::FlagWithdraw, Action::EndLastFlag),
+            FlagEnd::Resolve => ("resolved", AuditAction::FlagResolve, Action::EndLastFlag),
+            FlagEnd::Override => ("overridden", AuditAction::FlagOverride, Action::OverrideFlags),
         };
         repo::end_flag(tx, flag_id, status, &actor.user_id, now, justification)?;
         let ended = audit::append(
             tx,
             actor.audit().event(action, "flag", Some(flag_id)).after(json!({
-                "proposal_id": proposal.id, "status": status, "justification": justification,
+                "proposal_id": proposal.id(), "status": status, "justification": justification,
             })),
         )?;
         let automatic = Automatic::after(&ended);
         after_flag_end(tx, &automatic, &mut proposal, lifecycle_action)?;
-        if how != FlagEnd::Override && proposal.lifecycle_state()? == State::InConsultation {
+        if how != FlagEnd::Override && proposal.state() == State::InConsultation {
             if let Some(org) = current.organization_id.as_deref() {
                 answer_by_resolution(tx, &automatic, &mut proposal, org, &actor.user_id)?;
             }
@@ -805,7 +789,7 @@ pub fn end_flag(
         let row = repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::internal("flag vanished"))?;
         Ok(Flag::from_row(
             row,
-            may_read_confidential_notes(actor, &proposal.organization_id),
+            may_read_confidential_notes(actor, &proposal.row().organization_id),
         ))
     })
 }
@@ -920,7 +904,11 @@ pub fn create_rule(
             tx,
             actor
                 .audit()
-                .event("consultation_rule.create", "consultation_rule", Some(&rule.id))
+                .event(
+                    AuditAction::ConsultationRuleCreate,
+                    "consultation_rule",
+                    Some(&rule.id),
+                )
                 .after(json!(rule)),
         )?;
         Ok(rule)
@@ -943,7 +931,7 @@ pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> 
             tx,
             actor
                 .audit()
-                .event("consultation_rule.delete", "consultation_rule", Some(id))
+                .event(AuditAction::ConsultationRuleDelete, "consultation_rule", Some(id))
                 .before(json!(super::dto::Rule::from(rule))),
         )?;
         Ok(())

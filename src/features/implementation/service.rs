@@ -9,20 +9,19 @@ use super::dto::{CloseRequest, NewDisbursement, NewRefund, NewReport, Report, Re
 use super::repo::{self, CloseoutRow, PaymentRow, ReportRow, TrancheRow};
 use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
-use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
 use crate::domain::proposal::{PartnerKind, ProposalContent};
 use crate::domain::tranches::{PayCondition, PayFacts, payable_now, schedule};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::approval::dto::Task;
-use crate::features::audit::{self, now_micros};
-use crate::features::identity::service::deny;
+use crate::features::audit::{self, AuditAction, deny, now_micros};
 use crate::features::ledger::idempotency::{self, IdempotentRequest, StoredResponse};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
 use crate::features::proposals::service::load_visible;
-use crate::http::preconditions::stale;
+use crate::features::proposals::workflow::{self, By, Record};
 
 /// Creates the tranche schedule when a proposal is approved (same transaction as the commitment).
 pub fn create_tranches(
@@ -161,23 +160,20 @@ pub fn disbursement_request(
     let ctx = actor.audit();
     let mut payer_approved = false;
     let outcome = idempotency::run(conn, idem, retention, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
+        let mut locked = workflow::lock(tx, proposal_id, None)?;
         // Separation of duties, read under the proposal's lock: whoever decided an approval step on this
         // proposal does not pay it, even when their final approval committed a moment before this payment.
         if decided_a_step(tx, proposal_id, &actor.user_id)? {
             payer_approved = true;
             return Err(AppError::forbidden(PAYER_APPROVED));
         }
-        let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
-            .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        let state = proposal.lifecycle_state()?;
-        let action = if state == State::Approved {
+        let action = if locked.state() == State::Approved {
             Action::FirstDisbursement
         } else {
             Action::Disburse
         };
-        let next = lifecycle::transition(state, action)?.to;
-        let f = facts(tx, &proposal)?;
+        locked.check(action)?;
+        let f = facts(tx, locked.row())?;
         let mut tranche = repo::tranches_of(tx, proposal_id)?
             .into_iter()
             .find(|t| t.number == number)
@@ -241,17 +237,18 @@ pub fn disbursement_request(
             tranche.status = "paid".into();
         }
         repo::save_tranche(tx, &tranche)?;
-        if next != state {
-            proposal.state = next.as_str().to_owned();
-        }
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, &proposal)?;
-        audit::append(
+        workflow::apply(
             tx,
-            ctx.event("implementation.disburse", "proposal", Some(proposal_id)).after(json!({
-                "tranche": number, "amount": format_amount(amount, pool.currency), "transaction_id": row.id, "state": proposal.state,
-            })),
+            &mut locked,
+            action,
+            By::Person(&ctx),
+            AuditAction::ImplementationDisburse,
+            |_, _, to| Record {
+                after: Some(json!({
+                    "tranche": number, "amount": format_amount(amount, pool.currency), "transaction_id": row.id, "state": to,
+                })),
+                ..Record::default()
+            },
         )?;
         stored(tx, &row)
     });
@@ -460,45 +457,47 @@ pub fn decide_report(
     load_visible(conn, actor, &report.proposal_id)?;
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", &report.proposal_id)?;
-        let mut proposal = proposals_repo::find_proposal(tx, &report.proposal_id)?
-            .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        if accept && report.kind == "completion" {
-            let next = lifecycle::transition(proposal.lifecycle_state()?, Action::AcceptCompletion)?.to;
-            proposal.state = next.as_str().to_owned();
-            proposal.version += 1;
-            proposal.updated_at = now;
-            proposals_repo::save_proposal(tx, &proposal)?;
+        let mut locked = workflow::lock(tx, &report.proposal_id, None)?;
+        let completes = accept && report.kind == "completion";
+        if completes {
+            locked.check(Action::AcceptCompletion)?;
         }
         let status = if accept { "accepted" } else { "returned" };
         if repo::decide_report(tx, report_id, status, &actor.user_id, now, reason)? != 1 {
             return Err(AppError::conflict("This report was decided already."));
         }
-        audit::append(
-            tx,
-            actor.audit().event(&format!("report.{}", if accept { "accept" } else { "return" }), "report", Some(report_id))
-                .after(json!({"proposal_id": report.proposal_id, "kind": report.kind, "reason": reason, "state": proposal.state})),
-        )?;
-        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let ctx = actor.audit();
+        let audit_action = if accept {
+            AuditAction::ReportAccept
+        } else {
+            AuditAction::ReportReturn
+        };
+        let detail = |state: State| json!({"proposal_id": report.proposal_id, "kind": report.kind, "reason": reason, "state": state});
+        if completes {
+            // Accepting the completion report completes the proposal; the change is audited on the report.
+            workflow::apply(
+                tx,
+                &mut locked,
+                Action::AcceptCompletion,
+                By::Person(&ctx),
+                audit_action,
+                |_, _, to| Record {
+                    entity: Some(("report", report_id.to_owned())),
+                    after: Some(detail(to)),
+                    ..Record::default()
+                },
+            )?;
+        } else {
+            audit::append(
+                tx,
+                ctx.event(audit_action, "report", Some(report_id))
+                    .after(detail(locked.state())),
+            )?;
+        }
+        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let row = repo::find_report(tx, report_id)?.ok_or_else(|| AppError::internal("report vanished"))?;
         Ok(report_view(row, pool.currency))
     })
-}
-
-fn lock_checked(
-    tx: &mut DbConn,
-    proposal_id: &str,
-    expected: i64,
-    action: Action,
-) -> AppResult<(ProposalRow, State)> {
-    db::lock_row(tx, "proposals", proposal_id)?;
-    let proposal = proposals_repo::find_proposal(tx, proposal_id)?
-        .ok_or_else(|| AppError::not_found("No such proposal."))?;
-    if proposal.version != expected {
-        return Err(stale(proposal.version));
-    }
-    let next = lifecycle::transition(proposal.lifecycle_state()?, action)?.to;
-    Ok((proposal, next))
 }
 
 /// Cancels an approved proposal (`dsrsg`): the undisbursed commitment is released and unpaid tranches voided.
@@ -518,8 +517,9 @@ pub fn cancel(
     load_visible(conn, actor, proposal_id)?;
     let ctx = actor.audit();
     db::write_tx(conn, |tx| {
-        let (mut proposal, next) = lock_checked(tx, proposal_id, expected, Action::Cancel)?;
-        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
+        locked.check(Action::Cancel)?;
+        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let committed = crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id)?;
         let mut released = 0;
         if committed > 0 {
@@ -542,15 +542,17 @@ pub fn cancel(
                 repo::save_tranche(tx, &t)?;
             }
         }
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, &proposal)?;
-        audit::append(
+        workflow::apply(
             tx,
-            ctx.event("proposal.cancel", "proposal", Some(proposal_id))
-                .reason(reason.trim())
-                .after(json!({"released": format_amount(released, pool.currency)})),
+            &mut locked,
+            Action::Cancel,
+            By::Person(&ctx),
+            AuditAction::ProposalCancel,
+            |_, _, _| Record {
+                reason: Some(reason.trim().to_owned()),
+                after: Some(json!({"released": format_amount(released, pool.currency)})),
+                ..Record::default()
+            },
         )?;
         crate::features::proposals::service::get_proposal(tx, actor, proposal_id)
     })
@@ -587,8 +589,9 @@ pub fn close(
         .map(str::trim)
         .filter(|w| w.len() >= 5);
     db::write_tx(conn, |tx| {
-        let (mut proposal, next) = lock_checked(tx, proposal_id, expected, Action::Close)?;
-        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
+        locked.check(Action::Close)?;
+        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id)?
             .into_iter()
             .filter(|t| t.status == "scheduled")
@@ -637,13 +640,20 @@ pub fn close(
                 closed_at: now_micros(),
             },
         )?;
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, &proposal)?;
-        audit::append(tx, ctx.event("proposal.close", "proposal", Some(proposal_id)).after(json!({
-            "released": format_amount(committed, pool.currency), "objectives_met": objectives, "waived_tranches": waiver,
-        })))?;
+        workflow::apply(
+            tx,
+            &mut locked,
+            Action::Close,
+            By::Person(&ctx),
+            AuditAction::ProposalClose,
+            |_, _, _| Record {
+                after: Some(json!({
+                    "released": format_amount(committed, pool.currency), "objectives_met": objectives,
+                    "waived_tranches": waiver,
+                })),
+                ..Record::default()
+            },
+        )?;
         crate::features::proposals::service::get_proposal(tx, actor, proposal_id)
     })
 }

@@ -15,7 +15,8 @@ pub struct ProposalRow {
     pub pool_id: String,
     pub organization_id: String,
     pub reference: Option<String>,
-    pub state: String,
+    /// Read it as [`ProposalRow::lifecycle_state`]; only `workflow` sets it.
+    pub(super) state: String,
     pub current_version: i32,
     pub version: i64,
     pub title: String,
@@ -54,9 +55,9 @@ pub struct VersionRow {
 impl ProposalRow {
     /// The lifecycle state (stored as its snake_case name).
     pub fn lifecycle_state(&self) -> crate::error::AppResult<crate::domain::lifecycle::State> {
-        self.state
-            .parse()
-            .map_err(|_| crate::error::AppError::internal(format!("proposal {} has unknown state", self.id)))
+        self.state.parse().map_err(|e| {
+            crate::error::AppError::internal(format!("proposal {}: stored state unreadable: {e}", self.id))
+        })
     }
 }
 
@@ -73,29 +74,6 @@ pub fn find_proposal(conn: &mut DbConn, id: &str) -> QueryResult<Option<Proposal
         .select(ProposalRow::as_select())
         .first(conn)
         .optional()
-}
-
-/// Replaces the whole row (the service owns every column's new value).
-pub fn save_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<usize> {
-    diesel::update(proposals::table.find(&row.id))
-        .set((
-            proposals::reference.eq(&row.reference),
-            proposals::state.eq(&row.state),
-            proposals::current_version.eq(row.current_version),
-            proposals::version.eq(row.version),
-            proposals::title.eq(&row.title),
-            proposals::search_text.eq(&row.search_text),
-            proposals::sector_code.eq(&row.sector_code),
-            proposals::adm1_pcode.eq(&row.adm1_pcode),
-            proposals::adm2_pcode.eq(&row.adm2_pcode),
-            proposals::requested_minor.eq(row.requested_minor),
-            proposals::pool_settings_version.eq(row.pool_settings_version),
-            proposals::updated_at.eq(row.updated_at),
-            proposals::first_submitted_at.eq(row.first_submitted_at),
-            proposals::submitted_at.eq(row.submitted_at),
-            proposals::submitted_by.eq(&row.submitted_by),
-        ))
-        .execute(conn)
 }
 
 pub fn insert_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<()> {
