@@ -463,3 +463,10 @@ impl From<crate::domain::lifecycle::TransitionError> for AppError {
             .with_extension("allowed_actions", serde_json::json!(err.allowed))
     }
 }
+
+impl From<crate::domain::status::UnknownStored> for AppError {
+    /// A stored status or kind this code never wrote: a 500 with the cause logged, never a default.
+    fn from(err: crate::domain::status::UnknownStored) -> Self {
+        AppError::internal(err)
+    }
+}

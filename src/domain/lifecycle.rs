@@ -117,6 +117,22 @@ impl FromStr for State {
     }
 }
 
+/// Reading the stored state (diesel's `deserialize_as`): an unknown name fails the query.
+impl TryFrom<String> for State {
+    type Error = UnknownName;
+
+    fn try_from(text: String) -> Result<State, UnknownName> {
+        text.parse()
+    }
+}
+
+/// Writing the stored state (diesel's `serialize_as`).
+impl From<State> for String {
+    fn from(state: State) -> String {
+        state.as_str().to_owned()
+    }
+}
+
 /// Something done to a proposal: by a person in a hat, or by the service itself (a round closing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -16,6 +16,7 @@ use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::format_amount;
 use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::proposal::ProposalContent;
+use crate::domain::status::{StepStatus, VersionStatus};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditAction, Automatic, deny, now_micros};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
@@ -70,7 +71,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
                 reason: serde_json::to_string(&step.reason).unwrap_or_default(),
                 financial: step.financial,
                 sla_days: i32::try_from(step.sla_days).unwrap_or(5),
-                status: "pending".into(),
+                status: StepStatus::Pending,
                 opened_at: first.then_some(now),
                 due_at: first.then(|| now + Duration::days(i64::from(step.sla_days))),
                 overdue: false,
@@ -105,11 +106,11 @@ fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppRes
         reason: serde_json::from_str(&row.reason).unwrap_or(StepReason::Always),
         financial: row.financial,
         sla_days: row.sla_days,
-        status: row.status.clone(),
+        status: row.status,
         current,
         opened_at: row.opened_at.map(|t| t.and_utc()),
         due_at: row.due_at.map(|t| t.and_utc()),
-        overdue: row.overdue || (row.status == "pending" && row.due_at.is_some_and(|d| d < now)),
+        overdue: row.overdue || (row.status == StepStatus::Pending && row.due_at.is_some_and(|d| d < now)),
         decided_by: row.decided_by.clone(),
         decided_hat: row.decided_hat.clone(),
         acting: row.acting,
@@ -127,7 +128,9 @@ fn steps_view(tx: &mut DbConn, proposal: &ProposalRow, all_versions: bool) -> Ap
     let current_id = rows
         .iter()
         .find(|s| {
-            s.version_number == proposal.current_version && s.status == "pending" && s.opened_at.is_some()
+            s.version_number == proposal.current_version
+                && s.status == StepStatus::Pending
+                && s.opened_at.is_some()
         })
         .map(|s| s.id.clone());
     rows.iter()
@@ -263,13 +266,13 @@ pub fn decide(
         let last = index + 1 == steps.len();
         let action = lifecycle_action(input.decision, last);
         locked.check(action)?;
-        if steps[index].status != "pending" {
+        if steps[index].status != StepStatus::Pending {
             return Err(AppError::conflict(format!(
                 "This step was decided already ({}).",
                 steps[index].status
             )));
         }
-        if let Some(first_open) = steps.iter().find(|s| s.status == "pending") {
+        if let Some(first_open) = steps.iter().find(|s| s.status == StepStatus::Pending) {
             if first_open.id != step_id {
                 return Err(AppError::conflict(format!(
                     "Steps are decided in order: step {} (`{}`) comes first.",
@@ -297,11 +300,10 @@ pub fn decide(
         {
             let step = &mut steps[index];
             step.status = match input.decision {
-                Decision::Approve => "approved",
-                Decision::Return => "returned",
-                Decision::Reject => "rejected",
-            }
-            .into();
+                Decision::Approve => StepStatus::Approved,
+                Decision::Return => StepStatus::Returned,
+                Decision::Reject => StepStatus::Rejected,
+            };
             step.decided_by = Some(actor.user_id.clone());
             step.decided_hat = Some(hat.as_str().to_owned());
             step.acting = acting;
@@ -326,7 +328,7 @@ pub fn decide(
             (Decision::Approve, true) => {}
             _ => {
                 for later in steps.iter_mut().skip(index + 1) {
-                    later.status = "superseded".into();
+                    later.status = StepStatus::Superseded;
                     repo::save_step(tx, later)?;
                 }
             }
@@ -364,7 +366,7 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<B
     let proposal = load_visible(conn, actor, proposal_id)?;
     let version = current_version(conn, &proposal)?;
     // A draft after a return shows the submitted version the decisions were about.
-    let shown = if version.status == "draft" && version.number > 1 {
+    let shown = if version.status == VersionStatus::Draft && version.number > 1 {
         proposals_repo::find_version(conn, proposal_id, version.number - 1)?.unwrap_or(version)
     } else {
         version
@@ -434,7 +436,7 @@ pub fn turnaround(conn: &mut DbConn, pool_id: &str) -> AppResult<Turnaround> {
             if let (Some(opened), Some(decided)) = (s.opened_at, s.decided_at) {
                 entry.0.push((decided - opened).num_seconds() as f64 / 86_400.0);
             }
-            if s.status == "pending" && s.due_at.is_some_and(|d| d < now) {
+            if s.status == StepStatus::Pending && s.due_at.is_some_and(|d| d < now) {
                 entry.1 += 1;
             }
         }

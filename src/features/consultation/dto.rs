@@ -34,6 +34,17 @@ pub enum ResponseKind {
     Objection,
 }
 
+/// An answer is the consultee's status in its round.
+impl From<ResponseKind> for crate::domain::status::ConsulteeStatus {
+    fn from(kind: ResponseKind) -> Self {
+        match kind {
+            ResponseKind::NoObjection => crate::domain::status::ConsulteeStatus::NoObjection,
+            ResponseKind::Comment => crate::domain::status::ConsulteeStatus::Comment,
+            ResponseKind::Objection => crate::domain::status::ConsulteeStatus::Objection,
+        }
+    }
+}
+
 impl ResponseKind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -105,7 +116,7 @@ pub struct Flag {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched_activities_total: Option<i32>,
     /// `open`, `withdrawn`, `resolved` or `overridden`.
-    pub status: String,
+    pub status: crate::domain::status::FlagStatus,
     pub ended_by: Option<String>,
     pub ended_at: Option<DateTime<Utc>>,
     /// The HC's written justification for an override (shown in the decision brief forever).
@@ -187,7 +198,7 @@ pub struct Consultee {
     pub reasons: Vec<ConsulteeReason>,
     /// `pending`, `no_objection`, `comment`, `objection`, `lapsed`, or `resolved` (asked to confirm the
     /// resolution of its blocking flags, the organisation ended the last of them).
-    pub status: String,
+    pub status: crate::domain::status::ConsulteeStatus,
     pub responded_by: Option<String>,
     pub responded_at: Option<DateTime<Utc>>,
     pub comment: Option<String>,

@@ -7,6 +7,7 @@ use crate::db::DbConn;
 use crate::db::schema::{
     activities, consultation_responses, consultation_rounds, consultation_rules, consultees, flags,
 };
+use crate::domain::status::{ConsulteeStatus, FlagStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = activities)]
@@ -63,7 +64,8 @@ pub struct ConsulteeRow {
     pub round_id: String,
     pub organization_id: String,
     pub reasons: String,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: ConsulteeStatus,
     pub responded_by: Option<String>,
     pub responded_at: Option<NaiveDateTime>,
     pub comment: Option<String>,
@@ -97,7 +99,8 @@ pub struct FlagRow {
     pub description: String,
     pub confidential_note: Option<String>,
     pub activity_id: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: FlagStatus,
     pub ended_by: Option<String>,
     pub ended_at: Option<NaiveDateTime>,
     pub end_justification: Option<String>,
@@ -287,7 +290,7 @@ pub fn mark_round_closed(
 
 pub fn insert_consultee(conn: &mut DbConn, row: &ConsulteeRow) -> QueryResult<()> {
     diesel::insert_into(consultees::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -304,14 +307,14 @@ pub fn record_answer(
     conn: &mut DbConn,
     round_id: &str,
     organization_id: &str,
-    status: &str,
+    status: ConsulteeStatus,
     by: &str,
     at: NaiveDateTime,
     comment: Option<&str>,
 ) -> QueryResult<usize> {
     diesel::update(consultees::table.find((round_id, organization_id)))
         .set((
-            consultees::status.eq(status),
+            consultees::status.eq(status.as_str()),
             consultees::responded_by.eq(by),
             consultees::responded_at.eq(at),
             consultees::comment.eq(comment),
@@ -323,15 +326,15 @@ pub fn record_answer(
 pub fn lapse_pending(conn: &mut DbConn, round_id: &str) -> QueryResult<Vec<String>> {
     let pending: Vec<String> = consultees::table
         .filter(consultees::round_id.eq(round_id))
-        .filter(consultees::status.eq("pending"))
+        .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str()))
         .select(consultees::organization_id)
         .load(conn)?;
     diesel::update(
         consultees::table
             .filter(consultees::round_id.eq(round_id))
-            .filter(consultees::status.eq("pending")),
+            .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str())),
     )
-    .set(consultees::status.eq("lapsed"))
+    .set(consultees::status.eq(ConsulteeStatus::Lapsed.as_str()))
     .execute(conn)?;
     Ok(pending)
 }
@@ -355,7 +358,7 @@ pub fn responses_of(conn: &mut DbConn, round_id: &str) -> QueryResult<Vec<Respon
 
 pub fn insert_flag(conn: &mut DbConn, row: &FlagRow) -> QueryResult<()> {
     diesel::insert_into(flags::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -379,7 +382,7 @@ pub fn flags_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<FlagRow
 pub fn open_blocking_flags(conn: &mut DbConn, proposal_id: &str) -> QueryResult<i64> {
     flags::table
         .filter(flags::proposal_id.eq(proposal_id))
-        .filter(flags::status.eq("open"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
         .filter(flags::severity.eq("blocking"))
         .count()
         .get_result(conn)
@@ -389,20 +392,24 @@ pub fn open_blocking_flags(conn: &mut DbConn, proposal_id: &str) -> QueryResult<
 pub fn end_flag(
     conn: &mut DbConn,
     id: &str,
-    status: &str,
+    status: FlagStatus,
     by: &str,
     at: NaiveDateTime,
     justification: Option<&str>,
 ) -> QueryResult<bool> {
-    diesel::update(flags::table.find(id).filter(flags::status.eq("open")))
-        .set((
-            flags::status.eq(status),
-            flags::ended_by.eq(by),
-            flags::ended_at.eq(at),
-            flags::end_justification.eq(justification),
-        ))
-        .execute(conn)
-        .map(|n| n == 1)
+    diesel::update(
+        flags::table
+            .find(id)
+            .filter(flags::status.eq(FlagStatus::Open.as_str())),
+    )
+    .set((
+        flags::status.eq(status.as_str()),
+        flags::ended_by.eq(by),
+        flags::ended_at.eq(at),
+        flags::end_justification.eq(justification),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
 }
 
 /// Open flags an organisation raised in a round (a changed response replaces them).
@@ -415,7 +422,7 @@ pub fn open_flags_of_org_in_round(
         .filter(flags::round_id.eq(round_id))
         .filter(flags::organization_id.eq(organization_id))
         .filter(flags::system_raised.eq(false))
-        .filter(flags::status.eq("open"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
         .select(flags::id)
         .load(conn)
 }
@@ -439,7 +446,7 @@ pub fn open_blocking_flag_organizations(
 ) -> QueryResult<Vec<Option<String>>> {
     flags::table
         .filter(flags::proposal_id.eq(proposal_id))
-        .filter(flags::status.eq("open"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
         .filter(flags::severity.eq("blocking"))
         .select(flags::organization_id)
         .load(conn)

@@ -21,6 +21,7 @@ use crate::domain::proposal::ProposalContent;
 use crate::domain::screening::{
     ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
 };
+use crate::domain::status::{ConsulteeStatus, FlagStatus};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditAction, AuditContext, Automatic, deny, now_micros};
 use crate::features::proposals::repo::ProposalRow;
@@ -153,7 +154,7 @@ pub fn open_round(
                 description: finding.description(),
                 confidential_note: None,
                 activity_id: listed.first().map(|m| m.activity_id.clone()),
-                status: "open".into(),
+                status: FlagStatus::Open,
                 ended_by: None,
                 ended_at: None,
                 end_justification: None,
@@ -185,7 +186,7 @@ pub fn open_round(
                 round_id: round_id.clone(),
                 organization_id: org.clone(),
                 reasons: serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()),
-                status: "pending".into(),
+                status: ConsulteeStatus::Pending,
                 responded_by: None,
                 responded_at: None,
                 comment: None,
@@ -276,14 +277,18 @@ fn bound_flags(flags: Vec<Flag>, cap: usize) -> (Vec<Flag>, usize) {
     if total <= cap {
         return (flags, total);
     }
-    let open = flags.iter().filter(|f| f.status == "open").count().min(cap);
+    let open = flags
+        .iter()
+        .filter(|f| f.status == FlagStatus::Open)
+        .count()
+        .min(cap);
     let mut ended_room = cap - open;
     let mut open_room = open;
     let mut kept: Vec<Flag> = flags
         .into_iter()
         .rev()
         .filter(|f| {
-            let room = if f.status == "open" {
+            let room = if f.status == FlagStatus::Open {
                 &mut open_room
             } else {
                 &mut ended_room
@@ -372,7 +377,7 @@ pub fn respond(
                 repo::end_flag(
                     tx,
                     id,
-                    "withdrawn",
+                    FlagStatus::Withdrawn,
                     &actor.user_id,
                     now,
                     Some("superseded by a changed response"),
@@ -382,7 +387,7 @@ pub fn respond(
                 tx,
                 &round.id,
                 &org,
-                input.kind.as_str(),
+                ConsulteeStatus::from(input.kind),
                 &actor.user_id,
                 now,
                 input.comment.as_deref(),
@@ -431,7 +436,7 @@ pub fn respond(
                     description: flag.description.trim().to_owned(),
                     confidential_note: flag.confidential_note.clone().filter(|n| !n.trim().is_empty()),
                     activity_id: None,
-                    status: "open".into(),
+                    status: FlagStatus::Open,
                     ended_by: None,
                     ended_at: None,
                     end_justification: None,
@@ -514,7 +519,7 @@ pub fn add_consultee(
                 round_id: round.id.clone(),
                 organization_id: input.organization_id.clone(),
                 reasons: serde_json::to_string(&[reason("manual", input.reason.trim())]).unwrap_or_default(),
-                status: "pending".into(),
+                status: ConsulteeStatus::Pending,
                 responded_by: None,
                 responded_at: None,
                 comment: None,
@@ -572,7 +577,7 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                             .into(),
                         confidential_note: None,
                         activity_id: None,
-                        status: "open".into(),
+                        status: FlagStatus::Open,
                         ended_by: None,
                         ended_at: None,
                         end_justification: None,
@@ -601,7 +606,7 @@ fn close_if_all_answered(
 ) -> AppResult<bool> {
     let still_pending = repo::consultees_of(tx, &round.id)?
         .iter()
-        .any(|c| c.status == "pending");
+        .any(|c| c.status == ConsulteeStatus::Pending);
     if still_pending {
         return Ok(false);
     }
@@ -623,7 +628,7 @@ fn answer_by_resolution(
     };
     let asked = repo::consultees_of(tx, &round.id)?.into_iter().any(|c| {
         c.organization_id == organization_id
-            && c.status == "pending"
+            && c.status == ConsulteeStatus::Pending
             && serde_json::from_str::<Vec<ConsulteeReason>>(&c.reasons)
                 .unwrap_or_default()
                 .iter()
@@ -640,7 +645,7 @@ fn answer_by_resolution(
         tx,
         &round.id,
         organization_id,
-        "resolved",
+        ConsulteeStatus::Resolved,
         ended_by,
         now,
         Some("Confirmed that the revision resolves its blocking flags."),
@@ -756,7 +761,7 @@ pub fn end_flag(
         let mut proposal = workflow::lock(tx, &flag.proposal_id, None)?;
         let current =
             repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::not_found("No flag with this id."))?;
-        if current.status != "open" {
+        if current.status != FlagStatus::Open {
             return Err(AppError::conflict(format!(
                 "This flag has ended already ({}).",
                 current.status
@@ -768,9 +773,21 @@ pub fn end_flag(
             ));
         }
         let (status, action, lifecycle_action) = match how {
-            FlagEnd::Withdraw => ("withdrawn", AuditAction::FlagWithdraw, Action::EndLastFlag),
-            FlagEnd::Resolve => ("resolved", AuditAction::FlagResolve, Action::EndLastFlag),
-            FlagEnd::Override => ("overridden", AuditAction::FlagOverride, Action::OverrideFlags),
+            FlagEnd::Withdraw => (
+                FlagStatus::Withdrawn,
+                AuditAction::FlagWithdraw,
+                Action::EndLastFlag,
+            ),
+            FlagEnd::Resolve => (
+                FlagStatus::Resolved,
+                AuditAction::FlagResolve,
+                Action::EndLastFlag,
+            ),
+            FlagEnd::Override => (
+                FlagStatus::Overridden,
+                AuditAction::FlagOverride,
+                Action::OverrideFlags,
+            ),
         };
         repo::end_flag(tx, flag_id, status, &actor.user_id, now, justification)?;
         let ended = audit::append(
@@ -942,7 +959,7 @@ pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> 
 mod tests {
     use super::*;
 
-    fn flag(id: usize, status: &str) -> Flag {
+    fn flag(id: usize, status: FlagStatus) -> Flag {
         Flag {
             id: format!("f{id:03}"),
             proposal_id: "p".into(),
@@ -957,7 +974,7 @@ mod tests {
             activity_id: None,
             matched_activities: None,
             matched_activities_total: None,
-            status: status.into(),
+            status,
             ended_by: None,
             ended_at: None,
             end_justification: None,
@@ -974,7 +991,16 @@ mod tests {
     #[test]
     fn bounded_flags_keep_open_ones_and_the_latest_ended_in_order() {
         let flags: Vec<Flag> = (0..300)
-            .map(|i| flag(i, if i % 100 == 7 { "open" } else { "withdrawn" }))
+            .map(|i| {
+                flag(
+                    i,
+                    if i % 100 == 7 {
+                        FlagStatus::Open
+                    } else {
+                        FlagStatus::Withdrawn
+                    },
+                )
+            })
             .collect();
         let (kept, total) = bound_flags(flags, 10);
         assert_eq!(total, 300);
@@ -985,7 +1011,7 @@ mod tests {
                 "f007", "f107", "f207", "f293", "f294", "f295", "f296", "f297", "f298", "f299"
             ]
         );
-        let few: Vec<Flag> = (0..3).map(|i| flag(i, "open")).collect();
+        let few: Vec<Flag> = (0..3).map(|i| flag(i, FlagStatus::Open)).collect();
         assert_eq!(bound_flags(few, 10).0.len(), 3);
     }
 }

@@ -12,7 +12,8 @@ use crate::db::{self, DbConn};
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
 use crate::domain::proposal::{PartnerKind, ProposalContent};
-use crate::domain::tranches::{PayCondition, PayFacts, payable_now, schedule};
+use crate::domain::status::{ReportKind, ReportStatus, TrancheStatus};
+use crate::domain::tranches::{PayFacts, payable_now, schedule};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::approval::dto::Task;
 use crate::features::audit::{self, AuditAction, deny, now_micros};
@@ -51,8 +52,8 @@ pub fn create_tranches(
                 number: i32::try_from(i).unwrap_or(0) + 1,
                 percent: i32::try_from(t.percent).unwrap_or(100),
                 amount_minor: t.amount_minor,
-                condition: t.condition.as_str().to_owned(),
-                status: "scheduled".into(),
+                condition: t.condition,
+                status: TrancheStatus::Scheduled,
                 paid_minor: 0,
                 waive_reason: None,
                 created_at: now,
@@ -65,17 +66,21 @@ pub fn create_tranches(
 fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
     let state = proposal.lifecycle_state()?;
     let reports = repo::reports_of(tx, &proposal.id)?;
-    let accepted = |kind: &str| reports.iter().any(|r| r.kind == kind && r.status == "accepted");
+    let accepted = |kind: ReportKind| {
+        reports
+            .iter()
+            .any(|r| r.kind == kind && r.status == ReportStatus::Accepted)
+    };
     Ok(PayFacts {
         payable_state: matches!(
             state,
             State::Approved | State::InImplementation | State::Completed
         ),
-        progress_report_accepted: accepted("progress"),
-        completion_report_accepted: accepted("completion"),
+        progress_report_accepted: accepted(ReportKind::Progress),
+        completion_report_accepted: accepted(ReportKind::Completion),
         accepted_expenditure_minor: reports
             .iter()
-            .filter(|r| r.status == "accepted")
+            .filter(|r| r.status == ReportStatus::Accepted)
             .filter_map(|r| r.expenditure_minor)
             .max()
             .unwrap_or(0),
@@ -87,8 +92,10 @@ fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
 }
 
 fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche {
-    let condition = PayCondition::parse(&t.condition).unwrap_or(PayCondition::OnApproval);
-    let payable = if t.status == "scheduled" {
+    // Read as a `PayCondition` at the repo boundary: an unknown stored condition failed the query (a 500), it
+    // never became "payable on approval".
+    let condition = t.condition;
+    let payable = if t.status == TrancheStatus::Scheduled {
         payable_now(condition, t.amount_minor, t.paid_minor, facts)
     } else {
         0
@@ -98,7 +105,7 @@ fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche
         percent: t.percent,
         amount: format_amount(t.amount_minor, currency),
         condition,
-        status: t.status.clone(),
+        status: t.status,
         paid: format_amount(t.paid_minor, currency),
         remaining: format_amount((t.amount_minor - t.paid_minor).max(0), currency),
         payable_now: format_amount(payable, currency),
@@ -178,7 +185,7 @@ pub fn disbursement_request(
             .into_iter()
             .find(|t| t.number == number)
             .ok_or_else(|| AppError::not_found("This proposal has no tranche with this number."))?;
-        if tranche.status != "scheduled" {
+        if tranche.status != TrancheStatus::Scheduled {
             return Err(AppError::conflict(format!(
                 "Tranche {number} is {}.",
                 tranche.status
@@ -194,7 +201,7 @@ pub fn disbursement_request(
                 ),
             ));
         }
-        let condition = PayCondition::parse(&tranche.condition).unwrap_or(PayCondition::OnApproval);
+        let condition = tranche.condition;
         let payable = payable_now(condition, tranche.amount_minor, tranche.paid_minor, &f);
         if payable == 0 {
             return Err(AppError::conflict(format!(
@@ -234,7 +241,7 @@ pub fn disbursement_request(
         )?;
         tranche.paid_minor += amount;
         if tranche.paid_minor == tranche.amount_minor {
-            tranche.status = "paid".into();
+            tranche.status = TrancheStatus::Paid;
         }
         repo::save_tranche(tx, &tranche)?;
         workflow::apply(
@@ -355,7 +362,7 @@ pub fn submit_report(
                 errors.push(FieldError::new("percent_complete", "must be between 0 and 100"));
             }
             (
-                "progress",
+                ReportKind::Progress,
                 expenditure_to_date,
                 json!({"narrative": narrative, "percent_complete": percent_complete}),
                 matches!(state, State::Approved | State::InImplementation),
@@ -374,7 +381,7 @@ pub fn submit_report(
                 errors.push(FieldError::new("handover.maintenance", "is required"));
             }
             (
-                "completion",
+                ReportKind::Completion,
                 expenditure_to_date,
                 json!({"narrative": narrative, "beneficiaries_reached": beneficiaries_reached,
                 "handover": {"local_authority": handover.local_authority, "date": handover.date, "maintenance": handover.maintenance}}),
@@ -406,10 +413,10 @@ pub fn submit_report(
         let row = ReportRow {
             id: uuid::Uuid::now_v7().to_string(),
             proposal_id: proposal_id.to_owned(),
-            kind: kind.into(),
+            kind,
             content: crate::domain::canonical_json::to_canonical_string(&content),
             expenditure_minor: expenditure,
-            status: "submitted".into(),
+            status: ReportStatus::Submitted,
             submitted_by: actor.user_id.clone(),
             submitted_at: now_micros(),
             decided_by: None,
@@ -458,11 +465,15 @@ pub fn decide_report(
     let now = now_micros();
     db::write_tx(conn, |tx| {
         let mut locked = workflow::lock(tx, &report.proposal_id, None)?;
-        let completes = accept && report.kind == "completion";
+        let completes = accept && report.kind == ReportKind::Completion;
         if completes {
             locked.check(Action::AcceptCompletion)?;
         }
-        let status = if accept { "accepted" } else { "returned" };
+        let status = if accept {
+            ReportStatus::Accepted
+        } else {
+            ReportStatus::Returned
+        };
         if repo::decide_report(tx, report_id, status, &actor.user_id, now, reason)? != 1 {
             return Err(AppError::conflict("This report was decided already."));
         }
@@ -537,8 +548,8 @@ pub fn cancel(
             released = committed;
         }
         for mut t in repo::tranches_of(tx, proposal_id)? {
-            if t.status == "scheduled" {
-                t.status = "voided".into();
+            if t.status == TrancheStatus::Scheduled {
+                t.status = TrancheStatus::Voided;
                 repo::save_tranche(tx, &t)?;
             }
         }
@@ -594,7 +605,7 @@ pub fn close(
         let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id)?
             .into_iter()
-            .filter(|t| t.status == "scheduled")
+            .filter(|t| t.status == TrancheStatus::Scheduled)
             .collect();
         if !unpaid.is_empty() && waiver.is_none() {
             return Err(AppError::conflict(format!(
@@ -621,7 +632,7 @@ pub fn close(
             )?;
         }
         for mut t in unpaid {
-            t.status = "waived".into();
+            t.status = TrancheStatus::Waived;
             t.waive_reason = waiver.map(str::to_owned);
             repo::save_tranche(tx, &t)?;
         }
@@ -666,7 +677,7 @@ pub fn overdue_implementations(
     use crate::db::schema::proposals;
     use diesel::prelude::*;
     let rows: Vec<ProposalRow> = proposals::table
-        .filter(proposals::state.eq("in_implementation"))
+        .filter(proposals::state.eq(State::InImplementation.as_str()))
         .select(ProposalRow::as_select())
         .load(conn)?;
     let mut out = Vec::new();
@@ -732,7 +743,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
             }
             let p = title(conn, &t.proposal_id)?;
             let f = facts(conn, &p)?;
-            let condition = PayCondition::parse(&t.condition).unwrap_or(PayCondition::OnApproval);
+            let condition = t.condition;
             if payable_now(condition, t.amount_minor, t.paid_minor, &f) > 0 {
                 tasks.push(Task {
                     kind: "tranche_to_pay".into(),

@@ -7,6 +7,8 @@ use diesel::sql_types::{Integer, Text};
 use crate::access::ProposalScope;
 use crate::db::DbConn;
 use crate::db::schema::{proposal_versions, proposals};
+use crate::domain::lifecycle::State;
+use crate::domain::status::VersionStatus;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = proposals)]
@@ -16,7 +18,8 @@ pub struct ProposalRow {
     pub organization_id: String,
     pub reference: Option<String>,
     /// Read it as [`ProposalRow::lifecycle_state`]; only `workflow` sets it.
-    pub(super) state: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub(super) state: State,
     pub current_version: i32,
     pub version: i64,
     pub title: String,
@@ -39,7 +42,8 @@ pub struct ProposalRow {
 pub struct VersionRow {
     pub proposal_id: String,
     pub number: i32,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: VersionStatus,
     pub content: String,
     pub budget_total_minor: Option<i64>,
     pub requested_minor: Option<i64>,
@@ -53,17 +57,16 @@ pub struct VersionRow {
 }
 
 impl ProposalRow {
-    /// The lifecycle state (stored as its snake_case name).
-    pub fn lifecycle_state(&self) -> crate::error::AppResult<crate::domain::lifecycle::State> {
-        self.state.parse().map_err(|e| {
-            crate::error::AppError::internal(format!("proposal {}: stored state unreadable: {e}", self.id))
-        })
+    /// The lifecycle state. Read as a [`State`] at the repo boundary: a row with an unknown stored state fails
+    /// its query (a 500 with the cause logged), so a row in hand always has a known state.
+    pub fn lifecycle_state(&self) -> crate::error::AppResult<State> {
+        Ok(self.state)
     }
 }
 
 pub fn insert_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<()> {
     diesel::insert_into(proposals::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -78,7 +81,7 @@ pub fn find_proposal(conn: &mut DbConn, id: &str) -> QueryResult<Option<Proposal
 
 pub fn insert_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<()> {
     diesel::insert_into(proposal_versions::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -104,10 +107,10 @@ pub fn save_draft_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<us
     diesel::update(
         proposal_versions::table
             .find((&row.proposal_id, row.number))
-            .filter(proposal_versions::status.eq("draft")),
+            .filter(proposal_versions::status.eq(VersionStatus::Draft.as_str())),
     )
     .set((
-        proposal_versions::status.eq(&row.status),
+        proposal_versions::status.eq(row.status.as_str()),
         proposal_versions::content.eq(&row.content),
         proposal_versions::budget_total_minor.eq(row.budget_total_minor),
         proposal_versions::requested_minor.eq(row.requested_minor),
@@ -183,7 +186,7 @@ pub fn list_proposals(
     match scope {
         ProposalScope::All => {}
         ProposalScope::Organization(org) => q = q.filter(proposals::organization_id.eq(org.clone())),
-        ProposalScope::Submitted => q = q.filter(proposals::state.ne("draft")),
+        ProposalScope::Submitted => q = q.filter(proposals::state.ne(State::Draft.as_str())),
     }
     if let Some(v) = &filter.state {
         q = q.filter(proposals::state.eq(v.clone()));

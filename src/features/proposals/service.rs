@@ -16,6 +16,7 @@ use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::proposal::{
     ProposalContent, ReferenceFacts, SERVER_OWNED_FIELDS, check_formats, check_submission,
 };
+use crate::domain::status::{StepStatus, VersionStatus};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditAction, now_micros};
 use crate::features::pools::service::{self as pools, LoadedPool};
@@ -153,7 +154,7 @@ fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State)
                 .collect();
             match current
                 .iter()
-                .position(|s| s.status == "pending" && s.opened_at.is_some())
+                .position(|s| s.status == StepStatus::Pending && s.opened_at.is_some())
             {
                 Some(index) => Some(OpenStep {
                     hat: current[index]
@@ -246,7 +247,7 @@ pub fn create_proposal(
             pool_id: pool_id.clone(),
             organization_id,
             reference: None,
-            state: lifecycle::initial().to.as_str().to_owned(),
+            state: lifecycle::initial().to,
             current_version: 1,
             version: 1,
             title: copies.title,
@@ -269,7 +270,7 @@ pub fn create_proposal(
             &VersionRow {
                 proposal_id: row.id.clone(),
                 number: 1,
-                status: "draft".into(),
+                status: VersionStatus::Draft,
                 content: content_json(&content),
                 budget_total_minor: None,
                 requested_minor: None,
@@ -395,7 +396,7 @@ pub fn submit_proposal(
                 .columns()
                 .set_reference(format!("QIP-{}-{year}-{number:04}", pool.row.code), now);
         }
-        version.status = "submitted".into();
+        version.status = VersionStatus::Submitted;
         version.budget_total_minor = Some(figures.budget_total_minor);
         version.requested_minor = Some(figures.requested_minor);
         version.duration_days = i32::try_from(figures.duration_days).ok();
@@ -501,7 +502,7 @@ fn version_view(row: &VersionRow, currency: Currency) -> AppResult<ProposalVersi
     Ok(ProposalVersion {
         proposal_id: row.proposal_id.clone(),
         number: row.number,
-        status: row.status.clone(),
+        status: row.status,
         computed: computed_view(&content, currency),
         content,
         pool_settings_version: row.pool_settings_version,
@@ -520,7 +521,7 @@ pub fn list_versions(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Ve
     let drafts_visible = scope_of(actor) != ProposalScope::Submitted;
     repo::list_versions(conn, id)?
         .iter()
-        .filter(|v| drafts_visible || v.status != "draft")
+        .filter(|v| drafts_visible || v.status != VersionStatus::Draft)
         .map(|v| version_view(v, pool.currency))
         .collect()
 }

@@ -15,6 +15,7 @@ use crate::db::schema::proposals;
 use crate::db::{self, DbConn};
 use crate::domain::lifecycle::{self, Action, Performer, State};
 use crate::domain::proposal::ProposalContent;
+use crate::domain::status::VersionStatus;
 use crate::error::{AppError, AppResult};
 use crate::features::audit::repo::AuditEventRow;
 use crate::features::audit::{self, AuditAction, AuditContext, Automatic, NewAuditEvent, now_micros};
@@ -197,7 +198,7 @@ pub fn apply(
         };
         open_next_draft_version(tx, &mut locked.row, &created_by, now)?;
     }
-    locked.row.state = to.as_str().to_owned();
+    locked.row.state = to;
     locked.row.version += 1;
     locked.row.updated_at = now;
     locked.state = to;
@@ -263,7 +264,7 @@ fn open_next_draft_version(
         &VersionRow {
             proposal_id: proposal.id.clone(),
             number: current.number + 1,
-            status: "draft".into(),
+            status: VersionStatus::Draft,
             content: current.content,
             budget_total_minor: None,
             requested_minor: None,
@@ -285,7 +286,7 @@ fn save(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<usize> {
     diesel::update(proposals::table.find(&row.id))
         .set((
             proposals::reference.eq(&row.reference),
-            proposals::state.eq(&row.state),
+            proposals::state.eq(row.state.as_str()),
             proposals::current_version.eq(row.current_version),
             proposals::version.eq(row.version),
             proposals::title.eq(&row.title),
