@@ -283,8 +283,26 @@ impl AuditAction {
     }
 }
 
-impl AsRef<str> for AuditAction {
-    fn as_ref(&self) -> &str {
+/// What an event may be started with: an [`AuditAction`], or (in code not yet moved to it) its stored name.
+pub trait ActionName {
+    /// The stored name.
+    fn action_name(&self) -> &str;
+}
+
+impl ActionName for AuditAction {
+    fn action_name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl ActionName for &str {
+    fn action_name(&self) -> &str {
+        self
+    }
+}
+
+impl ActionName for &String {
+    fn action_name(&self) -> &str {
         self.as_str()
     }
 }

@@ -11,7 +11,7 @@ use crate::error::AppError;
 pub fn deny(
     conn: &mut DbConn,
     actor: &Actor,
-    action: impl AsRef<str>,
+    action: impl super::action::ActionName,
     entity_type: &str,
     entity_id: &str,
     message: &str,
@@ -21,7 +21,7 @@ pub fn deny(
             tx,
             actor
                 .audit()
-                .event(action.as_ref(), entity_type, Some(entity_id))
+                .event(action.action_name(), entity_type, Some(entity_id))
                 .outcome(Outcome::Denied)
                 .reason(message),
         )

@@ -56,13 +56,13 @@ impl AuditContext {
     /// `action` is an [`super::AuditAction`] (or, in code not yet moved to it, its stored name).
     pub fn event(
         &self,
-        action: impl AsRef<str>,
+        action: impl super::action::ActionName,
         entity_type: &str,
         entity_id: Option<&str>,
     ) -> NewAuditEvent {
         NewAuditEvent {
             context: self.clone(),
-            action: action.as_ref().to_owned(),
+            action: action.action_name().to_owned(),
             entity_type: entity_type.to_owned(),
             entity_id: entity_id.map(str::to_owned),
             outcome: Outcome::Success,
@@ -105,7 +105,7 @@ impl Automatic {
     /// Starts an event of the automatic step: the system's, with the trigger as its reason.
     pub fn event(
         &self,
-        action: impl AsRef<str>,
+        action: impl super::action::ActionName,
         entity_type: &str,
         entity_id: Option<&str>,
     ) -> NewAuditEvent {
