@@ -347,9 +347,8 @@ pub fn submit_report(
 ) -> AppResult<Report> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let pool = PoolRef::load(conn, &proposal.pool_id)?;
-    let state = proposal.lifecycle_state()?;
     let mut errors = Vec::new();
-    let (kind, expenditure_text, content, allowed) = match input {
+    let (kind, expenditure_text, content, allowed_in): (_, _, _, &[State]) = match input {
         NewReport::Progress {
             narrative,
             percent_complete,
@@ -365,7 +364,7 @@ pub fn submit_report(
                 ReportKind::Progress,
                 expenditure_to_date,
                 json!({"narrative": narrative, "percent_complete": percent_complete}),
-                matches!(state, State::Approved | State::InImplementation),
+                &[State::Approved, State::InImplementation],
             )
         }
         NewReport::Completion {
@@ -385,7 +384,7 @@ pub fn submit_report(
                 expenditure_to_date,
                 json!({"narrative": narrative, "beneficiaries_reached": beneficiaries_reached,
                 "handover": {"local_authority": handover.local_authority, "date": handover.date, "maintenance": handover.maintenance}}),
-                state == State::InImplementation,
+                &[State::InImplementation],
             )
         }
     };
@@ -403,13 +402,15 @@ pub fn submit_report(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    if !allowed {
-        return Err(AppError::conflict(format!(
-            "A {kind} report cannot be submitted while the proposal is `{state}`."
-        ))
-        .with_extension("state", json!(state)));
-    }
     db::write_tx(conn, |tx| {
+        // The state is read under the proposal's lock.
+        let state = workflow::lock(tx, proposal_id, None)?.state();
+        if !allowed_in.contains(&state) {
+            return Err(AppError::conflict(format!(
+                "A {kind} report cannot be submitted while the proposal is `{state}`."
+            ))
+            .with_extension("state", json!(state)));
+        }
         let row = ReportRow {
             id: uuid::Uuid::now_v7().to_string(),
             proposal_id: proposal_id.to_owned(),
