@@ -182,6 +182,68 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// What a conflict flag is about.
+    FlagCategory, "flag category" {
+        Duplication => "duplication",
+        HumanitarianSpace => "humanitarian_space",
+        DoNoHarm => "do_no_harm",
+        LocalCapacity => "local_capacity",
+        ProtectionRisk => "protection_risk",
+        Sustainability => "sustainability",
+        AlreadyFunded => "already_funded",
+        Other => "other",
+    }
+);
+
+stored_enum!(
+    /// Whether a flag can hold the proposal.
+    Severity, "flag severity" {
+        Advisory => "advisory",
+        /// Holds the proposal in `flagged` while open.
+        Blocking => "blocking",
+    }
+);
+
+stored_enum!(
+    /// A consultee's answer.
+    ResponseKind, "consultation response kind" {
+        NoObjection => "no_objection",
+        Comment => "comment",
+        /// Raises at least one flag.
+        Objection => "objection",
+    }
+);
+
+stored_enum!(
+    /// Why an organisation is consulted in a round.
+    ReasonKind, "consultee reason" {
+        /// A consultation rule for the sector (and area).
+        Rule => "rule",
+        /// Consulted on every proposal.
+        AlwaysConsult => "always_consult",
+        /// It runs an overlapping 3W activity.
+        Overlap => "overlap",
+        /// Added by the QIP secretariat.
+        Manual => "manual",
+        /// It raised a flag on an earlier version.
+        EarlierObjection => "earlier_objection",
+        /// After a revision it holds open blocking flags and is asked to confirm the revision resolves them.
+        ConfirmResolution => "confirm_resolution",
+    }
+);
+
+/// An answer is the consultee's status in its round.
+impl From<ResponseKind> for ConsulteeStatus {
+    fn from(kind: ResponseKind) -> Self {
+        match kind {
+            ResponseKind::NoObjection => ConsulteeStatus::NoObjection,
+            ResponseKind::Comment => ConsulteeStatus::Comment,
+            ResponseKind::Objection => ConsulteeStatus::Objection,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -215,6 +277,10 @@ mod tests {
         round_trips(TrancheStatus::ALL);
         round_trips(ReportKind::ALL);
         round_trips(ReportStatus::ALL);
+        round_trips(FlagCategory::ALL);
+        round_trips(Severity::ALL);
+        round_trips(ResponseKind::ALL);
+        round_trips(ReasonKind::ALL);
     }
 
     #[test]

@@ -7,7 +7,10 @@ use crate::db::DbConn;
 use crate::db::schema::{
     activities, consultation_responses, consultation_rounds, consultation_rules, consultees, flags,
 };
-use crate::domain::status::{ConsulteeStatus, FlagStatus};
+use crate::domain::status::{
+    ConsulteeStatus, FlagCategory, FlagStatus, ResponseKind, RoundClosedBy, RoundOutcome, Severity,
+    UnknownStored,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = activities)]
@@ -78,7 +81,8 @@ pub struct ResponseRow {
     pub round_id: String,
     pub organization_id: String,
     pub responded_by: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: ResponseKind,
     pub comment: Option<String>,
     pub unsolicited: bool,
     pub created_at: NaiveDateTime,
@@ -94,8 +98,10 @@ pub struct FlagRow {
     pub organization_id: Option<String>,
     pub raised_by: Option<String>,
     pub system_raised: bool,
-    pub category: String,
-    pub severity: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub category: FlagCategory,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub severity: Severity,
     pub description: String,
     pub confidential_note: Option<String>,
     pub activity_id: Option<String>,
@@ -108,6 +114,18 @@ pub struct FlagRow {
     /// A system duplication flag's overlapping activities (JSON, nearest first, bounded) and their full count.
     pub matched_activities: Option<String>,
     pub matched_activities_total: Option<i32>,
+}
+
+impl RoundRow {
+    /// What closed the round, read as an enum (an unknown stored value is an error).
+    pub fn closed_by(&self) -> Result<Option<RoundClosedBy>, UnknownStored> {
+        self.closed_by.as_deref().map(str::parse).transpose()
+    }
+
+    /// How the round closed, read as an enum (an unknown stored value is an error).
+    pub fn outcome(&self) -> Result<Option<RoundOutcome>, UnknownStored> {
+        self.outcome.as_deref().map(str::parse).transpose()
+    }
 }
 
 // ---- activities
@@ -271,8 +289,8 @@ pub fn mark_round_closed(
     conn: &mut DbConn,
     id: &str,
     now: NaiveDateTime,
-    closed_by: &str,
-    outcome: &str,
+    closed_by: RoundClosedBy,
+    outcome: RoundOutcome,
 ) -> QueryResult<bool> {
     diesel::update(
         consultation_rounds::table
@@ -281,8 +299,8 @@ pub fn mark_round_closed(
     )
     .set((
         consultation_rounds::closed_at.eq(now),
-        consultation_rounds::closed_by.eq(closed_by),
-        consultation_rounds::outcome.eq(outcome),
+        consultation_rounds::closed_by.eq(closed_by.as_str()),
+        consultation_rounds::outcome.eq(outcome.as_str()),
     ))
     .execute(conn)
     .map(|n| n == 1)
@@ -341,7 +359,7 @@ pub fn lapse_pending(conn: &mut DbConn, round_id: &str) -> QueryResult<Vec<Strin
 
 pub fn insert_response(conn: &mut DbConn, row: &ResponseRow) -> QueryResult<()> {
     diesel::insert_into(consultation_responses::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -383,7 +401,7 @@ pub fn open_blocking_flags(conn: &mut DbConn, proposal_id: &str) -> QueryResult<
     flags::table
         .filter(flags::proposal_id.eq(proposal_id))
         .filter(flags::status.eq(FlagStatus::Open.as_str()))
-        .filter(flags::severity.eq("blocking"))
+        .filter(flags::severity.eq(Severity::Blocking.as_str()))
         .count()
         .get_result(conn)
 }
@@ -447,7 +465,7 @@ pub fn open_blocking_flag_organizations(
     flags::table
         .filter(flags::proposal_id.eq(proposal_id))
         .filter(flags::status.eq(FlagStatus::Open.as_str()))
-        .filter(flags::severity.eq("blocking"))
+        .filter(flags::severity.eq(Severity::Blocking.as_str()))
         .select(flags::organization_id)
         .load(conn)
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::dto::{
     AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, MatchedActivity, ResponseInput,
-    ResponseKind, ResponseRecord, Round, Severity,
+    ResponseKind, ResponseRecord, Round,
 };
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
@@ -21,16 +21,18 @@ use crate::domain::proposal::ProposalContent;
 use crate::domain::screening::{
     ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
 };
-use crate::domain::status::{ConsulteeStatus, FlagStatus};
+use crate::domain::status::{
+    ConsulteeStatus, FlagCategory, FlagStatus, ReasonKind, RoundClosedBy, RoundOutcome, Severity,
+};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditAction, AuditContext, Automatic, deny, now_micros};
 use crate::features::proposals::repo::ProposalRow;
 use crate::features::proposals::service::load_visible;
 use crate::features::proposals::workflow::{self, By, Locked, Record};
 
-fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
+fn reason(kind: ReasonKind, detail: impl Into<String>) -> ConsulteeReason {
     ConsulteeReason {
-        kind: kind.into(),
+        kind,
         detail: detail.into(),
     }
 }
@@ -58,7 +60,7 @@ pub fn open_round(
                 wanted
                     .entry(rule.organization_id)
                     .or_default()
-                    .push(reason("always_consult", "consulted on every proposal"));
+                    .push(reason(ReasonKind::AlwaysConsult, "consulted on every proposal"));
             } else if rule.sector_code.as_deref() == Some(sector.as_str())
                 && (rule.adm1_pcode.is_none() || rule.adm1_pcode == adm1)
             {
@@ -69,7 +71,7 @@ pub fn open_round(
                 wanted
                     .entry(rule.organization_id)
                     .or_default()
-                    .push(reason("rule", detail));
+                    .push(reason(ReasonKind::Rule, detail));
             }
         }
     } else {
@@ -81,7 +83,7 @@ pub fn open_round(
             let reasons = wanted.entry(org.clone()).or_default();
             if reasons.is_empty() {
                 reasons.push(reason(
-                    CONFIRM_RESOLUTION,
+                    ReasonKind::ConfirmResolution,
                     "holds open blocking flags on an earlier version: confirm that this revision resolves them \
                      (resolve or withdraw them), or answer",
                 ));
@@ -89,10 +91,10 @@ pub fn open_round(
         }
         for org in repo::objecting_organizations(tx, &proposal.id)? {
             if !still_blocking.contains(&org) {
-                wanted
-                    .entry(org)
-                    .or_default()
-                    .push(reason("earlier_objection", "raised a flag on an earlier version"));
+                wanted.entry(org).or_default().push(reason(
+                    ReasonKind::EarlierObjection,
+                    "raised a flag on an earlier version",
+                ));
             }
         }
     }
@@ -138,7 +140,7 @@ pub fn open_round(
                 wanted
                     .entry(org.clone())
                     .or_default()
-                    .push(reason("overlap", found.describe()));
+                    .push(reason(ReasonKind::Overlap, found.describe()));
             }
             let listed: Vec<MatchedActivity> = finding.listed.iter().map(MatchedActivity::from).collect();
             duplication_flag = Some(FlagRow {
@@ -149,8 +151,8 @@ pub fn open_round(
                 organization_id: finding.sole_organization().map(str::to_owned),
                 raised_by: None,
                 system_raised: true,
-                category: "duplication".into(),
-                severity: "advisory".into(),
+                category: FlagCategory::Duplication,
+                severity: Severity::Advisory,
                 description: finding.description(),
                 confidential_note: None,
                 activity_id: listed.first().map(|m| m.activity_id.clone()),
@@ -209,10 +211,6 @@ pub fn open_round(
     proposal.lifecycle_state()
 }
 
-/// The consultee reason of an organisation asked, after a revision, to confirm that it resolves its open
-/// blocking flags.
-pub const CONFIRM_RESOLUTION: &str = "confirm_resolution";
-
 /// Closes a round (once: the conditional update decides) and moves the proposal on: `flagged` with an open
 /// blocking flag, else `in_review` (where the workflow instantiates the approval steps). An automatic step:
 /// audited as the system after its trigger.
@@ -221,14 +219,14 @@ fn close_round(
     ctx: &Automatic,
     proposal: &mut Locked,
     round: &RoundRow,
-    closed_by: &str,
+    closed_by: RoundClosedBy,
 ) -> AppResult<bool> {
     let now = now_micros();
     let blocking = repo::open_blocking_flags(tx, proposal.id())?;
     let (outcome, action) = if blocking > 0 {
-        ("flagged", Action::FlagConsultation)
+        (RoundOutcome::Flagged, Action::FlagConsultation)
     } else {
-        ("clear", Action::CloseConsultation)
+        (RoundOutcome::Clear, Action::CloseConsultation)
     };
     if !repo::mark_round_closed(tx, &round.id, now, closed_by, outcome)? {
         return Ok(false);
@@ -401,7 +399,7 @@ pub fn respond(
                 round_id: round.id.clone(),
                 organization_id: org.clone(),
                 responded_by: actor.user_id.clone(),
-                kind: input.kind.as_str().to_owned(),
+                kind: input.kind,
                 comment: input.comment.clone(),
                 unsolicited,
                 created_at: now,
@@ -423,16 +421,8 @@ pub fn respond(
                     organization_id: Some(org.clone()),
                     raised_by: Some(actor.user_id.clone()),
                     system_raised: false,
-                    category: serde_json::to_value(flag.category)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    severity: if severity == Severity::Blocking {
-                        "blocking"
-                    } else {
-                        "advisory"
-                    }
-                    .into(),
+                    category: flag.category,
+                    severity,
                     description: flag.description.trim().to_owned(),
                     confidential_note: flag.confidential_note.clone().filter(|n| !n.trim().is_empty()),
                     activity_id: None,
@@ -518,7 +508,8 @@ pub fn add_consultee(
             &ConsulteeRow {
                 round_id: round.id.clone(),
                 organization_id: input.organization_id.clone(),
-                reasons: serde_json::to_string(&[reason("manual", input.reason.trim())]).unwrap_or_default(),
+                reasons: serde_json::to_string(&[reason(ReasonKind::Manual, input.reason.trim())])
+                    .unwrap_or_default(),
                 status: ConsulteeStatus::Pending,
                 responded_by: None,
                 responded_at: None,
@@ -571,8 +562,8 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                         organization_id: Some(org.clone()),
                         raised_by: None,
                         system_raised: true,
-                        category: "other".into(),
-                        severity: "blocking".into(),
+                        category: FlagCategory::Other,
+                        severity: Severity::Blocking,
                         description: "No answer by the deadline, and in this pool silence is not consent."
                             .into(),
                         confidential_note: None,
@@ -593,7 +584,13 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
             ctx.event(AuditAction::ConsultationLapse, "proposal", Some(proposal.id()))
                 .after(json!({"round": round.round_number, "lapsed": lapsed, "silence_is_consent": round.silence_is_consent})),
         )?;
-        close_round(tx, &Automatic::after(&lapse), &mut proposal, &round, "deadline")
+        close_round(
+            tx,
+            &Automatic::after(&lapse),
+            &mut proposal,
+            &round,
+            RoundClosedBy::Deadline,
+        )
     })
 }
 
@@ -610,7 +607,7 @@ fn close_if_all_answered(
     if still_pending {
         return Ok(false);
     }
-    close_round(tx, ctx, proposal, round, "all_answered")
+    close_round(tx, ctx, proposal, round, RoundClosedBy::AllAnswered)
 }
 
 /// During a round after a revision: an organisation asked to confirm the resolution of its blocking flags has
@@ -632,7 +629,7 @@ fn answer_by_resolution(
             && serde_json::from_str::<Vec<ConsulteeReason>>(&c.reasons)
                 .unwrap_or_default()
                 .iter()
-                .any(|r| r.kind == CONFIRM_RESOLUTION)
+                .any(|r| r.kind == ReasonKind::ConfirmResolution)
     });
     let still_blocking = repo::open_blocking_flag_organizations(tx, proposal.id())?
         .iter()
@@ -816,15 +813,19 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
     for r in repo::rounds_of(conn, &proposal.id)? {
         let consultees = repo::consultees_of(conn, &r.id)?
             .into_iter()
-            .map(|c| Consultee {
-                reasons: serde_json::from_str(&c.reasons).unwrap_or_default(),
-                organization_id: c.organization_id,
-                status: c.status,
-                responded_by: c.responded_by,
-                responded_at: c.responded_at.map(|t| t.and_utc()),
-                comment: c.comment,
+            .map(|c| {
+                Ok(Consultee {
+                    reasons: serde_json::from_str(&c.reasons).map_err(|e| {
+                        AppError::internal(format!("stored consultee reasons unreadable: {e}"))
+                    })?,
+                    organization_id: c.organization_id,
+                    status: c.status,
+                    responded_by: c.responded_by,
+                    responded_at: c.responded_at.map(|t| t.and_utc()),
+                    comment: c.comment,
+                })
             })
-            .collect();
+            .collect::<AppResult<Vec<_>>>()?;
         let responses = repo::responses_of(conn, &r.id)?
             .into_iter()
             .map(|x| ResponseRecord {
@@ -837,6 +838,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             })
             .collect();
         let (responses, responses_total) = keep_latest(responses, MAX_LISTED_RESPONSES);
+        let (closed_by, outcome) = (r.closed_by()?, r.outcome()?);
         rounds.push(Round {
             id: r.id,
             round_number: r.round_number,
@@ -845,8 +847,8 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             deadline: r.deadline.and_utc(),
             silence_is_consent: r.silence_is_consent,
             closed_at: r.closed_at.map(|t| t.and_utc()),
-            closed_by: r.closed_by,
-            outcome: r.outcome,
+            closed_by,
+            outcome,
             consultees,
             responses,
             responses_total,
@@ -967,8 +969,8 @@ mod tests {
             version_number: 1,
             organization_id: None,
             system_raised: false,
-            category: "other".into(),
-            severity: "advisory".into(),
+            category: FlagCategory::Other,
+            severity: Severity::Advisory,
             description: String::new(),
             confidential_note: None,
             activity_id: None,
