@@ -329,3 +329,42 @@ fn allowed_actions_after_approval_are_what_each_caller_may_do() {
         }
     }
 }
+
+#[test]
+fn the_openapi_document_lists_every_status_and_kind_value() {
+    let app = crate::support::TestApp::spawn();
+    let doc: Value = app.get("/api/v1/openapi.json").json().unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let values = |name: &str| -> Vec<String> {
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is not an enum schema: {}", schemas[name]))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        values("StepStatus"),
+        ["pending", "approved", "returned", "rejected", "superseded"]
+    );
+    assert_eq!(values("TrancheStatus"), ["scheduled", "paid", "voided", "waived"]);
+    assert_eq!(
+        values("FlagStatus"),
+        ["open", "withdrawn", "resolved", "overridden"]
+    );
+    assert_eq!(values("VersionStatus"), ["draft", "submitted"]);
+    assert_eq!(values("ReportKind"), ["progress", "completion"]);
+    assert_eq!(values("ReportStatus"), ["submitted", "accepted", "returned"]);
+    assert!(values("ConsulteeStatus").contains(&"lapsed".to_owned()));
+    assert!(values("ReasonKind").contains(&"confirm_resolution".to_owned()));
+    // The DTO fields refer to them instead of free text.
+    let field = |schema: &str, name: &str| schemas[schema]["properties"][name].to_string();
+    assert!(
+        field("Step", "status").contains("StepStatus"),
+        "{}",
+        field("Step", "status")
+    );
+    assert!(field("Tranche", "status").contains("TrancheStatus"));
+    assert!(field("Flag", "status").contains("FlagStatus"));
+    assert!(field("Report", "kind").contains("ReportKind"));
+}
