@@ -525,6 +525,17 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_state_is_read_strictly() {
+        for state in State::ALL {
+            assert_eq!(State::try_from(state.as_str().to_owned()), Ok(state));
+            assert_eq!(String::from(state), state.as_str());
+        }
+        let err = State::try_from("teleported".to_owned()).unwrap_err();
+        assert_eq!(err.given, "teleported");
+        assert!(State::try_from("Draft".to_owned()).is_err());
+    }
+
+    #[test]
     fn initial_is_the_only_row_without_a_from_state() {
         let first = initial();
         assert_eq!(

@@ -675,12 +675,7 @@ pub fn overdue_implementations(
     conn: &mut DbConn,
     today: NaiveDate,
 ) -> AppResult<Vec<(ProposalRow, NaiveDate)>> {
-    use crate::db::schema::proposals;
-    use diesel::prelude::*;
-    let rows: Vec<ProposalRow> = proposals::table
-        .filter(proposals::state.eq(State::InImplementation.as_str()))
-        .select(ProposalRow::as_select())
-        .load(conn)?;
+    let rows = proposals_repo::in_state(conn, State::InImplementation)?;
     let mut out = Vec::new();
     for p in rows {
         let Some(first) = repo::first_payment_on(conn, &p.id)? else {

@@ -79,6 +79,14 @@ pub fn find_proposal(conn: &mut DbConn, id: &str) -> QueryResult<Option<Proposal
         .optional()
 }
 
+/// Every proposal in `state` (for the jobs; few rows: one state of the running projects).
+pub fn in_state(conn: &mut DbConn, state: State) -> QueryResult<Vec<ProposalRow>> {
+    proposals::table
+        .filter(proposals::state.eq(state.as_str()))
+        .select(ProposalRow::as_select())
+        .load(conn)
+}
+
 pub fn insert_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<()> {
     diesel::insert_into(proposal_versions::table)
         .values(row.clone())

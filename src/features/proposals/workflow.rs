@@ -184,7 +184,7 @@ pub fn apply(
     record: impl FnOnce(&ProposalRow, State, State) -> Record,
 ) -> AppResult<Applied> {
     let transition = lifecycle::transition(locked.state, action)?;
-    if transition.performer == Performer::System && !matches!(by, By::System(_)) {
+    if !performer_admits(transition.performer, matches!(by, By::System(_))) {
         return Err(AppError::internal(format!(
             "`{action}` is the system's, but a person was about to perform it"
         )));
@@ -217,10 +217,7 @@ pub fn apply(
     };
     event.before = before;
     event.after = after;
-    event.reason = match (event.reason.take(), reason) {
-        (Some(trigger), Some(r)) => Some(format!("{r}; {trigger}")),
-        (trigger, r) => r.or(trigger),
-    };
+    event.reason = merge_reason(reason, event.reason.take());
     let event = audit::append(tx, event)?;
     let automatic = match by {
         By::Person(_) => Automatic::after(&event),
@@ -234,6 +231,21 @@ pub fn apply(
         crate::features::approval::service::instantiate_steps(tx, &automatic, &locked.row)?;
     }
     Ok(Applied { from, to, event })
+}
+
+/// Whether a change by the system (`by_system`) or by a person may perform a row of `performer`: the
+/// system's rows (a round closing) never by a person. Rows of a hat may follow automatically (the last
+/// blocking flag ending moves the proposal on as the system).
+fn performer_admits(performer: Performer, by_system: bool) -> bool {
+    performer != Performer::System || by_system
+}
+
+/// The event's reason: the caller's, and for an automatic step the trigger it follows.
+fn merge_reason(reason: Option<String>, trigger: Option<String>) -> Option<String> {
+    match (reason, trigger) {
+        (Some(r), Some(t)) => Some(format!("{r}; {t}")),
+        (r, t) => r.or(t),
+    }
 }
 
 fn submitted_content_and_policy(
@@ -302,4 +314,42 @@ fn save(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<usize> {
             proposals::submitted_by.eq(&row.submitted_by),
         ))
         .execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_system_performs_the_system_rows() {
+        assert!(performer_admits(Performer::System, true));
+        assert!(!performer_admits(Performer::System, false));
+        assert!(performer_admits(Performer::Hat(lifecycle::hat::HC), false));
+        assert!(performer_admits(Performer::Hat(lifecycle::hat::CONSULTEE), true));
+        assert!(performer_admits(Performer::ApprovalStepDecider, false));
+        // Every row the system performs closes a round; nothing a person calls `apply` with can be one.
+        for t in lifecycle::TRANSITIONS
+            .iter()
+            .filter(|t| t.performer == Performer::System)
+        {
+            assert!(matches!(
+                t.action,
+                Action::CloseConsultation | Action::FlagConsultation
+            ));
+        }
+    }
+
+    #[test]
+    fn an_automatic_reason_keeps_its_trigger() {
+        assert_eq!(merge_reason(None, None), None);
+        assert_eq!(merge_reason(Some("why".into()), None).as_deref(), Some("why"));
+        assert_eq!(
+            merge_reason(None, Some("automatic, triggered by x".into())).as_deref(),
+            Some("automatic, triggered by x")
+        );
+        assert_eq!(
+            merge_reason(Some("why".into()), Some("automatic".into())).as_deref(),
+            Some("why; automatic")
+        );
+    }
 }
