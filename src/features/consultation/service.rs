@@ -714,48 +714,42 @@ pub fn end_flag(
         return Err(AppError::not_found("No flag with this id is visible to you."));
     };
     // The flag is visible only with its proposal.
-    let visible = load_visible(conn, actor, &flag.proposal_id)
+    load_visible(conn, actor, &flag.proposal_id)
         .map_err(|_| AppError::not_found("No flag with this id is visible to you."))?;
-    // Overriding humanitarian objections is a decision on the proposal: never by its own organisation or by
-    // whoever drafted or submitted it (the same separation of duties as approval steps).
-    if how == FlagEnd::Override
-        && !crate::access::may_decide_on(
-            &actor.user_id,
-            &actor.organization_id,
-            &visible.organization_id,
-            &visible.created_by,
-            visible.submitted_by.as_deref(),
-        )
-    {
-        return Err(deny(
-            conn,
-            actor,
-            AuditAction::FlagOverride,
-            "flag",
-            flag_id,
-            "Nobody overrides flags on a proposal of their own organisation, or one they drafted or submitted.",
-        ));
-    }
-    if how != FlagEnd::Override
-        && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
-    {
-        let action = if how == FlagEnd::Withdraw {
-            AuditAction::FlagWithdraw
-        } else {
-            AuditAction::FlagResolve
-        };
-        return Err(deny(
-            conn,
-            actor,
-            action,
-            "flag",
-            flag_id,
-            "Only the organisation that raised a flag can withdraw or resolve it.",
-        ));
-    }
+    let audit_action = match how {
+        FlagEnd::Withdraw => AuditAction::FlagWithdraw,
+        FlagEnd::Resolve => AuditAction::FlagResolve,
+        FlagEnd::Override => AuditAction::FlagOverride,
+    };
     let now = now_micros();
-    db::write_tx(conn, |tx| {
+    // A refusal by an object-level rule, decided under the proposal's lock; audited after the rollback.
+    let mut refused: Option<&'static str> = None;
+    let outcome = db::write_tx(conn, |tx| {
         let mut proposal = workflow::lock(tx, &flag.proposal_id, None)?;
+        // Overriding humanitarian objections is a decision on the proposal: never by its own organisation or by
+        // whoever drafted or submitted it (the same separation of duties as approval steps).
+        let row = proposal.row();
+        if how == FlagEnd::Override
+            && !crate::access::may_decide_on(
+                &actor.user_id,
+                &actor.organization_id,
+                &row.organization_id,
+                &row.created_by,
+                row.submitted_by.as_deref(),
+            )
+        {
+            refused = Some(
+                "Nobody overrides flags on a proposal of their own organisation, or one they drafted or submitted.",
+            );
+        }
+        if how != FlagEnd::Override
+            && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
+        {
+            refused = Some("Only the organisation that raised a flag can withdraw or resolve it.");
+        }
+        if let Some(message) = refused {
+            return Err(AppError::forbidden(message));
+        }
         let current =
             repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::not_found("No flag with this id."))?;
         if current.status != FlagStatus::Open {
@@ -769,29 +763,20 @@ pub fn end_flag(
                 "Resolving confirms that a revision answered the flag, and there is no revision yet; withdraw it instead.",
             ));
         }
-        let (status, action, lifecycle_action) = match how {
-            FlagEnd::Withdraw => (
-                FlagStatus::Withdrawn,
-                AuditAction::FlagWithdraw,
-                Action::EndLastFlag,
-            ),
-            FlagEnd::Resolve => (
-                FlagStatus::Resolved,
-                AuditAction::FlagResolve,
-                Action::EndLastFlag,
-            ),
-            FlagEnd::Override => (
-                FlagStatus::Overridden,
-                AuditAction::FlagOverride,
-                Action::OverrideFlags,
-            ),
+        let (status, lifecycle_action) = match how {
+            FlagEnd::Withdraw => (FlagStatus::Withdrawn, Action::EndLastFlag),
+            FlagEnd::Resolve => (FlagStatus::Resolved, Action::EndLastFlag),
+            FlagEnd::Override => (FlagStatus::Overridden, Action::OverrideFlags),
         };
         repo::end_flag(tx, flag_id, status, &actor.user_id, now, justification)?;
         let ended = audit::append(
             tx,
-            actor.audit().event(action, "flag", Some(flag_id)).after(json!({
-                "proposal_id": proposal.id(), "status": status, "justification": justification,
-            })),
+            actor
+                .audit()
+                .event(audit_action, "flag", Some(flag_id))
+                .after(json!({
+                    "proposal_id": proposal.id(), "status": status, "justification": justification,
+                })),
         )?;
         let automatic = Automatic::after(&ended);
         after_flag_end(tx, &automatic, &mut proposal, lifecycle_action)?;
@@ -805,7 +790,11 @@ pub fn end_flag(
             row,
             may_read_confidential_notes(actor, &proposal.row().organization_id),
         ))
-    })
+    });
+    if let Some(message) = refused {
+        return Err(deny(conn, actor, audit_action, "flag", flag_id, message));
+    }
+    outcome
 }
 
 fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<Consultation> {
