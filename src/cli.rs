@@ -337,7 +337,7 @@ fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {
         .block_on(async move {
             let sweep_every =
                 std::time::Duration::from_secs(state.settings.consultation.sweep_interval_secs.max(1));
-            crate::features::consultation::sweeper::spawn(state.pool.clone(), sweep_every);
+            crate::jobs::spawn(state.pool.clone(), sweep_every);
             let server = build_server(web::Data::new(state), listener)?;
             server.await
         })

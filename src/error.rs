@@ -264,6 +264,13 @@ impl AppError {
     pub fn precondition_failed(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::PreconditionFailed, detail)
     }
+    /// The 412 a use case returns when the stored version moved on since the caller read it (`If-Match`).
+    pub fn stale(current: i64) -> Self {
+        Self::precondition_failed(format!(
+            "The resource changed since you read it (now version {current}); GET it again and reapply your change."
+        ))
+        .with_extension("current_version", serde_json::json!(current))
+    }
     pub fn precondition_required(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::PreconditionRequired, detail)
     }
@@ -454,5 +461,12 @@ impl From<crate::domain::lifecycle::TransitionError> for AppError {
         AppError::new(ErrorKind::InvalidTransition, err.to_string())
             .with_extension("state", serde_json::json!(err.state))
             .with_extension("allowed_actions", serde_json::json!(err.allowed))
+    }
+}
+
+impl From<crate::domain::status::UnknownStored> for AppError {
+    /// A stored status or kind this code never wrote: a 500 with the cause logged, never a default.
+    fn from(err: crate::domain::status::UnknownStored) -> Self {
+        AppError::internal(err)
     }
 }

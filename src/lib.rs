@@ -9,5 +9,6 @@ pub mod domain;
 pub mod error;
 pub mod features;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod telemetry;

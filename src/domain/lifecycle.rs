@@ -117,6 +117,22 @@ impl FromStr for State {
     }
 }
 
+/// Reading the stored state (diesel's `deserialize_as`): an unknown name fails the query.
+impl TryFrom<String> for State {
+    type Error = UnknownName;
+
+    fn try_from(text: String) -> Result<State, UnknownName> {
+        text.parse()
+    }
+}
+
+/// Writing the stored state (diesel's `serialize_as`).
+impl From<State> for String {
+    fn from(state: State) -> String {
+        state.as_str().to_owned()
+    }
+}
+
 /// Something done to a proposal: by a person in a hat, or by the service itself (a round closing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -506,6 +522,17 @@ mod tests {
             }
         }
         seen
+    }
+
+    #[test]
+    fn the_stored_state_is_read_strictly() {
+        for state in State::ALL {
+            assert_eq!(State::try_from(state.as_str().to_owned()), Ok(state));
+            assert_eq!(String::from(state), state.as_str());
+        }
+        let err = State::try_from("teleported".to_owned()).unwrap_err();
+        assert_eq!(err.given, "teleported");
+        assert!(State::try_from("Draft".to_owned()).is_err());
     }
 
     #[test]

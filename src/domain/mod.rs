@@ -11,4 +11,5 @@ pub mod password_policy;
 pub mod pool_policy;
 pub mod proposal;
 pub mod screening;
+pub mod status;
 pub mod tranches;

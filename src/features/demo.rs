@@ -345,9 +345,10 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
             let actor = person(who, Hat::Consultee);
             let c = consultation::get_consultation(conn, &actor, id)?;
             let asked = c.rounds.last().is_some_and(|r| {
-                r.consultees
-                    .iter()
-                    .any(|x| x.organization_id == actor.organization_id && x.status == "pending")
+                r.consultees.iter().any(|x| {
+                    x.organization_id == actor.organization_id
+                        && x.status == crate::domain::status::ConsulteeStatus::Pending
+                })
             });
             if asked {
                 consultation::respond(conn, &actor, id, &no_objection)?;
@@ -363,7 +364,12 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
             let Some(step) = a.steps.iter().find(|s| s.current).cloned() else {
                 return Ok(());
             };
-            let is_last = a.steps.iter().filter(|s| s.status == "pending").count() == 1;
+            let is_last = a
+                .steps
+                .iter()
+                .filter(|s| s.status == crate::domain::status::StepStatus::Pending)
+                .count()
+                == 1;
             let decider = if step.hat == Hat::HeadOfOffice {
                 person("hoo.north", Hat::HeadOfOffice)
             } else {

@@ -10,4 +10,5 @@ pub mod implementation;
 pub mod ledger;
 pub mod pools;
 pub mod proposals;
+pub mod read_models;
 pub mod reference;

@@ -442,7 +442,7 @@ fn expire_rounds(w: &World) {
 fn sweep(w: &World) -> usize {
     let settings = crate::support::test_settings(&w.m.app.db.url());
     let pool = qip_pool::db::build_pool(&settings.database).unwrap();
-    qip_pool::features::consultation::sweeper::sweep_once(&pool)
+    qip_pool::jobs::sweep_once(&pool)
 }
 
 #[test]

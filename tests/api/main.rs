@@ -39,3 +39,4 @@ mod sec_dual_control;
 mod sec_locking;
 mod sec_reversals;
 mod sec_signin;
+mod workflow;

@@ -48,7 +48,7 @@ pub struct Step {
     pub financial: bool,
     pub sla_days: i32,
     /// `pending`, `approved`, `returned`, `rejected` or `superseded`.
-    pub status: String,
+    pub status: crate::domain::status::StepStatus,
     /// The step that can be decided now.
     pub current: bool,
     pub opened_at: Option<DateTime<Utc>>,

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::approval_steps;
+use crate::domain::status::StepStatus;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = approval_steps)]
@@ -17,7 +18,8 @@ pub struct StepRow {
     pub reason: String,
     pub financial: bool,
     pub sla_days: i32,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: StepStatus,
     pub opened_at: Option<NaiveDateTime>,
     pub due_at: Option<NaiveDateTime>,
     pub overdue: bool,
@@ -34,7 +36,7 @@ pub struct StepRow {
 
 pub fn insert_step(conn: &mut DbConn, row: &StepRow) -> QueryResult<()> {
     diesel::insert_into(approval_steps::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -54,7 +56,7 @@ pub fn steps_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<StepRow
 pub fn save_step(conn: &mut DbConn, row: &StepRow) -> QueryResult<usize> {
     diesel::update(approval_steps::table.find(&row.id))
         .set((
-            approval_steps::status.eq(&row.status),
+            approval_steps::status.eq(row.status.as_str()),
             approval_steps::opened_at.eq(row.opened_at),
             approval_steps::due_at.eq(row.due_at),
             approval_steps::decided_by.eq(&row.decided_by),
@@ -73,7 +75,7 @@ pub fn save_step(conn: &mut DbConn, row: &StepRow) -> QueryResult<usize> {
 pub fn mark_overdue(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(
         approval_steps::table
-            .filter(approval_steps::status.eq("pending"))
+            .filter(approval_steps::status.eq(StepStatus::Pending.as_str()))
             .filter(approval_steps::overdue.eq(false))
             .filter(approval_steps::due_at.lt(now)),
     )
@@ -84,7 +86,7 @@ pub fn mark_overdue(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize>
 /// Opened, undecided steps deciding in one of `hats` (my tasks).
 pub fn open_steps_for_hats(conn: &mut DbConn, hats: &[String]) -> QueryResult<Vec<StepRow>> {
     approval_steps::table
-        .filter(approval_steps::status.eq("pending"))
+        .filter(approval_steps::status.eq(StepStatus::Pending.as_str()))
         .filter(approval_steps::opened_at.is_not_null())
         .filter(approval_steps::hat.eq_any(hats))
         .select(StepRow::as_select())

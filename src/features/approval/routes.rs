@@ -4,10 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::dto::{Approval, Brief, DecisionInput, Task, Turnaround};
-use super::{service, tasks};
+use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::features::read_models::{self, tasks};
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
 
@@ -75,9 +76,11 @@ async fn brief(
     id: web::Path<String>,
 ) -> AppResult<web::Json<Brief>> {
     let id = id.into_inner();
-    with_conn(&state, move |conn, _| service::brief(conn, &actor, &id))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, _| {
+        read_models::brief::brief(conn, &actor, &id)
+    })
+    .await
+    .map(web::Json)
 }
 
 /// What waits for you across all your hats, overdue first.
@@ -99,7 +102,9 @@ async fn turnaround(
     id: web::Path<String>,
 ) -> AppResult<web::Json<Turnaround>> {
     let id = id.into_inner();
-    with_conn(&state, move |conn, _| service::turnaround(conn, &id))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, _| {
+        read_models::turnaround::turnaround(conn, &id)
+    })
+    .await
+    .map(web::Json)
 }

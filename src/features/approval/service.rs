@@ -1,36 +1,33 @@
 //! Approval use cases: the step snapshot when a proposal enters review, decisions (in order, in the right hat
 //! and scope, never on one's own organisation's proposal, multi-hat decisions acknowledged), the final approval
-//! committing funds in the same transaction, and the decision brief and turnaround reads.
-
-use std::collections::BTreeMap;
+//! committing funds in the same transaction. The decision brief and turnaround are read models
+//! (`features::read_models`).
 
 use chrono::Duration;
 use serde_json::json;
 
-use super::dto::{Approval, Brief, Decision, DecisionInput, Step, Turnaround, TurnaroundLine};
+use super::dto::{Approval, Decision, DecisionInput, Step};
 use super::repo::{self, StepRow};
 use crate::access::Actor;
 use crate::db::{self, DbConn};
 use crate::domain::approval_policy::{StepReason, plan_steps};
-use crate::domain::lifecycle::{self, Action, State};
-use crate::domain::money::format_amount;
+use crate::domain::lifecycle::Action;
 use crate::domain::pool_policy::LimitExceeded;
-use crate::domain::proposal::ProposalContent;
+use crate::domain::status::StepStatus;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, Automatic, now_micros};
-use crate::features::identity::service::deny;
+use crate::features::audit::{self, AuditAction, Automatic, deny, now_micros};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
-use crate::features::proposals::service::{load_visible, open_next_draft_version};
-use crate::http::preconditions::stale;
+use crate::features::proposals::service::load_visible;
+use crate::features::proposals::workflow::{self, By, Record};
 
-fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
+pub(crate) fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
     proposals_repo::find_version(tx, &proposal.id, proposal.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))
 }
 
-fn waived(version: &VersionRow) -> Vec<LimitExceeded> {
+pub(crate) fn waived(version: &VersionRow) -> Vec<LimitExceeded> {
     version
         .waiver_reasons
         .as_deref()
@@ -71,7 +68,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
                 reason: serde_json::to_string(&step.reason).unwrap_or_default(),
                 financial: step.financial,
                 sla_days: i32::try_from(step.sla_days).unwrap_or(5),
-                status: "pending".into(),
+                status: StepStatus::Pending,
                 opened_at: first.then_some(now),
                 due_at: first.then(|| now + Duration::days(i64::from(step.sla_days))),
                 overdue: false,
@@ -89,7 +86,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
     }
     audit::append(
         tx,
-        ctx.event("approval.steps_instantiated", "proposal", Some(&proposal.id)).after(json!({
+        ctx.event(AuditAction::ApprovalStepsInstantiated, "proposal", Some(&proposal.id)).after(json!({
             "version": version.number, "pool_settings_version": settings_version,
             "steps": plan.iter().map(|s| json!({"hat": s.hat, "reason": s.reason, "sla_days": s.sla_days, "financial": s.financial})).collect::<Vec<_>>(),
         })),
@@ -106,11 +103,11 @@ fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppRes
         reason: serde_json::from_str(&row.reason).unwrap_or(StepReason::Always),
         financial: row.financial,
         sla_days: row.sla_days,
-        status: row.status.clone(),
+        status: row.status,
         current,
         opened_at: row.opened_at.map(|t| t.and_utc()),
         due_at: row.due_at.map(|t| t.and_utc()),
-        overdue: row.overdue || (row.status == "pending" && row.due_at.is_some_and(|d| d < now)),
+        overdue: row.overdue || (row.status == StepStatus::Pending && row.due_at.is_some_and(|d| d < now)),
         decided_by: row.decided_by.clone(),
         decided_hat: row.decided_hat.clone(),
         acting: row.acting,
@@ -122,13 +119,19 @@ fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppRes
     })
 }
 
-fn steps_view(tx: &mut DbConn, proposal: &ProposalRow, all_versions: bool) -> AppResult<Vec<Step>> {
+pub(crate) fn steps_view(
+    tx: &mut DbConn,
+    proposal: &ProposalRow,
+    all_versions: bool,
+) -> AppResult<Vec<Step>> {
     let now = now_micros();
     let rows = repo::steps_of(tx, &proposal.id)?;
     let current_id = rows
         .iter()
         .find(|s| {
-            s.version_number == proposal.current_version && s.status == "pending" && s.opened_at.is_some()
+            s.version_number == proposal.current_version
+                && s.status == StepStatus::Pending
+                && s.opened_at.is_some()
         })
         .map(|s| s.id.clone());
     rows.iter()
@@ -156,8 +159,8 @@ fn lifecycle_action(decision: Decision, last: bool) -> Action {
     }
 }
 
-/// Decides a step. Checks, in this order: visibility (404), the step's hat (403), scope (403), separation of
-/// duties (403); then under the proposal's lock: `If-Match` (412), the multi-hat acknowledgement on the steps
+/// Decides a step. Checks, all under the proposal's lock, in this order: visibility (404), the step's hat
+/// (403), scope (403), separation of duties (403; audited after the rollback), `If-Match` (412), the multi-hat acknowledgement on the steps
 /// as they are now (422), state and order (409). The final approval commits the requested amount in the same transaction — an underfunded
 /// pool refuses it with the available amount, and nothing changes.
 pub fn decide(
@@ -183,66 +186,27 @@ pub fn decide(
             "returning or rejecting needs the reasons (at least 5 characters)",
         ));
     }
-    let proposal = load_visible(conn, actor, proposal_id)?;
-    let steps = repo::steps_of(conn, proposal_id)?;
-    let step = steps
-        .iter()
-        .find(|s| s.id == step_id)
-        .ok_or_else(|| AppError::not_found("This proposal has no such approval step."))?;
     let hat = actor
         .hat()
         .ok_or_else(|| AppError::forbidden("No hat resolved."))?;
-    if hat.as_str() != step.hat {
-        return Err(deny(
-            conn,
-            actor,
-            "approval.decide",
-            "approval_step",
-            step_id,
-            &format!("This step is decided in the `{}` hat.", step.hat),
-        ));
-    }
-    let grants: Vec<&crate::access::HatGrant> = actor
-        .acting_in
-        .as_ref()
-        .map(|r| r.grants.iter().collect())
-        .unwrap_or_default();
-    if !crate::access::grants_reach_adm1(&grants, proposal.adm1_pcode.as_deref()) {
-        return Err(deny(
-            conn,
-            actor,
-            "approval.decide",
-            "approval_step",
-            step_id,
-            "Your hat is limited to another area than this proposal's.",
-        ));
-    }
-    if !crate::access::may_decide_on(
-        &actor.user_id,
-        &actor.organization_id,
-        &proposal.organization_id,
-        &proposal.created_by,
-        proposal.submitted_by.as_deref(),
-    ) {
-        return Err(deny(
-            conn,
-            actor,
-            "approval.decide",
-            "approval_step",
-            step_id,
-            "Nobody decides on a proposal that they or their organisation submitted.",
-        ));
-    }
     let now = now_micros();
-    db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
-        let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
-            .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        if proposal.version != expected_version {
-            return Err(stale(proposal.version));
-        }
-        let state = proposal.lifecycle_state()?;
+    // A refusal by an object-level rule, decided under the lock; audited after the rollback.
+    let mut refused: Option<String> = None;
+    let outcome = db::write_tx(conn, |tx| {
+        let mut locked = workflow::lock_visible(tx, actor, proposal_id, None)?;
+        let proposal = locked.row().clone();
         let all_steps = repo::steps_of(tx, proposal_id)?;
+        let step = all_steps
+            .iter()
+            .find(|s| s.id == step_id)
+            .ok_or_else(|| AppError::not_found("This proposal has no such approval step."))?;
+        if let Some(message) = decider_refusal(actor, hat, &step.hat, &proposal) {
+            refused = Some(message.clone());
+            return Err(AppError::forbidden(message));
+        }
+        if proposal.version != expected_version {
+            return Err(AppError::stale(proposal.version));
+        }
         // Read under the proposal's lock: a decision of this person in another hat that committed a moment
         // ago counts, so two racing decisions cannot both skip the acknowledgement.
         let decided_before = crate::access::needs_multi_hat_acknowledgement(
@@ -267,14 +231,15 @@ pub fn decide(
             .position(|s| s.id == step_id)
             .ok_or_else(|| AppError::conflict("This step belongs to an earlier version of the proposal."))?;
         let last = index + 1 == steps.len();
-        let next = lifecycle::transition(state, lifecycle_action(input.decision, last))?.to;
-        if steps[index].status != "pending" {
+        let action = lifecycle_action(input.decision, last);
+        locked.check(action)?;
+        if steps[index].status != StepStatus::Pending {
             return Err(AppError::conflict(format!(
                 "This step was decided already ({}).",
                 steps[index].status
             )));
         }
-        if let Some(first_open) = steps.iter().find(|s| s.status == "pending") {
+        if let Some(first_open) = steps.iter().find(|s| s.status == StepStatus::Pending) {
             if first_open.id != step_id {
                 return Err(AppError::conflict(format!(
                     "Steps are decided in order: step {} (`{}`) comes first.",
@@ -302,11 +267,10 @@ pub fn decide(
         {
             let step = &mut steps[index];
             step.status = match input.decision {
-                Decision::Approve => "approved",
-                Decision::Return => "returned",
-                Decision::Reject => "rejected",
-            }
-            .into();
+                Decision::Approve => StepStatus::Approved,
+                Decision::Return => StepStatus::Returned,
+                Decision::Reject => StepStatus::Rejected,
+            };
             step.decided_by = Some(actor.user_id.clone());
             step.decided_hat = Some(hat.as_str().to_owned());
             step.acting = acting;
@@ -331,133 +295,77 @@ pub fn decide(
             (Decision::Approve, true) => {}
             _ => {
                 for later in steps.iter_mut().skip(index + 1) {
-                    later.status = "superseded".into();
+                    later.status = StepStatus::Superseded;
                     repo::save_step(tx, later)?;
                 }
             }
         }
-        if input.decision == Decision::Return {
-            open_next_draft_version(tx, &mut proposal, &actor.user_id, now)?;
-        }
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now;
-        proposals_repo::save_proposal(tx, &proposal)?;
+        // A return opens the next draft version (the workflow's side effect of `return_for_revision`).
         let step = &steps[index];
-        audit::append(
+        let ctx = actor.audit();
+        let applied = workflow::apply(
             tx,
-            actor.audit().event("approval.decide", "proposal", Some(proposal_id)).after(json!({
-                "step_id": step.id, "position": step.position, "hat": step.hat, "decision": input.decision,
-                "comment": comment, "conditions": conditions, "acting": acting,
-                "multi_hat_acknowledgement": step.multi_hat_acknowledgement, "state": proposal.state,
-                "commitment_transaction": commitment,
-            })),
+            &mut locked,
+            action,
+            By::Person(&ctx),
+            AuditAction::ApprovalDecide,
+            |_, _, to| Record {
+                after: Some(json!({
+                    "step_id": step.id, "position": step.position, "hat": step.hat, "decision": input.decision,
+                    "comment": comment, "conditions": conditions, "acting": acting,
+                    "multi_hat_acknowledgement": step.multi_hat_acknowledgement, "state": to,
+                    "commitment_transaction": commitment,
+                })),
+                ..Record::default()
+            },
         )?;
         Ok(Approval {
-            proposal_id: proposal.id.clone(),
-            state: next,
-            version: proposal.version,
-            steps: steps_view(tx, &proposal, true)?,
+            proposal_id: locked.id().to_owned(),
+            state: applied.to,
+            version: locked.row().version,
+            steps: steps_view(tx, locked.row(), true)?,
         })
-    })
-}
-
-/// The decision brief.
-pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Brief> {
-    let proposal = load_visible(conn, actor, proposal_id)?;
-    let version = current_version(conn, &proposal)?;
-    // A draft after a return shows the submitted version the decisions were about.
-    let shown = if version.status == "draft" && version.number > 1 {
-        proposals_repo::find_version(conn, proposal_id, version.number - 1)?.unwrap_or(version)
-    } else {
-        version
-    };
-    let content: ProposalContent = serde_json::from_str(&shown.content).unwrap_or_default();
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
-    let unallocated = ledger::pool_totals(conn, &proposal.pool_id)?
-        .get(&crate::domain::ledger_rules::AccountKind::Unallocated)
-        .copied()
-        .unwrap_or(0);
-    let amount = shown.requested_minor.or(proposal.requested_minor);
-    let consultation = crate::features::consultation::service::get_consultation(conn, actor, proposal_id)?;
-    let latest = consultation.rounds.last();
-    Ok(Brief {
-        proposal_id: proposal.id.clone(),
-        reference: proposal.reference.clone(),
-        state: proposal.lifecycle_state()?,
-        title: content.title.clone(),
-        summary: content.summary.clone(),
-        objectives: content.objectives.clone(),
-        confidence_building_purpose: content.confidence_building_purpose.clone(),
-        sector_code: content.sector_code.clone(),
-        location: content.location.clone(),
-        implementing_partner: content.implementing_partner.clone(),
-        beneficiaries: content.beneficiaries.clone(),
-        planned_start: content.planned_start,
-        planned_end: content.planned_end,
-        amount: amount.map(|a| format_amount(a, pool.currency)),
-        currency: pool.currency.code().to_owned(),
-        pool_unallocated_before: format_amount(unallocated, pool.currency),
-        pool_unallocated_after: match proposal.lifecycle_state()? {
-            State::Approved | State::InImplementation | State::Completed | State::Closed => None,
-            _ => amount.map(|a| format_amount(unallocated - a, pool.currency)),
-        },
-        waiver: content.waiver.clone(),
-        waived_limits: waived(&shown),
-        screening: content.screening.clone(),
-        consultation_deadline: latest.map(|r| r.deadline),
-        consultation: latest.map(|r| r.consultees.clone()).unwrap_or_default(),
-        flags: consultation.flags,
-        flags_total: consultation.flags_total,
-        steps: steps_view(conn, &proposal, false)?,
-    })
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
+    });
+    if let Some(message) = refused {
+        return Err(deny(
+            conn,
+            actor,
+            AuditAction::ApprovalDecide,
+            "approval_step",
+            step_id,
+            &message,
+        ));
     }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(idx).map(|v| (v * 100.0).round() / 100.0)
+    outcome
 }
 
-/// Per step kind and per hat: decisions, median and 90th-percentile days from open to decision, overdue now.
-pub fn turnaround(conn: &mut DbConn, pool_id: &str) -> AppResult<Turnaround> {
-    PoolRef::load(conn, pool_id)?;
-    let now = now_micros();
-    let steps = repo::steps_of_pool(conn, pool_id)?;
-    let mut groups: BTreeMap<(String, String), (Vec<f64>, usize)> = BTreeMap::new();
-    for s in &steps {
-        let kind = serde_json::from_str::<serde_json::Value>(&s.reason)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "unknown".into());
-        for key in [("step_kind".to_owned(), kind), ("hat".to_owned(), s.hat.clone())] {
-            let entry = groups.entry(key).or_default();
-            if let (Some(opened), Some(decided)) = (s.opened_at, s.decided_at) {
-                entry.0.push((decided - opened).num_seconds() as f64 / 86_400.0);
-            }
-            if s.status == "pending" && s.due_at.is_some_and(|d| d < now) {
-                entry.1 += 1;
-            }
-        }
+/// Why `actor`, in `hat`, may not decide a step in `step_hat` on `proposal`: the step's hat, the hat's area,
+/// separation of duties. Read under the proposal's lock.
+fn decider_refusal(
+    actor: &Actor,
+    hat: crate::access::Hat,
+    step_hat: &str,
+    proposal: &ProposalRow,
+) -> Option<String> {
+    if hat.as_str() != step_hat {
+        return Some(format!("This step is decided in the `{step_hat}` hat."));
     }
-    let lines = groups
-        .into_iter()
-        .map(|((group, key), (mut days, overdue))| {
-            days.sort_by(f64::total_cmp);
-            TurnaroundLine {
-                key,
-                group,
-                decided: days.len(),
-                median_days: percentile(&days, 0.5),
-                p90_days: percentile(&days, 0.9),
-                overdue_now: overdue,
-            }
-        })
-        .collect();
-    Ok(Turnaround {
-        pool_id: pool_id.to_owned(),
-        lines,
-    })
+    let grants: Vec<&crate::access::HatGrant> = actor
+        .acting_in
+        .as_ref()
+        .map(|r| r.grants.iter().collect())
+        .unwrap_or_default();
+    if !crate::access::grants_reach_adm1(&grants, proposal.adm1_pcode.as_deref()) {
+        return Some("Your hat is limited to another area than this proposal's.".to_owned());
+    }
+    if !crate::access::may_decide_on(
+        &actor.user_id,
+        &actor.organization_id,
+        &proposal.organization_id,
+        &proposal.created_by,
+        proposal.submitted_by.as_deref(),
+    ) {
+        return Some("Nobody decides on a proposal that they or their organisation submitted.".to_owned());
+    }
+    None
 }

@@ -53,10 +53,16 @@ impl AuditContext {
     }
 
     /// Starts an event about `entity_type`/`entity_id`, successful unless told otherwise.
-    pub fn event(&self, action: &str, entity_type: &str, entity_id: Option<&str>) -> NewAuditEvent {
+    /// `action` is an [`super::AuditAction`] (or, in code not yet moved to it, its stored name).
+    pub fn event(
+        &self,
+        action: impl super::action::ActionName,
+        entity_type: &str,
+        entity_id: Option<&str>,
+    ) -> NewAuditEvent {
         NewAuditEvent {
             context: self.clone(),
-            action: action.to_owned(),
+            action: action.action_name().to_owned(),
             entity_type: entity_type.to_owned(),
             entity_id: entity_id.map(str::to_owned),
             outcome: Outcome::Success,
@@ -97,7 +103,12 @@ impl Automatic {
     }
 
     /// Starts an event of the automatic step: the system's, with the trigger as its reason.
-    pub fn event(&self, action: &str, entity_type: &str, entity_id: Option<&str>) -> NewAuditEvent {
+    pub fn event(
+        &self,
+        action: impl super::action::ActionName,
+        entity_type: &str,
+        entity_id: Option<&str>,
+    ) -> NewAuditEvent {
         self.context
             .event(action, entity_type, entity_id)
             .reason(self.trigger.clone())

@@ -6,43 +6,10 @@ use utoipa::ToSchema;
 
 use super::repo::{ActivityRow, FlagRow, RuleRow};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FlagCategory {
-    Duplication,
-    HumanitarianSpace,
-    DoNoHarm,
-    LocalCapacity,
-    ProtectionRisk,
-    Sustainability,
-    AlreadyFunded,
-    Other,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Advisory,
-    Blocking,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseKind {
-    NoObjection,
-    Comment,
-    Objection,
-}
-
-impl ResponseKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResponseKind::NoObjection => "no_objection",
-            ResponseKind::Comment => "comment",
-            ResponseKind::Objection => "objection",
-        }
-    }
-}
+pub use crate::domain::status::{
+    ConsulteeStatus, FlagCategory, FlagStatus, ReasonKind, ResponseKind, RoundClosedBy, RoundOutcome,
+    Severity,
+};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,8 +56,8 @@ pub struct Flag {
     /// The raising organisation (`null` for a system-raised flag without one).
     pub organization_id: Option<String>,
     pub system_raised: bool,
-    pub category: String,
-    pub severity: String,
+    pub category: FlagCategory,
+    pub severity: Severity,
     pub description: String,
     /// Present only for `consultee`, `hc` and `qip_officer` hats outside the submitting organisation
     /// (`access::may_read_confidential_notes`).
@@ -105,7 +72,7 @@ pub struct Flag {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched_activities_total: Option<i32>,
     /// `open`, `withdrawn`, `resolved` or `overridden`.
-    pub status: String,
+    pub status: FlagStatus,
     pub ended_by: Option<String>,
     pub ended_at: Option<DateTime<Utc>>,
     /// The HC's written justification for an override (shown in the decision brief forever).
@@ -177,7 +144,7 @@ pub struct ConsulteeReason {
     /// `rule`, `always_consult`, `overlap`, `manual`, `earlier_objection` or `confirm_resolution` (after a
     /// revision: the organisation holds open blocking flags and is asked to confirm that the revision resolves
     /// them; resolving or withdrawing the last of them answers the round).
-    pub kind: String,
+    pub kind: ReasonKind,
     pub detail: String,
 }
 
@@ -187,7 +154,7 @@ pub struct Consultee {
     pub reasons: Vec<ConsulteeReason>,
     /// `pending`, `no_objection`, `comment`, `objection`, `lapsed`, or `resolved` (asked to confirm the
     /// resolution of its blocking flags, the organisation ended the last of them).
-    pub status: String,
+    pub status: ConsulteeStatus,
     pub responded_by: Option<String>,
     pub responded_at: Option<DateTime<Utc>>,
     pub comment: Option<String>,
@@ -197,7 +164,7 @@ pub struct Consultee {
 pub struct ResponseRecord {
     pub organization_id: String,
     pub responded_by: String,
-    pub kind: String,
+    pub kind: ResponseKind,
     pub comment: Option<String>,
     /// From an organisation that was not asked: recorded, cannot block.
     pub unsolicited: bool,
@@ -214,9 +181,9 @@ pub struct Round {
     pub silence_is_consent: bool,
     pub closed_at: Option<DateTime<Utc>>,
     /// `all_answered` or `deadline`.
-    pub closed_by: Option<String>,
+    pub closed_by: Option<RoundClosedBy>,
     /// `clear` or `flagged`.
-    pub outcome: Option<String>,
+    pub outcome: Option<RoundOutcome>,
     pub consultees: Vec<Consultee>,
     /// Every response in order, changes and unsolicited ones included (the latest 50).
     pub responses: Vec<ResponseRecord>,

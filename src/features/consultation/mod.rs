@@ -6,4 +6,3 @@ pub mod dto;
 pub mod repo;
 pub mod routes;
 pub mod service;
-pub mod sweeper;

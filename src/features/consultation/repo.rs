@@ -7,6 +7,10 @@ use crate::db::DbConn;
 use crate::db::schema::{
     activities, consultation_responses, consultation_rounds, consultation_rules, consultees, flags,
 };
+use crate::domain::status::{
+    ConsulteeStatus, FlagCategory, FlagStatus, ResponseKind, RoundClosedBy, RoundOutcome, Severity,
+    UnknownStored,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = activities)]
@@ -63,7 +67,8 @@ pub struct ConsulteeRow {
     pub round_id: String,
     pub organization_id: String,
     pub reasons: String,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: ConsulteeStatus,
     pub responded_by: Option<String>,
     pub responded_at: Option<NaiveDateTime>,
     pub comment: Option<String>,
@@ -76,7 +81,8 @@ pub struct ResponseRow {
     pub round_id: String,
     pub organization_id: String,
     pub responded_by: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: ResponseKind,
     pub comment: Option<String>,
     pub unsolicited: bool,
     pub created_at: NaiveDateTime,
@@ -92,12 +98,15 @@ pub struct FlagRow {
     pub organization_id: Option<String>,
     pub raised_by: Option<String>,
     pub system_raised: bool,
-    pub category: String,
-    pub severity: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub category: FlagCategory,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub severity: Severity,
     pub description: String,
     pub confidential_note: Option<String>,
     pub activity_id: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: FlagStatus,
     pub ended_by: Option<String>,
     pub ended_at: Option<NaiveDateTime>,
     pub end_justification: Option<String>,
@@ -105,6 +114,18 @@ pub struct FlagRow {
     /// A system duplication flag's overlapping activities (JSON, nearest first, bounded) and their full count.
     pub matched_activities: Option<String>,
     pub matched_activities_total: Option<i32>,
+}
+
+impl RoundRow {
+    /// What closed the round, read as an enum (an unknown stored value is an error).
+    pub fn closed_by(&self) -> Result<Option<RoundClosedBy>, UnknownStored> {
+        self.closed_by.as_deref().map(str::parse).transpose()
+    }
+
+    /// How the round closed, read as an enum (an unknown stored value is an error).
+    pub fn outcome(&self) -> Result<Option<RoundOutcome>, UnknownStored> {
+        self.outcome.as_deref().map(str::parse).transpose()
+    }
 }
 
 // ---- activities
@@ -268,8 +289,8 @@ pub fn mark_round_closed(
     conn: &mut DbConn,
     id: &str,
     now: NaiveDateTime,
-    closed_by: &str,
-    outcome: &str,
+    closed_by: RoundClosedBy,
+    outcome: RoundOutcome,
 ) -> QueryResult<bool> {
     diesel::update(
         consultation_rounds::table
@@ -278,8 +299,8 @@ pub fn mark_round_closed(
     )
     .set((
         consultation_rounds::closed_at.eq(now),
-        consultation_rounds::closed_by.eq(closed_by),
-        consultation_rounds::outcome.eq(outcome),
+        consultation_rounds::closed_by.eq(closed_by.as_str()),
+        consultation_rounds::outcome.eq(outcome.as_str()),
     ))
     .execute(conn)
     .map(|n| n == 1)
@@ -287,7 +308,7 @@ pub fn mark_round_closed(
 
 pub fn insert_consultee(conn: &mut DbConn, row: &ConsulteeRow) -> QueryResult<()> {
     diesel::insert_into(consultees::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -304,14 +325,14 @@ pub fn record_answer(
     conn: &mut DbConn,
     round_id: &str,
     organization_id: &str,
-    status: &str,
+    status: ConsulteeStatus,
     by: &str,
     at: NaiveDateTime,
     comment: Option<&str>,
 ) -> QueryResult<usize> {
     diesel::update(consultees::table.find((round_id, organization_id)))
         .set((
-            consultees::status.eq(status),
+            consultees::status.eq(status.as_str()),
             consultees::responded_by.eq(by),
             consultees::responded_at.eq(at),
             consultees::comment.eq(comment),
@@ -323,22 +344,22 @@ pub fn record_answer(
 pub fn lapse_pending(conn: &mut DbConn, round_id: &str) -> QueryResult<Vec<String>> {
     let pending: Vec<String> = consultees::table
         .filter(consultees::round_id.eq(round_id))
-        .filter(consultees::status.eq("pending"))
+        .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str()))
         .select(consultees::organization_id)
         .load(conn)?;
     diesel::update(
         consultees::table
             .filter(consultees::round_id.eq(round_id))
-            .filter(consultees::status.eq("pending")),
+            .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str())),
     )
-    .set(consultees::status.eq("lapsed"))
+    .set(consultees::status.eq(ConsulteeStatus::Lapsed.as_str()))
     .execute(conn)?;
     Ok(pending)
 }
 
 pub fn insert_response(conn: &mut DbConn, row: &ResponseRow) -> QueryResult<()> {
     diesel::insert_into(consultation_responses::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -355,7 +376,7 @@ pub fn responses_of(conn: &mut DbConn, round_id: &str) -> QueryResult<Vec<Respon
 
 pub fn insert_flag(conn: &mut DbConn, row: &FlagRow) -> QueryResult<()> {
     diesel::insert_into(flags::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -379,8 +400,8 @@ pub fn flags_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<FlagRow
 pub fn open_blocking_flags(conn: &mut DbConn, proposal_id: &str) -> QueryResult<i64> {
     flags::table
         .filter(flags::proposal_id.eq(proposal_id))
-        .filter(flags::status.eq("open"))
-        .filter(flags::severity.eq("blocking"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
+        .filter(flags::severity.eq(Severity::Blocking.as_str()))
         .count()
         .get_result(conn)
 }
@@ -389,20 +410,24 @@ pub fn open_blocking_flags(conn: &mut DbConn, proposal_id: &str) -> QueryResult<
 pub fn end_flag(
     conn: &mut DbConn,
     id: &str,
-    status: &str,
+    status: FlagStatus,
     by: &str,
     at: NaiveDateTime,
     justification: Option<&str>,
 ) -> QueryResult<bool> {
-    diesel::update(flags::table.find(id).filter(flags::status.eq("open")))
-        .set((
-            flags::status.eq(status),
-            flags::ended_by.eq(by),
-            flags::ended_at.eq(at),
-            flags::end_justification.eq(justification),
-        ))
-        .execute(conn)
-        .map(|n| n == 1)
+    diesel::update(
+        flags::table
+            .find(id)
+            .filter(flags::status.eq(FlagStatus::Open.as_str())),
+    )
+    .set((
+        flags::status.eq(status.as_str()),
+        flags::ended_by.eq(by),
+        flags::ended_at.eq(at),
+        flags::end_justification.eq(justification),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
 }
 
 /// Open flags an organisation raised in a round (a changed response replaces them).
@@ -415,7 +440,7 @@ pub fn open_flags_of_org_in_round(
         .filter(flags::round_id.eq(round_id))
         .filter(flags::organization_id.eq(organization_id))
         .filter(flags::system_raised.eq(false))
-        .filter(flags::status.eq("open"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
         .select(flags::id)
         .load(conn)
 }
@@ -439,8 +464,8 @@ pub fn open_blocking_flag_organizations(
 ) -> QueryResult<Vec<Option<String>>> {
     flags::table
         .filter(flags::proposal_id.eq(proposal_id))
-        .filter(flags::status.eq("open"))
-        .filter(flags::severity.eq("blocking"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
+        .filter(flags::severity.eq(Severity::Blocking.as_str()))
         .select(flags::organization_id)
         .load(conn)
 }

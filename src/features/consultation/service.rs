@@ -10,26 +10,29 @@ use serde_json::json;
 
 use super::dto::{
     AddConsultee, Consultation, Consultee, ConsulteeReason, Flag, FlagEnding, MatchedActivity, ResponseInput,
-    ResponseKind, ResponseRecord, Round, Severity,
+    ResponseKind, ResponseRecord, Round,
 };
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
 use crate::db::{self, DbConn};
-use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::lifecycle::{Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
 use crate::domain::screening::{
     ActivityFootprint, MAX_LISTED_OVERLAPS, OverlapMatch, ProposalFootprint, fold_overlaps, overlap,
 };
+use crate::domain::status::{
+    ConsulteeStatus, FlagCategory, FlagStatus, ReasonKind, RoundClosedBy, RoundOutcome, Severity,
+};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, AuditContext, Automatic, now_micros};
-use crate::features::identity::service::deny;
-use crate::features::proposals::repo::{self as proposals_repo, ProposalRow};
+use crate::features::audit::{self, AuditAction, AuditContext, Automatic, deny, now_micros};
+use crate::features::proposals::repo::ProposalRow;
 use crate::features::proposals::service::load_visible;
+use crate::features::proposals::workflow::{self, By, Locked, Record};
 
-fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
+fn reason(kind: ReasonKind, detail: impl Into<String>) -> ConsulteeReason {
     ConsulteeReason {
-        kind: kind.into(),
+        kind,
         detail: detail.into(),
     }
 }
@@ -41,7 +44,7 @@ fn reason(kind: &str, detail: impl Into<String>) -> ConsulteeReason {
 pub fn open_round(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &ProposalRow,
     content: &ProposalContent,
     policy: &PoolPolicy,
 ) -> AppResult<State> {
@@ -57,7 +60,7 @@ pub fn open_round(
                 wanted
                     .entry(rule.organization_id)
                     .or_default()
-                    .push(reason("always_consult", "consulted on every proposal"));
+                    .push(reason(ReasonKind::AlwaysConsult, "consulted on every proposal"));
             } else if rule.sector_code.as_deref() == Some(sector.as_str())
                 && (rule.adm1_pcode.is_none() || rule.adm1_pcode == adm1)
             {
@@ -68,7 +71,7 @@ pub fn open_round(
                 wanted
                     .entry(rule.organization_id)
                     .or_default()
-                    .push(reason("rule", detail));
+                    .push(reason(ReasonKind::Rule, detail));
             }
         }
     } else {
@@ -80,7 +83,7 @@ pub fn open_round(
             let reasons = wanted.entry(org.clone()).or_default();
             if reasons.is_empty() {
                 reasons.push(reason(
-                    CONFIRM_RESOLUTION,
+                    ReasonKind::ConfirmResolution,
                     "holds open blocking flags on an earlier version: confirm that this revision resolves them \
                      (resolve or withdraw them), or answer",
                 ));
@@ -88,10 +91,10 @@ pub fn open_round(
         }
         for org in repo::objecting_organizations(tx, &proposal.id)? {
             if !still_blocking.contains(&org) {
-                wanted
-                    .entry(org)
-                    .or_default()
-                    .push(reason("earlier_objection", "raised a flag on an earlier version"));
+                wanted.entry(org).or_default().push(reason(
+                    ReasonKind::EarlierObjection,
+                    "raised a flag on an earlier version",
+                ));
             }
         }
     }
@@ -137,7 +140,7 @@ pub fn open_round(
                 wanted
                     .entry(org.clone())
                     .or_default()
-                    .push(reason("overlap", found.describe()));
+                    .push(reason(ReasonKind::Overlap, found.describe()));
             }
             let listed: Vec<MatchedActivity> = finding.listed.iter().map(MatchedActivity::from).collect();
             duplication_flag = Some(FlagRow {
@@ -148,12 +151,12 @@ pub fn open_round(
                 organization_id: finding.sole_organization().map(str::to_owned),
                 raised_by: None,
                 system_raised: true,
-                category: "duplication".into(),
-                severity: "advisory".into(),
+                category: FlagCategory::Duplication,
+                severity: Severity::Advisory,
                 description: finding.description(),
                 confidential_note: None,
                 activity_id: listed.first().map(|m| m.activity_id.clone()),
-                status: "open".into(),
+                status: FlagStatus::Open,
                 ended_by: None,
                 ended_at: None,
                 end_justification: None,
@@ -185,7 +188,7 @@ pub fn open_round(
                 round_id: round_id.clone(),
                 organization_id: org.clone(),
                 reasons: serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()),
-                status: "pending".into(),
+                status: ConsulteeStatus::Pending,
                 responded_by: None,
                 responded_at: None,
                 comment: None,
@@ -197,7 +200,7 @@ pub fn open_round(
     }
     audit::append(
         tx,
-        ctx.event("consultation.open", "proposal", Some(&proposal.id)).after(json!({
+        ctx.event(AuditAction::ConsultationOpen, "proposal", Some(&proposal.id)).after(json!({
             "round": round_number, "version": proposal.current_version, "deadline": round.deadline.and_utc(),
             "consultees": wanted.iter().map(|(org, r)| json!({"organization_id": org, "reasons": r})).collect::<Vec<_>>(),
             "duplication_flags": usize::from(duplication_flag.is_some()),
@@ -205,55 +208,42 @@ pub fn open_round(
         })),
     )?;
     // A round with nobody to ask stays open until its deadline: the QIP secretariat can still add consultees.
-    proposal
-        .state
-        .parse()
-        .map_err(|_| AppError::internal("unknown state"))
+    proposal.lifecycle_state()
 }
 
-/// The consultee reason of an organisation asked, after a revision, to confirm that it resolves its open
-/// blocking flags.
-pub const CONFIRM_RESOLUTION: &str = "confirm_resolution";
-
 /// Closes a round (once: the conditional update decides) and moves the proposal on: `flagged` with an open
-/// blocking flag, else `in_review`. An automatic step: audited as the system after its trigger. `proposal`
-/// must be locked by the caller.
+/// blocking flag, else `in_review` (where the workflow instantiates the approval steps). An automatic step:
+/// audited as the system after its trigger.
 fn close_round(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &mut Locked,
     round: &RoundRow,
-    closed_by: &str,
+    closed_by: RoundClosedBy,
 ) -> AppResult<bool> {
     let now = now_micros();
-    let blocking = repo::open_blocking_flags(tx, &proposal.id)?;
+    let blocking = repo::open_blocking_flags(tx, proposal.id())?;
     let (outcome, action) = if blocking > 0 {
-        ("flagged", Action::FlagConsultation)
+        (RoundOutcome::Flagged, Action::FlagConsultation)
     } else {
-        ("clear", Action::CloseConsultation)
+        (RoundOutcome::Clear, Action::CloseConsultation)
     };
     if !repo::mark_round_closed(tx, &round.id, now, closed_by, outcome)? {
         return Ok(false);
     }
-    let state: State = proposal
-        .state
-        .parse()
-        .map_err(|_| AppError::internal("unknown state"))?;
-    let next = lifecycle::transition(state, action)?.to;
-    proposal.state = next.as_str().to_owned();
-    proposal.version += 1;
-    proposal.updated_at = now;
-    proposals_repo::save_proposal(tx, proposal)?;
-    if next == State::InReview {
-        crate::features::approval::service::instantiate_steps(tx, ctx, proposal)?;
-    }
-    audit::append(
+    workflow::apply(
         tx,
-        ctx.event("consultation.close", "proposal", Some(&proposal.id))
-            .after(json!({
+        proposal,
+        action,
+        By::System(ctx),
+        AuditAction::ConsultationClose,
+        |_, _, to| Record {
+            after: Some(json!({
                 "round": round.round_number, "closed_by": closed_by, "outcome": outcome,
-                "open_blocking_flags": blocking, "state": proposal.state,
+                "open_blocking_flags": blocking, "state": to,
             })),
+            ..Record::default()
+        },
     )?;
     Ok(true)
 }
@@ -285,14 +275,18 @@ fn bound_flags(flags: Vec<Flag>, cap: usize) -> (Vec<Flag>, usize) {
     if total <= cap {
         return (flags, total);
     }
-    let open = flags.iter().filter(|f| f.status == "open").count().min(cap);
+    let open = flags
+        .iter()
+        .filter(|f| f.status == FlagStatus::Open)
+        .count()
+        .min(cap);
     let mut ended_room = cap - open;
     let mut open_room = open;
     let mut kept: Vec<Flag> = flags
         .into_iter()
         .rev()
         .filter(|f| {
-            let room = if f.status == "open" {
+            let room = if f.status == FlagStatus::Open {
                 &mut open_room
             } else {
                 &mut ended_room
@@ -365,9 +359,8 @@ pub fn respond(
     let org = acting_organization(actor);
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
-        let mut proposal = load_visible(tx, actor, proposal_id)?;
-        let state = proposal.lifecycle_state()?;
+        let mut proposal = workflow::lock_visible(tx, actor, proposal_id, None)?;
+        let state = proposal.state();
         if state != State::InConsultation {
             return Err(consultation_not_open(state));
         }
@@ -382,7 +375,7 @@ pub fn respond(
                 repo::end_flag(
                     tx,
                     id,
-                    "withdrawn",
+                    FlagStatus::Withdrawn,
                     &actor.user_id,
                     now,
                     Some("superseded by a changed response"),
@@ -392,7 +385,7 @@ pub fn respond(
                 tx,
                 &round.id,
                 &org,
-                input.kind.as_str(),
+                ConsulteeStatus::from(input.kind),
                 &actor.user_id,
                 now,
                 input.comment.as_deref(),
@@ -406,7 +399,7 @@ pub fn respond(
                 round_id: round.id.clone(),
                 organization_id: org.clone(),
                 responded_by: actor.user_id.clone(),
-                kind: input.kind.as_str().to_owned(),
+                kind: input.kind,
                 comment: input.comment.clone(),
                 unsolicited,
                 created_at: now,
@@ -428,20 +421,12 @@ pub fn respond(
                     organization_id: Some(org.clone()),
                     raised_by: Some(actor.user_id.clone()),
                     system_raised: false,
-                    category: serde_json::to_value(flag.category)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    severity: if severity == Severity::Blocking {
-                        "blocking"
-                    } else {
-                        "advisory"
-                    }
-                    .into(),
+                    category: flag.category,
+                    severity,
                     description: flag.description.trim().to_owned(),
                     confidential_note: flag.confidential_note.clone().filter(|n| !n.trim().is_empty()),
                     activity_id: None,
-                    status: "open".into(),
+                    status: FlagStatus::Open,
                     ended_by: None,
                     ended_at: None,
                     end_justification: None,
@@ -455,7 +440,7 @@ pub fn respond(
         // The audit records that a confidential note exists, never its text.
         let responded = audit::append(
             tx,
-            ctx.event("consultation.respond", "proposal", Some(proposal_id)).after(json!({
+            ctx.event(AuditAction::ConsultationRespond, "proposal", Some(proposal_id)).after(json!({
                 "organization_id": org, "kind": input.kind, "unsolicited": unsolicited,
                 "replaced_flags": replaced.len(),
                 "flags": input.flags.iter().map(|f| json!({"category": f.category, "severity": if unsolicited { Severity::Advisory } else { f.severity },
@@ -465,7 +450,7 @@ pub fn respond(
         if !unsolicited {
             close_if_all_answered(tx, &Automatic::after(&responded), &mut proposal, &round)?;
         }
-        view(tx, actor, &proposal)
+        view(tx, actor, proposal.row())
     })
 }
 
@@ -495,9 +480,8 @@ pub fn add_consultee(
         return Err(AppError::validation(errors));
     }
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
-        let proposal = load_visible(tx, actor, proposal_id)?;
-        let state = proposal.lifecycle_state()?;
+        let locked = workflow::lock_visible(tx, actor, proposal_id, None)?;
+        let (proposal, state) = (locked.row(), locked.state());
         let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
         if crate::features::identity::repo::find_organization(tx, &input.organization_id)?.is_none() {
             return Err(AppError::invalid_field(
@@ -524,8 +508,9 @@ pub fn add_consultee(
             &ConsulteeRow {
                 round_id: round.id.clone(),
                 organization_id: input.organization_id.clone(),
-                reasons: serde_json::to_string(&[reason("manual", input.reason.trim())]).unwrap_or_default(),
-                status: "pending".into(),
+                reasons: serde_json::to_string(&[reason(ReasonKind::Manual, input.reason.trim())])
+                    .unwrap_or_default(),
+                status: ConsulteeStatus::Pending,
                 responded_by: None,
                 responded_at: None,
                 comment: None,
@@ -535,10 +520,14 @@ pub fn add_consultee(
             tx,
             actor
                 .audit()
-                .event("consultation.add_consultee", "proposal", Some(proposal_id))
+                .event(
+                    AuditAction::ConsultationAddConsultee,
+                    "proposal",
+                    Some(proposal_id),
+                )
                 .after(json!({"organization_id": input.organization_id, "reason": input.reason.trim()})),
         )?;
-        view(tx, actor, &proposal)
+        view(tx, actor, proposal)
     })
 }
 
@@ -551,15 +540,13 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
         let Some(round) = repo::find_round(tx, round_id)? else {
             return Ok(false);
         };
-        db::lock_row(tx, "proposals", &round.proposal_id)?;
+        let mut proposal = workflow::lock(tx, &round.proposal_id, None)?;
         let Some(round) =
             repo::find_round(tx, round_id)?.filter(|r| r.closed_at.is_none() && r.deadline <= now)
         else {
             return Ok(false);
         };
-        let mut proposal = proposals_repo::find_proposal(tx, &round.proposal_id)?
-            .ok_or_else(|| AppError::internal("round without proposal"))?;
-        if proposal.lifecycle_state()? != State::InConsultation {
+        if proposal.state() != State::InConsultation {
             return Ok(false);
         }
         let lapsed = repo::lapse_pending(tx, &round.id)?;
@@ -569,19 +556,19 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
                     tx,
                     &FlagRow {
                         id: uuid::Uuid::now_v7().to_string(),
-                        proposal_id: proposal.id.clone(),
+                        proposal_id: proposal.id().to_owned(),
                         round_id: round.id.clone(),
                         version_number: round.version_number,
                         organization_id: Some(org.clone()),
                         raised_by: None,
                         system_raised: true,
-                        category: "other".into(),
-                        severity: "blocking".into(),
+                        category: FlagCategory::Other,
+                        severity: Severity::Blocking,
                         description: "No answer by the deadline, and in this pool silence is not consent."
                             .into(),
                         confidential_note: None,
                         activity_id: None,
-                        status: "open".into(),
+                        status: FlagStatus::Open,
                         ended_by: None,
                         ended_at: None,
                         end_justification: None,
@@ -594,10 +581,16 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
         }
         let lapse = audit::append(
             tx,
-            ctx.event("consultation.lapse", "proposal", Some(&proposal.id))
+            ctx.event(AuditAction::ConsultationLapse, "proposal", Some(proposal.id()))
                 .after(json!({"round": round.round_number, "lapsed": lapsed, "silence_is_consent": round.silence_is_consent})),
         )?;
-        close_round(tx, &Automatic::after(&lapse), &mut proposal, &round, "deadline")
+        close_round(
+            tx,
+            &Automatic::after(&lapse),
+            &mut proposal,
+            &round,
+            RoundClosedBy::Deadline,
+        )
     })
 }
 
@@ -605,16 +598,16 @@ pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool>
 fn close_if_all_answered(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &mut Locked,
     round: &RoundRow,
 ) -> AppResult<bool> {
     let still_pending = repo::consultees_of(tx, &round.id)?
         .iter()
-        .any(|c| c.status == "pending");
+        .any(|c| c.status == ConsulteeStatus::Pending);
     if still_pending {
         return Ok(false);
     }
-    close_round(tx, ctx, proposal, round, "all_answered")
+    close_round(tx, ctx, proposal, round, RoundClosedBy::AllAnswered)
 }
 
 /// During a round after a revision: an organisation asked to confirm the resolution of its blocking flags has
@@ -623,22 +616,22 @@ fn close_if_all_answered(
 fn answer_by_resolution(
     tx: &mut DbConn,
     ctx: &Automatic,
-    proposal: &mut ProposalRow,
+    proposal: &mut Locked,
     organization_id: &str,
     ended_by: &str,
 ) -> AppResult<()> {
-    let Some(round) = repo::open_round_of(tx, &proposal.id)? else {
+    let Some(round) = repo::open_round_of(tx, proposal.id())? else {
         return Ok(());
     };
     let asked = repo::consultees_of(tx, &round.id)?.into_iter().any(|c| {
         c.organization_id == organization_id
-            && c.status == "pending"
+            && c.status == ConsulteeStatus::Pending
             && serde_json::from_str::<Vec<ConsulteeReason>>(&c.reasons)
                 .unwrap_or_default()
                 .iter()
-                .any(|r| r.kind == CONFIRM_RESOLUTION)
+                .any(|r| r.kind == ReasonKind::ConfirmResolution)
     });
-    let still_blocking = repo::open_blocking_flag_organizations(tx, &proposal.id)?
+    let still_blocking = repo::open_blocking_flag_organizations(tx, proposal.id())?
         .iter()
         .any(|org| org.as_deref() == Some(organization_id));
     if !asked || still_blocking {
@@ -649,14 +642,14 @@ fn answer_by_resolution(
         tx,
         &round.id,
         organization_id,
-        "resolved",
+        ConsulteeStatus::Resolved,
         ended_by,
         now,
         Some("Confirmed that the revision resolves its blocking flags."),
     )?;
     audit::append(
         tx,
-        ctx.event("consultation.resolution_confirmed", "proposal", Some(&proposal.id))
+        ctx.event(AuditAction::ConsultationResolutionConfirmed, "proposal", Some(proposal.id()))
             .after(json!({"round": round.round_number, "organization_id": organization_id, "confirmed_by": ended_by})),
     )?;
     close_if_all_answered(tx, ctx, proposal, &round)?;
@@ -664,25 +657,20 @@ fn answer_by_resolution(
 }
 
 /// After a flag ends: a `flagged` proposal whose last blocking flag ended moves to `in_review` (an automatic
-/// step after the flag's end).
-fn after_flag_end(
-    tx: &mut DbConn,
-    ctx: &Automatic,
-    proposal: &mut ProposalRow,
-    action: Action,
-) -> AppResult<()> {
-    if proposal.lifecycle_state()? == State::Flagged && repo::open_blocking_flags(tx, &proposal.id)? == 0 {
-        let next = lifecycle::transition(State::Flagged, action)?.to;
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, proposal)?;
-        audit::append(
+/// step after the flag's end; the workflow instantiates the approval steps).
+fn after_flag_end(tx: &mut DbConn, ctx: &Automatic, proposal: &mut Locked, action: Action) -> AppResult<()> {
+    if proposal.state() == State::Flagged && repo::open_blocking_flags(tx, proposal.id())? == 0 {
+        workflow::apply(
             tx,
-            ctx.event("proposal.flags_cleared", "proposal", Some(&proposal.id))
-                .after(json!({"state": proposal.state})),
+            proposal,
+            action,
+            By::System(ctx),
+            AuditAction::ProposalFlagsCleared,
+            |_, _, to| Record {
+                after: Some(json!({"state": to})),
+                ..Record::default()
+            },
         )?;
-        crate::features::approval::service::instantiate_steps(tx, ctx, proposal)?;
     }
     Ok(())
 }
@@ -726,78 +714,73 @@ pub fn end_flag(
         return Err(AppError::not_found("No flag with this id is visible to you."));
     };
     // The flag is visible only with its proposal.
-    let visible = load_visible(conn, actor, &flag.proposal_id)
+    load_visible(conn, actor, &flag.proposal_id)
         .map_err(|_| AppError::not_found("No flag with this id is visible to you."))?;
-    // Overriding humanitarian objections is a decision on the proposal: never by its own organisation or by
-    // whoever drafted or submitted it (the same separation of duties as approval steps).
-    if how == FlagEnd::Override
-        && !crate::access::may_decide_on(
-            &actor.user_id,
-            &actor.organization_id,
-            &visible.organization_id,
-            &visible.created_by,
-            visible.submitted_by.as_deref(),
-        )
-    {
-        return Err(deny(
-            conn,
-            actor,
-            "flag.override",
-            "flag",
-            flag_id,
-            "Nobody overrides flags on a proposal of their own organisation, or one they drafted or submitted.",
-        ));
-    }
-    if how != FlagEnd::Override
-        && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
-    {
-        let action = if how == FlagEnd::Withdraw {
-            "flag.withdraw"
-        } else {
-            "flag.resolve"
-        };
-        return Err(deny(
-            conn,
-            actor,
-            action,
-            "flag",
-            flag_id,
-            "Only the organisation that raised a flag can withdraw or resolve it.",
-        ));
-    }
+    let audit_action = match how {
+        FlagEnd::Withdraw => AuditAction::FlagWithdraw,
+        FlagEnd::Resolve => AuditAction::FlagResolve,
+        FlagEnd::Override => AuditAction::FlagOverride,
+    };
     let now = now_micros();
-    db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", &flag.proposal_id)?;
-        let mut proposal = proposals_repo::find_proposal(tx, &flag.proposal_id)?
-            .ok_or_else(|| AppError::internal("flag without proposal"))?;
+    // A refusal by an object-level rule, decided under the proposal's lock; audited after the rollback.
+    let mut refused: Option<&'static str> = None;
+    let outcome = db::write_tx(conn, |tx| {
+        let mut proposal = workflow::lock(tx, &flag.proposal_id, None)?;
+        // Overriding humanitarian objections is a decision on the proposal: never by its own organisation or by
+        // whoever drafted or submitted it (the same separation of duties as approval steps).
+        let row = proposal.row();
+        if how == FlagEnd::Override
+            && !crate::access::may_decide_on(
+                &actor.user_id,
+                &actor.organization_id,
+                &row.organization_id,
+                &row.created_by,
+                row.submitted_by.as_deref(),
+            )
+        {
+            refused = Some(
+                "Nobody overrides flags on a proposal of their own organisation, or one they drafted or submitted.",
+            );
+        }
+        if how != FlagEnd::Override
+            && flag.organization_id.as_deref() != Some(acting_organization(actor).as_str())
+        {
+            refused = Some("Only the organisation that raised a flag can withdraw or resolve it.");
+        }
+        if let Some(message) = refused {
+            return Err(AppError::forbidden(message));
+        }
         let current =
             repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::not_found("No flag with this id."))?;
-        if current.status != "open" {
+        if current.status != FlagStatus::Open {
             return Err(AppError::conflict(format!(
                 "This flag has ended already ({}).",
                 current.status
             )));
         }
-        if how == FlagEnd::Resolve && proposal.current_version <= current.version_number {
+        if how == FlagEnd::Resolve && proposal.row().current_version <= current.version_number {
             return Err(AppError::conflict(
                 "Resolving confirms that a revision answered the flag, and there is no revision yet; withdraw it instead.",
             ));
         }
-        let (status, action, lifecycle_action) = match how {
-            FlagEnd::Withdraw => ("withdrawn", "flag.withdraw", Action::EndLastFlag),
-            FlagEnd::Resolve => ("resolved", "flag.resolve", Action::EndLastFlag),
-            FlagEnd::Override => ("overridden", "flag.override", Action::OverrideFlags),
+        let (status, lifecycle_action) = match how {
+            FlagEnd::Withdraw => (FlagStatus::Withdrawn, Action::EndLastFlag),
+            FlagEnd::Resolve => (FlagStatus::Resolved, Action::EndLastFlag),
+            FlagEnd::Override => (FlagStatus::Overridden, Action::OverrideFlags),
         };
         repo::end_flag(tx, flag_id, status, &actor.user_id, now, justification)?;
         let ended = audit::append(
             tx,
-            actor.audit().event(action, "flag", Some(flag_id)).after(json!({
-                "proposal_id": proposal.id, "status": status, "justification": justification,
-            })),
+            actor
+                .audit()
+                .event(audit_action, "flag", Some(flag_id))
+                .after(json!({
+                    "proposal_id": proposal.id(), "status": status, "justification": justification,
+                })),
         )?;
         let automatic = Automatic::after(&ended);
         after_flag_end(tx, &automatic, &mut proposal, lifecycle_action)?;
-        if how != FlagEnd::Override && proposal.lifecycle_state()? == State::InConsultation {
+        if how != FlagEnd::Override && proposal.state() == State::InConsultation {
             if let Some(org) = current.organization_id.as_deref() {
                 answer_by_resolution(tx, &automatic, &mut proposal, org, &actor.user_id)?;
             }
@@ -805,9 +788,13 @@ pub fn end_flag(
         let row = repo::find_flag(tx, flag_id)?.ok_or_else(|| AppError::internal("flag vanished"))?;
         Ok(Flag::from_row(
             row,
-            may_read_confidential_notes(actor, &proposal.organization_id),
+            may_read_confidential_notes(actor, &proposal.row().organization_id),
         ))
-    })
+    });
+    if let Some(message) = refused {
+        return Err(deny(conn, actor, audit_action, "flag", flag_id, message));
+    }
+    outcome
 }
 
 fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<Consultation> {
@@ -815,15 +802,19 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
     for r in repo::rounds_of(conn, &proposal.id)? {
         let consultees = repo::consultees_of(conn, &r.id)?
             .into_iter()
-            .map(|c| Consultee {
-                reasons: serde_json::from_str(&c.reasons).unwrap_or_default(),
-                organization_id: c.organization_id,
-                status: c.status,
-                responded_by: c.responded_by,
-                responded_at: c.responded_at.map(|t| t.and_utc()),
-                comment: c.comment,
+            .map(|c| {
+                Ok(Consultee {
+                    reasons: serde_json::from_str(&c.reasons).map_err(|e| {
+                        AppError::internal(format!("stored consultee reasons unreadable: {e}"))
+                    })?,
+                    organization_id: c.organization_id,
+                    status: c.status,
+                    responded_by: c.responded_by,
+                    responded_at: c.responded_at.map(|t| t.and_utc()),
+                    comment: c.comment,
+                })
             })
-            .collect();
+            .collect::<AppResult<Vec<_>>>()?;
         let responses = repo::responses_of(conn, &r.id)?
             .into_iter()
             .map(|x| ResponseRecord {
@@ -836,6 +827,7 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             })
             .collect();
         let (responses, responses_total) = keep_latest(responses, MAX_LISTED_RESPONSES);
+        let (closed_by, outcome) = (r.closed_by()?, r.outcome()?);
         rounds.push(Round {
             id: r.id,
             round_number: r.round_number,
@@ -844,8 +836,8 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
             deadline: r.deadline.and_utc(),
             silence_is_consent: r.silence_is_consent,
             closed_at: r.closed_at.map(|t| t.and_utc()),
-            closed_by: r.closed_by,
-            outcome: r.outcome,
+            closed_by,
+            outcome,
             consultees,
             responses,
             responses_total,
@@ -920,7 +912,11 @@ pub fn create_rule(
             tx,
             actor
                 .audit()
-                .event("consultation_rule.create", "consultation_rule", Some(&rule.id))
+                .event(
+                    AuditAction::ConsultationRuleCreate,
+                    "consultation_rule",
+                    Some(&rule.id),
+                )
                 .after(json!(rule)),
         )?;
         Ok(rule)
@@ -943,7 +939,7 @@ pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> 
             tx,
             actor
                 .audit()
-                .event("consultation_rule.delete", "consultation_rule", Some(id))
+                .event(AuditAction::ConsultationRuleDelete, "consultation_rule", Some(id))
                 .before(json!(super::dto::Rule::from(rule))),
         )?;
         Ok(())
@@ -954,7 +950,7 @@ pub fn delete_rule(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<()> 
 mod tests {
     use super::*;
 
-    fn flag(id: usize, status: &str) -> Flag {
+    fn flag(id: usize, status: FlagStatus) -> Flag {
         Flag {
             id: format!("f{id:03}"),
             proposal_id: "p".into(),
@@ -962,14 +958,14 @@ mod tests {
             version_number: 1,
             organization_id: None,
             system_raised: false,
-            category: "other".into(),
-            severity: "advisory".into(),
+            category: FlagCategory::Other,
+            severity: Severity::Advisory,
             description: String::new(),
             confidential_note: None,
             activity_id: None,
             matched_activities: None,
             matched_activities_total: None,
-            status: status.into(),
+            status,
             ended_by: None,
             ended_at: None,
             end_justification: None,
@@ -986,7 +982,16 @@ mod tests {
     #[test]
     fn bounded_flags_keep_open_ones_and_the_latest_ended_in_order() {
         let flags: Vec<Flag> = (0..300)
-            .map(|i| flag(i, if i % 100 == 7 { "open" } else { "withdrawn" }))
+            .map(|i| {
+                flag(
+                    i,
+                    if i % 100 == 7 {
+                        FlagStatus::Open
+                    } else {
+                        FlagStatus::Withdrawn
+                    },
+                )
+            })
             .collect();
         let (kept, total) = bound_flags(flags, 10);
         assert_eq!(total, 300);
@@ -997,7 +1002,7 @@ mod tests {
                 "f007", "f107", "f207", "f293", "f294", "f295", "f296", "f297", "f298", "f299"
             ]
         );
-        let few: Vec<Flag> = (0..3).map(|i| flag(i, "open")).collect();
+        let few: Vec<Flag> = (0..3).map(|i| flag(i, FlagStatus::Open)).collect();
         assert_eq!(bound_flags(few, 10).0.len(), 3);
     }
 }

@@ -474,30 +474,8 @@ fn token_issued_at(claims: &AccessClaims) -> NaiveDateTime {
     from_jti.or(iat).unwrap_or(NaiveDateTime::MIN)
 }
 
-/// Records a refused attempt (separation of duties and other object-level rules) and returns the 403.
-pub fn deny(
-    conn: &mut DbConn,
-    actor: &Actor,
-    action: &str,
-    entity_type: &str,
-    entity_id: &str,
-    message: &str,
-) -> AppError {
-    let recorded = db::write_tx(conn, |tx| {
-        audit::append(
-            tx,
-            actor
-                .audit()
-                .event(action, entity_type, Some(entity_id))
-                .outcome(Outcome::Denied)
-                .reason(message),
-        )
-    });
-    match recorded {
-        Ok(_) => AppError::forbidden(message),
-        Err(e) => e.into(),
-    }
-}
+/// Denial auditing lives with the audit trail; re-exported for the callers that still name it here.
+pub use crate::features::audit::deny;
 
 /// The caller, their organisation and the hats that give power now.
 pub fn me(conn: &mut DbConn, actor: &Actor) -> AppResult<Me> {

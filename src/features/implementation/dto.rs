@@ -14,7 +14,7 @@ pub struct Tranche {
     pub amount: String,
     pub condition: PayCondition,
     /// `scheduled`, `paid`, `voided` (cancellation) or `waived` (close-out).
-    pub status: String,
+    pub status: crate::domain::status::TrancheStatus,
     pub paid: String,
     pub remaining: String,
     /// What may be paid on it right now (its condition holds).
@@ -68,12 +68,12 @@ pub struct Report {
     pub id: String,
     pub proposal_id: String,
     /// `progress` or `completion`.
-    pub kind: String,
+    pub kind: crate::domain::status::ReportKind,
     #[schema(value_type = Object)]
     pub content: serde_json::Value,
     pub expenditure_to_date: Option<String>,
     /// `submitted`, `accepted` or `returned`.
-    pub status: String,
+    pub status: crate::domain::status::ReportStatus,
     pub submitted_by: String,
     pub submitted_at: DateTime<Utc>,
     pub decided_by: Option<String>,

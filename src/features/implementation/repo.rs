@@ -5,6 +5,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{closeouts, reports, tranche_payments, tranches};
+use crate::domain::status::{ReportKind, ReportStatus, TrancheStatus};
+use crate::domain::tranches::PayCondition;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tranches)]
@@ -14,8 +16,10 @@ pub struct TrancheRow {
     pub number: i32,
     pub percent: i32,
     pub amount_minor: i64,
-    pub condition: String,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub condition: PayCondition,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: TrancheStatus,
     pub paid_minor: i64,
     pub waive_reason: Option<String>,
     pub created_at: NaiveDateTime,
@@ -26,10 +30,12 @@ pub struct TrancheRow {
 pub struct ReportRow {
     pub id: String,
     pub proposal_id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: ReportKind,
     pub content: String,
     pub expenditure_minor: Option<i64>,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: ReportStatus,
     pub submitted_by: String,
     pub submitted_at: NaiveDateTime,
     pub decided_by: Option<String>,
@@ -63,7 +69,7 @@ pub struct CloseoutRow {
 
 pub fn insert_tranche(conn: &mut DbConn, row: &TrancheRow) -> QueryResult<()> {
     diesel::insert_into(tranches::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -79,7 +85,7 @@ pub fn tranches_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<Tran
 pub fn save_tranche(conn: &mut DbConn, row: &TrancheRow) -> QueryResult<usize> {
     diesel::update(tranches::table.find(&row.id))
         .set((
-            tranches::status.eq(&row.status),
+            tranches::status.eq(row.status.as_str()),
             tranches::paid_minor.eq(row.paid_minor),
             tranches::waive_reason.eq(&row.waive_reason),
         ))
@@ -88,7 +94,7 @@ pub fn save_tranche(conn: &mut DbConn, row: &TrancheRow) -> QueryResult<usize> {
 
 pub fn insert_report(conn: &mut DbConn, row: &ReportRow) -> QueryResult<()> {
     diesel::insert_into(reports::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -112,7 +118,7 @@ pub fn reports_of(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Vec<Repor
 /// Reports waiting for the QIP secretariat (my tasks).
 pub fn submitted_reports(conn: &mut DbConn) -> QueryResult<Vec<ReportRow>> {
     reports::table
-        .filter(reports::status.eq("submitted"))
+        .filter(reports::status.eq(ReportStatus::Submitted.as_str()))
         .select(ReportRow::as_select())
         .load(conn)
 }
@@ -120,19 +126,23 @@ pub fn submitted_reports(conn: &mut DbConn) -> QueryResult<Vec<ReportRow>> {
 pub fn decide_report(
     conn: &mut DbConn,
     id: &str,
-    status: &str,
+    status: ReportStatus,
     by: &str,
     at: NaiveDateTime,
     reason: Option<&str>,
 ) -> QueryResult<usize> {
-    diesel::update(reports::table.find(id).filter(reports::status.eq("submitted")))
-        .set((
-            reports::status.eq(status),
-            reports::decided_by.eq(by),
-            reports::decided_at.eq(at),
-            reports::decision_reason.eq(reason),
-        ))
-        .execute(conn)
+    diesel::update(
+        reports::table
+            .find(id)
+            .filter(reports::status.eq(ReportStatus::Submitted.as_str())),
+    )
+    .set((
+        reports::status.eq(status.as_str()),
+        reports::decided_by.eq(by),
+        reports::decided_at.eq(at),
+        reports::decision_reason.eq(reason),
+    ))
+    .execute(conn)
 }
 
 pub fn insert_payment(conn: &mut DbConn, row: &PaymentRow) -> QueryResult<()> {
@@ -159,7 +169,7 @@ pub fn insert_closeout(conn: &mut DbConn, row: &CloseoutRow) -> QueryResult<()> 
 /// Proposals with a tranche not fully paid nor voided or waived (my tasks for finance).
 pub fn open_tranches(conn: &mut DbConn) -> QueryResult<Vec<TrancheRow>> {
     tranches::table
-        .filter(tranches::status.eq("scheduled"))
+        .filter(tranches::status.eq(TrancheStatus::Scheduled.as_str()))
         .select(TrancheRow::as_select())
         .load(conn)
 }

@@ -9,20 +9,20 @@ use super::dto::{CloseRequest, NewDisbursement, NewRefund, NewReport, Report, Re
 use super::repo::{self, CloseoutRow, PaymentRow, ReportRow, TrancheRow};
 use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
-use crate::domain::lifecycle::{self, Action, State};
+use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
 use crate::domain::proposal::{PartnerKind, ProposalContent};
-use crate::domain::tranches::{PayCondition, PayFacts, payable_now, schedule};
+use crate::domain::status::{ReportKind, ReportStatus, TrancheStatus};
+use crate::domain::tranches::{PayFacts, payable_now, schedule};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::approval::dto::Task;
-use crate::features::audit::{self, now_micros};
-use crate::features::identity::service::deny;
+use crate::features::audit::{self, AuditAction, deny, now_micros};
 use crate::features::ledger::idempotency::{self, IdempotentRequest, StoredResponse};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
 use crate::features::proposals::service::load_visible;
-use crate::http::preconditions::stale;
+use crate::features::proposals::workflow::{self, By, Record};
 
 /// Creates the tranche schedule when a proposal is approved (same transaction as the commitment).
 pub fn create_tranches(
@@ -52,8 +52,8 @@ pub fn create_tranches(
                 number: i32::try_from(i).unwrap_or(0) + 1,
                 percent: i32::try_from(t.percent).unwrap_or(100),
                 amount_minor: t.amount_minor,
-                condition: t.condition.as_str().to_owned(),
-                status: "scheduled".into(),
+                condition: t.condition,
+                status: TrancheStatus::Scheduled,
                 paid_minor: 0,
                 waive_reason: None,
                 created_at: now,
@@ -66,17 +66,21 @@ pub fn create_tranches(
 fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
     let state = proposal.lifecycle_state()?;
     let reports = repo::reports_of(tx, &proposal.id)?;
-    let accepted = |kind: &str| reports.iter().any(|r| r.kind == kind && r.status == "accepted");
+    let accepted = |kind: ReportKind| {
+        reports
+            .iter()
+            .any(|r| r.kind == kind && r.status == ReportStatus::Accepted)
+    };
     Ok(PayFacts {
         payable_state: matches!(
             state,
             State::Approved | State::InImplementation | State::Completed
         ),
-        progress_report_accepted: accepted("progress"),
-        completion_report_accepted: accepted("completion"),
+        progress_report_accepted: accepted(ReportKind::Progress),
+        completion_report_accepted: accepted(ReportKind::Completion),
         accepted_expenditure_minor: reports
             .iter()
-            .filter(|r| r.status == "accepted")
+            .filter(|r| r.status == ReportStatus::Accepted)
             .filter_map(|r| r.expenditure_minor)
             .max()
             .unwrap_or(0),
@@ -88,8 +92,10 @@ fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
 }
 
 fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche {
-    let condition = PayCondition::parse(&t.condition).unwrap_or(PayCondition::OnApproval);
-    let payable = if t.status == "scheduled" {
+    // Read as a `PayCondition` at the repo boundary: an unknown stored condition failed the query (a 500), it
+    // never became "payable on approval".
+    let condition = t.condition;
+    let payable = if t.status == TrancheStatus::Scheduled {
         payable_now(condition, t.amount_minor, t.paid_minor, facts)
     } else {
         0
@@ -99,7 +105,7 @@ fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche
         percent: t.percent,
         amount: format_amount(t.amount_minor, currency),
         condition,
-        status: t.status.clone(),
+        status: t.status,
         paid: format_amount(t.paid_minor, currency),
         remaining: format_amount((t.amount_minor - t.paid_minor).max(0), currency),
         payable_now: format_amount(payable, currency),
@@ -161,28 +167,25 @@ pub fn disbursement_request(
     let ctx = actor.audit();
     let mut payer_approved = false;
     let outcome = idempotency::run(conn, idem, retention, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
+        let mut locked = workflow::lock(tx, proposal_id, None)?;
         // Separation of duties, read under the proposal's lock: whoever decided an approval step on this
         // proposal does not pay it, even when their final approval committed a moment before this payment.
         if decided_a_step(tx, proposal_id, &actor.user_id)? {
             payer_approved = true;
             return Err(AppError::forbidden(PAYER_APPROVED));
         }
-        let mut proposal = proposals_repo::find_proposal(tx, proposal_id)?
-            .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        let state = proposal.lifecycle_state()?;
-        let action = if state == State::Approved {
+        let action = if locked.state() == State::Approved {
             Action::FirstDisbursement
         } else {
             Action::Disburse
         };
-        let next = lifecycle::transition(state, action)?.to;
-        let f = facts(tx, &proposal)?;
+        locked.check(action)?;
+        let f = facts(tx, locked.row())?;
         let mut tranche = repo::tranches_of(tx, proposal_id)?
             .into_iter()
             .find(|t| t.number == number)
             .ok_or_else(|| AppError::not_found("This proposal has no tranche with this number."))?;
-        if tranche.status != "scheduled" {
+        if tranche.status != TrancheStatus::Scheduled {
             return Err(AppError::conflict(format!(
                 "Tranche {number} is {}.",
                 tranche.status
@@ -198,7 +201,7 @@ pub fn disbursement_request(
                 ),
             ));
         }
-        let condition = PayCondition::parse(&tranche.condition).unwrap_or(PayCondition::OnApproval);
+        let condition = tranche.condition;
         let payable = payable_now(condition, tranche.amount_minor, tranche.paid_minor, &f);
         if payable == 0 {
             return Err(AppError::conflict(format!(
@@ -238,20 +241,21 @@ pub fn disbursement_request(
         )?;
         tranche.paid_minor += amount;
         if tranche.paid_minor == tranche.amount_minor {
-            tranche.status = "paid".into();
+            tranche.status = TrancheStatus::Paid;
         }
         repo::save_tranche(tx, &tranche)?;
-        if next != state {
-            proposal.state = next.as_str().to_owned();
-        }
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, &proposal)?;
-        audit::append(
+        workflow::apply(
             tx,
-            ctx.event("implementation.disburse", "proposal", Some(proposal_id)).after(json!({
-                "tranche": number, "amount": format_amount(amount, pool.currency), "transaction_id": row.id, "state": proposal.state,
-            })),
+            &mut locked,
+            action,
+            By::Person(&ctx),
+            AuditAction::ImplementationDisburse,
+            |_, _, to| Record {
+                after: Some(json!({
+                    "tranche": number, "amount": format_amount(amount, pool.currency), "transaction_id": row.id, "state": to,
+                })),
+                ..Record::default()
+            },
         )?;
         stored(tx, &row)
     });
@@ -343,9 +347,8 @@ pub fn submit_report(
 ) -> AppResult<Report> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let pool = PoolRef::load(conn, &proposal.pool_id)?;
-    let state = proposal.lifecycle_state()?;
     let mut errors = Vec::new();
-    let (kind, expenditure_text, content, allowed) = match input {
+    let (kind, expenditure_text, content, allowed_in): (_, _, _, &[State]) = match input {
         NewReport::Progress {
             narrative,
             percent_complete,
@@ -358,10 +361,10 @@ pub fn submit_report(
                 errors.push(FieldError::new("percent_complete", "must be between 0 and 100"));
             }
             (
-                "progress",
+                ReportKind::Progress,
                 expenditure_to_date,
                 json!({"narrative": narrative, "percent_complete": percent_complete}),
-                matches!(state, State::Approved | State::InImplementation),
+                &[State::Approved, State::InImplementation],
             )
         }
         NewReport::Completion {
@@ -377,11 +380,11 @@ pub fn submit_report(
                 errors.push(FieldError::new("handover.maintenance", "is required"));
             }
             (
-                "completion",
+                ReportKind::Completion,
                 expenditure_to_date,
                 json!({"narrative": narrative, "beneficiaries_reached": beneficiaries_reached,
                 "handover": {"local_authority": handover.local_authority, "date": handover.date, "maintenance": handover.maintenance}}),
-                state == State::InImplementation,
+                &[State::InImplementation],
             )
         }
     };
@@ -399,20 +402,22 @@ pub fn submit_report(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    if !allowed {
-        return Err(AppError::conflict(format!(
-            "A {kind} report cannot be submitted while the proposal is `{state}`."
-        ))
-        .with_extension("state", json!(state)));
-    }
     db::write_tx(conn, |tx| {
+        // The state is read under the proposal's lock.
+        let state = workflow::lock(tx, proposal_id, None)?.state();
+        if !allowed_in.contains(&state) {
+            return Err(AppError::conflict(format!(
+                "A {kind} report cannot be submitted while the proposal is `{state}`."
+            ))
+            .with_extension("state", json!(state)));
+        }
         let row = ReportRow {
             id: uuid::Uuid::now_v7().to_string(),
             proposal_id: proposal_id.to_owned(),
-            kind: kind.into(),
+            kind,
             content: crate::domain::canonical_json::to_canonical_string(&content),
             expenditure_minor: expenditure,
-            status: "submitted".into(),
+            status: ReportStatus::Submitted,
             submitted_by: actor.user_id.clone(),
             submitted_at: now_micros(),
             decided_by: None,
@@ -460,45 +465,51 @@ pub fn decide_report(
     load_visible(conn, actor, &report.proposal_id)?;
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "proposals", &report.proposal_id)?;
-        let mut proposal = proposals_repo::find_proposal(tx, &report.proposal_id)?
-            .ok_or_else(|| AppError::not_found("No such proposal."))?;
-        if accept && report.kind == "completion" {
-            let next = lifecycle::transition(proposal.lifecycle_state()?, Action::AcceptCompletion)?.to;
-            proposal.state = next.as_str().to_owned();
-            proposal.version += 1;
-            proposal.updated_at = now;
-            proposals_repo::save_proposal(tx, &proposal)?;
+        let mut locked = workflow::lock(tx, &report.proposal_id, None)?;
+        let completes = accept && report.kind == ReportKind::Completion;
+        if completes {
+            locked.check(Action::AcceptCompletion)?;
         }
-        let status = if accept { "accepted" } else { "returned" };
+        let status = if accept {
+            ReportStatus::Accepted
+        } else {
+            ReportStatus::Returned
+        };
         if repo::decide_report(tx, report_id, status, &actor.user_id, now, reason)? != 1 {
             return Err(AppError::conflict("This report was decided already."));
         }
-        audit::append(
-            tx,
-            actor.audit().event(&format!("report.{}", if accept { "accept" } else { "return" }), "report", Some(report_id))
-                .after(json!({"proposal_id": report.proposal_id, "kind": report.kind, "reason": reason, "state": proposal.state})),
-        )?;
-        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let ctx = actor.audit();
+        let audit_action = if accept {
+            AuditAction::ReportAccept
+        } else {
+            AuditAction::ReportReturn
+        };
+        let detail = |state: State| json!({"proposal_id": report.proposal_id, "kind": report.kind, "reason": reason, "state": state});
+        if completes {
+            // Accepting the completion report completes the proposal; the change is audited on the report.
+            workflow::apply(
+                tx,
+                &mut locked,
+                Action::AcceptCompletion,
+                By::Person(&ctx),
+                audit_action,
+                |_, _, to| Record {
+                    entity: Some(("report", report_id.to_owned())),
+                    after: Some(detail(to)),
+                    ..Record::default()
+                },
+            )?;
+        } else {
+            audit::append(
+                tx,
+                ctx.event(audit_action, "report", Some(report_id))
+                    .after(detail(locked.state())),
+            )?;
+        }
+        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let row = repo::find_report(tx, report_id)?.ok_or_else(|| AppError::internal("report vanished"))?;
         Ok(report_view(row, pool.currency))
     })
-}
-
-fn lock_checked(
-    tx: &mut DbConn,
-    proposal_id: &str,
-    expected: i64,
-    action: Action,
-) -> AppResult<(ProposalRow, State)> {
-    db::lock_row(tx, "proposals", proposal_id)?;
-    let proposal = proposals_repo::find_proposal(tx, proposal_id)?
-        .ok_or_else(|| AppError::not_found("No such proposal."))?;
-    if proposal.version != expected {
-        return Err(stale(proposal.version));
-    }
-    let next = lifecycle::transition(proposal.lifecycle_state()?, action)?.to;
-    Ok((proposal, next))
 }
 
 /// Cancels an approved proposal (`dsrsg`): the undisbursed commitment is released and unpaid tranches voided.
@@ -518,8 +529,9 @@ pub fn cancel(
     load_visible(conn, actor, proposal_id)?;
     let ctx = actor.audit();
     db::write_tx(conn, |tx| {
-        let (mut proposal, next) = lock_checked(tx, proposal_id, expected, Action::Cancel)?;
-        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
+        locked.check(Action::Cancel)?;
+        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let committed = crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id)?;
         let mut released = 0;
         if committed > 0 {
@@ -537,20 +549,22 @@ pub fn cancel(
             released = committed;
         }
         for mut t in repo::tranches_of(tx, proposal_id)? {
-            if t.status == "scheduled" {
-                t.status = "voided".into();
+            if t.status == TrancheStatus::Scheduled {
+                t.status = TrancheStatus::Voided;
                 repo::save_tranche(tx, &t)?;
             }
         }
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, &proposal)?;
-        audit::append(
+        workflow::apply(
             tx,
-            ctx.event("proposal.cancel", "proposal", Some(proposal_id))
-                .reason(reason.trim())
-                .after(json!({"released": format_amount(released, pool.currency)})),
+            &mut locked,
+            Action::Cancel,
+            By::Person(&ctx),
+            AuditAction::ProposalCancel,
+            |_, _, _| Record {
+                reason: Some(reason.trim().to_owned()),
+                after: Some(json!({"released": format_amount(released, pool.currency)})),
+                ..Record::default()
+            },
         )?;
         crate::features::proposals::service::get_proposal(tx, actor, proposal_id)
     })
@@ -587,11 +601,12 @@ pub fn close(
         .map(str::trim)
         .filter(|w| w.len() >= 5);
     db::write_tx(conn, |tx| {
-        let (mut proposal, next) = lock_checked(tx, proposal_id, expected, Action::Close)?;
-        let pool = PoolRef::load(tx, &proposal.pool_id)?;
+        let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
+        locked.check(Action::Close)?;
+        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
         let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id)?
             .into_iter()
-            .filter(|t| t.status == "scheduled")
+            .filter(|t| t.status == TrancheStatus::Scheduled)
             .collect();
         if !unpaid.is_empty() && waiver.is_none() {
             return Err(AppError::conflict(format!(
@@ -618,7 +633,7 @@ pub fn close(
             )?;
         }
         for mut t in unpaid {
-            t.status = "waived".into();
+            t.status = TrancheStatus::Waived;
             t.waive_reason = waiver.map(str::to_owned);
             repo::save_tranche(tx, &t)?;
         }
@@ -637,13 +652,20 @@ pub fn close(
                 closed_at: now_micros(),
             },
         )?;
-        proposal.state = next.as_str().to_owned();
-        proposal.version += 1;
-        proposal.updated_at = now_micros();
-        proposals_repo::save_proposal(tx, &proposal)?;
-        audit::append(tx, ctx.event("proposal.close", "proposal", Some(proposal_id)).after(json!({
-            "released": format_amount(committed, pool.currency), "objectives_met": objectives, "waived_tranches": waiver,
-        })))?;
+        workflow::apply(
+            tx,
+            &mut locked,
+            Action::Close,
+            By::Person(&ctx),
+            AuditAction::ProposalClose,
+            |_, _, _| Record {
+                after: Some(json!({
+                    "released": format_amount(committed, pool.currency), "objectives_met": objectives,
+                    "waived_tranches": waiver,
+                })),
+                ..Record::default()
+            },
+        )?;
         crate::features::proposals::service::get_proposal(tx, actor, proposal_id)
     })
 }
@@ -653,12 +675,7 @@ pub fn overdue_implementations(
     conn: &mut DbConn,
     today: NaiveDate,
 ) -> AppResult<Vec<(ProposalRow, NaiveDate)>> {
-    use crate::db::schema::proposals;
-    use diesel::prelude::*;
-    let rows: Vec<ProposalRow> = proposals::table
-        .filter(proposals::state.eq("in_implementation"))
-        .select(ProposalRow::as_select())
-        .load(conn)?;
+    let rows = proposals_repo::in_state(conn, State::InImplementation)?;
     let mut out = Vec::new();
     for p in rows {
         let Some(first) = repo::first_payment_on(conn, &p.id)? else {
@@ -722,7 +739,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
             }
             let p = title(conn, &t.proposal_id)?;
             let f = facts(conn, &p)?;
-            let condition = PayCondition::parse(&t.condition).unwrap_or(PayCondition::OnApproval);
+            let condition = t.condition;
             if payable_now(condition, t.amount_minor, t.paid_minor, &f) > 0 {
                 tasks.push(Task {
                     kind: "tranche_to_pay".into(),

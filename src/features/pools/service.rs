@@ -12,7 +12,6 @@ use crate::domain::money::{Currency, currency};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, now_micros};
-use crate::http::preconditions::stale;
 
 /// A pool with the settings version it currently uses.
 #[derive(Debug, Clone)]
@@ -168,7 +167,7 @@ pub fn update_pool(
         db::lock_row(tx, "pools", pool_id)?;
         let before = load(tx, pool_id)?;
         if before.row.version != expected_version {
-            return Err(stale(before.row.version));
+            return Err(AppError::stale(before.row.version));
         }
         let name = match &input.name {
             Some(n) if n.trim().is_empty() || n.len() > 200 => {

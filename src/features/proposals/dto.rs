@@ -54,7 +54,7 @@ pub struct ProposalVersion {
     pub proposal_id: String,
     pub number: i32,
     /// `draft` (editable) or `submitted` (immutable).
-    pub status: String,
+    pub status: crate::domain::status::VersionStatus,
     pub content: ProposalContent,
     pub computed: ComputedFigures,
     pub pool_settings_version: Option<i32>,

@@ -7,6 +7,8 @@ use diesel::sql_types::{Integer, Text};
 use crate::access::ProposalScope;
 use crate::db::DbConn;
 use crate::db::schema::{proposal_versions, proposals};
+use crate::domain::lifecycle::State;
+use crate::domain::status::VersionStatus;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = proposals)]
@@ -15,7 +17,9 @@ pub struct ProposalRow {
     pub pool_id: String,
     pub organization_id: String,
     pub reference: Option<String>,
-    pub state: String,
+    /// Read it as [`ProposalRow::lifecycle_state`]; only `workflow` sets it.
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub(super) state: State,
     pub current_version: i32,
     pub version: i64,
     pub title: String,
@@ -38,7 +42,8 @@ pub struct ProposalRow {
 pub struct VersionRow {
     pub proposal_id: String,
     pub number: i32,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: VersionStatus,
     pub content: String,
     pub budget_total_minor: Option<i64>,
     pub requested_minor: Option<i64>,
@@ -52,17 +57,16 @@ pub struct VersionRow {
 }
 
 impl ProposalRow {
-    /// The lifecycle state (stored as its snake_case name).
-    pub fn lifecycle_state(&self) -> crate::error::AppResult<crate::domain::lifecycle::State> {
-        self.state
-            .parse()
-            .map_err(|_| crate::error::AppError::internal(format!("proposal {} has unknown state", self.id)))
+    /// The lifecycle state. Read as a [`State`] at the repo boundary: a row with an unknown stored state fails
+    /// its query (a 500 with the cause logged), so a row in hand always has a known state.
+    pub fn lifecycle_state(&self) -> crate::error::AppResult<State> {
+        Ok(self.state)
     }
 }
 
 pub fn insert_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<()> {
     diesel::insert_into(proposals::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -75,32 +79,17 @@ pub fn find_proposal(conn: &mut DbConn, id: &str) -> QueryResult<Option<Proposal
         .optional()
 }
 
-/// Replaces the whole row (the service owns every column's new value).
-pub fn save_proposal(conn: &mut DbConn, row: &ProposalRow) -> QueryResult<usize> {
-    diesel::update(proposals::table.find(&row.id))
-        .set((
-            proposals::reference.eq(&row.reference),
-            proposals::state.eq(&row.state),
-            proposals::current_version.eq(row.current_version),
-            proposals::version.eq(row.version),
-            proposals::title.eq(&row.title),
-            proposals::search_text.eq(&row.search_text),
-            proposals::sector_code.eq(&row.sector_code),
-            proposals::adm1_pcode.eq(&row.adm1_pcode),
-            proposals::adm2_pcode.eq(&row.adm2_pcode),
-            proposals::requested_minor.eq(row.requested_minor),
-            proposals::pool_settings_version.eq(row.pool_settings_version),
-            proposals::updated_at.eq(row.updated_at),
-            proposals::first_submitted_at.eq(row.first_submitted_at),
-            proposals::submitted_at.eq(row.submitted_at),
-            proposals::submitted_by.eq(&row.submitted_by),
-        ))
-        .execute(conn)
+/// Every proposal in `state` (for the jobs; few rows: one state of the running projects).
+pub fn in_state(conn: &mut DbConn, state: State) -> QueryResult<Vec<ProposalRow>> {
+    proposals::table
+        .filter(proposals::state.eq(state.as_str()))
+        .select(ProposalRow::as_select())
+        .load(conn)
 }
 
 pub fn insert_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<()> {
     diesel::insert_into(proposal_versions::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -126,10 +115,10 @@ pub fn save_draft_version(conn: &mut DbConn, row: &VersionRow) -> QueryResult<us
     diesel::update(
         proposal_versions::table
             .find((&row.proposal_id, row.number))
-            .filter(proposal_versions::status.eq("draft")),
+            .filter(proposal_versions::status.eq(VersionStatus::Draft.as_str())),
     )
     .set((
-        proposal_versions::status.eq(&row.status),
+        proposal_versions::status.eq(row.status.as_str()),
         proposal_versions::content.eq(&row.content),
         proposal_versions::budget_total_minor.eq(row.budget_total_minor),
         proposal_versions::requested_minor.eq(row.requested_minor),
@@ -205,7 +194,7 @@ pub fn list_proposals(
     match scope {
         ProposalScope::All => {}
         ProposalScope::Organization(org) => q = q.filter(proposals::organization_id.eq(org.clone())),
-        ProposalScope::Submitted => q = q.filter(proposals::state.ne("draft")),
+        ProposalScope::Submitted => q = q.filter(proposals::state.ne(State::Draft.as_str())),
     }
     if let Some(v) = &filter.state {
         q = q.filter(proposals::state.eq(v.clone()));

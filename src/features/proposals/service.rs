@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::dto::{ComputedFigures, Proposal, ProposalQuery, ProposalSummary, ProposalVersion};
 use super::repo::{self, ProposalFilter, ProposalRow, VersionRow};
+use super::workflow::{self, By, Record};
 use crate::access::{Actor, OpenStep, ProposalFacts, ProposalScope, acting_organization, offered_actions};
 use crate::db::{self, DbConn};
 use crate::domain::canonical_json::to_canonical_string;
@@ -15,11 +16,11 @@ use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::proposal::{
     ProposalContent, ReferenceFacts, SERVER_OWNED_FIELDS, check_formats, check_submission,
 };
+use crate::domain::status::{StepStatus, VersionStatus};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::features::audit::{self, now_micros};
+use crate::features::audit::{self, AuditAction, now_micros};
 use crate::features::pools::service::{self as pools, LoadedPool};
 use crate::features::reference::repo as reference;
-use crate::http::preconditions::stale;
 
 fn not_found() -> AppError {
     AppError::not_found("No proposal with this id is visible to you.")
@@ -36,7 +37,7 @@ pub fn scope_of(actor: &Actor) -> ProposalScope {
 /// Loads a proposal the caller may see (404 otherwise, so existence does not leak).
 pub fn load_visible(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<ProposalRow> {
     let row = repo::find_proposal(conn, id)?.ok_or_else(not_found)?;
-    if scope_of(actor).admits(&row.organization_id, row.state == State::Draft.as_str()) {
+    if scope_of(actor).admits(&row.organization_id, row.lifecycle_state()? == State::Draft) {
         Ok(row)
     } else {
         Err(not_found())
@@ -91,19 +92,30 @@ fn read_content(row: &VersionRow) -> AppResult<ProposalContent> {
         .map_err(|e| AppError::internal(format!("stored content unreadable: {e}")))
 }
 
-/// Copies the searchable and filterable parts of the content onto the proposal row.
-fn denormalize(row: &mut ProposalRow, content: &ProposalContent, currency: Currency) {
-    row.title = content.title.clone().unwrap_or_default();
-    row.search_text = format!(
-        "{} {}",
-        content.title.as_deref().unwrap_or(""),
-        content.summary.as_deref().unwrap_or("")
-    )
-    .to_lowercase();
-    row.sector_code = content.sector_code.clone();
-    row.adm1_pcode = content.location.as_ref().map(|l| l.adm1_pcode.clone());
-    row.adm2_pcode = content.location.as_ref().map(|l| l.adm2_pcode.clone());
-    row.requested_minor = check_formats(content, currency).0.requested_minor;
+/// The searchable and filterable parts of the content, copied onto the proposal row.
+struct ContentCopies {
+    title: String,
+    search_text: String,
+    sector_code: Option<String>,
+    adm1_pcode: Option<String>,
+    adm2_pcode: Option<String>,
+    requested_minor: Option<i64>,
+}
+
+fn content_copies(content: &ProposalContent, currency: Currency) -> ContentCopies {
+    ContentCopies {
+        title: content.title.clone().unwrap_or_default(),
+        search_text: format!(
+            "{} {}",
+            content.title.as_deref().unwrap_or(""),
+            content.summary.as_deref().unwrap_or("")
+        )
+        .to_lowercase(),
+        sector_code: content.sector_code.clone(),
+        adm1_pcode: content.location.as_ref().map(|l| l.adm1_pcode.clone()),
+        adm2_pcode: content.location.as_ref().map(|l| l.adm2_pcode.clone()),
+        requested_minor: check_formats(content, currency).0.requested_minor,
+    }
 }
 
 fn computed_view(content: &ProposalContent, currency: Currency) -> ComputedFigures {
@@ -142,7 +154,7 @@ fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State)
                 .collect();
             match current
                 .iter()
-                .position(|s| s.status == "pending" && s.opened_at.is_some())
+                .position(|s| s.status == StepStatus::Pending && s.opened_at.is_some())
             {
                 Some(index) => Some(OpenStep {
                     hat: current[index]
@@ -229,20 +241,21 @@ pub fn create_proposal(
     let now = now_micros();
     let organization_id = acting_organization(actor);
     db::write_tx(conn, |tx| {
-        let mut row = ProposalRow {
+        let copies = content_copies(&content, pool.currency);
+        let row = ProposalRow {
             id: uuid::Uuid::now_v7().to_string(),
             pool_id: pool_id.clone(),
             organization_id,
             reference: None,
-            state: lifecycle::initial().to.as_str().to_owned(),
+            state: lifecycle::initial().to,
             current_version: 1,
             version: 1,
-            title: String::new(),
-            search_text: String::new(),
-            sector_code: None,
-            adm1_pcode: None,
-            adm2_pcode: None,
-            requested_minor: None,
+            title: copies.title,
+            search_text: copies.search_text,
+            sector_code: copies.sector_code,
+            adm1_pcode: copies.adm1_pcode,
+            adm2_pcode: copies.adm2_pcode,
+            requested_minor: copies.requested_minor,
             pool_settings_version: None,
             created_by: actor.user_id.clone(),
             created_at: now,
@@ -251,14 +264,13 @@ pub fn create_proposal(
             submitted_at: None,
             submitted_by: None,
         };
-        denormalize(&mut row, &content, pool.currency);
         repo::insert_proposal(tx, &row)?;
         repo::insert_version(
             tx,
             &VersionRow {
                 proposal_id: row.id.clone(),
                 number: 1,
-                status: "draft".into(),
+                status: VersionStatus::Draft,
                 content: content_json(&content),
                 budget_total_minor: None,
                 requested_minor: None,
@@ -276,28 +288,11 @@ pub fn create_proposal(
             tx,
             actor
                 .audit()
-                .event("proposal.create", "proposal", Some(&row.id))
+                .event(AuditAction::ProposalCreate, "proposal", Some(&row.id))
                 .after(json!(proposal.content)),
         )?;
         Ok(proposal)
     })
-}
-
-/// Locks a proposal the caller may see and checks the `If-Match` version and that `action` is allowed now.
-fn lock_for(
-    tx: &mut DbConn,
-    actor: &Actor,
-    id: &str,
-    expected_version: i64,
-    action: Action,
-) -> AppResult<(ProposalRow, State)> {
-    db::lock_row(tx, "proposals", id)?;
-    let row = load_visible(tx, actor, id)?;
-    if row.version != expected_version {
-        return Err(stale(row.version));
-    }
-    let next = lifecycle::transition(row.lifecycle_state()?, action)?.to;
-    Ok((row, next))
 }
 
 /// Merges `patch` into the draft's content (top-level keys replace; `null` clears), under `If-Match`.
@@ -309,11 +304,11 @@ pub fn edit_proposal(
     patch: Map<String, Value>,
 ) -> AppResult<Proposal> {
     refuse_server_owned(&patch, &[])?;
-    let now = now_micros();
     db::write_tx(conn, |tx| {
-        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Edit)?;
-        let pool = pools::load(tx, &row.pool_id)?;
-        let mut version = repo::find_version(tx, id, row.current_version)?
+        let mut locked = workflow::lock_visible(tx, actor, id, Some(expected_version))?;
+        locked.check(Action::Edit)?;
+        let pool = pools::load(tx, &locked.row().pool_id)?;
+        let mut version = repo::find_version(tx, id, locked.row().current_version)?
             .ok_or_else(|| AppError::internal("current version missing"))?;
         let before = read_content(&version)?;
         let mut merged = match serde_json::to_value(&before) {
@@ -335,20 +330,29 @@ pub fn edit_proposal(
                 "This version was submitted meanwhile and can no longer change.",
             ));
         }
-        denormalize(&mut row, &content, pool.currency);
-        row.state = next.as_str().to_owned();
-        row.version += 1;
-        row.updated_at = now;
-        repo::save_proposal(tx, &row)?;
-        audit::append(
+        let copies = content_copies(&content, pool.currency);
+        locked.columns().set_content_copies(
+            copies.title,
+            copies.search_text,
+            copies.sector_code,
+            copies.adm1_pcode,
+            copies.adm2_pcode,
+            copies.requested_minor,
+        );
+        let ctx = actor.audit();
+        workflow::apply(
             tx,
-            actor
-                .audit()
-                .event("proposal.edit", "proposal", Some(id))
-                .before(json!(before))
-                .after(json!(content)),
+            &mut locked,
+            Action::Edit,
+            By::Person(&ctx),
+            AuditAction::ProposalEdit,
+            |_, _, _| Record {
+                before: Some(json!(before)),
+                after: Some(json!(content)),
+                ..Record::default()
+            },
         )?;
-        view(tx, actor, &row)
+        view(tx, actor, locked.row())
     })
 }
 
@@ -376,21 +380,23 @@ pub fn submit_proposal(
 ) -> AppResult<Proposal> {
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Submit)?;
-        let pool: LoadedPool = pools::load(tx, &row.pool_id)?;
-        let mut version = repo::find_version(tx, id, row.current_version)?
+        let mut locked = workflow::lock_visible(tx, actor, id, Some(expected_version))?;
+        locked.check(Action::Submit)?;
+        let pool: LoadedPool = pools::load(tx, &locked.row().pool_id)?;
+        let mut version = repo::find_version(tx, id, locked.row().current_version)?
             .ok_or_else(|| AppError::internal("current version missing"))?;
         let content = read_content(&version)?;
         let facts = reference_facts(tx, &content)?;
         let figures = check_submission(&content, pool.currency, &pool.policy, &facts, now.date())
             .map_err(|p| AppError::validation(p.into_iter().map(|(f, m)| FieldError::new(f, m)).collect()))?;
-        if row.reference.is_none() {
+        if locked.row().reference.is_none() {
             let year = now.year();
             let number = repo::next_reference_number(tx, &pool.row.id, year)?;
-            row.reference = Some(format!("QIP-{}-{year}-{number:04}", pool.row.code));
-            row.first_submitted_at = Some(now);
+            locked
+                .columns()
+                .set_reference(format!("QIP-{}-{year}-{number:04}", pool.row.code), now);
         }
-        version.status = "submitted".into();
+        version.status = VersionStatus::Submitted;
         version.budget_total_minor = Some(figures.budget_total_minor);
         version.requested_minor = Some(figures.requested_minor);
         version.duration_days = i32::try_from(figures.duration_days).ok();
@@ -401,67 +407,31 @@ pub fn submit_proposal(
         if repo::save_draft_version(tx, &version)? != 1 {
             return Err(AppError::conflict("This version was submitted already."));
         }
-        row.state = next.as_str().to_owned();
-        row.version += 1;
-        row.updated_at = now;
-        row.submitted_at = Some(now);
-        row.submitted_by = Some(actor.user_id.clone());
-        row.pool_settings_version = Some(pool.row.settings_version);
-        row.requested_minor = Some(figures.requested_minor);
-        repo::save_proposal(tx, &row)?;
-        let submitted = audit::append(
+        locked.columns().set_submission(
+            &actor.user_id,
+            now,
+            pool.row.settings_version,
+            figures.requested_minor,
+        );
+        // Entering `in_consultation` opens the round (the workflow's side effect, as the system).
+        let ctx = actor.audit();
+        workflow::apply(
             tx,
-            actor
-                .audit()
-                .event("proposal.submit", "proposal", Some(id))
-                .after(json!({
-                    "reference": row.reference, "version": version.number, "state": row.state,
+            &mut locked,
+            Action::Submit,
+            By::Person(&ctx),
+            AuditAction::ProposalSubmit,
+            |row, _, to| Record {
+                after: Some(json!({
+                    "reference": row.reference, "version": version.number, "state": to,
                     "requested_amount": format_amount(figures.requested_minor, pool.currency),
                     "pool_settings_version": pool.row.settings_version, "waived_limits": figures.waived,
                 })),
+                ..Record::default()
+            },
         )?;
-        crate::features::consultation::service::open_round(
-            tx,
-            &audit::Automatic::after(&submitted),
-            &mut row,
-            &content,
-            &pool.policy,
-        )?;
-        view(tx, actor, &row)
+        view(tx, actor, locked.row())
     })
-}
-
-/// Opens the next version of a proposal as a draft copy of its current content (a return for revision from
-/// review, or a revision its submitter starts from `flagged`) and points the proposal at it. The earlier
-/// version stays as it was. Call under the proposal's lock, in the transaction of the transition.
-pub fn open_next_draft_version(
-    tx: &mut DbConn,
-    proposal: &mut ProposalRow,
-    created_by: &str,
-    now: chrono::NaiveDateTime,
-) -> AppResult<()> {
-    let current = repo::find_version(tx, &proposal.id, proposal.current_version)?
-        .ok_or_else(|| AppError::internal("current version missing"))?;
-    repo::insert_version(
-        tx,
-        &VersionRow {
-            proposal_id: proposal.id.clone(),
-            number: current.number + 1,
-            status: "draft".into(),
-            content: current.content,
-            budget_total_minor: None,
-            requested_minor: None,
-            duration_days: None,
-            waiver_reasons: None,
-            pool_settings_version: None,
-            created_by: created_by.to_owned(),
-            created_at: now,
-            submitted_by: None,
-            submitted_at: None,
-        },
-    )?;
-    proposal.current_version = current.number + 1;
-    Ok(())
 }
 
 /// Starts a revision of a `flagged` proposal (its submitter, `If-Match`): a new draft version copied from the
@@ -473,24 +443,24 @@ pub fn revise_proposal(
     id: &str,
     expected_version: i64,
 ) -> AppResult<Proposal> {
-    let now = now_micros();
     db::write_tx(conn, |tx| {
-        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Revise)?;
-        let (from, revised) = (row.state.clone(), row.current_version);
-        open_next_draft_version(tx, &mut row, &actor.user_id, now)?;
-        row.state = next.as_str().to_owned();
-        row.version += 1;
-        row.updated_at = now;
-        repo::save_proposal(tx, &row)?;
-        audit::append(
+        let mut locked = workflow::lock_visible(tx, actor, id, Some(expected_version))?;
+        let revised = locked.row().current_version;
+        let ctx = actor.audit();
+        // `revise` opens the next draft version (the workflow's side effect).
+        workflow::apply(
             tx,
-            actor
-                .audit()
-                .event("proposal.revise", "proposal", Some(id))
-                .before(json!({"state": from, "current_version": revised}))
-                .after(json!({"state": row.state, "current_version": row.current_version})),
+            &mut locked,
+            Action::Revise,
+            By::Person(&ctx),
+            AuditAction::ProposalRevise,
+            |row, from, to| Record {
+                before: Some(json!({"state": from, "current_version": revised})),
+                after: Some(json!({"state": to, "current_version": row.current_version})),
+                ..Record::default()
+            },
         )?;
-        view(tx, actor, &row)
+        view(tx, actor, locked.row())
     })
 }
 
@@ -502,24 +472,23 @@ pub fn withdraw_proposal(
     expected_version: i64,
     reason: Option<String>,
 ) -> AppResult<Proposal> {
-    let now = now_micros();
     db::write_tx(conn, |tx| {
-        let (mut row, next) = lock_for(tx, actor, id, expected_version, Action::Withdraw)?;
-        let from = row.state.clone();
-        row.state = next.as_str().to_owned();
-        row.version += 1;
-        row.updated_at = now;
-        repo::save_proposal(tx, &row)?;
-        let mut event = actor
-            .audit()
-            .event("proposal.withdraw", "proposal", Some(id))
-            .before(json!({"state": from}))
-            .after(json!({"state": row.state}));
-        if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
-            event = event.reason(r);
-        }
-        audit::append(tx, event)?;
-        view(tx, actor, &row)
+        let mut locked = workflow::lock_visible(tx, actor, id, Some(expected_version))?;
+        let ctx = actor.audit();
+        workflow::apply(
+            tx,
+            &mut locked,
+            Action::Withdraw,
+            By::Person(&ctx),
+            AuditAction::ProposalWithdraw,
+            |_, from, to| Record {
+                before: Some(json!({"state": from})),
+                after: Some(json!({"state": to})),
+                reason: reason.filter(|r| !r.trim().is_empty()),
+                ..Record::default()
+            },
+        )?;
+        view(tx, actor, locked.row())
     })
 }
 
@@ -533,7 +502,7 @@ fn version_view(row: &VersionRow, currency: Currency) -> AppResult<ProposalVersi
     Ok(ProposalVersion {
         proposal_id: row.proposal_id.clone(),
         number: row.number,
-        status: row.status.clone(),
+        status: row.status,
         computed: computed_view(&content, currency),
         content,
         pool_settings_version: row.pool_settings_version,
@@ -552,7 +521,7 @@ pub fn list_versions(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Ve
     let drafts_visible = scope_of(actor) != ProposalScope::Submitted;
     repo::list_versions(conn, id)?
         .iter()
-        .filter(|v| drafts_visible || v.status != "draft")
+        .filter(|v| drafts_visible || v.status != VersionStatus::Draft)
         .map(|v| version_view(v, pool.currency))
         .collect()
 }

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::dto::Task;
-use super::repo;
 use crate::access::{Actor, Hat};
 use crate::db::DbConn;
 use crate::db::schema::{consultation_rounds, consultees, flags, proposals};
 use crate::error::AppResult;
+use crate::features::approval::dto::Task;
+use crate::features::approval::repo;
 use crate::features::audit::now_micros;
 
 struct Brief {

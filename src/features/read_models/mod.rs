@@ -1,0 +1,6 @@
+//! Cross-feature read models: views that combine several features' data (my tasks, the decision brief,
+//! turnaround). They may read anything; no feature depends on them (only routes call them).
+
+pub mod brief;
+pub mod tasks;
+pub mod turnaround;

@@ -1,0 +1,98 @@
+//! The periodic jobs: `serve` runs them inside every instance (`spawn`), each on its own pooled connection
+//! and transaction. Each is safe with several instances on one database: a round closes once (a conditional
+//! update decides, under the proposal's lock), marking steps overdue and purging expired idempotency keys are
+//! idempotent updates, and the overdue-implementation report only reads.
+
+use std::time::Duration;
+
+use crate::db::{DbConn, DbPool};
+use crate::features::audit::now_micros;
+
+/// Most overdue rounds one run closes (the next run takes the rest).
+const ROUNDS_PER_RUN: i64 = 500;
+
+/// Runs every job once; returns how many consultation rounds this call closed.
+pub fn sweep_once(pool: &DbPool) -> usize {
+    let Ok(mut conn) = pool.get() else {
+        tracing::warn!("deadline sweep skipped: no database connection");
+        return 0;
+    };
+    let closed = close_overdue_rounds(&mut conn);
+    mark_overdue_steps(&mut conn);
+    purge_expired_idempotency_keys(&mut conn);
+    report_overdue_implementations(&mut conn);
+    closed
+}
+
+/// Closes the consultation rounds past their deadline (pending consultees lapse; the workflow moves the
+/// proposal on as the system). Returns how many this call closed.
+pub fn close_overdue_rounds(conn: &mut DbConn) -> usize {
+    let overdue =
+        match crate::features::consultation::repo::overdue_rounds(conn, now_micros(), ROUNDS_PER_RUN) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "deadline sweep could not list overdue rounds");
+                return 0;
+            }
+        };
+    let mut closed = 0;
+    for round_id in overdue {
+        match crate::features::consultation::service::close_overdue_round(conn, &round_id) {
+            Ok(true) => closed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(round_id, error = %e, "deadline sweep could not close a round"),
+        }
+    }
+    if closed > 0 {
+        tracing::info!(closed, "consultation rounds closed at their deadline");
+    }
+    closed
+}
+
+/// Marks opened, undecided approval steps past their due date as overdue.
+pub fn mark_overdue_steps(conn: &mut DbConn) {
+    match crate::db::write_tx(conn, |tx| {
+        crate::features::approval::repo::mark_overdue(tx, now_micros())
+    }) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(steps = n, "approval steps marked overdue"),
+        Err(e) => tracing::warn!(error = %e, "could not mark overdue approval steps"),
+    }
+}
+
+/// Removes idempotency keys past their retention.
+pub fn purge_expired_idempotency_keys(conn: &mut DbConn) {
+    match crate::features::ledger::idempotency::purge_expired(conn, now_micros()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "expired idempotency keys removed"),
+        Err(e) => tracing::warn!(error = %e, "could not remove expired idempotency keys"),
+    }
+}
+
+/// Logs the proposals in implementation past their maximum duration.
+pub fn report_overdue_implementations(conn: &mut DbConn) {
+    match crate::features::implementation::service::overdue_implementations(conn, now_micros().date()) {
+        Ok(overdue) if !overdue.is_empty() => {
+            let references: Vec<String> = overdue.iter().filter_map(|(p, _)| p.reference.clone()).collect();
+            tracing::warn!(
+                count = overdue.len(),
+                ?references,
+                "proposals in implementation past their maximum duration"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check implementation durations"),
+    }
+}
+
+/// Runs [`sweep_once`] every `interval` on the blocking pool, for the life of the actix system.
+pub fn spawn(pool: DbPool, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            let pool = pool.clone();
+            let _ = actix_web::web::block(move || sweep_once(&pool)).await;
+        }
+    });
+}
