@@ -57,6 +57,7 @@ pub enum Action {
     ReportDecide,
     ProposalCancel,
     ProposalClose,
+    OrganizationWebhookManage,
 }
 
 use Action::*;
@@ -135,6 +136,11 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (ReportDecide, &[QipOfficer]),
     (ProposalCancel, &[Dsrsg]),
     (ProposalClose, &[QipOfficer]),
+    // An organisation's focal point manages its webhooks (object rule in notifications::service); admins any.
+    (
+        OrganizationWebhookManage,
+        &[Admin, Consultee, Submitter, QipOfficer],
+    ),
 ];
 
 impl Action {
@@ -435,6 +441,68 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "POST",
         "/api/v1/proposals/{id}/close",
         Requirement::Action(ProposalClose),
+    ),
+    // Notifications (issue 17): your own feed and preference; an organisation's webhooks.
+    ("GET", "/api/v1/me/notifications", Requirement::Authenticated),
+    (
+        "POST",
+        "/api/v1/me/notifications/read-all",
+        Requirement::Authenticated,
+    ),
+    (
+        "POST",
+        "/api/v1/me/notifications/{id}/read",
+        Requirement::Authenticated,
+    ),
+    (
+        "GET",
+        "/api/v1/me/notification-preferences",
+        Requirement::Authenticated,
+    ),
+    (
+        "PUT",
+        "/api/v1/me/notification-preferences",
+        Requirement::Authenticated,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}/webhooks",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{id}/webhooks",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "PATCH",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}/rotate-secret",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}/deliveries",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        Requirement::Action(OrganizationWebhookManage),
     ),
 ];
 

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod identity;
 pub mod implementation;
 pub mod ledger;
+pub mod notifications;
 pub mod pools;
 pub mod proposals;
 pub mod reference;

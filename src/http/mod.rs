@@ -37,7 +37,8 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
                 .configure(crate::features::ledger::routes::configure)
                 .configure(crate::features::consultation::routes::configure)
                 .configure(crate::features::approval::routes::configure)
-                .configure(crate::features::implementation::routes::configure),
+                .configure(crate::features::implementation::routes::configure)
+                .configure(crate::features::notifications::routes::configure),
         );
 }
 
