@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use ipnet::IpNet;
-use reqwest::Url;
+use url::Url;
 
 /// A URL that passed the check, with the address to connect to.
 #[derive(Debug, Clone)]

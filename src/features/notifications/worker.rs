@@ -39,8 +39,6 @@ enum Outcome {
 
 impl Worker {
     pub fn new(settings: &NotificationSettings) -> Result<Self, String> {
-        // reqwest is built without a default crypto provider; ring is the one lettre uses too.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             id: uuid::Uuid::now_v7().to_string(),
             settings: settings.clone(),
@@ -179,40 +177,36 @@ impl Worker {
             return Outcome::Dead("endpoint secret unreadable".into());
         };
         let timeout = Duration::from_secs(self.settings.webhook_timeout_secs);
-        let client = match reqwest::blocking::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
+        let checked = target.addr;
+        // The resolver answers with the address checked above, whatever the name: no second lookup.
+        let agent = ureq::AgentBuilder::new()
+            .resolver(move |_: &str| Ok(vec![checked]))
+            .redirects(0)
+            .timeout_connect(timeout)
             .timeout(timeout)
-            .no_proxy()
-            .resolve(&target.host, target.addr)
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => return Outcome::Failed(format!("client: {e}"), None),
+            .user_agent("qip-pool-webhooks/1")
+            .build();
+        let sent = agent
+            .post(target.url.as_str())
+            .set("content-type", "application/json")
+            .set("webhook-id", &event.id)
+            .set("webhook-timestamp", &timestamp.to_string())
+            .set("webhook-signature", &signature)
+            .send_string(&body);
+        let (status, response) = match sent {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(code, r)) => (code, r),
+            Err(e) => return Outcome::Failed(format!("request failed: {e}"), None),
         };
-        let sent = client
-            .post(target.url.clone())
-            .header("content-type", "application/json")
-            .header("user-agent", "qip-pool-webhooks/1")
-            .header("webhook-id", &event.id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send();
-        match sent {
-            Ok(response) => {
-                let status = i32::from(response.status().as_u16());
-                // Read at most 4 KiB of the answer, for the error message only.
-                let mut excerpt = String::new();
-                let _ = response.take(4096).read_to_string(&mut excerpt);
-                if (200..300).contains(&status) {
-                    Outcome::Delivered(Some(status))
-                } else {
-                    let excerpt: String = excerpt.chars().take(200).collect();
-                    Outcome::Failed(format!("HTTP {status}: {excerpt}"), Some(status))
-                }
-            }
-            Err(e) => Outcome::Failed(format!("request failed: {e}"), None),
+        let status = i32::from(status);
+        // Read at most 4 KiB of the answer, for the error message only.
+        let mut excerpt = String::new();
+        let _ = response.into_reader().take(4096).read_to_string(&mut excerpt);
+        if (200..300).contains(&status) {
+            Outcome::Delivered(Some(status))
+        } else {
+            let excerpt: String = excerpt.chars().take(200).collect();
+            Outcome::Failed(format!("HTTP {status}: {}", excerpt.trim()), Some(status))
         }
     }
 
