@@ -96,19 +96,6 @@ impl Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn method_labels_are_a_closed_set() {
-        assert_eq!(method_label("GET"), "GET");
-        assert_eq!(method_label("PATCH"), "PATCH");
-        assert_eq!(method_label("get"), "OTHER");
-        assert_eq!(method_label("FOOBAR"), "OTHER");
-    }
-}
-
 /// Notification delivery (issue 17): one set of collectors per process, shared by the delivery worker and
 /// every registry that renders `/metrics`.
 pub struct NotificationMetrics {
@@ -160,5 +147,18 @@ impl NotificationMetrics {
         registry.register(Box::new(self.retried.clone()))?;
         registry.register(Box::new(self.dead_lettered.clone()))?;
         registry.register(Box::new(self.oldest_undelivered_age.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("get"), "OTHER");
+        assert_eq!(method_label("FOOBAR"), "OTHER");
     }
 }
