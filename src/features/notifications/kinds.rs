@@ -93,6 +93,14 @@ impl Kind {
     }
 }
 
+/// Whether an audit action may give rise to a notification at all (the cheap test `capture` makes first).
+pub fn watched(action: &str) -> bool {
+    matches!(
+        action.split('.').next(),
+        Some("consultation" | "flag" | "approval" | "implementation" | "report" | "proposal" | "hat")
+    )
+}
+
 /// The notifications one audit event gives rise to (often none; an approval can both decide a step and open
 /// the next one). `after` is the event's recorded after-state.
 pub fn kinds_for(action: &str, outcome: &str, after: Option<&Value>) -> Vec<Kind> {

@@ -41,6 +41,9 @@ impl EmailMode {
 /// Called by `audit::append` after every insert, on its transaction: records the notifications the event
 /// gives rise to. Most events give none and cost one match.
 pub fn capture(conn: &mut DbConn, event: &AuditEventRow) -> QueryResult<()> {
+    if !super::kinds::watched(&event.action) {
+        return Ok(());
+    }
     let after: Option<Value> = event
         .after_state
         .as_deref()

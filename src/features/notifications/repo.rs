@@ -401,3 +401,38 @@ pub fn reset_window(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryRes
         .set(notification_deliveries::created_at.eq(now))
         .execute(conn)
 }
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// PostgreSQL: selects due, unleased deliveries with `FOR UPDATE SKIP LOCKED` and leases them in one
+/// transaction, so concurrent instances take disjoint batches without waiting on each other's rows.
+pub fn claim_skip_locked(
+    conn: &mut DbConn,
+    worker: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    crate::db::write_tx(conn, |tx| {
+        let rows: Vec<IdRow> = diesel::sql_query(
+            "SELECT id FROM notification_deliveries \
+             WHERE status = 'pending' AND digest = FALSE AND next_attempt_at <= $1 \
+               AND (locked_until IS NULL OR locked_until <= $1) \
+             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load(tx)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            if take_lease(tx, &row.id, worker, now, until)? {
+                claimed.push(row.id);
+            }
+        }
+        Ok(claimed)
+    })
+}

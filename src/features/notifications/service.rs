@@ -306,10 +306,10 @@ pub fn redeliver(
         let delivery = repo::find_delivery(tx, delivery_id)?
             .filter(|d| d.webhook_id.as_deref() == Some(id))
             .ok_or_else(|| AppError::not_found("This webhook has no delivery with this id."))?;
-        if delivery.status == "pending" && delivery.locked_until.is_some() {
+        let now = now_micros();
+        if delivery.status == "pending" && delivery.locked_until.is_some_and(|t| t > now) {
             return Err(AppError::conflict("This delivery is being attempted right now."));
         }
-        let now = now_micros();
         repo::requeue(tx, delivery_id, now)?;
         repo::reset_window(tx, delivery_id, now)?;
         audit::append(

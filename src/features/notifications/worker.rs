@@ -78,11 +78,16 @@ impl Worker {
         attempted
     }
 
-    /// Leases due deliveries to this worker; each lease is its own committed statement.
+    /// Leases due deliveries to this worker and commits the leases before anything is sent.
     fn claim(&self, conn: &mut DbConn) -> diesel::QueryResult<Vec<String>> {
         let now = now_micros();
         let until = now + chrono::Duration::seconds(self.settings.lease_secs as i64);
-        let due = repo::due_delivery_ids(conn, now, i64::from(self.settings.batch_size))?;
+        let limit = i64::from(self.settings.batch_size);
+        if let DbConn::Pg(_) = conn {
+            return repo::claim_skip_locked(conn, &self.id, now, until, limit);
+        }
+        // SQLite has one writer at a time: each lease is a conditional update of its own.
+        let due = repo::due_delivery_ids(conn, now, limit)?;
         let mut claimed = Vec::new();
         for id in due {
             if repo::take_lease(conn, &id, &self.id, now, until)? {
