@@ -882,3 +882,129 @@ fn an_event_committed_before_a_kill_9_is_delivered_after_restart() {
     let body: Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(body["data"]["proposal_id"], id);
 }
+
+fn feed_kinds(app: &TestApp, who: &Session) -> Vec<(String, String)> {
+    let page: Value = app
+        .get_as("/api/v1/me/notifications?limit=200", &who.access)
+        .json()
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap().to_owned(),
+                n["link"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn deciders_finance_and_the_unit_hear_of_what_waits_for_them() {
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Fence", "3000.00");
+    let link = format!("/api/v1/proposals/{id}");
+    let awaiting = |who: &Session| {
+        feed_kinds(&d.m.app, who)
+            .iter()
+            .filter(|(k, l)| k == "approval.step_awaiting_decision" && *l == link)
+            .count()
+    };
+    let first_hat = d.approval(&id)["steps"][0]["hat"].as_str().unwrap().to_owned();
+    let decider = if first_hat == "head_of_office" {
+        &d.hoo
+    } else {
+        &d.dsrsg
+    };
+    assert_eq!(awaiting(decider), 1, "the holder of the first step's hat");
+    assert_eq!(awaiting(&d.hoo_south), 0, "a head of office of another area");
+    assert_eq!(awaiting(&d.m.unit), 0, "the submitting unit decides nothing");
+    d.approve_all(&id);
+    let unit = feed_kinds(&d.m.app, &d.m.unit);
+    assert!(
+        unit.contains(&("proposal.approved".to_owned(), link.clone())),
+        "{unit:?}"
+    );
+    let finance = feed_kinds(&d.m.app, &d.finance);
+    assert!(
+        finance.contains(&("tranche.payable".to_owned(), link.clone())),
+        "{finance:?}"
+    );
+    // Consultation requests went to OCHA's consultee only.
+    assert!(
+        feed_kinds(&d.m.app, &d.ocha)
+            .iter()
+            .any(|(k, l)| k == "consultation.requested" && *l == link)
+    );
+    assert!(!unit.iter().any(|(k, _)| k == "consultation.requested"));
+}
+
+#[test]
+fn a_deadline_within_24_hours_is_reminded_once_whatever_the_instances() {
+    let w = world(|_| {});
+    let (id, _, _) = w.m.submitted("Kalma borehole", "9000.00");
+    let soon = chrono::Utc::now().naive_utc() + chrono::Duration::hours(2);
+    diesel::update(
+        qip_pool::db::schema::consultation_rounds::table
+            .filter(qip_pool::db::schema::consultation_rounds::proposal_id.eq(&id)),
+    )
+    .set(qip_pool::db::schema::consultation_rounds::deadline.eq(soon))
+    .execute(&mut *w.m.app.conn())
+    .unwrap();
+    let pool = w.pool();
+    let (a, b) = (w.worker(), w.worker());
+    for _ in 0..2 {
+        a.run_once(&pool);
+        b.run_once(&pool);
+    }
+    let reminders = feed_kinds(&w.m.app, &w.m.consultee)
+        .into_iter()
+        .filter(|(k, _)| k == "consultation.deadline_soon")
+        .count();
+    assert_eq!(reminders, 1);
+    assert!(
+        !feed_kinds(&w.m.app, &w.m.unit)
+            .iter()
+            .any(|(k, _)| k == "consultation.deadline_soon")
+    );
+}
+
+#[test]
+fn a_daily_digest_sends_one_message_with_everything_since_the_last() {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let w = world(move |n| {
+        n.smtp.host = "127.0.0.1".into();
+        n.smtp.port = port;
+        n.smtp.tls = "none".into();
+        n.digest_hour_utc = 0;
+    });
+    let res =
+        w.m.app
+            .client
+            .put(w.m.app.url("/api/v1/me/notification-preferences"))
+            .bearer_auth(&w.m.consultee.access)
+            .json(&json!({"email": "daily_digest"}))
+            .send()
+            .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (_, first, _) = w.m.submitted("Kalma borehole", "9000.00");
+    let (_, second, _) = w.m.submitted("Tawila latrines", "5000.00");
+    let (worker, pool) = (w.worker(), w.pool());
+    w.drain(&worker, &pool, 5);
+    assert!(sink.to(&w.email_of("wash")).is_empty(), "held until the digest");
+    // Yesterday's notifications: today's digest (hour 0) sends them, in one message.
+    let yesterday = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
+    diesel::update(notification_deliveries::table.filter(notification_deliveries::digest.eq(true)))
+        .set(notification_deliveries::created_at.eq(yesterday))
+        .execute(&mut *w.m.app.conn())
+        .unwrap();
+    w.drain(&worker, &pool, 5);
+    let mails = sink.to(&w.email_of("wash"));
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let text = decoded_text(&mails[0]);
+    assert!(text.contains(&first) && text.contains(&second), "{text}");
+    assert!(text.contains("daily digest"));
+}
