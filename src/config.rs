@@ -111,8 +111,11 @@ impl NotificationSettings {
         {
             return Err("notifications: batch_size, lease_secs and webhook_timeout_secs must be at least 1, digest_hour_utc 0-23".into());
         }
-        if mode == Mode::Production && self.retry_window_secs < 24 * 3600 {
-            return Err("notifications.retry_window_secs must be at least 86400 (24 h) in production".into());
+        if mode == Mode::Production && (self.retry_window_secs < 24 * 3600 || self.retry_base_secs == 0) {
+            return Err(
+                "notifications: in production retry_window_secs must be at least 86400 (24 h) and retry_base_secs at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -466,6 +466,12 @@ fn webhooks_are_signed_per_standard_webhooks_and_secrets_rotate() {
         &w.m.unit.access,
     );
     assert_problem(res, 403, "forbidden");
+    assert!(
+        w.m.app
+            .audit_rows()
+            .iter()
+            .any(|r| r.action == "webhook.manage" && r.outcome == "denied")
+    );
 
     let (id, reference, _) = w.m.submitted("Kalma borehole", "9000.00");
     let (worker, pool) = (w.worker(), w.pool());

@@ -102,7 +102,13 @@ fn may_manage(conn: &mut DbConn, actor: &Actor, org: &str) -> AppResult<()> {
     if actor.hat() == Some(Hat::Admin) || crate::access::acting_organization(actor) == org {
         Ok(())
     } else {
-        Err(AppError::forbidden(
+        // Recorded like every object-level refusal.
+        Err(crate::features::identity::service::deny(
+            conn,
+            actor,
+            "webhook.manage",
+            "organization",
+            org,
             "Only an administrator or someone acting for this organisation manages its webhooks.",
         ))
     }
