@@ -74,6 +74,8 @@ pub struct NotificationSettings {
     pub public_base_url: String,
     /// Where messages are written as `.eml` files when no SMTP host is configured.
     pub outbox_dir: String,
+    /// Whether `serve` runs a delivery worker (an API-only instance may leave delivery to others).
+    pub worker_enabled: bool,
     /// Milliseconds between delivery-worker polls.
     pub worker_interval_ms: u64,
     /// Deliveries one worker claims per poll.

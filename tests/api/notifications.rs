@@ -822,7 +822,7 @@ fn an_event_committed_before_a_kill_9_is_delivered_after_restart() {
     let receiver = Receiver::start(0);
     let w = world(loopback_allowed);
     w.register_webhook(&w.m.consultee, &receiver.url());
-    let serve = |interval_ms: u64| {
+    let serve = |worker: bool| {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -833,7 +833,8 @@ fn an_event_committed_before_a_kill_9_is_delivered_after_restart() {
             .env("QIP__DATABASE__URL", w.m.app.db.url())
             .env("QIP__AUTH__JWT_SECRET", TEST_JWT_SECRET)
             .env("QIP__NOTIFICATIONS__WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8")
-            .env("QIP__NOTIFICATIONS__WORKER_INTERVAL_MS", interval_ms.to_string())
+            .env("QIP__NOTIFICATIONS__WORKER_ENABLED", worker.to_string())
+            .env("QIP__NOTIFICATIONS__WORKER_INTERVAL_MS", "100")
             .env(
                 "QIP__NOTIFICATIONS__OUTBOX_DIR",
                 &w.settings.notifications.outbox_dir,
@@ -851,9 +852,9 @@ fn an_event_committed_before_a_kill_9_is_delivered_after_restart() {
         }
         (child, base)
     };
-    // A server whose worker made its first pass and now sleeps for an hour.
-    let (mut first, base) = serve(3_600_000);
-    std::thread::sleep(Duration::from_millis(300));
+    // A server that commits the event but has not delivered it when it is killed (its worker is off, so the
+    // kill lands between commit and delivery every time).
+    let (mut first, base) = serve(false);
     let (id, version) = w.m.draft("Kalma borehole", "9000.00");
     let res =
         w.m.app
@@ -875,7 +876,7 @@ fn an_event_committed_before_a_kill_9_is_delivered_after_restart() {
         .unwrap();
     assert_eq!(pending, 1, "the committed event waits in the outbox");
 
-    let (mut second, _) = serve(100);
+    let (mut second, _) = serve(true);
     let deadline = Instant::now() + Duration::from_secs(30);
     while receiver.received().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -379,6 +379,10 @@ pub fn webhook_body(event: &EventRow, url: &str) -> String {
 /// Runs the worker on its own thread (it blocks on network I/O, with no transaction open) for the life of
 /// the process.
 pub fn spawn(pool: DbPool, settings: Arc<crate::config::Settings>) {
+    if !settings.notifications.worker_enabled {
+        tracing::info!("notification worker disabled (notifications.worker_enabled = false)");
+        return;
+    }
     let worker = match Worker::new(&settings.notifications) {
         Ok(w) => w,
         Err(e) => {
