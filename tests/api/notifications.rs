@@ -1015,3 +1015,37 @@ fn a_daily_digest_sends_one_message_with_everything_since_the_last() {
     assert!(text.contains(&first) && text.contains(&second), "{text}");
     assert!(text.contains("daily digest"));
 }
+
+#[test]
+fn a_pending_privileged_grant_is_announced_to_the_other_administrators() {
+    let w = world(|_| {});
+    let admin = &w.m._admin;
+    let office = w.m.app.create_org(admin, "DSS", "mission_office");
+    let second = w.m.app.user_with_hats(admin, "admin2", &office, &["admin"]);
+    let (grantee, token) = w.m.app.create_user(admin, "future.hc", &office);
+    assert_eq!(
+        w.m.app
+            .setup_password(&token, crate::support::USER_PASSWORD)
+            .status()
+            .as_u16(),
+        204
+    );
+    let res = w.m.app.post_json(
+        &format!("/api/v1/users/{grantee}/hats"),
+        Some(&admin.access),
+        &json!({"hat": "hc"}),
+    );
+    assert_eq!(res.status().as_u16(), 202, "pending");
+    let told = feed_kinds(&w.m.app, &second);
+    assert!(
+        told.iter()
+            .any(|(k, l)| k == "hat_grant.pending" && l == "/api/v1/hat-grant-requests"),
+        "{told:?}"
+    );
+    assert!(
+        !feed_kinds(&w.m.app, admin)
+            .iter()
+            .any(|(k, _)| k == "hat_grant.pending"),
+        "not the administrator who asked"
+    );
+}
