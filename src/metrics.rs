@@ -104,6 +104,8 @@ pub struct NotificationMetrics {
     pub retried: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub oldest_undelivered_age: prometheus::IntGauge,
+    /// When this process's worker last finished a pass: a stale value means no delivery is happening here.
+    pub worker_last_pass: prometheus::IntGauge,
 }
 
 static NOTIFICATION_METRICS: std::sync::OnceLock<Option<NotificationMetrics>> = std::sync::OnceLock::new();
@@ -130,7 +132,11 @@ impl NotificationMetrics {
             )?,
             oldest_undelivered_age: prometheus::IntGauge::new(
                 "notifications_oldest_undelivered_age_seconds",
-                "Age of the oldest notification delivery still waiting (0 when none).",
+                "Age of the oldest notification delivery still waiting (0 when none), as of the last worker pass.",
+            )?,
+            worker_last_pass: prometheus::IntGauge::new(
+                "notifications_worker_last_pass_timestamp_seconds",
+                "Unix time of this process's last delivery-worker pass (0: no worker runs here).",
             )?,
         })
     }
@@ -146,6 +152,7 @@ impl NotificationMetrics {
         registry.register(Box::new(self.failed.clone()))?;
         registry.register(Box::new(self.retried.clone()))?;
         registry.register(Box::new(self.dead_lettered.clone()))?;
+        registry.register(Box::new(self.worker_last_pass.clone()))?;
         registry.register(Box::new(self.oldest_undelivered_age.clone()))
     }
 }

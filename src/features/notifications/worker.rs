@@ -74,6 +74,7 @@ impl Worker {
                 .map(|t| (now_micros() - t).num_seconds().max(0))
                 .unwrap_or(0);
             m.oldest_undelivered_age.set(age);
+            m.worker_last_pass.set(chrono::Utc::now().timestamp());
         }
         attempted
     }
