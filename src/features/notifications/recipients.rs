@@ -42,7 +42,7 @@ impl Recipients {
     }
 }
 
-/// An active user holding a hat valid now.
+/// A user (not disabled) holding a hat valid now.
 #[derive(Debug, Clone)]
 pub struct Holder {
     pub user_id: String,
@@ -72,16 +72,16 @@ type HolderRow = (
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
     bool,
-    String,
 );
 
-/// Active users holding `hat`, unrevoked and valid at `now`.
+/// Users (not disabled) holding `hat`, unrevoked and valid at `now`.
 pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<Vec<Holder>> {
     let rows: Vec<HolderRow> = hats::table
         .inner_join(users::table)
         .filter(hats::hat.eq(hat.as_str()))
         .filter(hats::revoked_at.is_null())
-        .filter(users::status.eq("active"))
+        // A locked account (too many failed sign-ins) is still someone to tell; a disabled one is not.
+        .filter(users::status.ne("disabled"))
         .select((
             hats::id,
             hats::user_id,
@@ -91,7 +91,6 @@ pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<V
             hats::valid_from,
             hats::valid_until,
             hats::acting,
-            users::email,
         ))
         .load(conn)?;
     Ok(rows
@@ -107,7 +106,6 @@ pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<V
                 valid_from,
                 valid_until,
                 acting,
-                _,
             )| {
                 Holder {
                     user_id,

@@ -132,8 +132,8 @@ impl Worker {
             Ok(None) => return Outcome::Dead("reader no longer exists".into()),
             Err(e) => return Outcome::Failed(format!("database: {e}"), None),
         };
-        if user.status != "active" || user.email.trim().is_empty() {
-            return Outcome::Dead("reader inactive or without an email address".into());
+        if user.status == "disabled" || user.email.trim().is_empty() {
+            return Outcome::Dead("reader disabled or without an email address".into());
         }
         let items: Vec<Item> = events
             .iter()
