@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::Timelike;
 use ipnet::IpNet;
@@ -26,7 +27,12 @@ pub struct Worker {
     settings: NotificationSettings,
     allow: Vec<IpNet>,
     mailer: Mailer,
+    /// When this worker last looked for reminders (they need minutes, not the poll interval, of precision).
+    reminded_at: Mutex<Option<Instant>>,
 }
+
+/// How often a worker looks for reminders to record.
+const REMINDERS_EVERY: Duration = Duration::from_secs(60);
 
 /// How one attempt ended.
 enum Outcome {
@@ -44,6 +50,7 @@ impl Worker {
             settings: settings.clone(),
             allow: settings.allowed_cidrs(),
             mailer: Mailer::from_settings(settings)?,
+            reminded_at: Mutex::new(None),
         })
     }
 
@@ -53,7 +60,9 @@ impl Worker {
             tracing::warn!("notification delivery skipped: no database connection");
             return 0;
         };
-        if let Err(e) = reminders::run(&mut conn, now_micros()) {
+        if self.reminders_due()
+            && let Err(e) = reminders::run(&mut conn, now_micros())
+        {
             tracing::warn!(error = %e, "notification reminders failed");
         }
         let mut attempted = 0;
@@ -77,6 +86,17 @@ impl Worker {
             m.worker_last_pass.set(chrono::Utc::now().timestamp());
         }
         attempted
+    }
+
+    fn reminders_due(&self) -> bool {
+        let Ok(mut last) = self.reminded_at.lock() else {
+            return true;
+        };
+        if last.is_some_and(|t| t.elapsed() < REMINDERS_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Leases due deliveries to this worker and commits the leases before anything is sent.
