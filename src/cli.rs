@@ -338,6 +338,7 @@ fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {
             let sweep_every =
                 std::time::Duration::from_secs(state.settings.consultation.sweep_interval_secs.max(1));
             crate::jobs::spawn(state.pool.clone(), sweep_every);
+            crate::features::notifications::worker::spawn(state.pool.clone(), state.settings.clone());
             let server = build_server(web::Data::new(state), listener)?;
             server.await
         })

@@ -64,6 +64,86 @@ pub struct Settings {
     pub imports: ImportSettings,
     pub dual_control: DualControlSettings,
     pub exchange: ExchangeSettings,
+    pub notifications: NotificationSettings,
+}
+
+/// Notifications (issue 17, docs/NOTIFICATIONS.md): where links point, how mail leaves, how webhooks retry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Base URL of the service as readers reach it; messages link to `public_base_url` + the resource path.
+    pub public_base_url: String,
+    /// Where messages are written as `.eml` files when no SMTP host is configured.
+    pub outbox_dir: String,
+    /// Whether `serve` runs a delivery worker (an API-only instance may leave delivery to others).
+    pub worker_enabled: bool,
+    /// Milliseconds between delivery-worker polls.
+    pub worker_interval_ms: u64,
+    /// Deliveries one worker claims per poll.
+    pub batch_size: u32,
+    /// Seconds a claimed delivery is leased to the worker that claimed it (then another may take it).
+    pub lease_secs: u64,
+    /// First retry delay in seconds; doubled at every failure, capped at `retry_max_delay_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_delay_secs: u64,
+    /// Seconds after the first attempt beyond which a failing delivery is dead-lettered (at least 24 h in production).
+    pub retry_window_secs: u64,
+    /// Seconds a webhook call may take (connect and whole request).
+    pub webhook_timeout_secs: u64,
+    /// CIDR ranges a webhook may resolve to although private, loopback or link-local (operator allowlist).
+    pub webhook_allow_cidrs: Vec<String>,
+    /// Hour (UTC) at which daily digests are sent.
+    pub digest_hour_utc: u32,
+    pub smtp: SmtpSettings,
+}
+
+impl NotificationSettings {
+    fn validate(&self, mode: Mode) -> Result<(), String> {
+        for cidr in &self.webhook_allow_cidrs {
+            cidr.trim().parse::<ipnet::IpNet>().map_err(|_| {
+                format!("notifications.webhook_allow_cidrs: `{cidr}` is not a CIDR range like 10.0.0.0/8")
+            })?;
+        }
+        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
+            return Err("notifications.smtp.tls must be `none`, `starttls` or `tls`".into());
+        }
+        if self.batch_size == 0
+            || self.lease_secs == 0
+            || self.webhook_timeout_secs == 0
+            || self.digest_hour_utc > 23
+        {
+            return Err("notifications: batch_size, lease_secs and webhook_timeout_secs must be at least 1, digest_hour_utc 0-23".into());
+        }
+        if mode == Mode::Production && (self.retry_window_secs < 24 * 3600 || self.retry_base_secs == 0) {
+            return Err(
+                "notifications: in production retry_window_secs must be at least 86400 (24 h) and retry_base_secs at least 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The allowlisted ranges (validated at startup).
+    pub fn allowed_cidrs(&self) -> Vec<ipnet::IpNet> {
+        self.webhook_allow_cidrs
+            .iter()
+            .filter_map(|c| c.trim().parse().ok())
+            .collect()
+    }
+}
+
+/// `[notifications.smtp]`: empty `host` = write `.eml` files to `outbox_dir` instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    /// `none` (plain, e.g. a local relay), `starttls` or `tls` (implicit TLS, port 465).
+    pub tls: String,
+    pub username: String,
+    pub password: Secret,
+    pub timeout_secs: u64,
 }
 
 /// Limits on bulk imports (3W activities, gazetteer).
@@ -342,6 +422,7 @@ impl Settings {
                 // Lists given in one variable: QIP__SERVER__TRUSTED_PROXIES="10.0.0.1,10.0.0.2".
                 .list_separator(",")
                 .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("notifications.webhook_allow_cidrs")
                 .source(Some(qip_vars)),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -395,6 +476,9 @@ impl Settings {
         if self.imports.max_rows == 0 {
             return invalid("imports.max_rows must be at least 1");
         }
+        self.notifications
+            .validate(self.mode)
+            .map_err(SettingsError::Invalid)?;
         if self.database.pool_size == 0 {
             return invalid("database.pool_size must be at least 1");
         }

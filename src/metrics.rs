@@ -56,6 +56,9 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool.clone()))?;
+        if let Some(notifications) = NotificationMetrics::get() {
+            notifications.register(&registry)?;
+        }
         Ok(Self {
             registry,
             requests,
@@ -90,6 +93,67 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Notification delivery (issue 17): one set of collectors per process, shared by the delivery worker and
+/// every registry that renders `/metrics`.
+pub struct NotificationMetrics {
+    pub sent: IntCounterVec,
+    pub failed: IntCounterVec,
+    pub retried: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub oldest_undelivered_age: prometheus::IntGauge,
+    /// When this process's worker last finished a pass: a stale value means no delivery is happening here.
+    pub worker_last_pass: prometheus::IntGauge,
+}
+
+static NOTIFICATION_METRICS: std::sync::OnceLock<Option<NotificationMetrics>> = std::sync::OnceLock::new();
+
+impl NotificationMetrics {
+    fn build() -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["channel"]);
+        Ok(Self {
+            sent: counter(
+                "notifications_sent_total",
+                "Notification deliveries that succeeded, by channel.",
+            )?,
+            failed: counter(
+                "notifications_failed_total",
+                "Notification delivery attempts that failed, by channel.",
+            )?,
+            retried: counter(
+                "notifications_retried_total",
+                "Failed deliveries scheduled for another attempt, by channel.",
+            )?,
+            dead_lettered: counter(
+                "notifications_dead_lettered_total",
+                "Deliveries given up after the retry window (dead letters), by channel.",
+            )?,
+            oldest_undelivered_age: prometheus::IntGauge::new(
+                "notifications_oldest_undelivered_age_seconds",
+                "Age of the oldest notification delivery still waiting (0 when none), as of the last worker pass.",
+            )?,
+            worker_last_pass: prometheus::IntGauge::new(
+                "notifications_worker_last_pass_timestamp_seconds",
+                "Unix time of this process's last delivery-worker pass (0: no worker runs here).",
+            )?,
+        })
+    }
+
+    /// The process-wide collectors (`None` only if their definitions were invalid, which constants are not).
+    pub fn get() -> Option<&'static NotificationMetrics> {
+        NOTIFICATION_METRICS.get_or_init(|| Self::build().ok()).as_ref()
+    }
+
+    /// Adds the collectors to a registry.
+    pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.sent.clone()))?;
+        registry.register(Box::new(self.failed.clone()))?;
+        registry.register(Box::new(self.retried.clone()))?;
+        registry.register(Box::new(self.dead_lettered.clone()))?;
+        registry.register(Box::new(self.worker_last_pass.clone()))?;
+        registry.register(Box::new(self.oldest_undelivered_age.clone()))
     }
 }
 

@@ -60,6 +60,7 @@ pub enum Action {
     IatiExport,
     ExportRead,
     PoolReportRead,
+    OrganizationWebhookManage,
 }
 
 use Action::*;
@@ -148,6 +149,10 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (
         PoolReportRead,
         &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, FinanceOfficer, Auditor],
+    // An organisation's focal point manages its webhooks (object rule in notifications::service); admins any.
+    (
+        OrganizationWebhookManage,
+        &[Admin, Consultee, Submitter, QipOfficer],
     ),
 ];
 
@@ -474,6 +479,67 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "GET",
         "/api/v1/pools/{id}/report",
         Requirement::Action(PoolReportRead),
+    // Notifications (issue 17): your own feed and preference; an organisation's webhooks.
+    ("GET", "/api/v1/me/notifications", Requirement::Authenticated),
+    (
+        "POST",
+        "/api/v1/me/notifications/read-all",
+        Requirement::Authenticated,
+    ),
+    (
+        "POST",
+        "/api/v1/me/notifications/{id}/read",
+        Requirement::Authenticated,
+    ),
+    (
+        "GET",
+        "/api/v1/me/notification-preferences",
+        Requirement::Authenticated,
+    ),
+    (
+        "PUT",
+        "/api/v1/me/notification-preferences",
+        Requirement::Authenticated,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}/webhooks",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{id}/webhooks",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "PATCH",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}/rotate-secret",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}/deliveries",
+        Requirement::Action(OrganizationWebhookManage),
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        Requirement::Action(OrganizationWebhookManage),
     ),
 ];
 

@@ -533,3 +533,87 @@ diesel::table! {
 
 diesel::joinable!(session_cutoffs -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, session_cutoffs);
+
+// Notifications (issue 17).
+diesel::table! {
+    notification_events (id) {
+        id -> Text,
+        kind -> Text,
+        audit_event_id -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        entity_type -> Text,
+        entity_id -> Nullable<Text>,
+        proposal_id -> Nullable<Text>,
+        summary -> Text,
+        link -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_deliveries (id) {
+        id -> Text,
+        event_id -> Text,
+        channel -> Text,
+        user_id -> Nullable<Text>,
+        webhook_id -> Nullable<Text>,
+        reason -> Text,
+        digest -> Bool,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        locked_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_status_code -> Nullable<Integer>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        user_id -> Text,
+        event_id -> Text,
+        kind -> Text,
+        summary -> Text,
+        reason -> Text,
+        link -> Text,
+        read_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_preferences (user_id) {
+        user_id -> Text,
+        email_mode -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        organization_id -> Text,
+        url -> Text,
+        description -> Text,
+        secret -> Text,
+        active -> Bool,
+        version -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(notification_deliveries -> notification_events (event_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    notification_events,
+    notification_deliveries,
+    notifications,
+    notification_preferences,
+    webhook_endpoints,
+);

@@ -8,6 +8,7 @@ pub mod exchange;
 pub mod identity;
 pub mod implementation;
 pub mod ledger;
+pub mod notifications;
 pub mod pools;
 pub mod proposals;
 pub mod read_models;

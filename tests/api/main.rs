@@ -30,6 +30,7 @@ mod fixtures;
 mod identity;
 mod implementation;
 mod ledger;
+mod notifications;
 mod ops;
 mod proposals;
 mod revise;

@@ -219,6 +219,7 @@ pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEvent
     row.hash = chain_hash(&row.prev_hash, &to_chained(&row));
     repo::insert_event(conn, &row)?;
     repo::move_head(conn, row.seq, &row.hash)?;
+    crate::features::notifications::outbox::capture(conn, &row)?;
     Ok(row)
 }
 

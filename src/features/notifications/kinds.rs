@@ -1,0 +1,215 @@
+//! Which audit actions are worth telling someone about, and as what kind of notification. Pure: no I/O.
+//! Matched on the audit action strings (DESIGN.md §7), so it keeps working whatever type carries them.
+
+use serde_json::Value;
+
+/// What a notification is about; the `type` of webhook payloads and the `kind` of feed items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    ConsultationRequested,
+    ConsultationDeadlineSoon,
+    ConsultationLapsed,
+    FlagRaised,
+    FlagWithdrawn,
+    FlagResolved,
+    FlagOverridden,
+    StepAwaitingDecision,
+    StepDecided,
+    ProposalReturned,
+    ProposalRejected,
+    ProposalApproved,
+    TranchePayable,
+    TranchePaid,
+    ReportDue,
+    ReportOverdue,
+    ReportSubmitted,
+    ReportAccepted,
+    ReportReturned,
+    ProposalCancelled,
+    ProposalClosed,
+    HatGrantPending,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ConsultationRequested => "consultation.requested",
+            Kind::ConsultationDeadlineSoon => "consultation.deadline_soon",
+            Kind::ConsultationLapsed => "consultation.lapsed",
+            Kind::FlagRaised => "flag.raised",
+            Kind::FlagWithdrawn => "flag.withdrawn",
+            Kind::FlagResolved => "flag.resolved",
+            Kind::FlagOverridden => "flag.overridden",
+            Kind::StepAwaitingDecision => "approval.step_awaiting_decision",
+            Kind::StepDecided => "approval.step_decided",
+            Kind::ProposalReturned => "proposal.returned",
+            Kind::ProposalRejected => "proposal.rejected",
+            Kind::ProposalApproved => "proposal.approved",
+            Kind::TranchePayable => "tranche.payable",
+            Kind::TranchePaid => "tranche.paid",
+            Kind::ReportDue => "report.due",
+            Kind::ReportOverdue => "report.overdue",
+            Kind::ReportSubmitted => "report.submitted",
+            Kind::ReportAccepted => "report.accepted",
+            Kind::ReportReturned => "report.returned",
+            Kind::ProposalCancelled => "proposal.cancelled",
+            Kind::ProposalClosed => "proposal.closed",
+            Kind::HatGrantPending => "hat_grant.pending",
+        }
+    }
+
+    /// A neutral one-line summary, safe for every recipient: never the text of a flag, note or comment.
+    pub fn summary(self, reference: &str) -> String {
+        match self {
+            Kind::ConsultationRequested => format!("Your organisation is consulted on proposal {reference}."),
+            Kind::ConsultationDeadlineSoon => {
+                format!("The consultation on proposal {reference} closes within 24 hours.")
+            }
+            Kind::ConsultationLapsed => {
+                format!("The consultation on proposal {reference} closed at its deadline.")
+            }
+            Kind::FlagRaised => format!("A concern was raised on proposal {reference}."),
+            Kind::FlagWithdrawn => format!("A concern on proposal {reference} was withdrawn."),
+            Kind::FlagResolved => format!("A concern on proposal {reference} was resolved."),
+            Kind::FlagOverridden => format!("Concerns on proposal {reference} were overridden."),
+            Kind::StepAwaitingDecision => format!("Proposal {reference} awaits your decision."),
+            Kind::StepDecided => format!("An approval step on proposal {reference} was decided."),
+            Kind::ProposalReturned => format!("Proposal {reference} was returned for revision."),
+            Kind::ProposalRejected => format!("Proposal {reference} was rejected."),
+            Kind::ProposalApproved => format!("Proposal {reference} was approved and its funds committed."),
+            Kind::TranchePayable => format!("A tranche of proposal {reference} is payable."),
+            Kind::TranchePaid => format!("A tranche of proposal {reference} was paid."),
+            Kind::ReportDue => format!("A report on proposal {reference} is due."),
+            Kind::ReportOverdue => format!("A report on proposal {reference} is overdue."),
+            Kind::ReportSubmitted => format!("A report on proposal {reference} awaits acceptance."),
+            Kind::ReportAccepted => format!("A report on proposal {reference} was accepted."),
+            Kind::ReportReturned => format!("A report on proposal {reference} was returned."),
+            Kind::ProposalCancelled => format!("Proposal {reference} was cancelled."),
+            Kind::ProposalClosed => format!("Proposal {reference} was closed."),
+            Kind::HatGrantPending => {
+                "A grant of a privileged hat waits for a second administrator.".to_owned()
+            }
+        }
+    }
+}
+
+/// Whether an audit action may give rise to a notification at all (the cheap test `capture` makes first).
+pub fn watched(action: &str) -> bool {
+    matches!(
+        action.split('.').next(),
+        Some("consultation" | "flag" | "approval" | "implementation" | "report" | "proposal" | "hat")
+    )
+}
+
+/// The notifications one audit event gives rise to (often none; an approval can both decide a step and open
+/// the next one). `after` is the event's recorded after-state.
+pub fn kinds_for(action: &str, outcome: &str, after: Option<&Value>) -> Vec<Kind> {
+    if outcome != "success" {
+        return Vec::new();
+    }
+    let field = |name: &str| after.and_then(|a| a.get(name)).and_then(Value::as_str);
+    match action {
+        "consultation.open" | "consultation.add_consultee" => vec![Kind::ConsultationRequested],
+        "consultation.lapse" => vec![Kind::ConsultationLapsed],
+        "consultation.respond" => {
+            let raised = after
+                .and_then(|a| a.get("flags"))
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if raised {
+                vec![Kind::FlagRaised]
+            } else {
+                Vec::new()
+            }
+        }
+        "flag.withdraw" => vec![Kind::FlagWithdrawn],
+        "flag.resolve" => vec![Kind::FlagResolved],
+        "flag.override" => vec![Kind::FlagOverridden],
+        "approval.steps_instantiated" => vec![Kind::StepAwaitingDecision],
+        "approval.decide" => match (field("decision"), field("state")) {
+            (Some("approve"), Some("approved")) => vec![Kind::ProposalApproved, Kind::TranchePayable],
+            (Some("approve"), _) => vec![Kind::StepDecided, Kind::StepAwaitingDecision],
+            (Some("return"), _) => vec![Kind::ProposalReturned],
+            (Some("reject"), _) => vec![Kind::ProposalRejected],
+            _ => Vec::new(),
+        },
+        "implementation.disburse" => vec![Kind::TranchePaid],
+        "report.submit" => vec![Kind::ReportSubmitted],
+        "report.accept" => vec![Kind::ReportAccepted, Kind::TranchePayable],
+        "report.return" => vec![Kind::ReportReturned],
+        "proposal.cancel" => vec![Kind::ProposalCancelled],
+        "proposal.close" => vec![Kind::ProposalClosed],
+        "hat.grant_request" => vec![Kind::HatGrantPending],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_events_of_the_issue_are_notified() {
+        assert_eq!(
+            kinds_for("consultation.open", "success", None),
+            [Kind::ConsultationRequested]
+        );
+        assert_eq!(
+            kinds_for("consultation.add_consultee", "success", None),
+            [Kind::ConsultationRequested]
+        );
+        assert_eq!(
+            kinds_for("flag.override", "success", None),
+            [Kind::FlagOverridden]
+        );
+        assert_eq!(
+            kinds_for(
+                "approval.decide",
+                "success",
+                Some(&json!({"decision": "approve", "state": "approved"}))
+            ),
+            [Kind::ProposalApproved, Kind::TranchePayable]
+        );
+        assert_eq!(
+            kinds_for(
+                "approval.decide",
+                "success",
+                Some(&json!({"decision": "approve", "state": "in_review"}))
+            ),
+            [Kind::StepDecided, Kind::StepAwaitingDecision]
+        );
+        assert_eq!(
+            kinds_for("approval.decide", "success", Some(&json!({"decision": "return"}))),
+            [Kind::ProposalReturned]
+        );
+        assert_eq!(
+            kinds_for("hat.grant_request", "success", None),
+            [Kind::HatGrantPending]
+        );
+    }
+
+    #[test]
+    fn answers_without_flags_denials_and_reads_are_not_notified() {
+        assert!(kinds_for("consultation.respond", "success", Some(&json!({"flags": []}))).is_empty());
+        assert_eq!(
+            kinds_for(
+                "consultation.respond",
+                "success",
+                Some(&json!({"flags": [{"category": "x"}]}))
+            ),
+            [Kind::FlagRaised]
+        );
+        assert!(kinds_for("consultation.open", "denied", None).is_empty());
+        assert!(kinds_for("audit.read", "success", None).is_empty());
+        assert!(kinds_for("auth.login", "success", None).is_empty());
+    }
+
+    #[test]
+    fn summaries_name_the_reference_and_nothing_else() {
+        for kind in [Kind::FlagRaised, Kind::FlagOverridden, Kind::ProposalReturned] {
+            let s = kind.summary("QIP-2026-001");
+            assert!(s.contains("QIP-2026-001"), "{s}");
+        }
+    }
+}
