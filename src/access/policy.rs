@@ -149,6 +149,7 @@ pub const POLICY: &[(Action, &[Hat])] = &[
     (
         PoolReportRead,
         &[QipOfficer, Hc, Rc, Dsrsg, HeadOfOffice, FinanceOfficer, Auditor],
+    ),
     // An organisation's focal point manages its webhooks (object rule in notifications::service); admins any.
     (
         OrganizationWebhookManage,
@@ -479,6 +480,7 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
         "GET",
         "/api/v1/pools/{id}/report",
         Requirement::Action(PoolReportRead),
+    ),
     // Notifications (issue 17): your own feed and preference; an organisation's webhooks.
     ("GET", "/api/v1/me/notifications", Requirement::Authenticated),
     (

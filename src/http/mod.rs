@@ -38,7 +38,7 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
                 .configure(crate::features::consultation::routes::configure)
                 .configure(crate::features::approval::routes::configure)
                 .configure(crate::features::implementation::routes::configure)
-                .configure(crate::features::exchange::routes::configure),
+                .configure(crate::features::exchange::routes::configure)
                 .configure(crate::features::notifications::routes::configure),
         );
 }
