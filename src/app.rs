@@ -30,6 +30,8 @@ pub struct AppState {
     pub openapi_json: String,
     pub routes: RouteTable,
     pub auth: AuthRuntime,
+    /// Closed (503) while database migrations are pending (`serve --no-migrate`).
+    pub schema_gate: crate::http::schema_gate::SchemaGate,
 }
 
 #[derive(OpenApi)]
@@ -88,6 +90,7 @@ impl AppState {
             auth,
             openapi_json,
             routes,
+            schema_gate: Default::default(),
         })
     }
 }
@@ -119,13 +122,18 @@ pub fn build_server_with(
             .app_data(extract::payload_config(server_settings.upload_limit_bytes))
             .configure(extra_routes)
             .route("/docs", web::get().to(redirect_to_docs))
-            .service(SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::new(["/api/v1/openapi.json"])))
+            .service(SwaggerUi::new("/docs/{_:.*}").config(swagger_config()))
             .default_service(web::to(fallback))
             // Innermost first: authorization runs on the path the canonicalizer wrote, which the router
             // then matches; the request context (request id, problem bodies, metrics) wraps them all.
+            .wrap(from_fn(crate::http::conditional::not_modified))
+            .wrap(from_fn(crate::http::conditional::location_on_created))
             .wrap(from_fn(crate::http::authz::authorize))
+            .wrap(from_fn(crate::http::schema_gate::require_current_schema))
             .wrap(from_fn(crate::http::canonical_path::canonicalize))
             .wrap(from_fn(crate::http::middleware::request_context))
+            // Outermost: gzip/brotli/zstd when the client asks (field offices are on satellite links).
+            .wrap(actix_web::middleware::Compress::default())
     })
     .shutdown_timeout(shutdown_secs)
     .client_request_timeout(Duration::from_secs(30))
@@ -134,6 +142,14 @@ pub fn build_server_with(
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// Swagger UI makes no request outside the service (no validator badge) and keeps the token across reloads.
+fn swagger_config() -> SwaggerConfig<'static> {
+    SwaggerConfig::new(["/api/v1/openapi.json"])
+        .validator_url("none")
+        .persist_authorization(true)
+        .try_it_out_enabled(true)
 }
 
 /// `/docs` → `/docs/`, where Swagger UI is served.

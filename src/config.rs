@@ -371,6 +371,7 @@ impl Settings {
         if self.database.url.expose().trim().is_empty() {
             return invalid("database.url must be set");
         }
+        crate::db::check_url(self.database.url.expose()).map_err(SettingsError::Invalid)?;
         if self.mode == Mode::Production {
             let secret = self.auth.jwt_secret.expose();
             if secret.is_empty() {

@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod canonical_path;
 pub mod client_addr;
+pub mod conditional;
 pub mod extract;
 pub mod fallback;
 pub mod middleware;
@@ -11,6 +12,7 @@ pub mod ops;
 pub mod pagination;
 pub mod preconditions;
 pub mod rate_limit;
+pub mod schema_gate;
 
 use actix_web::web;
 use utoipa_actix_web::scope;

@@ -23,6 +23,7 @@ mod authz_paths;
 mod cli;
 mod config;
 mod consultation;
+mod contract;
 mod errors;
 mod faults;
 mod fixtures;

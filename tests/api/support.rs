@@ -331,6 +331,30 @@ impl TestApp {
         format!("{}{}", self.base_url, path)
     }
 
+    /// A second server on this app's database, started the way `serve --no-migrate` starts (no migrations
+    /// run, a fresh process state).
+    pub fn spawn_on(&self) -> SecondServer {
+        let settings = test_settings(&self.db.url());
+        let pool = db::build_pool(&settings.database).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = web::Data::new(AppState::new(settings, pool).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = build_server_with(state, listener, |_| {}).unwrap();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            });
+        });
+        SecondServer {
+            base_url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::blocking::Client::new(),
+            handle: Some(rx.recv().unwrap()),
+            thread: Some(thread),
+        }
+    }
+
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
         self.client.get(self.url(path)).send().unwrap()
     }
@@ -350,6 +374,42 @@ impl Drop for TestApp {
             let _ = thread.join();
         }
         self.pool.take();
+    }
+}
+
+/// A server started by [`TestApp::spawn_on`]; stopped when dropped.
+pub struct SecondServer {
+    pub base_url: String,
+    pub client: reqwest::blocking::Client,
+    handle: Option<ServerHandle>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SecondServer {
+    pub fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .unwrap()
+    }
+
+    pub fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+    }
+}
+
+impl Drop for SecondServer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
