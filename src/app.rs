@@ -65,7 +65,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document of every registered route.
+/// The OpenAPI document of every registered route, as generated (the served one is completed by
+/// `http::openapi::document`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, doc) = App::new()
         .into_utoipa_app()
@@ -79,7 +80,8 @@ impl AppState {
     pub fn new(settings: Settings, pool: DbPool) -> Result<Self, String> {
         let doc = openapi();
         let routes = RouteTable::from_openapi(&doc);
-        let openapi_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+        let openapi_json = serde_json::to_string_pretty(&crate::http::openapi::document(&doc, &settings))
+            .unwrap_or_else(|_| "{}".into());
         let backend = Backend::from_url(settings.database.url.expose());
         let auth = AuthRuntime::new(&settings.auth)?;
         Ok(Self {

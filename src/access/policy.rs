@@ -193,6 +193,7 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
     ("GET", "/healthz", Requirement::Public),
     ("GET", "/readyz", Requirement::Public),
     ("GET", "/metrics", Requirement::Public),
+    ("GET", "/problems/{slug}", Requirement::Public),
     ("GET", "/api/v1/openapi.json", Requirement::Public),
     ("POST", "/api/v1/auth/login", Requirement::Public),
     ("POST", "/api/v1/auth/refresh", Requirement::Public),

@@ -8,9 +8,11 @@ pub mod conditional;
 pub mod extract;
 pub mod fallback;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod preconditions;
+pub mod problems;
 pub mod rate_limit;
 pub mod schema_gate;
 
@@ -28,6 +30,7 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
+        .service(problems::problem_page)
         .service(
             scope::scope("/api/v1")
                 .service(ops::openapi_json)

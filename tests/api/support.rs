@@ -422,6 +422,11 @@ pub struct Session {
     pub refresh: String,
 }
 
+/// The absolute `type` URI of a problem (the test servers keep the default `server.public_url`).
+pub fn problem_type(slug: &str) -> String {
+    format!("http://127.0.0.1:8080/problems/{slug}")
+}
+
 /// Reads a response as a problem document and checks the parts every problem must have.
 #[track_caller]
 pub fn assert_problem(res: reqwest::blocking::Response, status: u16, type_slug: &str) -> Value {
@@ -442,7 +447,7 @@ pub fn assert_problem(res: reqwest::blocking::Response, status: u16, type_slug: 
         .unwrap()
         .to_owned();
     let body: Value = res.json().unwrap();
-    assert_eq!(body["type"], format!("/problems/{type_slug}"), "type in {body}");
+    assert_eq!(body["type"], problem_type(type_slug), "type in {body}");
     assert_eq!(body["status"], status, "status member in {body}");
     assert!(
         body["title"].as_str().is_some_and(|t| !t.is_empty()),
