@@ -32,6 +32,8 @@ pub struct AppState {
     pub auth: AuthRuntime,
     /// Closed (503) while database migrations are pending (`serve --no-migrate`).
     pub schema_gate: crate::http::schema_gate::SchemaGate,
+    /// Sees every response (the test suite's contract checks); `None` in service.
+    pub response_tap: Option<crate::http::tap::ResponseTap>,
 }
 
 #[derive(OpenApi)]
@@ -93,6 +95,7 @@ impl AppState {
             openapi_json,
             routes,
             schema_gate: Default::default(),
+            response_tap: None,
         })
     }
 }
@@ -134,6 +137,7 @@ pub fn build_server_with(
             .wrap(from_fn(crate::http::schema_gate::require_current_schema))
             .wrap(from_fn(crate::http::canonical_path::canonicalize))
             .wrap(from_fn(crate::http::middleware::request_context))
+            .wrap(from_fn(crate::http::tap::observe))
             // Outermost: gzip/brotli/zstd when the client asks (field offices are on satellite links).
             .wrap(actix_web::middleware::Compress::default())
     })

@@ -15,6 +15,7 @@ pub mod preconditions;
 pub mod problems;
 pub mod rate_limit;
 pub mod schema_gate;
+pub mod tap;
 
 use actix_web::web;
 use utoipa_actix_web::scope;

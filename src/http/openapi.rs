@@ -107,21 +107,39 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
     else {
         return;
     };
-    // An audit event's `before`/`after` are snapshots of any shape, absent (null) on creation and deletion.
-    if let Some(props) = schemas
-        .get_mut("AuditEvent")
-        .and_then(|s| s.get_mut("properties"))
-    {
-        for member in ["before", "after"] {
-            props[member] = json!({"description": "Snapshot of the entity (null where there was none).",
-                                   "type": ["object", "array", "string", "number", "boolean", "null"]});
-        }
+    // An audit event's `before`/`after` are snapshots of any shape, null where there was none (creation,
+    // deletion, denials) — in `AuditEvent` and wherever a page inlines it.
+    for schema in schemas.values_mut() {
+        fix_audit_snapshots(schema);
     }
     if let Some(problem) = schemas.get_mut("Problem") {
         problem["properties"]["type"]["format"] = json!("uri");
         problem["properties"]["type"]["example"] =
             json!(format!("{}/problems/validation", settings.server.public_url));
         problem["additionalProperties"] = json!(true);
+    }
+}
+
+fn fix_audit_snapshots(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let is_audit_event = map
+                .get("properties")
+                .is_some_and(|p| p.get("prev_hash").is_some() && p.get("before").is_some());
+            if is_audit_event {
+                for member in ["before", "after"] {
+                    map["properties"][member] = json!({
+                        "description": "Snapshot of the entity (null where there was none).",
+                        "type": ["object", "array", "string", "number", "boolean", "null"]
+                    });
+                }
+            }
+            for value in map.values_mut() {
+                fix_audit_snapshots(value);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_audit_snapshots),
+        _ => {}
     }
 }
 
@@ -268,11 +286,10 @@ fn complete_operation(
     if guarded {
         standard.push("401");
     }
-    if let Some(Requirement::Action(action)) = requirement {
-        standard.push("400");
-        if action.permitted_hats().len() < Hat::ALL.len() {
-            standard.push("403");
-        }
+    if let Some(Requirement::Action(_)) = requirement {
+        // An unknown or ambiguous `Acting-Hat`; no valid hat that permits the action (even where every hat
+        // could, a user may hold none now), or object-level scope.
+        standard.extend(["400", "403"]);
     }
     if template.contains('{') && template != "/problems/{slug}" {
         standard.push("404");

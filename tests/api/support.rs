@@ -14,6 +14,8 @@ use qip_pool::app::{AppState, build_server_with};
 use qip_pool::config::{Secret, Settings};
 use qip_pool::db::{self, DbPool, PooledDbConn};
 use reqwest::Method;
+
+use crate::contract_check::ContractChecker;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -127,6 +129,9 @@ pub struct TestApp {
     pool: Option<DbPool>,
     handle: Option<ServerHandle>,
     thread: Option<JoinHandle<()>>,
+    /// Every response is checked against the served OpenAPI document; a test that received one breaking
+    /// it fails when its app is dropped.
+    pub contract: std::sync::Arc<ContractChecker>,
     // Dropped last: the database outlives the server and pool that use it.
     pub db: TestDb,
 }
@@ -304,7 +309,11 @@ impl TestApp {
         db::run_migrations(&mut pool.get().unwrap()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
+        let mut state = AppState::new(settings, pool.clone()).unwrap();
+        let contract = ContractChecker::new(&state.openapi_json);
+        let checker = contract.clone();
+        state.response_tap = Some(std::sync::Arc::new(move |r| checker.check(r)));
+        let state = web::Data::new(state);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -323,6 +332,7 @@ impl TestApp {
             pool: Some(pool),
             handle: Some(handle),
             thread: Some(thread),
+            contract,
             db,
         }
     }
@@ -374,6 +384,14 @@ impl Drop for TestApp {
             let _ = thread.join();
         }
         self.pool.take();
+        let failures = self.contract.failures();
+        if !failures.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} response(s) broke the OpenAPI contract:\n{}",
+                failures.len(),
+                failures.join("\n")
+            );
+        }
     }
 }
 
