@@ -119,7 +119,8 @@ pub fn resolve_hat(
             .map(|g| (*g).clone())
             .collect()
     };
-    if let Some(name) = acting_hat_header.map(str::trim).filter(|s| !s.is_empty()) {
+    // A header sent empty names no hat: refused like any other unknown name, never taken as absent.
+    if let Some(name) = acting_hat_header.map(str::trim) {
         let named: Hat = name
             .parse()
             .map_err(|_| HatResolution::UnknownHat(name.to_owned()))?;

@@ -230,6 +230,9 @@ fn complete_operation(
                 p["schema"] = json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7E]+$",
                                      "example": "0b8e1c52-2f6c-4d7e-9a53-7c1d2e3f4a5b"});
             }
+            if p["in"] == "query" && p["name"] == "level" {
+                p["schema"] = json!({"type": "integer", "enum": [1, 2]});
+            }
             if p["in"] == "path" && p.get("description").is_none() {
                 p["description"] = json!("Identifier");
             }
@@ -252,9 +255,11 @@ fn complete_operation(
             params.push(json!({
                 "name": "If-Match",
                 "in": "header",
-                "required": true,
-                "description": "The `ETag` of the version you are changing, exactly as received (strong comparison: \
-                                a weak `W/\"3\"` never matches).",
+                // Required by the server (428 without it); declared optional so a request without it is a
+                // documented 428 rather than a malformed call.
+                "required": false,
+                "description": "Required: the `ETag` of the version you are changing, exactly as received (strong \
+                                comparison: a weak `W/\"3\"` never matches). Without it the answer is 428.",
                 "schema": {"type": "string", "pattern": "^\"[0-9]+\"$", "example": "\"1\""}
             }));
         }
@@ -291,8 +296,12 @@ fn complete_operation(
         // could, a user may hold none now), or object-level scope.
         standard.extend(["400", "403"]);
     }
-    if template.contains('{') && template != "/problems/{slug}" {
-        standard.push("404");
+    if template.contains('{') {
+        // A path segment that cannot be decoded (`http::canonical_path`) is a 400.
+        standard.push("400");
+        if template != "/problems/{slug}" {
+            standard.push("404");
+        }
     }
     if has_body {
         standard.extend(["400", "413", "415", "422"]);
