@@ -130,7 +130,7 @@ fn fix_audit_snapshots(schema: &mut Value) {
                 for member in ["before", "after"] {
                     map["properties"][member] = json!({
                         "description": "Snapshot of the entity (null where there was none).",
-                        "type": ["object", "array", "string", "number", "boolean", "null"]
+                        "type": ["object", "null"]
                     });
                 }
             }
@@ -141,6 +141,56 @@ fn fix_audit_snapshots(schema: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(fix_audit_snapshots),
         _ => {}
     }
+}
+
+/// Request bodies from the demo mission (`qip-pool demo seed`), for the operations people start with.
+fn request_example(op_id: &str) -> Option<Value> {
+    Some(match op_id {
+        "login" => json!({"username": "cimic", "password": "xylonia-demo-2026"}),
+        "create_organization" => {
+            json!({"code": "UNICEF", "name": "UNICEF country office", "kind": "un_agency"})
+        }
+        "create_user" => {
+            json!({"username": "lena", "display_name": "Lena M.", "email": "lena@unicef.example",
+                                "organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"})
+        }
+        "grant_hat" => {
+            json!({"hat": "consultee", "scope_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"})
+        }
+        "create_pool" => json!({"code": "DFP", "name": "Darfur QIP pool", "currency": "USD",
+                                "funding_start": "2026-01-01", "funding_end": "2027-12-31"}),
+        "create_proposal" => json!({
+            "pool_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
+            "title": "Solar fridge for Tawila health post", "summary": "Vaccine cold chain",
+            "objectives": "Keep vaccines cold", "confidence_building_purpose": "Trust with the health committee",
+            "sector_code": "HEA", "location": {"adm1_pcode": "XY01", "adm2_pcode": "XY0102"},
+            "implementing_partner": {"kind": "local_authority", "name": "Tawila health office"},
+            "beneficiaries": {"women": 300, "men": 250, "girls": 400, "boys": 380},
+            "planned_start": "2027-03-01", "planned_end": "2027-05-15",
+            "budget_lines": [{"description": "Solar fridge", "category": "equipment", "quantity": "1",
+                              "unit_cost": "6500.00"}],
+            "requested_amount": "6500.00",
+            "handover": {"local_authority": "Tawila health office", "maintenance": "Health committee"},
+            "local_ownership": "Requested by the health committee",
+            "screening": {"civilian_actor_present": false, "unique_military_capability": "Engineers install panels",
+                          "time_limited_with_handover": true, "assistance_type": "indirect",
+                          "humanitarian_access_risk": "Low"}
+        }),
+        "edit_proposal" => json!({"title": "Solar fridge and freezer for Tawila health post"}),
+        "respond" => json!({"kind": "no_objection"}),
+        "decide" => json!({"decision": "approve", "comment": "Cleared"}),
+        "contribute" => json!({"contributor_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
+                               "amount": "250000.00", "currency": "USD", "reference": "NOR-QIP-2026-01"}),
+        "disburse" => json!({"amount": "3900.00", "paid_on": "2026-11-29", "payment_reference": "BANK-0001"}),
+        "submit_report" => json!({"kind": "completion", "expenditure_to_date": "6500.00",
+                                  "beneficiaries_reached": {"women": 310, "men": 240, "girls": 420, "boys": 390},
+                                  "handover": {"local_authority": "Tawila health office", "date": "2027-05-10",
+                                               "maintenance": "Health committee"}}),
+        "close" => json!({"evaluation": {"objectives_met": "yes",
+                                          "confidence_building_effect": "Health committee meets the battalion monthly",
+                                          "lessons": "Order panels early"}}),
+        _ => return None,
+    })
 }
 
 fn is_public(requirement: Option<Requirement>) -> bool {
@@ -211,6 +261,22 @@ fn complete_operation(
     } else {
         json!([])
     };
+
+    if op_id == "create_proposal" {
+        // The handler takes `pool_id` beside the content fields (server-owned fields are refused).
+        op["requestBody"]["content"]["application/json"]["schema"] = json!({
+            "allOf": [
+                {"$ref": "#/components/schemas/ProposalContent"},
+                {"type": "object", "required": ["pool_id"],
+                 "properties": {"pool_id": {"type": "string", "description": "The pool the proposal asks money from"}}}
+            ]
+        });
+    }
+    if let Some(example) = request_example(&op_id) {
+        if let Some(media) = op.pointer_mut("/requestBody/content/application~1json") {
+            media["example"] = example;
+        }
+    }
 
     // Parameters.
     let params = op
