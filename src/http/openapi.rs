@@ -112,6 +112,17 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
     for schema in schemas.values_mut() {
         fix_audit_snapshots(schema);
     }
+    // The body of `POST /proposals`: the content fields and the pool.
+    if let Some(content) = schemas.get("ProposalContent").cloned() {
+        let mut body = content;
+        body["description"] = json!("A new draft: the pool it asks money from, and any content fields.");
+        body["properties"]["pool_id"] =
+            json!({"type": "string", "description": "The pool the proposal asks money from"});
+        let mut required: Vec<Value> = body["required"].as_array().cloned().unwrap_or_default();
+        required.push(json!("pool_id"));
+        body["required"] = Value::Array(required);
+        schemas.insert("NewProposal".into(), body);
+    }
     if let Some(problem) = schemas.get_mut("Problem") {
         problem["properties"]["type"]["format"] = json!("uri");
         problem["properties"]["type"]["example"] =
@@ -182,10 +193,6 @@ fn request_example(op_id: &str) -> Option<Value> {
         "contribute" => json!({"contributor_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
                                "amount": "250000.00", "currency": "USD", "reference": "NOR-QIP-2026-01"}),
         "disburse" => json!({"amount": "3900.00", "paid_on": "2026-11-29", "payment_reference": "BANK-0001"}),
-        "submit_report" => json!({"kind": "completion", "expenditure_to_date": "6500.00",
-                                  "beneficiaries_reached": {"women": 310, "men": 240, "girls": 420, "boys": 390},
-                                  "handover": {"local_authority": "Tawila health office", "date": "2027-05-10",
-                                               "maintenance": "Health committee"}}),
         "close" => json!({"evaluation": {"objectives_met": "yes",
                                           "confidence_building_effect": "Health committee meets the battalion monthly",
                                           "lessons": "Order panels early"}}),
@@ -263,14 +270,10 @@ fn complete_operation(
     };
 
     if op_id == "create_proposal" {
-        // The handler takes `pool_id` beside the content fields (server-owned fields are refused).
-        op["requestBody"]["content"]["application/json"]["schema"] = json!({
-            "allOf": [
-                {"$ref": "#/components/schemas/ProposalContent"},
-                {"type": "object", "required": ["pool_id"],
-                 "properties": {"pool_id": {"type": "string", "description": "The pool the proposal asks money from"}}}
-            ]
-        });
+        // The handler takes `pool_id` beside the content fields (server-owned fields are refused):
+        // `NewProposal`, made in `fix_schemas`.
+        op["requestBody"]["content"]["application/json"]["schema"] =
+            json!({"$ref": "#/components/schemas/NewProposal"});
     }
     if let Some(example) = request_example(&op_id) {
         if let Some(media) = op.pointer_mut("/requestBody/content/application~1json") {
