@@ -302,6 +302,10 @@ fn complete_operation(
             if p["in"] == "query" && p["name"] == "level" {
                 p["schema"] = json!({"type": "integer", "enum": [1, 2]});
             }
+            if p["in"] == "path" && p["schema"]["type"] == "string" {
+                // Control characters in a path are refused before routing (`http::canonical_path`).
+                p["schema"]["pattern"] = json!("^[^\\x00-\\x1F\\x7F/]+$");
+            }
             if p["in"] == "path" && p.get("description").is_none() {
                 p["description"] = json!("Identifier");
             }
