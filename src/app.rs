@@ -30,6 +30,10 @@ pub struct AppState {
     pub openapi_json: String,
     pub routes: RouteTable,
     pub auth: AuthRuntime,
+    /// Closed (503) while database migrations are pending (`serve --no-migrate`).
+    pub schema_gate: crate::http::schema_gate::SchemaGate,
+    /// Sees every response (the test suite's contract checks); `None` in service.
+    pub response_tap: Option<crate::http::tap::ResponseTap>,
 }
 
 #[derive(OpenApi)]
@@ -63,7 +67,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document of every registered route.
+/// The OpenAPI document of every registered route, as generated (the served one is completed by
+/// `http::openapi::document`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, doc) = App::new()
         .into_utoipa_app()
@@ -77,7 +82,8 @@ impl AppState {
     pub fn new(settings: Settings, pool: DbPool) -> Result<Self, String> {
         let doc = openapi();
         let routes = RouteTable::from_openapi(&doc);
-        let openapi_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+        let openapi_json = serde_json::to_string_pretty(&crate::http::openapi::document(&doc, &settings))
+            .unwrap_or_else(|_| "{}".into());
         let backend = Backend::from_url(settings.database.url.expose());
         let auth = AuthRuntime::new(&settings.auth)?;
         Ok(Self {
@@ -88,6 +94,8 @@ impl AppState {
             auth,
             openapi_json,
             routes,
+            schema_gate: Default::default(),
+            response_tap: None,
         })
     }
 }
@@ -119,13 +127,19 @@ pub fn build_server_with(
             .app_data(extract::payload_config(server_settings.upload_limit_bytes))
             .configure(extra_routes)
             .route("/docs", web::get().to(redirect_to_docs))
-            .service(SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::new(["/api/v1/openapi.json"])))
+            .service(SwaggerUi::new("/docs/{_:.*}").config(swagger_config()))
             .default_service(web::to(fallback))
             // Innermost first: authorization runs on the path the canonicalizer wrote, which the router
             // then matches; the request context (request id, problem bodies, metrics) wraps them all.
+            .wrap(from_fn(crate::http::conditional::not_modified))
+            .wrap(from_fn(crate::http::conditional::location_on_created))
             .wrap(from_fn(crate::http::authz::authorize))
+            .wrap(from_fn(crate::http::schema_gate::require_current_schema))
             .wrap(from_fn(crate::http::canonical_path::canonicalize))
             .wrap(from_fn(crate::http::middleware::request_context))
+            .wrap(from_fn(crate::http::tap::observe))
+            // Outermost: gzip/brotli/zstd when the client asks (field offices are on satellite links).
+            .wrap(actix_web::middleware::Compress::default())
     })
     .shutdown_timeout(shutdown_secs)
     .client_request_timeout(Duration::from_secs(30))
@@ -134,6 +148,14 @@ pub fn build_server_with(
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// Swagger UI makes no request outside the service (no validator badge) and keeps the token across reloads.
+fn swagger_config() -> SwaggerConfig<'static> {
+    SwaggerConfig::new(["/api/v1/openapi.json"])
+        .validator_url("none")
+        .persist_authorization(true)
+        .try_it_out_enabled(true)
 }
 
 /// `/docs` → `/docs/`, where Swagger UI is served.

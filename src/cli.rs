@@ -19,7 +19,11 @@ use crate::features::identity::{self, AuthRuntime};
 #[command(
     name = "qip-pool",
     version,
-    about = "Joint funding pool for Quick Impact Projects"
+    about = "Joint funding pool for Quick Impact Projects",
+    after_help = "Configuration: built-in defaults (config/default.toml in the repository, every key documented), \
+overlaid by the TOML file given with --config FILE, overlaid by environment variables QIP__SECTION__KEY \
+(e.g. QIP__DATABASE__URL=postgres://user:pass@host:5432/db, QIP__SERVER__BIND=0.0.0.0:8080, \
+QIP__AUTH__JWT_SECRET). Unknown keys are an error. Database URLs: sqlite://PATH, postgres://… or postgresql://…."
 )]
 pub struct Cli {
     /// TOML file overlaid on the built-in defaults (QIP__SECTION__KEY variables override both).

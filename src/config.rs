@@ -208,6 +208,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (empty: none are).
     pub trusted_proxies: TrustedProxies,
+    /// The address clients reach the service at (`https://qip.mission.example`): problem `type` URIs and the
+    /// OpenAPI `servers` entry are made absolute with it.
+    pub public_url: String,
 }
 
 /// Addresses and networks of trusted reverse proxies (`192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`).
@@ -484,6 +487,15 @@ impl Settings {
         }
         if self.database.url.expose().trim().is_empty() {
             return invalid("database.url must be set");
+        }
+        crate::db::check_url(self.database.url.expose()).map_err(SettingsError::Invalid)?;
+        let public_url = &self.server.public_url;
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+            || public_url.ends_with('/')
+        {
+            return invalid(
+                "server.public_url must be an http:// or https:// address without a trailing slash",
+            );
         }
         if self.mode == Mode::Production {
             let secret = self.auth.jwt_secret.expose();

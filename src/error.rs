@@ -166,7 +166,8 @@ impl ErrorKind {
 /// Seconds a client should wait before retrying a transient failure.
 pub const RETRY_AFTER_SECS: &str = "1";
 
-/// Prefix of every problem `type`; relative, resolved against the service's own address.
+/// Path prefix of every problem `type`; the problem middleware prefixes `server.public_url`, making it an
+/// absolute URI that resolves to the problem's page (`http::problems`).
 pub const PROBLEM_TYPE_BASE: &str = "/problems/";
 
 /// Most field messages one problem body lists; `errors_total` says how many there were. A 9 MB file of bad
@@ -194,7 +195,8 @@ impl FieldError {
 /// their own (listed in docs/API.md), so clients must ignore members they do not know.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// Stable URI naming the kind of problem, e.g. `/problems/validation`.
+    /// Stable absolute URI naming the kind of problem, e.g. `http://127.0.0.1:8080/problems/validation`; it
+    /// resolves to a page saying what the problem means and how to fix it.
     #[serde(rename = "type")]
     pub type_uri: String,
     pub title: String,
@@ -343,10 +345,11 @@ impl AppError {
         self.cause.as_deref()
     }
 
-    /// The problem body; `instance` and `request_id` are filled in by the middleware that knows them.
-    pub fn to_problem(&self, instance: Option<String>, request_id: Option<String>) -> Problem {
+    /// The problem body; `origin` (the service's public address), `instance` and `request_id` are filled in
+    /// by the middleware that knows them.
+    pub fn to_problem(&self, origin: &str, instance: Option<String>, request_id: Option<String>) -> Problem {
         Problem {
-            type_uri: self.kind.type_uri(),
+            type_uri: format!("{origin}{}", self.kind.type_uri()),
             title: self.kind.title().to_owned(),
             status: self.kind.status().as_u16(),
             detail: self.detail.clone(),
@@ -359,13 +362,18 @@ impl AppError {
     }
 
     /// The full response: status, problem body, and any headers the problem needs (`Retry-After`, `Allow`).
-    pub fn problem_response(&self, instance: Option<String>, request_id: Option<String>) -> HttpResponse {
+    pub fn problem_response(
+        &self,
+        origin: &str,
+        instance: Option<String>,
+        request_id: Option<String>,
+    ) -> HttpResponse {
         let mut builder = HttpResponse::build(self.kind.status());
         builder.content_type(PROBLEM_CONTENT_TYPE);
         for (name, value) in &self.headers {
             builder.insert_header((name.clone(), value.clone()));
         }
-        let body = serde_json::to_string(&self.to_problem(instance, request_id))
+        let body = serde_json::to_string(&self.to_problem(origin, instance, request_id))
             .unwrap_or_else(|_| String::from("{}"));
         builder.body(body)
     }
@@ -400,7 +408,7 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.problem_response(None, None)
+        self.problem_response("", None, None)
     }
 }
 

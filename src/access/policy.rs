@@ -170,6 +170,31 @@ impl Action {
     pub fn permits(self, hat: Hat) -> bool {
         self.permitted_hats().contains(&hat)
     }
+
+    /// Actions that only read. A read is served when any held hat permits it, without `Acting-Hat`
+    /// (`resolve::resolve_hat` picks the hat); only writes ask which hat the caller acts in.
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            OrganizationRead
+                | UserRead
+                | HatRead
+                | HatGrantRequestRead
+                | AuditRead
+                | AuditVerify
+                | AuditCheckpoint
+                | ReferenceRead
+                | PoolRead
+                | ProposalRead
+                | LedgerRead
+                | LedgerCheck
+                | ActivityRead
+                | RuleRead
+                | ConsultationRead
+                | ApprovalRead
+                | TurnaroundRead
+        )
+    }
 }
 
 /// What a route needs before its handler runs.
@@ -188,6 +213,7 @@ pub const ROUTES: &[(&str, &str, Requirement)] = &[
     ("GET", "/healthz", Requirement::Public),
     ("GET", "/readyz", Requirement::Public),
     ("GET", "/metrics", Requirement::Public),
+    ("GET", "/problems/{slug}", Requirement::Public),
     ("GET", "/api/v1/openapi.json", Requirement::Public),
     ("POST", "/api/v1/auth/login", Requirement::Public),
     ("POST", "/api/v1/auth/refresh", Requirement::Public),

@@ -1,5 +1,7 @@
 //! Resolving the hat an action is taken in (DESIGN.md §8): the one permitting hat the caller holds; or the
 //! hat named in `Acting-Hat` when several could; ambiguity and mismatches are refused with their reason.
+//! Reads are never ambiguous: without `Acting-Hat` a read is taken in the permitting hat that sees the most
+//! ([`READ_PREFERENCE`]); what that hat may see (confidential notes) is still decided by `access`.
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -86,6 +88,21 @@ impl HatResolution {
     }
 }
 
+/// The hat a read is taken in when several held hats permit it and none is named: the ones that read
+/// confidential notes first (the note rule itself still applies), the organisation-scoped submitter last.
+pub const READ_PREFERENCE: [Hat; 10] = [
+    Hat::Hc,
+    Hat::QipOfficer,
+    Hat::Consultee,
+    Hat::Dsrsg,
+    Hat::Rc,
+    Hat::Auditor,
+    Hat::FinanceOfficer,
+    Hat::HeadOfOffice,
+    Hat::Admin,
+    Hat::Submitter,
+];
+
 /// Picks the hat for `action` from the caller's grants at `now`, honouring an `Acting-Hat` header.
 pub fn resolve_hat(
     action: Action,
@@ -102,7 +119,8 @@ pub fn resolve_hat(
             .map(|g| (*g).clone())
             .collect()
     };
-    if let Some(name) = acting_hat_header.map(str::trim).filter(|s| !s.is_empty()) {
+    // A header sent empty names no hat: refused like any other unknown name, never taken as absent.
+    if let Some(name) = acting_hat_header.map(str::trim) {
         let named: Hat = name
             .parse()
             .map_err(|_| HatResolution::UnknownHat(name.to_owned()))?;
@@ -125,6 +143,10 @@ pub fn resolve_hat(
         .collect();
     candidates.sort();
     candidates.dedup();
+    if action.is_read() && candidates.len() > 1 {
+        candidates.sort_by_key(|h| READ_PREFERENCE.iter().position(|p| p == h));
+        candidates.truncate(1);
+    }
     match candidates.as_slice() {
         [] => Err(HatResolution::NotPermitted { permitted }),
         [only] => Ok(ResolvedHat {
@@ -167,14 +189,26 @@ mod tests {
     }
 
     #[test]
-    fn two_permitting_hats_need_the_header() {
-        let grants = [grant(Hat::Admin), grant(Hat::Auditor)];
+    fn two_hats_permitting_a_write_need_the_header() {
+        let grants = [grant(Hat::Hc), grant(Hat::Dsrsg)];
         assert_eq!(
-            resolve_hat(Action::AuditRead, &grants, None, at(1)),
-            Err(HatResolution::Ambiguous(vec![Hat::Auditor, Hat::Admin]))
+            resolve_hat(Action::ApprovalDecide, &grants, None, at(1)),
+            Err(HatResolution::Ambiguous(vec![Hat::Hc, Hat::Dsrsg]))
         );
-        let r = resolve_hat(Action::AuditRead, &grants, Some("auditor"), at(1));
+        let r = resolve_hat(Action::ApprovalDecide, &grants, Some("dsrsg"), at(1));
+        assert_eq!(r.map(|r| r.hat), Ok(Hat::Dsrsg));
+    }
+
+    #[test]
+    fn a_read_needs_no_header_and_can_still_name_a_hat() {
+        let grants = [grant(Hat::Admin), grant(Hat::Auditor)];
+        let r = resolve_hat(Action::AuditRead, &grants, None, at(1));
         assert_eq!(r.map(|r| r.hat), Ok(Hat::Auditor));
+        let r = resolve_hat(Action::AuditRead, &grants, Some("admin"), at(1));
+        assert_eq!(r.map(|r| r.hat), Ok(Hat::Admin));
+        let dsrsg = [grant(Hat::Rc), grant(Hat::Dsrsg), grant(Hat::Hc)];
+        let r = resolve_hat(Action::ReferenceRead, &dsrsg, None, at(1));
+        assert_eq!(r.map(|r| r.hat), Ok(Hat::Hc));
     }
 
     #[test]

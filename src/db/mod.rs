@@ -37,6 +37,29 @@ pub enum Backend {
     Sqlite { path: PathBuf },
 }
 
+/// Checks that a database URL names a backend this service speaks: `sqlite://…` (or `sqlite:…`, or a bare
+/// path), `postgres://…` or `postgresql://…`. Any other scheme is refused — a typo like `postgress://` must not
+/// quietly become a SQLite file named after the URL. The message never repeats the URL (it carries passwords).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let url = url.trim();
+    let Some((scheme, _)) = url.split_once(':') else {
+        return Ok(());
+    };
+    let looks_like_scheme = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !looks_like_scheme || ["sqlite", "postgres", "postgresql"].contains(&scheme) {
+        return Ok(());
+    }
+    let shown: String = scheme.chars().take(20).collect();
+    Err(format!(
+        "database.url has the scheme `{shown}:`, which is not supported; use sqlite://PATH, \
+         postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://…"
+    ))
+}
+
 impl Backend {
     /// `postgres://` and `postgresql://` select PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a bare path select SQLite.
     pub fn from_url(url: &str) -> Self {
@@ -405,4 +428,25 @@ pub fn lock_row_by(
             .execute(conn)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_sqlite_and_postgres_urls_are_accepted() {
+        for ok in [
+            "sqlite://./data/x.sqlite3",
+            "sqlite:x.db",
+            "./data/x.sqlite3",
+            "/var/lib/qip/x.sqlite3",
+            "postgres://u:p@h:5432/d",
+            "postgresql://u:p@h/d",
+        ] {
+            assert_eq!(super::check_url(ok), Ok(()), "{ok}");
+        }
+        for bad in ["postgress://u:secret@h/d", "mysql://u:p@h/d", "http://x"] {
+            let err = super::check_url(bad).unwrap_err();
+            assert!(!err.contains("secret") && err.contains("not supported"), "{err}");
+        }
+    }
 }

@@ -50,7 +50,13 @@ pub async fn authorize(
                 )));
             }
         }
-        // Unregistered paths and wrong methods fall through to the 404/405 fallback; /docs is static.
+        // A path a route owns, asked with another method: 405 here, before the router could hand it to a
+        // shadowed parameter route (`GET /activities/import` is not the activity "import").
+        if !state.routes.methods_for(&path).is_empty() {
+            let refusal = crate::http::fallback::unmatched(req.request(), &state);
+            return Ok(req.error_response(refusal));
+        }
+        // Unregistered paths fall through to the 404 fallback; /docs is static.
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let Some(requirement) = access::requirement_for_route(&method, &template) else {

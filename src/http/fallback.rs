@@ -42,14 +42,27 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The route template serving `method` at `path`; where several match, the most literal one wins
+    /// The templates that own `path`: of all that match it, the most literal ones. A literal segment shadows a
+    /// parameter (`/activities/import` over `/activities/{id}`) for every method, so `GET /activities/import`
+    /// is a 405 naming `POST`, never a lookup of an activity called "import".
+    fn owners(&self, path: &str) -> Vec<&(Vec<String>, Vec<String>)> {
+        let parts: Vec<&str> = split(path).collect();
+        let matching: Vec<&(Vec<String>, Vec<String>)> = self
+            .routes
+            .iter()
+            .filter(|(template, _)| matches(template, &parts))
+            .collect();
+        let literal = |template: &[String]| template.iter().filter(|t| !is_param(t)).count();
+        let best = matching.iter().map(|(t, _)| literal(t)).max().unwrap_or(0);
+        matching.into_iter().filter(|(t, _)| literal(t) == best).collect()
+    }
+
+    /// The route template serving `method` at `path`; where several match, the most literal one owns the path
     /// (`/users/me` over `/users/{id}`), as in actix's own routing order for these routes.
     pub fn template_for(&self, method: &str, path: &str) -> Option<String> {
-        let parts: Vec<&str> = split(path).collect();
-        self.routes
-            .iter()
-            .filter(|(template, methods)| methods.iter().any(|m| m == method) && matches(template, &parts))
-            .max_by_key(|(template, _)| template.iter().filter(|t| !is_param(t)).count())
+        self.owners(path)
+            .into_iter()
+            .find(|(_, methods)| methods.iter().any(|m| m == method))
             .map(|(template, _)| format!("/{}", template.join("/")))
     }
 
@@ -61,13 +74,11 @@ impl RouteTable {
         })
     }
 
-    /// Methods served at `path`, from every template that matches it.
+    /// Methods served at `path`, by the templates that own it.
     pub fn methods_for(&self, path: &str) -> Vec<String> {
-        let parts: Vec<&str> = split(path).collect();
         let mut methods: Vec<String> = self
-            .routes
-            .iter()
-            .filter(|(template, _)| matches(template, &parts))
+            .owners(path)
+            .into_iter()
             .flat_map(|(_, m)| m.iter().cloned())
             .collect();
         methods.sort();
@@ -92,7 +103,8 @@ pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     Err(unmatched(&req, &state))
 }
 
-fn unmatched(req: &HttpRequest, state: &AppState) -> AppError {
+/// The 404 or 405 (with `Allow`) for a request no route serves.
+pub fn unmatched(req: &HttpRequest, state: &AppState) -> AppError {
     let methods = state.routes.methods_for(req.path());
     if methods.is_empty() {
         return AppError::not_found(format!(

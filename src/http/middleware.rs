@@ -118,12 +118,17 @@ fn into_problem(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespo
     }
     let instance = Some(res.request().path().to_owned());
     let request_id = Some(request_id.to_owned());
+    let origin = res
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.settings.server.public_url.clone())
+        .unwrap_or_default();
     let response = match res.response().error().and_then(|e| e.as_error::<AppError>()) {
         Some(app_error) => {
             if app_error.kind().status().is_server_error() {
                 tracing::error!(error = %app_error, "request failed");
             }
-            app_error.problem_response(instance, request_id)
+            app_error.problem_response(&origin, instance, request_id)
         }
         None => {
             let already_problem = res
@@ -149,7 +154,7 @@ fn into_problem(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespo
                     error = error.with_header(name.clone(), v);
                 }
             }
-            let mut response = error.problem_response(instance, request_id);
+            let mut response = error.problem_response(&origin, instance, request_id);
             *response.status_mut() = status;
             response
         }

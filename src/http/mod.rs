@@ -4,13 +4,18 @@
 pub mod authz;
 pub mod canonical_path;
 pub mod client_addr;
+pub mod conditional;
 pub mod extract;
 pub mod fallback;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod preconditions;
+pub mod problems;
 pub mod rate_limit;
+pub mod schema_gate;
+pub mod tap;
 
 use actix_web::web;
 use utoipa_actix_web::scope;
@@ -26,6 +31,7 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
+        .service(problems::problem_page)
         .service(
             scope::scope("/api/v1")
                 .service(ops::openapi_json)

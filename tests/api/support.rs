@@ -14,6 +14,8 @@ use qip_pool::app::{AppState, build_server_with};
 use qip_pool::config::{Secret, Settings};
 use qip_pool::db::{self, DbPool, PooledDbConn};
 use reqwest::Method;
+
+use crate::contract_check::ContractChecker;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -127,6 +129,9 @@ pub struct TestApp {
     pool: Option<DbPool>,
     handle: Option<ServerHandle>,
     thread: Option<JoinHandle<()>>,
+    /// Every response is checked against the served OpenAPI document; a test that received one breaking
+    /// it fails when its app is dropped.
+    pub contract: std::sync::Arc<ContractChecker>,
     // Dropped last: the database outlives the server and pool that use it.
     pub db: TestDb,
 }
@@ -304,7 +309,11 @@ impl TestApp {
         db::run_migrations(&mut pool.get().unwrap()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
+        let mut state = AppState::new(settings, pool.clone()).unwrap();
+        let contract = ContractChecker::new(&state.openapi_json);
+        let checker = contract.clone();
+        state.response_tap = Some(std::sync::Arc::new(move |r| checker.check(r)));
+        let state = web::Data::new(state);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -323,12 +332,37 @@ impl TestApp {
             pool: Some(pool),
             handle: Some(handle),
             thread: Some(thread),
+            contract,
             db,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// A second server on this app's database, started the way `serve --no-migrate` starts (no migrations
+    /// run, a fresh process state).
+    pub fn spawn_on(&self) -> SecondServer {
+        let settings = test_settings(&self.db.url());
+        let pool = db::build_pool(&settings.database).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = web::Data::new(AppState::new(settings, pool).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = build_server_with(state, listener, |_| {}).unwrap();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            });
+        });
+        SecondServer {
+            base_url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::blocking::Client::new(),
+            handle: Some(rx.recv().unwrap()),
+            thread: Some(thread),
+        }
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -350,6 +384,50 @@ impl Drop for TestApp {
             let _ = thread.join();
         }
         self.pool.take();
+        let failures = self.contract.failures();
+        if !failures.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} response(s) broke the OpenAPI contract:\n{}",
+                failures.len(),
+                failures.join("\n")
+            );
+        }
+    }
+}
+
+/// A server started by [`TestApp::spawn_on`]; stopped when dropped.
+pub struct SecondServer {
+    pub base_url: String,
+    pub client: reqwest::blocking::Client,
+    handle: Option<ServerHandle>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SecondServer {
+    pub fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .unwrap()
+    }
+
+    pub fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+    }
+}
+
+impl Drop for SecondServer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -360,6 +438,11 @@ pub struct Session {
     pub organization_id: String,
     pub access: String,
     pub refresh: String,
+}
+
+/// The absolute `type` URI of a problem (the test servers keep the default `server.public_url`).
+pub fn problem_type(slug: &str) -> String {
+    format!("http://127.0.0.1:8080/problems/{slug}")
 }
 
 /// Reads a response as a problem document and checks the parts every problem must have.
@@ -382,7 +465,7 @@ pub fn assert_problem(res: reqwest::blocking::Response, status: u16, type_slug: 
         .unwrap()
         .to_owned();
     let body: Value = res.json().unwrap();
-    assert_eq!(body["type"], format!("/problems/{type_slug}"), "type in {body}");
+    assert_eq!(body["type"], problem_type(type_slug), "type in {body}");
     assert_eq!(body["status"], status, "status member in {body}");
     assert!(
         body["title"].as_str().is_some_and(|t| !t.is_empty()),

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs Schemathesis (every check) against a demo server, once per hat, and prints the failures it finds.
+# Not a CI step: it takes minutes and explores at random. Needs `pip install schemathesis`.
+#
+#   scripts/contract-check.sh                  # all hats, default budget
+#   MAX_EXAMPLES=20 HATS="cimic finance" scripts/contract-check.sh
+#
+# The demo mission is seeded into a throwaway SQLite database; the server listens on $PORT (default 18080).
+# Reports (JUnit XML) land in $OUT (default target/contract-check/).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PORT="${PORT:-18080}"
+MAX_EXAMPLES="${MAX_EXAMPLES:-30}"
+HATS="${HATS:-cimic qip.officer wash.unicef dsrsg finance auditor admin}"
+OUT="${OUT:-target/contract-check}"
+PASSWORD="xylonia-demo-2026"
+BASE="http://127.0.0.1:${PORT}"
+
+command -v st >/dev/null || { echo "schemathesis is not installed: pip install schemathesis" >&2; exit 1; }
+cargo build --quiet
+BIN=target/debug/qip-pool
+WORK="$(mktemp -d)"
+mkdir -p "$OUT"
+export QIP__DATABASE__URL="sqlite://${WORK}/demo.sqlite3"
+export QIP__SERVER__BIND="127.0.0.1:${PORT}"
+export QIP__SERVER__PUBLIC_URL="${BASE}"
+export QIP__AUTH__AUTH_RATE_LIMIT_PER_MINUTE=1000000
+export QIP__LOG__FILTER=warn
+
+"$BIN" demo seed >/dev/null
+"$BIN" serve >"${WORK}/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "${BASE}/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "${BASE}/readyz" >/dev/null
+
+token() {
+  curl -fsS -X POST "${BASE}/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"${PASSWORD}\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/'
+}
+
+total=0
+for user in $HATS; do
+  tok="$(token "$user")"
+  echo "== schemathesis as ${user}"
+  set +e
+  st run "${BASE}/api/v1/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
+    --header "Authorization: Bearer ${tok}" --continue-on-failure --max-failures 1000 \
+    --report junit --report-dir "${OUT}/${user}" --warnings off >"${OUT}/${user}.txt" 2>&1
+  set -e
+  failures="$(grep -oE '[0-9]+ (unique )?failures?' "${OUT}/${user}.txt" | tail -1 | grep -oE '^[0-9]+' || echo 0)"
+  tail -5 "${OUT}/${user}.txt"
+  total=$((total + failures))
+done
+echo "contract-check: ${total} failure(s) in all (details in ${OUT}/)"
+[ "$total" -eq 0 ]

@@ -1,0 +1,472 @@
+//! The served OpenAPI 3.1 document: the utoipa document generated from the routes, completed from the facts
+//! the routes cannot state in their attributes — the access policy (security, 401/403, `Acting-Hat`), the
+//! shared preconditions (`If-Match`, `If-None-Match`, `ETag`), idempotency keys, the standard problem
+//! responses every layer can answer, response headers, limits from the settings, `servers`, and examples.
+//! One place, so a route's documentation follows its policy line and cannot drift from it.
+
+use serde_json::{Map, Value, json};
+
+use crate::access::{Hat, Requirement, requirement_for_route};
+use crate::config::Settings;
+
+/// Operations that change a versioned resource and require `If-Match` (`http::preconditions`).
+pub const IF_MATCH_OPERATIONS: &[&str] = &[
+    "update_pool",
+    "edit_proposal",
+    "submit_proposal",
+    "withdraw_proposal",
+    "revise_proposal",
+    "update_activity",
+    "decide",
+    "cancel",
+    "close",
+];
+
+/// Operations whose success carries the resource's `ETag`.
+pub const ETAG_OPERATIONS: &[&str] = &[
+    "create_pool",
+    "get_pool",
+    "update_pool",
+    "create_proposal",
+    "get_proposal",
+    "edit_proposal",
+    "submit_proposal",
+    "withdraw_proposal",
+    "revise_proposal",
+    "create_activity",
+    "get_activity",
+    "update_activity",
+    "get_approval",
+    "decide",
+    "cancel",
+    "close",
+];
+
+/// Money-moving operations that require `Idempotency-Key` (`features::ledger::idempotency`).
+pub const IDEMPOTENT_OPERATIONS: &[&str] = &["contribute", "reverse", "disburse", "refund"];
+
+const PROBLEM: &str = "application/problem+json";
+
+/// The served document, as JSON.
+pub fn document(generated: &utoipa::openapi::OpenApi, settings: &Settings) -> Value {
+    let mut doc = serde_json::to_value(generated).unwrap_or_else(|_| json!({}));
+    complete(&mut doc, settings);
+    doc
+}
+
+/// Completes a generated document in place.
+pub fn complete(doc: &mut Value, settings: &Settings) {
+    doc["openapi"] = json!("3.1.0");
+    doc["servers"] = json!([{
+        "url": settings.server.public_url,
+        "description": "This service (`server.public_url`)"
+    }]);
+    doc["info"]["contact"] =
+        json!({"name": "QIP secretariat", "url": format!("{}/docs/", settings.server.public_url)});
+    doc["info"]["license"] = json!({"name": "Apache-2.0", "identifier": "Apache-2.0"});
+    doc["tags"] = tags();
+    fix_schemas(doc, settings);
+    let max_page = settings.server.max_page_size;
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (template, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            let requirement = requirement_for_route(&method.to_ascii_uppercase(), template);
+            complete_operation(template, method, op, requirement, max_page);
+        }
+    }
+}
+
+fn tags() -> Value {
+    json!([
+        {"name": "operations", "description": "Health, readiness, metrics, this document and the problem pages."},
+        {"name": "identity", "description": "Sign-in, organisations, users, hats and dual control."},
+        {"name": "audit", "description": "The hash-chained audit trail."},
+        {"name": "reference", "description": "Areas (P-codes) and sectors."},
+        {"name": "pools", "description": "Funding pools and their settings."},
+        {"name": "proposals", "description": "Proposals from draft to submission, versions and revision."},
+        {"name": "ledger", "description": "Contributions, transactions, statements and reversals."},
+        {"name": "consultation", "description": "3W activities, consultation rules, responses and flags."},
+        {"name": "approval", "description": "Approval steps, decisions, briefs and tasks."},
+        {"name": "implementation", "description": "Tranches, disbursements, refunds, reports, cancel and close."}
+    ])
+}
+
+/// Schema facts the DTO derives cannot state (values the server sends that the derive got wrong).
+fn fix_schemas(doc: &mut Value, settings: &Settings) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    // An audit event's `before`/`after` are snapshots of any shape, null where there was none (creation,
+    // deletion, denials) — in `AuditEvent` and wherever a page inlines it.
+    for schema in schemas.values_mut() {
+        fix_audit_snapshots(schema);
+    }
+    // The body of `POST /proposals`: the content fields and the pool.
+    if let Some(content) = schemas.get("ProposalContent").cloned() {
+        let mut body = content;
+        body["description"] = json!("A new draft: the pool it asks money from, and any content fields.");
+        body["properties"]["pool_id"] =
+            json!({"type": "string", "description": "The pool the proposal asks money from"});
+        let mut required: Vec<Value> = body["required"].as_array().cloned().unwrap_or_default();
+        required.push(json!("pool_id"));
+        body["required"] = Value::Array(required);
+        schemas.insert("NewProposal".into(), body);
+    }
+    if let Some(problem) = schemas.get_mut("Problem") {
+        problem["properties"]["type"]["format"] = json!("uri");
+        problem["properties"]["type"]["example"] =
+            json!(format!("{}/problems/validation", settings.server.public_url));
+        problem["additionalProperties"] = json!(true);
+    }
+}
+
+fn fix_audit_snapshots(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let is_audit_event = map
+                .get("properties")
+                .is_some_and(|p| p.get("prev_hash").is_some() && p.get("before").is_some());
+            if is_audit_event {
+                for member in ["before", "after"] {
+                    map["properties"][member] = json!({
+                        "description": "Snapshot of the entity (null where there was none).",
+                        "type": ["object", "null"]
+                    });
+                }
+            }
+            for value in map.values_mut() {
+                fix_audit_snapshots(value);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_audit_snapshots),
+        _ => {}
+    }
+}
+
+/// Request bodies from the demo mission (`qip-pool demo seed`), for the operations people start with.
+fn request_example(op_id: &str) -> Option<Value> {
+    Some(match op_id {
+        "login" => json!({"username": "cimic", "password": "xylonia-demo-2026"}),
+        "create_organization" => {
+            json!({"code": "UNICEF", "name": "UNICEF country office", "kind": "un_agency"})
+        }
+        "create_user" => {
+            json!({"username": "lena", "display_name": "Lena M.", "email": "lena@unicef.example",
+                                "organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"})
+        }
+        "grant_hat" => {
+            json!({"hat": "consultee", "scope_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"})
+        }
+        "create_pool" => json!({"code": "DFP", "name": "Darfur QIP pool", "currency": "USD",
+                                "funding_start": "2026-01-01", "funding_end": "2027-12-31"}),
+        "create_proposal" => json!({
+            "pool_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
+            "title": "Solar fridge for Tawila health post", "summary": "Vaccine cold chain",
+            "objectives": "Keep vaccines cold", "confidence_building_purpose": "Trust with the health committee",
+            "sector_code": "HEA", "location": {"adm1_pcode": "XY01", "adm2_pcode": "XY0102"},
+            "implementing_partner": {"kind": "local_authority", "name": "Tawila health office"},
+            "beneficiaries": {"women": 300, "men": 250, "girls": 400, "boys": 380},
+            "planned_start": "2027-03-01", "planned_end": "2027-05-15",
+            "budget_lines": [{"description": "Solar fridge", "category": "equipment", "quantity": "1",
+                              "unit_cost": "6500.00"}],
+            "requested_amount": "6500.00",
+            "handover": {"local_authority": "Tawila health office", "maintenance": "Health committee"},
+            "local_ownership": "Requested by the health committee",
+            "screening": {"civilian_actor_present": false, "unique_military_capability": "Engineers install panels",
+                          "time_limited_with_handover": true, "assistance_type": "indirect",
+                          "humanitarian_access_risk": "Low"}
+        }),
+        "edit_proposal" => json!({"title": "Solar fridge and freezer for Tawila health post"}),
+        "respond" => json!({"kind": "no_objection"}),
+        "decide" => json!({"decision": "approve", "comment": "Cleared"}),
+        "contribute" => json!({"contributor_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
+                               "amount": "250000.00", "currency": "USD", "reference": "NOR-QIP-2026-01"}),
+        "disburse" => json!({"amount": "3900.00", "paid_on": "2026-11-29", "payment_reference": "BANK-0001"}),
+        "close" => json!({"evaluation": {"objectives_met": "yes",
+                                          "confidence_building_effect": "Health committee meets the battalion monthly",
+                                          "lessons": "Order panels early"}}),
+        _ => return None,
+    })
+}
+
+fn is_public(requirement: Option<Requirement>) -> bool {
+    matches!(requirement, Some(Requirement::Public))
+}
+
+fn status_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created; `Location` names the new resource",
+        "202" => "Accepted: waits for another step",
+        "204" => "Done; no body",
+        "304" => "Not modified: the copy named in `If-None-Match` is current",
+        "400" => "Bad request: a query parameter or header cannot be read, or the body is not valid JSON",
+        "401" => "Not signed in, or the access token is expired or invalid",
+        "403" => "No hat you hold (or the one named in `Acting-Hat`) permits this",
+        "404" => "No such object, or not visible to you",
+        "409" => "Conflicts with the current state",
+        "412" => "`If-Match` does not name the current version (or is weak)",
+        "413" => "Request body too large",
+        "415" => "Unsupported media type",
+        "422" => "Validation failed; `errors` lists every fault",
+        "428" => "`If-Match` is required",
+        "429" => "Too many requests; wait `Retry-After` seconds",
+        "503" => "Unavailable; nothing was written, retry after `Retry-After` seconds",
+        _ => "Response",
+    }
+}
+
+fn problem_response(status: &str) -> Value {
+    json!({
+        "description": status_description(status),
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn header(description: &str, schema: Value) -> Value {
+    json!({"description": description, "schema": schema})
+}
+
+fn retry_after() -> Value {
+    header(
+        "Seconds to wait before retrying",
+        json!({"type": "integer", "minimum": 0}),
+    )
+}
+
+fn complete_operation(
+    template: &str,
+    method: &str,
+    op: &mut Value,
+    requirement: Option<Requirement>,
+    max_page: u32,
+) {
+    let op_id = op["operationId"].as_str().unwrap_or_default().to_owned();
+    let has_body = op.get("requestBody").is_some();
+    let json_body = op.pointer("/requestBody/content/application~1json").is_some();
+    if op.get("description").is_none() {
+        let summary = op["summary"].as_str().unwrap_or(&op_id).to_owned();
+        op["description"] = json!(summary);
+    }
+    if op.get("summary").is_none() {
+        op["summary"] = json!(op_id.replace('_', " "));
+    }
+    let guarded = !is_public(requirement);
+    op["security"] = if guarded {
+        json!([{"bearer": []}])
+    } else {
+        json!([])
+    };
+
+    if op_id == "create_proposal" {
+        // The handler takes `pool_id` beside the content fields (server-owned fields are refused):
+        // `NewProposal`, made in `fix_schemas`.
+        op["requestBody"]["content"]["application/json"]["schema"] =
+            json!({"$ref": "#/components/schemas/NewProposal"});
+    }
+    if let Some(example) = request_example(&op_id) {
+        if let Some(media) = op.pointer_mut("/requestBody/content/application~1json") {
+            media["example"] = example;
+        }
+    }
+
+    // Parameters.
+    let params = op
+        .as_object_mut()
+        .map(|o| o.entry("parameters").or_insert_with(|| json!([])))
+        .and_then(Value::as_array_mut);
+    let mut has_query = false;
+    if let Some(params) = params {
+        for p in params.iter_mut() {
+            has_query |= p["in"] == "query";
+            if p["in"] == "query" && p["name"] == "limit" {
+                p["schema"] =
+                    json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": max_page});
+            }
+            if p["in"] == "header" && p["name"] == "Idempotency-Key" {
+                p["required"] = json!(true);
+                p["schema"] = json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7E]+$",
+                                     "example": "0b8e1c52-2f6c-4d7e-9a53-7c1d2e3f4a5b"});
+            }
+            if p["in"] == "query" && p["name"] == "level" {
+                p["schema"] = json!({"type": "integer", "enum": [1, 2]});
+            }
+            if p["in"] == "path" && p["schema"]["type"] == "string" {
+                // Control characters in a path are refused before routing (`http::canonical_path`).
+                p["schema"]["pattern"] = json!("^[^\\x00-\\x1F\\x7F/]+$");
+            }
+            if p["in"] == "path" && p.get("description").is_none() {
+                p["description"] = json!("Identifier");
+            }
+        }
+        if let Some(Requirement::Action(action)) = requirement {
+            let permitted: Vec<&str> = action.permitted_hats().iter().map(|h| h.as_str()).collect();
+            params.push(json!({
+                "name": "Acting-Hat",
+                "in": "header",
+                "required": false,
+                "description": format!(
+                    "The hat you act in. Needed only for a change when more than one hat you hold could make it; \
+                     reads are served in any permitting hat. Permitted here: {}.",
+                    permitted.join(", ")
+                ),
+                "schema": {"type": "string", "enum": Hat::ALL.iter().map(|h| h.as_str()).collect::<Vec<_>>()}
+            }));
+        }
+        if IF_MATCH_OPERATIONS.contains(&op_id.as_str()) {
+            params.push(json!({
+                "name": "If-Match",
+                "in": "header",
+                // Required by the server (428 without it); declared optional so a request without it is a
+                // documented 428 rather than a malformed call.
+                "required": false,
+                "description": "Required: the `ETag` of the version you are changing, exactly as received (strong \
+                                comparison: a weak `W/\"3\"` never matches). Without it the answer is 428.",
+                "schema": {"type": "string", "pattern": "^\"[0-9]+\"$", "example": "\"1\""}
+            }));
+        }
+        if method == "get" && ETAG_OPERATIONS.contains(&op_id.as_str()) {
+            params.push(json!({
+                "name": "If-None-Match",
+                "in": "header",
+                "required": false,
+                "description": "`ETag`s of copies you hold; when one is current the answer is 304 with no body.",
+                "schema": {"type": "string", "example": "\"1\""}
+            }));
+        }
+        if params.is_empty() {
+            if let Some(o) = op.as_object_mut() {
+                o.remove("parameters");
+            }
+        }
+    }
+
+    // Responses.
+    let Some(responses) = op
+        .as_object_mut()
+        .map(|o| o.entry("responses").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let mut standard: Vec<&str> = Vec::new();
+    if guarded {
+        standard.push("401");
+    }
+    if let Some(Requirement::Action(_)) = requirement {
+        // An unknown or ambiguous `Acting-Hat`; no valid hat that permits the action (even where every hat
+        // could, a user may hold none now), or object-level scope.
+        standard.extend(["400", "403"]);
+    }
+    if template.contains('{') {
+        // A path segment that cannot be decoded (`http::canonical_path`) is a 400.
+        standard.push("400");
+        if template != "/problems/{slug}" {
+            standard.push("404");
+        }
+    }
+    if has_body {
+        standard.extend(["400", "413", "415", "422"]);
+    }
+    if json_body || has_query {
+        standard.extend(["400", "422"]);
+    }
+    if IF_MATCH_OPERATIONS.contains(&op_id.as_str()) {
+        standard.extend(["400", "412", "428"]);
+    }
+    if IDEMPOTENT_OPERATIONS.contains(&op_id.as_str()) {
+        standard.extend(["400", "409", "422"]);
+    }
+    if template.starts_with("/api/v1/auth/") {
+        standard.push("429");
+    }
+    if template.starts_with("/api/") && template != "/api/v1/openapi.json" {
+        standard.push("503");
+    }
+    for status in standard {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(status));
+    }
+    if method == "get" && ETAG_OPERATIONS.contains(&op_id.as_str()) {
+        responses.insert(
+            "304".into(),
+            json!({"description": status_description("304"),
+                   "headers": {"ETag": header("The current version", json!({"type": "string"}))}}),
+        );
+    }
+    for (status, response) in responses.iter_mut() {
+        complete_response(status, response, &op_id);
+    }
+}
+
+fn complete_response(status: &str, response: &mut Value, op_id: &str) {
+    let Some(r) = response.as_object_mut() else {
+        return;
+    };
+    if r.get("description")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        r.insert("description".into(), json!(status_description(status)));
+    }
+    let mut headers = r
+        .remove("headers")
+        .and_then(|h| h.as_object().cloned())
+        .unwrap_or_default();
+    add_response_headers(status, op_id, &mut headers);
+    if !headers.is_empty() {
+        r.insert("headers".into(), Value::Object(headers));
+    }
+}
+
+fn add_response_headers(status: &str, op_id: &str, headers: &mut Map<String, Value>) {
+    let success = status.starts_with('2');
+    if success && ETAG_OPERATIONS.contains(&op_id) {
+        headers.insert(
+            "ETag".into(),
+            header(
+                "The version of the resource; send it back in `If-Match` to change it",
+                json!({"type": "string", "example": "\"1\""}),
+            ),
+        );
+    }
+    if status == "201" {
+        headers.insert(
+            "Location".into(),
+            header(
+                "Where the created resource can be read",
+                json!({"type": "string", "format": "uri-reference"}),
+            ),
+        );
+    }
+    if success && IDEMPOTENT_OPERATIONS.contains(&op_id) {
+        headers.insert(
+            "Idempotent-Replayed".into(),
+            header(
+                "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
+                json!({"type": "string", "enum": ["true"]}),
+            ),
+        );
+    }
+    if ["409", "429", "503"].contains(&status) {
+        headers.insert("Retry-After".into(), retry_after());
+    }
+    if status == "401" {
+        headers.insert(
+            "WWW-Authenticate".into(),
+            header("`Bearer`", json!({"type": "string"})),
+        );
+    }
+}
