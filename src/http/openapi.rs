@@ -20,6 +20,7 @@ pub const IF_MATCH_OPERATIONS: &[&str] = &[
     "decide",
     "cancel",
     "close",
+    "update_webhook",
 ];
 
 /// Operations whose success carries the resource's `ETag`.
@@ -40,6 +41,9 @@ pub const ETAG_OPERATIONS: &[&str] = &[
     "decide",
     "cancel",
     "close",
+    "create_webhook",
+    "get_webhook",
+    "update_webhook",
 ];
 
 /// Money-moving operations that require `Idempotency-Key` (`features::ledger::idempotency`).
