@@ -226,6 +226,7 @@ fn status_description(status: &str) -> &'static str {
         "422" => "Validation failed; `errors` lists every fault",
         "428" => "`If-Match` is required",
         "429" => "Too many requests; wait `Retry-After` seconds",
+        "500" => "Internal error; the body is opaque, the cause is logged with the request id",
         "503" => "Unavailable; nothing was written, retry after `Retry-After` seconds",
         _ => "Response",
     }
@@ -396,7 +397,7 @@ fn complete_operation(
         standard.push("429");
     }
     if template.starts_with("/api/") && template != "/api/v1/openapi.json" {
-        standard.push("503");
+        standard.extend(["500", "503"]);
     }
     for status in standard {
         responses

@@ -39,6 +39,31 @@ pub async fn observe(
     let Some(tap) = tap else {
         return Ok(res.map_into_boxed_body());
     };
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if !is_json {
+        // Streamed exports (CSV, XML) stay streamed: the observer sees their status and media type only.
+        let http_req = res.request();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let template = http_req.match_pattern();
+        tap(&TappedResponse {
+            method: http_req.method().as_str(),
+            template: template.as_deref(),
+            path: http_req.path(),
+            status: res.status().as_u16(),
+            content_type: content_type.as_deref(),
+            headers: res.headers(),
+            body: &[],
+        });
+        return Ok(res.map_into_boxed_body());
+    }
     let (http_req, http_res) = res.into_parts();
     let (head, body) = http_res.into_parts();
     let Ok(bytes) = actix_web::body::to_bytes(body).await else {

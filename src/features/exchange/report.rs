@@ -60,7 +60,7 @@ pub struct People {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Turnaround {
+pub struct ReportTurnaround {
     /// Step position in the chain and its reason kind (`base`, `waiver`, …).
     pub step: String,
     pub hat: String,
@@ -90,7 +90,7 @@ pub struct PoolReport {
     pub consultation_outcomes: BTreeMap<String, i64>,
     /// Flags raised in the period, by category (texts never appear).
     pub flags_by_category: BTreeMap<String, i64>,
-    pub approval_turnaround: Vec<Turnaround>,
+    pub approval_turnaround: Vec<ReportTurnaround>,
 }
 
 #[derive(Default)]
@@ -236,7 +236,7 @@ pub fn pool_report(
                 .collect(),
             approval_turnaround: turnaround
                 .into_iter()
-                .map(|((step, hat), days)| Turnaround {
+                .map(|((step, hat), days)| ReportTurnaround {
                     step,
                     hat,
                     decided: days.len(),

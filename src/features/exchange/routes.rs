@@ -186,7 +186,7 @@ fn wants_csv(req: &HttpRequest, format: Option<&str>) -> bool {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Pool id"), ReportQuery),
     responses(
-        (status = 200, body = PoolReport, description = "JSON; or `text/csv` (HXL) when asked"),
+        (status = 200, description = "JSON; or `text/csv` (HXL) when asked", content((PoolReport = "application/json"), (String = "text/csv"))),
         (status = 404, description = "No such pool", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`to` before `from`, or an unknown `format`", body = Problem, content_type = "application/problem+json")
     )

@@ -300,10 +300,10 @@ pub fn for_proposal(
         }
         Kind::StepAwaitingDecision => {
             let steps = crate::features::approval::repo::steps_of(conn, &p.id)?;
-            if let Some(step) = steps
-                .iter()
-                .find(|s| s.version_number == p.current_version && s.status == crate::domain::status::StepStatus::Pending)
-                && let Ok(hat) = step.hat.parse::<Hat>()
+            if let Some(step) = steps.iter().find(|s| {
+                s.version_number == p.current_version
+                    && s.status == crate::domain::status::StepStatus::Pending
+            }) && let Ok(hat) = step.hat.parse::<Hat>()
             {
                 add_deciders(
                     conn,
