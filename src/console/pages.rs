@@ -252,6 +252,18 @@ pub fn proposal(
                     }
                 }
             }
+            @if let Some(p) = &brief.implementing_partner {
+                section aria-labelledby="partner" {
+                    h2 id="partner" { "Implementing partner" }
+                    (fields(&serde_json::to_value(p).unwrap_or(Value::Null)))
+                }
+            }
+            @if let Some(b) = &brief.beneficiaries {
+                section aria-labelledby="beneficiaries" {
+                    h2 id="beneficiaries" { "Beneficiaries" }
+                    (fields(&serde_json::to_value(b).unwrap_or(Value::Null)))
+                }
+            }
             @if let Some(s) = &brief.screening {
                 section aria-labelledby="screening" {
                     h2 id="screening" { "Screening" }

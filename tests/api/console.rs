@@ -471,3 +471,40 @@ fn the_console_refuses_what_the_policy_refuses() {
             .starts_with("text/css")
     );
 }
+
+#[test]
+fn an_unusable_access_token_is_refreshed_under_the_api_rules_and_a_replayed_refresh_token_ends_the_sign_in() {
+    let d = desk("50000.00");
+    let app = &d.m.app;
+    let api = app.login("dsrsg", USER_PASSWORD);
+    let mut b = Browser::new(app);
+    // An expired (here: unusable) access token with a live refresh token: the console refreshes it.
+    b.cookies
+        .insert("qip_console".into(), format!("expired~{}", api.refresh));
+    let res = b.get("/console/tasks");
+    assert_eq!(res.status().as_u16(), 200);
+    let renewed = b.cookies["qip_console"].clone();
+    let (access, refresh) = renewed.split_once('~').unwrap();
+    assert_ne!(refresh, api.refresh, "the refresh token is rotated");
+    assert_eq!(access.split('.').count(), 3, "a fresh access token");
+    assert!(
+        app.audit_rows()
+            .iter()
+            .any(|r| r.action == "auth.refresh" && r.outcome == "success")
+    );
+
+    // Replaying the spent refresh token is reuse: the whole sign-in ends, for the console as for the API.
+    let mut replay = Browser::new(app);
+    replay
+        .cookies
+        .insert("qip_console".into(), format!("expired~{}", api.refresh));
+    let res = replay.get("/console/tasks");
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()[LOCATION], "/console/sign-in");
+    assert!(app.audit_rows().iter().any(|r| r.action == "auth.refresh_reuse"));
+    b.cookies
+        .insert("qip_console".into(), format!("expired~{refresh}"));
+    assert_eq!(b.get("/console/tasks").status().as_u16(), 303);
+    let res = app.post_json("/api/v1/auth/refresh", None, &json!({"refresh_token": refresh}));
+    assert_eq!(res.status().as_u16(), 401);
+}

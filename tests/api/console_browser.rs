@@ -92,6 +92,15 @@ async fn wait_for_text(client: &fantoccini::Client, text: &str) -> Result<(), fa
     }
 }
 
+/// With `QIP_CONSOLE_SCREENSHOTS=<dir>`, saves what the browser shows (360 px wide) there, for docs/.
+async fn snap(client: &fantoccini::Client, name: &str) -> Result<(), fantoccini::error::CmdError> {
+    if let Some(dir) = std::env::var_os("QIP_CONSOLE_SCREENSHOTS") {
+        let png = client.screenshot().await?;
+        std::fs::write(PathBuf::from(dir).join(name), png).unwrap();
+    }
+    Ok(())
+}
+
 #[test]
 fn a_decider_signs_in_opens_a_task_and_approves_it_in_headless_chromium() {
     let Some(program) = find_program("chromedriver") else {
@@ -134,11 +143,13 @@ fn a_decider_signs_in_opens_a_task_and_approves_it_in_headless_chromium() {
 
         client.goto(&format!("{base}/")).await?;
         assert!(client.current_url().await?.path().ends_with("/console/sign-in"));
+        snap(&client, "console-sign-in.png").await?;
         client.find(Locator::Id("username")).await?.send_keys("dsrsg").await?;
         client.find(Locator::Id("password")).await?.send_keys(USER_PASSWORD).await?;
         client.find(Locator::Css("main form button[type=submit]")).await?.click().await?;
 
         wait_for_path(&client, "/console/tasks").await?;
+        snap(&client, "console-tasks.png").await?;
         let task = client.find(Locator::Css(".task a")).await?;
         assert!(task.text().await?.contains("Market latrines"));
         task.click().await?;
@@ -146,6 +157,7 @@ fn a_decider_signs_in_opens_a_task_and_approves_it_in_headless_chromium() {
         wait_for_path(&client, &format!("/console/proposals/{id}")).await?;
         let source = client.source().await?;
         assert!(source.contains("20000.00"));
+        snap(&client, "console-proposal.png").await?;
         client.find(Locator::Id("comment")).await?.send_keys("Cleared in the browser").await?;
         client.find(Locator::Css("#decide ~ form button[type=submit]")).await?.click().await?;
 
