@@ -8,6 +8,7 @@ pub mod session;
 
 use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::Markup;
 use serde::Deserialize;
@@ -29,18 +30,20 @@ const DECIDE_ROUTE: (&str, &str) = ("POST", "/api/v1/proposals/{id}/approval/ste
 
 /// Registers the console's routes (plain actix routes, outside the OpenAPI document).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(to_tasks))
-        .route("/console", web::get().to(to_tasks))
-        .route(pages::STYLESHEET_PATH, web::get().to(stylesheet))
-        .route("/console/sign-in", web::get().to(sign_in_page))
-        .route("/console/sign-in", web::post().to(sign_in))
-        .route("/console/sign-out", web::post().to(sign_out))
-        .route("/console/tasks", web::get().to(my_tasks))
-        .route("/console/proposals/{id}", web::get().to(proposal))
-        .route(
-            "/console/proposals/{id}/steps/{step_id}/decision",
-            web::post().to(decide),
-        );
+    cfg.route("/", web::get().to(to_tasks)).service(
+        web::scope("/console")
+            // Pages go compressed to browsers that ask (slow satellite links). Compression cannot leak the CSRF
+            // token (BREACH): SameSite=Strict keeps the cookies off every request another site starts.
+            .wrap(Compress::default())
+            .route("", web::get().to(to_tasks))
+            .route("/static/console.css", web::get().to(stylesheet))
+            .route("/sign-in", web::get().to(sign_in_page))
+            .route("/sign-in", web::post().to(sign_in))
+            .route("/sign-out", web::post().to(sign_out))
+            .route("/tasks", web::get().to(my_tasks))
+            .route("/proposals/{id}", web::get().to(proposal))
+            .route("/proposals/{id}/steps/{step_id}/decision", web::post().to(decide)),
+    );
 }
 
 fn see_other(location: &str) -> HttpResponse {

@@ -113,7 +113,12 @@ pub async fn request_context(
 /// Rewrites any error response as problem+json, logging the cause of server errors.
 fn into_problem(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    if status.as_u16() < 400 || is_console(res.request().path()) {
+    let console_page = is_console(res.request().path())
+        && res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if status.as_u16() < 400 || console_page {
         // The console answers its errors as HTML pages a person can read (see `console`).
         return res;
     }

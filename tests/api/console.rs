@@ -462,6 +462,14 @@ fn the_console_refuses_what_the_policy_refuses() {
     let res = anon.get(&format!("/console/proposals/{id}?hat=hc"));
     assert_eq!(res.status().as_u16(), 303);
     assert_eq!(res.headers()[LOCATION], "/console/sign-in");
+    // Pages go compressed to a browser that asks.
+    let res = app
+        .client
+        .get(app.url("/console/sign-in"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(res.headers()["content-encoding"], "gzip");
     let css = anon.get("/console/static/console.css");
     assert_eq!(css.status().as_u16(), 200);
     assert!(
