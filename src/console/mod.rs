@@ -1,7 +1,8 @@
 //! The web console: server-rendered pages for people who are not programmers (sign in, my tasks, the decision
-//! brief with approve / return / reject), mounted at `/` and `/console/…` in the same binary. Every page calls
-//! the same service functions as the API and is authorized by the same policy line as the API route it stands
-//! for (see `session::authorize`); the console is not part of the OpenAPI document. See docs/CONSOLE.md.
+//! brief with approve / return / reject, the consultation answer), mounted at `/` and `/console/…` in the same
+//! binary. Every page calls the same service functions as the API and is authorized by the same policy line as
+//! the API route it stands for (see `session::authorize`); the console is not part of the OpenAPI document.
+//! See docs/CONSOLE.md.
 
 mod pages;
 pub mod session;
@@ -18,6 +19,8 @@ use crate::app::AppState;
 use crate::error::{AppError, ErrorKind};
 use crate::features::approval::dto::{Decision, DecisionInput};
 use crate::features::approval::{service as approval, tasks};
+use crate::features::consultation::dto::{FlagInput, ResponseInput, ResponseKind};
+use crate::features::consultation::service as consultation;
 use crate::features::identity::dto::LoginRequest;
 use crate::features::identity::service as identity;
 use pages::Chrome;
@@ -27,6 +30,7 @@ use session::{Caller, NoCaller};
 const TASKS_ROUTE: (&str, &str) = ("GET", "/api/v1/me/tasks");
 const BRIEF_ROUTE: (&str, &str) = ("GET", "/api/v1/proposals/{id}/brief");
 const DECIDE_ROUTE: (&str, &str) = ("POST", "/api/v1/proposals/{id}/approval/steps/{step_id}/decision");
+const RESPOND_ROUTE: (&str, &str) = ("POST", "/api/v1/proposals/{id}/consultation/responses");
 
 /// Registers the console's routes (plain actix routes, outside the OpenAPI document).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sign-out", web::post().to(sign_out))
             .route("/tasks", web::get().to(my_tasks))
             .route("/proposals/{id}", web::get().to(proposal))
-            .route("/proposals/{id}/steps/{step_id}/decision", web::post().to(decide)),
+            .route("/proposals/{id}/steps/{step_id}/decision", web::post().to(decide))
+            .route("/proposals/{id}/consultation", web::post().to(respond)),
     );
 }
 
@@ -302,6 +307,8 @@ async fn proposal(
     let username = actor.username.clone();
     let read_as = actor.hat();
     let deciding_hats: Vec<Hat> = held_hats_permitting(&actor.grants, Action::ApprovalDecide);
+    let may_answer = !held_hats_permitting(&actor.grants, Action::ConsultationRespond).is_empty();
+    let organization_id = actor.organization_id.clone();
     let loaded = call(&state, move |conn| {
         let brief = approval::brief(conn, &actor, &id)?;
         let steps = approval::get_approval(conn, &actor, &id)?;
@@ -314,14 +321,23 @@ async fn proposal(
     };
     let res = match (loaded, read_as) {
         (Ok((brief, steps)), Some(read_as)) => {
+            // The answer form only for a consultee whose organisation is asked and has not answered; the service
+            // decides again when the answer comes.
+            let answering = may_answer
+                && brief
+                    .consultation
+                    .iter()
+                    .any(|c| c.organization_id == organization_id && c.status == "pending");
             let form = pages::DecisionForm {
                 csrf: &csrf,
                 deciding_hats,
+                answering,
             };
             let notice = done.as_deref().and_then(|d| match d {
                 "approve" => Some("Your approval is recorded."),
                 "return" => Some("The proposal is returned to the submitter."),
                 "reject" => Some("The proposal is rejected."),
+                "answered" => Some("Your consultation answer is recorded."),
                 _ => None,
             });
             html(
@@ -449,6 +465,91 @@ async fn decide(
                 decision.as_str()
             ))
         }
+        Err(e) => error_page(Some(&chrome), &e),
+    };
+    with_cookies(res, [renewed, csrf_cookie])
+}
+
+#[derive(Deserialize)]
+struct AnswerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    flag_category: String,
+    #[serde(default)]
+    flag_severity: String,
+    #[serde(default)]
+    flag_description: String,
+    #[serde(default)]
+    flag_note: String,
+}
+
+/// A form value read as one of the API's enums (`no_objection`, `local_capacity`, …), by the same serde names.
+fn enum_field<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T, AppError> {
+    serde_json::from_value(serde_json::Value::String(value.trim().to_owned()))
+        .map_err(|_| AppError::invalid_field(field, format!("`{value}` is not one of the choices")))
+}
+
+impl AnswerForm {
+    /// The same body `POST …/consultation/responses` takes: at most one flag from the console for now.
+    fn input(self) -> Result<ResponseInput, AppError> {
+        let kind: ResponseKind = enum_field("kind", &self.kind)?;
+        let mut flags = Vec::new();
+        if !self.flag_category.trim().is_empty() || !self.flag_description.trim().is_empty() {
+            flags.push(FlagInput {
+                category: enum_field("flag_category", &self.flag_category)?,
+                severity: enum_field("flag_severity", &self.flag_severity)?,
+                description: self.flag_description,
+                confidential_note: Some(self.flag_note).filter(|n| !n.trim().is_empty()),
+            });
+        }
+        Ok(ResponseInput {
+            kind,
+            comment: Some(self.comment).filter(|c| !c.trim().is_empty()),
+            flags,
+        })
+    }
+}
+
+/// Answers a consultation through `consultation::service::respond`, as `POST …/consultation/responses`.
+async fn respond(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<AnswerForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    if !session::csrf_matches(&req, &form.csrf) {
+        return csrf_refused(&req);
+    }
+    let id = id.into_inner();
+    let caller = match session::authorize(&req, &state, RESPOND_ROUTE.0, RESPOND_ROUTE.1, None).await {
+        Ok(c) => c,
+        Err(why) => return no_caller(&req, why),
+    };
+    let Caller { actor, renewed } = caller;
+    let username = actor.username.clone();
+    let hat = actor.hat().map(|h| h.as_str()).unwrap_or_default();
+    let (csrf, csrf_cookie) = csrf_for(&req);
+    let chrome = Chrome {
+        username: &username,
+        csrf: &csrf,
+    };
+    let input = match form.input() {
+        Ok(i) => i,
+        Err(e) => return with_cookies(error_page(Some(&chrome), &e), [renewed, csrf_cookie]),
+    };
+    let pid = id.clone();
+    let answered = call(&state, move |conn| {
+        consultation::respond(conn, &actor, &pid, &input)
+    })
+    .await;
+    let res = match answered {
+        Ok(_) => see_other(&format!("/console/proposals/{id}?hat={hat}&done=answered")),
         Err(e) => error_page(Some(&chrome), &e),
     };
     with_cookies(res, [renewed, csrf_cookie])

@@ -187,6 +187,57 @@ pub struct DecisionForm<'a> {
     pub csrf: &'a str,
     /// The caller's hats that the policy lets decide approval steps.
     pub deciding_hats: Vec<Hat>,
+    /// The caller's organisation is asked in the open consultation round and has not answered yet.
+    pub answering: bool,
+}
+
+const FLAG_CATEGORIES: [&str; 8] = [
+    "duplication",
+    "humanitarian_space",
+    "do_no_harm",
+    "local_capacity",
+    "protection_risk",
+    "sustainability",
+    "already_funded",
+    "other",
+];
+
+/// The consultation answer: kind, comment and (for an objection) one flag with an optional confidential note.
+fn answer_form(proposal_id: &str, csrf: &str) -> Markup {
+    html! {
+        section aria-labelledby="answer" {
+            h2 id="answer" { "Answer the consultation" }
+            form method="post" class="stack" action=(format!("/console/proposals/{proposal_id}/consultation")) {
+                input type="hidden" name="csrf" value=(csrf);
+                fieldset {
+                    legend { "Your answer" }
+                    label class="inline" { input type="radio" name="kind" value="no_objection" checked; " No objection" }
+                    label class="inline" { input type="radio" name="kind" value="comment"; " Comment" }
+                    label class="inline" { input type="radio" name="kind" value="objection"; " Objection (needs a flag)" }
+                }
+                label for="answer-comment" { "Comment (optional)" }
+                textarea id="answer-comment" name="comment" rows="3" {}
+                fieldset {
+                    legend { "Flag (with an objection)" }
+                    label for="flag_category" { "Category" }
+                    select id="flag_category" name="flag_category" {
+                        option value="" { "— no flag —" }
+                        @for c in FLAG_CATEGORIES { option value=(c) { (c.replace('_', " ")) } }
+                    }
+                    label for="flag_severity" { "Severity" }
+                    select id="flag_severity" name="flag_severity" {
+                        option value="advisory" { "advisory" }
+                        option value="blocking" { "blocking" }
+                    }
+                    label for="flag_description" { "Description (shared with the submitting unit)" }
+                    textarea id="flag_description" name="flag_description" rows="3" {}
+                    label for="flag_note" { "Confidential note (never shown to the submitting unit)" }
+                    textarea id="flag_note" name="flag_note" rows="2" {}
+                }
+                button type="submit" { "Send answer" }
+            }
+        }
+    }
 }
 
 pub fn proposal(
@@ -207,6 +258,7 @@ pub fn proposal(
             h1 { (title) }
             @if let Some(n) = notice { p class="notice" role="status" { (n) } }
             p class="meta" { "State: " strong { (brief.state) } " · read as " span class="hat" { (read_as) } }
+            @if form.answering { (answer_form(&brief.proposal_id, form.csrf)) }
             section aria-labelledby="money" {
                 h2 id="money" { "Money" }
                 dl class="figures" {

@@ -516,3 +516,70 @@ fn an_unusable_access_token_is_refreshed_under_the_api_rules_and_a_replayed_refr
     let res = app.post_json("/api/v1/auth/refresh", None, &json!({"refresh_token": refresh}));
     assert_eq!(res.status().as_u16(), 401);
 }
+
+#[test]
+fn a_consultee_answers_with_a_flag_and_a_confidential_note_through_the_form() {
+    let d = desk("50000.00");
+    let app = &d.m.app;
+    let (id, _, _) = d.m.submitted("School roof", "12000.00");
+    let mut b = Browser::new(app);
+    assert_eq!(b.sign_in("ocha", USER_PASSWORD).status().as_u16(), 303);
+    let tasks = b.get("/console/tasks").text().unwrap();
+    assert!(tasks.contains("Consultation to answer"), "{tasks}");
+    assert!(tasks.contains(&format!("/console/proposals/{id}?hat=consultee")));
+
+    let page = b
+        .get(&format!("/console/proposals/{id}?hat=consultee"))
+        .text()
+        .unwrap();
+    assert!(page.contains(r#"<label for="flag_note">"#), "{page}");
+    assert!(!page.contains(r#"id="decide""#) || page.contains("None of your hats decides"));
+    let csrf = csrf_of(&page);
+    let action = format!("/console/proposals/{id}/consultation");
+    let answer = [
+        ("kind", "objection"),
+        ("comment", "Local capacity exists"),
+        ("flag_category", "local_capacity"),
+        ("flag_severity", "advisory"),
+        ("flag_description", "Local masons are available"),
+        (
+            "flag_note",
+            "The masons' cooperative is run by the district chief",
+        ),
+    ];
+    assert_eq!(b.post(&action, &answer).status().as_u16(), 403, "no CSRF token");
+    let mut with_token = answer.to_vec();
+    with_token.push(("csrf", &csrf));
+    let res = b.post(&action, &with_token);
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().unwrap_or_default());
+    let after = b.get(res.headers()[LOCATION].to_str().unwrap()).text().unwrap();
+    assert!(after.contains("Your consultation answer is recorded."));
+    assert!(!after.contains(r#"id="answer""#), "answered: no second form");
+    assert!(after.contains("The masons&#39; cooperative") || after.contains("The masons' cooperative"));
+
+    // Recorded like an API answer: the flag, its note (readable by the consultee, never by the unit) and the event.
+    let consultation: Value = app
+        .get_as(&format!("/api/v1/proposals/{id}/consultation"), &d.ocha.access)
+        .json()
+        .unwrap();
+    let flag = &consultation["flags"][0];
+    assert_eq!(flag["category"], "local_capacity");
+    assert_eq!(flag["severity"], "advisory");
+    assert_eq!(
+        flag["confidential_note"],
+        "The masons' cooperative is run by the district chief"
+    );
+    let unit_view: Value = app
+        .get_as(&format!("/api/v1/proposals/{id}/consultation"), &d.m.unit.access)
+        .json()
+        .unwrap();
+    assert!(unit_view["flags"][0].get("confidential_note").is_none());
+    let events: Vec<_> = app
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r.action == "consultation.respond")
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].hat.as_deref(), Some("consultee"));
+    assert_eq!(events[0].actor_username.as_deref(), Some("ocha"));
+}
