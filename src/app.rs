@@ -126,6 +126,7 @@ pub fn build_server_with(
             .app_data(extract::path_config())
             .app_data(extract::payload_config(server_settings.upload_limit_bytes))
             .configure(extra_routes)
+            .configure(crate::console::configure)
             .route("/docs", web::get().to(redirect_to_docs))
             .service(SwaggerUi::new("/docs/{_:.*}").config(swagger_config()))
             .default_service(web::to(fallback))

@@ -113,7 +113,13 @@ pub async fn request_context(
 /// Rewrites any error response as problem+json, logging the cause of server errors.
 fn into_problem(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    if status.as_u16() < 400 {
+    let console_page = is_console(res.request().path())
+        && res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if status.as_u16() < 400 || console_page {
+        // The console answers its errors as HTML pages a person can read (see `console`).
         return res;
     }
     let instance = Some(res.request().path().to_owned());
@@ -162,8 +168,14 @@ fn into_problem(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespo
     res.into_response(response)
 }
 
+/// The web console's pages (`/` redirects into it).
+fn is_console(path: &str) -> bool {
+    path == "/" || path == "/console" || path.starts_with("/console/")
+}
+
 fn add_headers(res: &mut ServiceResponse<BoxBody>, request_id: &str) {
     let is_docs = res.request().path().starts_with("/docs");
+    let is_console = is_console(res.request().path());
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
@@ -171,6 +183,9 @@ fn add_headers(res: &mut ServiceResponse<BoxBody>, request_id: &str) {
     let csp = if is_docs {
         // Swagger UI is served from the binary; it needs its own scripts, styles and inline images.
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"
+    } else if is_console {
+        // The console loads its one stylesheet from the service; no script at all, forms post only to it.
+        "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     } else {
         "default-src 'none'; frame-ancestors 'none'"
     };

@@ -22,6 +22,8 @@ mod authz_matrix;
 mod authz_paths;
 mod cli;
 mod config;
+mod console;
+mod console_browser;
 mod consultation;
 mod contract;
 mod contract_check;
