@@ -309,12 +309,11 @@ fn the_tasks_page_lists_a_waiting_decision_and_the_form_decides_it_like_the_api(
     );
     assert!(tasks.contains("Decision to take"));
 
-    // Without a hat the multi-hatted reader chooses one.
-    let choose = b.get(&format!("/console/proposals/{id}")).text().unwrap();
-    assert!(
-        choose.contains(&format!("/console/proposals/{id}?hat=hc")),
-        "{choose}"
-    );
+    // Reads need no hat (as on the API): the multi-hatted reader is served the brief in a hat that may read it,
+    // and the decision form still makes the deciding hat explicit.
+    let unnamed = b.get(&format!("/console/proposals/{id}")).text().unwrap();
+    assert!(unnamed.contains("read as"), "{unnamed}");
+    assert!(unnamed.contains(r#"<select id="hat" name="hat">"#), "{unnamed}");
 
     let page = b.get(&format!("/console/proposals/{id}?hat=hc"));
     assert_eq!(page.status().as_u16(), 200);
