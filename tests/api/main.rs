@@ -30,6 +30,7 @@ mod identity;
 mod implementation;
 mod ledger;
 mod ops;
+mod perf_reads;
 mod proposals;
 mod revise;
 mod sec_bounds;

@@ -179,6 +179,38 @@ pub fn entries_of(conn: &mut DbConn, transaction_id: &str) -> QueryResult<Vec<(E
         .load(conn)
 }
 
+/// Entries of several transactions (a page) in one statement, in transaction then leg order.
+pub fn entries_of_many(
+    conn: &mut DbConn,
+    transaction_ids: &[String],
+) -> QueryResult<Vec<(EntryRow, String, String)>> {
+    if transaction_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ledger_entries::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_entries::transaction_id.eq_any(transaction_ids))
+        .order((ledger_entries::transaction_id.asc(), ledger_entries::leg.asc()))
+        .select((
+            EntryRow::as_select(),
+            ledger_accounts::kind,
+            ledger_accounts::owner_id,
+        ))
+        .load(conn)
+}
+
+/// (original, reversal) pairs for those of `original_ids` that were reversed, in one statement.
+pub fn reversals_of_many(conn: &mut DbConn, original_ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    if original_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Option<String>, String)> = ledger_transactions::table
+        .filter(ledger_transactions::reversal_of.eq_any(original_ids))
+        .select((ledger_transactions::reversal_of, ledger_transactions::id))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(o, r)| o.map(|o| (o, r))).collect())
+}
+
 /// A total per account kind (pool balances) — summed by the database, so the answer is a handful of rows
 /// however many accounts the pool has.
 #[derive(Debug, Clone, QueryableByName)]

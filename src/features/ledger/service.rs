@@ -398,7 +398,40 @@ pub fn reverse(
 
 pub fn transaction_view(conn: &mut DbConn, row: &TransactionRow) -> AppResult<Transaction> {
     let pool = PoolRef::load(conn, &row.pool_id)?;
-    let entries = repo::entries_of(conn, &row.id)?
+    let entries = repo::entries_of(conn, &row.id)?;
+    let reversed_by = repo::reversal_of(conn, &row.id)?;
+    view_of(&pool, row, entries, reversed_by)
+}
+
+/// Views of a page of transactions of one pool: one statement for all their entries and one for their
+/// reversals, however many rows the page has.
+fn transaction_views(
+    conn: &mut DbConn,
+    pool: &PoolRef,
+    rows: &[TransactionRow],
+) -> AppResult<Vec<Transaction>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut entries: std::collections::HashMap<String, Vec<_>> = std::collections::HashMap::new();
+    for e in repo::entries_of_many(conn, &ids)? {
+        entries.entry(e.0.transaction_id.clone()).or_default().push(e);
+    }
+    let mut reversals: std::collections::HashMap<String, String> =
+        repo::reversals_of_many(conn, &ids)?.into_iter().collect();
+    rows.iter()
+        .map(|r| {
+            let legs = entries.remove(&r.id).unwrap_or_default();
+            view_of(pool, r, legs, reversals.remove(&r.id))
+        })
+        .collect()
+}
+
+fn view_of(
+    pool: &PoolRef,
+    row: &TransactionRow,
+    entries: Vec<(repo::EntryRow, String, String)>,
+    reversed_by: Option<String>,
+) -> AppResult<Transaction> {
+    let entries = entries
         .into_iter()
         .map(|(e, kind, owner)| Entry {
             account_id: e.account_id,
@@ -428,7 +461,7 @@ pub fn transaction_view(conn: &mut DbConn, row: &TransactionRow) -> AppResult<Tr
         original_currency: row.original_currency.clone(),
         exchange_rate: row.fx_rate.clone(),
         reversal_of: row.reversal_of.clone(),
-        reversed_by: repo::reversal_of(conn, &row.id)?,
+        reversed_by,
         created_by: row.created_by.clone(),
         hat: row.hat.clone(),
         request_id: row.request_id.clone(),
@@ -711,7 +744,7 @@ pub fn list_transactions(
     before: Option<&str>,
     limit: u32,
 ) -> AppResult<Vec<Transaction>> {
-    PoolRef::load(conn, pool_id)?;
+    let pool = PoolRef::load(conn, pool_id)?;
     let filter = repo::TransactionFilter {
         kind: query.kind.map(|k| k.as_str().to_owned()),
         proposal_id: query.proposal_id.clone(),
@@ -719,5 +752,5 @@ pub fn list_transactions(
         to: query.to.map(|t| t.naive_utc()),
     };
     let rows = repo::list_transactions(conn, pool_id, &filter, before, i64::from(limit) + 1)?;
-    rows.iter().map(|r| transaction_view(conn, r)).collect()
+    transaction_views(conn, &pool, &rows)
 }

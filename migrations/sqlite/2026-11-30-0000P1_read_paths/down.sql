@@ -1,0 +1,5 @@
+DROP INDEX consultees_pending;
+DROP INDEX tranche_payments_first;
+DROP INDEX reports_proposal_kind;
+DROP INDEX flags_status;
+DROP INDEX approval_steps_decided_by;
