@@ -533,3 +533,14 @@ diesel::table! {
 
 diesel::joinable!(session_cutoffs -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, session_cutoffs);
+
+diesel::table! {
+    ledger_daily_totals (pool_id, day, account_kind, transaction_kind) {
+        pool_id -> Text,
+        day -> Date,
+        account_kind -> Text,
+        transaction_kind -> Text,
+        total_minor -> BigInt,
+        entries -> BigInt,
+    }
+}

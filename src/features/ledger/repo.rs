@@ -221,21 +221,64 @@ pub struct KindTotal {
     pub total: i64,
 }
 
-/// The pool's balances summed per account kind.
+/// The pool's balances summed per account kind, from the daily totals the database keeps as entries are
+/// written (`ledger_daily_totals`): a few rows per day of history, however many accounts the pool has.
+/// Balances start at zero and move only by entries, so these are the sums of the balance rows (`ledger
+/// check` verifies the daily totals against the entries, and the balances against the entries).
 pub fn pool_balance_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<KindTotal>> {
     let sql = match conn {
         DbConn::Pg(_) => {
-            "SELECT kind, CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS total \
-             FROM ledger_balances WHERE pool_id = $1 GROUP BY kind"
+            "SELECT account_kind AS kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total \
+             FROM ledger_daily_totals WHERE pool_id = $1 GROUP BY account_kind"
         }
         DbConn::Sqlite(_) => {
-            "SELECT kind, CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS total \
-             FROM ledger_balances WHERE pool_id = ? GROUP BY kind"
+            "SELECT account_kind AS kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total \
+             FROM ledger_daily_totals WHERE pool_id = ? GROUP BY account_kind"
         }
     };
     diesel::sql_query(sql)
         .bind::<diesel::sql_types::Text, _>(pool_id)
         .load(conn)
+}
+
+/// Movements of a pool per (account kind, transaction kind) for the days in `[from, to)` (either end open),
+/// from the daily totals: the cost follows the number of days, not of entries.
+pub fn pool_period_totals(
+    conn: &mut DbConn,
+    pool_id: &str,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> QueryResult<Vec<MovementTotal>> {
+    use diesel::sql_types::{Date, Text};
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 1;
+    let mut param = || {
+        let p = if pg { format!("${n}") } else { "?".to_owned() };
+        n += 1;
+        p
+    };
+    let mut sql = format!(
+        "SELECT account_kind, transaction_kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total, \
+         CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries FROM ledger_daily_totals WHERE pool_id = {}",
+        param()
+    );
+    if from.is_some() {
+        sql.push_str(&format!(" AND day >= {}", param()));
+    }
+    if to.is_some() {
+        sql.push_str(&format!(" AND day < {}", param()));
+    }
+    sql.push_str(" GROUP BY account_kind, transaction_kind");
+    let query = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
+    let query = match from {
+        Some(f) => query.bind::<Date, _>(f),
+        None => query,
+    };
+    let query = match to {
+        Some(t) => query.bind::<Date, _>(t),
+        None => query,
+    };
+    query.load(conn)
 }
 
 /// The balance of one account kind of a pool for one owner (0 when the account does not exist yet).

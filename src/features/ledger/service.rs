@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -537,15 +537,15 @@ pub fn statement(
             return Err(AppError::invalid_field("to", "must not be before from"));
         }
     }
-    let start: Option<NaiveDateTime> = from.and_then(|d| d.and_hms_opt(0, 0, 0));
     // `to` is inclusive as a date: up to the start of the next day.
-    let end: Option<NaiveDateTime> = to.and_then(|d| d.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let end_day: Option<NaiveDate> = to.and_then(|d| d.succ_opt());
     crate::db::snapshot_tx(conn, |tx| {
-        let before = match start {
-            Some(s) => repo::pool_movement_totals(tx, pool_id, None, Some(s))?,
+        // Dates are whole UTC days, so the daily totals answer exactly.
+        let before = match from {
+            Some(f) => repo::pool_period_totals(tx, pool_id, None, Some(f))?,
             None => Vec::new(),
         };
-        let within = repo::pool_movement_totals(tx, pool_id, start, end)?;
+        let within = repo::pool_period_totals(tx, pool_id, from, end_day)?;
         let opening = sums_by_account(&before);
         let moved = sums_by_account(&within);
         let mut closing = opening.clone();
@@ -572,7 +572,7 @@ pub fn statement(
                 })
             })
             .collect();
-        let check_closing = sums_by_account(&repo::pool_movement_totals(tx, pool_id, None, end)?);
+        let check_closing = sums_by_account(&repo::pool_period_totals(tx, pool_id, None, end_day)?);
         let balanced = |m: &BTreeMap<AccountKind, i64>| m.values().sum::<i64>() == 0;
         Ok(Statement {
             pool_id: pool_id.to_owned(),
