@@ -139,14 +139,98 @@ pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResul
         .map(|_| ())
 }
 
-/// One statement per entry: diesel's multi-backend connection has no batch insert (postings have 2 legs).
+/// All entries of a posting in one multi-row INSERT (one round trip, whatever the number of legs).
 pub fn insert_entries(conn: &mut DbConn, rows: &[EntryRow]) -> QueryResult<()> {
-    for row in rows {
-        diesel::insert_into(ledger_entries::table)
-            .values(row)
-            .execute(conn)?;
+    if rows.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        if pg { format!("${n}") } else { "?".to_owned() }
+    };
+    let values: Vec<String> = rows
+        .iter()
+        .map(|_| format!("({}, {}, {}, {})", param(), param(), param(), param()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for row in rows {
+        query = query
+            .bind::<Text, _>(row.transaction_id.clone())
+            .bind::<diesel::sql_types::Integer, _>(row.leg)
+            .bind::<Text, _>(row.account_id.clone())
+            .bind::<BigInt, _>(row.amount_minor);
+    }
+    query.execute(conn).map(|_| ())
+}
+
+#[derive(QueryableByName)]
+struct LockedBalance {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = BigInt)]
+    balance_minor: i64,
+}
+
+/// Locks the balance rows of `account_ids` (ascending, as given) in one statement and returns their
+/// balances in that order. PostgreSQL takes the row locks after the sort, so in ascending account id like
+/// one-at-a-time locking; SQLite's write transaction already holds the only write lock.
+pub fn lock_balances(conn: &mut DbConn, account_ids: &[String]) -> QueryResult<Vec<(String, i64)>> {
+    let pg = matches!(conn, DbConn::Pg(_));
+    let params: Vec<String> = (1..=account_ids.len())
+        .map(|i| if pg { format!("${i}") } else { "?".to_owned() })
+        .collect();
+    let sql = format!(
+        "SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN ({}) ORDER BY account_id{}",
+        params.join(", "),
+        if pg { " FOR UPDATE" } else { "" }
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for id in account_ids {
+        query = query.bind::<Text, _>(id.clone());
+    }
+    let rows: Vec<LockedBalance> = query.load(conn)?;
+    if rows.len() != account_ids.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    Ok(rows.into_iter().map(|r| (r.account_id, r.balance_minor)).collect())
+}
+
+/// Sets the balances of several accounts in one statement (`CASE account_id WHEN … THEN …`).
+pub fn set_balances(conn: &mut DbConn, balances: &[(String, i64)]) -> QueryResult<usize> {
+    if balances.is_empty() {
+        return Ok(0);
+    }
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        if pg { format!("${n}") } else { "?".to_owned() }
+    };
+    let mut cases = String::new();
+    for _ in balances {
+        let (id, value) = (param(), param());
+        let value = if pg { format!("CAST({value} AS BIGINT)") } else { value };
+        cases.push_str(&format!(" WHEN {id} THEN {value}"));
+    }
+    let ids: Vec<String> = balances.iter().map(|_| param()).collect();
+    let sql = format!(
+        "UPDATE ledger_balances SET balance_minor = CASE account_id{cases} END WHERE account_id IN ({})",
+        ids.join(", ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for (id, value) in balances {
+        query = query.bind::<Text, _>(id.clone()).bind::<BigInt, _>(*value);
+    }
+    for (id, _) in balances {
+        query = query.bind::<Text, _>(id.clone());
+    }
+    query.execute(conn)
 }
 
 pub fn find_transaction(conn: &mut DbConn, id: &str) -> QueryResult<Option<TransactionRow>> {

@@ -117,8 +117,9 @@ pub fn post(
             .ok_or_else(|| AppError::invalid_field("amount", "is too large"))?;
     }
     let mut new_balances = Vec::with_capacity(by_account.len());
-    for (account_id, (kind, delta)) in &by_account {
-        let balance = repo::lock_balance(tx, account_id)?;
+    // One statement locks every touched balance row, in ascending account id.
+    let locked = repo::lock_balances(tx, &by_account.keys().cloned().collect::<Vec<_>>())?;
+    for ((account_id, (kind, delta)), (_, balance)) in by_account.iter().zip(locked) {
         match apply_leg(*kind, balance, *delta) {
             Ok(after) => new_balances.push((account_id.clone(), after)),
             Err(GuardError::Insufficient {
@@ -173,9 +174,7 @@ pub fn post(
         })
         .collect();
     repo::insert_entries(tx, &entries)?;
-    for (account_id, balance) in &new_balances {
-        repo::set_balance(tx, account_id, *balance)?;
-    }
+    repo::set_balances(tx, &new_balances)?;
     let summary = json!({
         "transaction_id": row.id, "kind": row.kind, "amount": format_amount(amount_minor, pool.currency),
         "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
