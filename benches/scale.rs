@@ -16,7 +16,10 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 #[path = "common/mod.rs"]
-#[expect(dead_code, reason = "the PostgreSQL-only server plumbing there does not serve SQLite; this bench starts its own")]
+#[expect(
+    dead_code,
+    reason = "the PostgreSQL-only server plumbing there does not serve SQLite; this bench starts its own"
+)]
 mod common;
 
 use std::net::TcpListener;
@@ -88,7 +91,8 @@ fn main() {
     let url = match &pg_admin {
         Some(admin) => {
             let mut c = PgConnection::establish(admin).unwrap();
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}")).unwrap();
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"))
+                .unwrap();
             c.batch_execute(&format!("CREATE DATABASE {db_name}")).unwrap();
             common::with_db_name(admin, &db_name)
         }
@@ -102,8 +106,13 @@ fn main() {
     let pool = db::build_pool(&settings.database).unwrap();
     db::run_migrations(&mut pool.get().unwrap()).unwrap();
     let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
-    qip_pool::features::identity::service::bootstrap_admin(&mut pool.get().unwrap(), &auth, "admin", ADMIN_PASSWORD)
-        .unwrap();
+    qip_pool::features::identity::service::bootstrap_admin(
+        &mut pool.get().unwrap(),
+        &auth,
+        "admin",
+        ADMIN_PASSWORD,
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
@@ -131,7 +140,12 @@ fn main() {
         res.json().unwrap_or(Value::Null)
     };
     let login = |user: &str, password: &str| -> String {
-        call("POST", "/api/v1/auth/login", None, json!({"username": user, "password": password}))["access_token"]
+        call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            json!({"username": user, "password": password}),
+        )["access_token"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -166,7 +180,12 @@ fn main() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 204);
         let id = created["id"].as_str().unwrap().to_owned();
-        let granted = call("POST", &format!("/api/v1/users/{id}/hats"), Some(&admin_token), json!({"hat": hat}));
+        let granted = call(
+            "POST",
+            &format!("/api/v1/users/{id}/hats"),
+            Some(&admin_token),
+            json!({"hat": hat}),
+        );
         if granted["status"] == "pending" {
             qip_pool::features::identity::service::confirm_hat_grant_from_console(
                 &mut pool.get().unwrap(),
@@ -229,13 +248,21 @@ fn main() {
         ("pool", format!("/api/v1/pools/{pool_id}"), finance.as_str()),
         ("my tasks (qip_officer)", "/api/v1/me/tasks".into(), qip.as_str()),
         ("my tasks (dsrsg)", "/api/v1/me/tasks".into(), dsrsg.as_str()),
-        ("my tasks (finance_officer)", "/api/v1/me/tasks".into(), finance.as_str()),
+        (
+            "my tasks (finance_officer)",
+            "/api/v1/me/tasks".into(),
+            finance.as_str(),
+        ),
         (
             "transactions page",
             format!("/api/v1/pools/{pool_id}/transactions?limit=50"),
             finance.as_str(),
         ),
-        ("audit events page", "/api/v1/audit/events?limit=50".into(), auditor.as_str()),
+        (
+            "audit events page",
+            "/api/v1/audit/events?limit=50".into(),
+            auditor.as_str(),
+        ),
         (
             "proposals by state (closed)",
             "/api/v1/proposals?state=closed&limit=50".into(),
@@ -249,7 +276,10 @@ fn main() {
     ];
     let measure = |conn: &mut DbConn, label: &str| -> Vec<(String, Duration, Duration)> {
         // The deep cursor: the middle of the pool's transactions by id.
-        let count = count_of(conn, &format!("SELECT COUNT(*) AS n FROM ledger_transactions WHERE pool_id = '{pool_id}'"));
+        let count = count_of(
+            conn,
+            &format!("SELECT COUNT(*) AS n FROM ledger_transactions WHERE pool_id = '{pool_id}'"),
+        );
         let middle = text_of(
             conn,
             &format!(
@@ -268,7 +298,11 @@ fn main() {
             let mut lat = Vec::with_capacity(requests);
             for i in 0..requests + 5 {
                 let started = Instant::now();
-                let res = client.get(format!("{base_url}{path}")).bearer_auth(token).send().unwrap();
+                let res = client
+                    .get(format!("{base_url}{path}"))
+                    .bearer_auth(token)
+                    .send()
+                    .unwrap();
                 let status = res.status().as_u16();
                 let body = res.bytes().unwrap();
                 assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&body));
@@ -288,15 +322,31 @@ fn main() {
         out
     };
 
-    let backend_name = if backend == Backend::Pg { "PostgreSQL" } else { "SQLite" };
+    let backend_name = if backend == Backend::Pg {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
         "scale: reads at {} transactions vs {} transactions / {} proposals / {} audit events ({backend_name}, {requests} sequential requests per endpoint)",
         base.transactions, full.transactions, full.proposals, full.audit_events
     );
     let started = Instant::now();
-    loader.load(&mut conn, &Sizes { transactions: 0, proposals: 0, audit_events: 0 }, &base);
+    loader.load(
+        &mut conn,
+        &Sizes {
+            transactions: 0,
+            proposals: 0,
+            audit_events: 0,
+        },
+        &base,
+    );
     analyze(&mut conn, backend);
-    println!("  loaded {} transactions in {:.1} s", base.transactions, started.elapsed().as_secs_f64());
+    println!(
+        "  loaded {} transactions in {:.1} s",
+        base.transactions,
+        started.elapsed().as_secs_f64()
+    );
     reset_peak_rss();
     let small = measure(&mut conn, "1k");
     let rss_small = peak_rss_mb();
@@ -327,6 +377,7 @@ fn main() {
         );
     }
     println!("  worst ratio {worst:.2}x");
+    explain_main_queries(&mut conn, backend, &ids);
     println!(
         "  peak RSS of the process holding the server: {rss_small:.0} MB during the 1k reads, {rss_large:.0} MB during the full-size reads (target <= 200 MB)"
     );
@@ -338,6 +389,127 @@ fn main() {
         let mut c = PgConnection::establish(admin).unwrap();
         let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"));
     }
+}
+
+/// Plans of the main read queries at full size (hand-written equivalents of what the service issues).
+fn explain_main_queries(conn: &mut DbConn, backend: Backend, ids: &Ids) {
+    let Ids {
+        pool, finance, dsrsg, ..
+    } = ids;
+    let count = count_of(
+        conn,
+        &format!("SELECT COUNT(*) AS n FROM ledger_transactions WHERE pool_id = '{pool}'"),
+    );
+    let middle = text_of(
+        conn,
+        &format!(
+            "SELECT id AS v FROM ledger_transactions WHERE pool_id = '{pool}' ORDER BY id LIMIT 1 OFFSET {}",
+            count / 2
+        ),
+    );
+    let queries = [
+        (
+            "statement: movements of a period from the daily totals",
+            format!(
+                "SELECT account_kind, transaction_kind, SUM(total_minor), SUM(entries) FROM ledger_daily_totals \
+                 WHERE pool_id = '{pool}' AND day >= '2026-10-01' AND day < '2026-12-01' GROUP BY account_kind, transaction_kind"
+            ),
+        ),
+        (
+            "pool: balances per account kind from the daily totals",
+            format!("SELECT account_kind, SUM(total_minor) FROM ledger_daily_totals WHERE pool_id = '{pool}' GROUP BY account_kind"),
+        ),
+        (
+            "transactions page, deep cursor",
+            format!("SELECT id, kind, amount_minor FROM ledger_transactions WHERE pool_id = '{pool}' AND id < '{middle}' ORDER BY id DESC LIMIT 51"),
+        ),
+        (
+            "transactions page: the entries of its rows, one statement",
+            format!(
+                "SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e \
+                 JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id IN \
+                 (SELECT id FROM ledger_transactions WHERE pool_id = '{pool}' AND id < '{middle}' ORDER BY id DESC LIMIT 51) \
+                 ORDER BY e.transaction_id, e.leg"
+            ),
+        ),
+        (
+            "my tasks (dsrsg): open steps of the hat this person may decide",
+            format!(
+                "SELECT p.id, p.reference, p.title, s.id, s.due_at, s.overdue FROM approval_steps s JOIN proposals p ON p.id = s.proposal_id \
+                 WHERE s.status = 'pending' AND s.opened_at IS NOT NULL AND s.due_at IS NOT NULL AND s.hat = 'dsrsg' \
+                 AND p.organization_id <> 'x' AND p.created_by <> '{dsrsg}' AND (p.submitted_by IS NULL OR p.submitted_by <> '{dsrsg}') \
+                 ORDER BY s.due_at, p.id, s.id LIMIT 51"
+            ),
+        ),
+        (
+            "my tasks (qip_officer): reports to accept",
+            "SELECT p.id, p.reference, p.title, r.id, r.submitted_at FROM reports r JOIN proposals p ON p.id = r.proposal_id \
+             WHERE r.status = 'submitted' ORDER BY r.submitted_at, p.id, r.id LIMIT 51"
+                .to_owned(),
+        ),
+        (
+            "my tasks (qip_officer): first payments of the proposals in implementation",
+            "SELECT tp.proposal_id, MIN(tp.paid_on) FROM tranche_payments tp JOIN proposals p ON p.id = tp.proposal_id \
+             WHERE p.state = 'in_implementation' GROUP BY tp.proposal_id"
+                .to_owned(),
+        ),
+        (
+            "my tasks (finance_officer): tranches payable now that this officer may pay",
+            format!(
+                "SELECT p.id, t.number FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
+                 WHERE t.status = 'scheduled' AND t.amount_minor > t.paid_minor \
+                 AND p.state IN ('approved', 'in_implementation', 'completed') \
+                 AND NOT p.id IN (SELECT proposal_id FROM approval_steps WHERE decided_by = '{finance}') \
+                 AND (NOT t.condition IN ('on_progress_report_accepted', 'on_completion_report_accepted', 'against_accepted_reports') \
+                   OR (t.condition = 'on_completion_report_accepted' AND p.id IN \
+                       (SELECT proposal_id FROM reports WHERE status = 'accepted' AND kind IN ('completion')))) \
+                 ORDER BY p.id, t.number LIMIT 51"
+            ),
+        ),
+        (
+            "audit events page",
+            "SELECT seq, action FROM audit_events ORDER BY seq DESC LIMIT 51".to_owned(),
+        ),
+        (
+            "proposals by state",
+            "SELECT id, state FROM proposals WHERE state = 'closed' ORDER BY id DESC LIMIT 51".to_owned(),
+        ),
+    ];
+    println!("scale: plans at full size");
+    for (name, sql) in queries {
+        println!("  -- {name}");
+        let lines: Vec<String> = match backend {
+            Backend::Pg => diesel::sql_query(format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}"
+            ))
+            .load::<PgPlanLine>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect(),
+            Backend::Sqlite => diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                .load::<SqlitePlanLine>(conn)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.detail)
+                .collect(),
+        };
+        for line in lines {
+            println!("     {line}");
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct PgPlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(QueryableByName)]
+struct SqlitePlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    detail: String,
 }
 
 struct Ids {
@@ -403,7 +575,9 @@ impl Loader<'_> {
             return;
         }
         let sql = match self.backend {
-            Backend::Pg => format!("{insert} SELECT {select} FROM generate_series({lo}::bigint, {hi}::bigint) AS s(i)"),
+            Backend::Pg => {
+                format!("{insert} SELECT {select} FROM generate_series({lo}::bigint, {hi}::bigint) AS s(i)")
+            }
             Backend::Sqlite => format!(
                 "WITH RECURSIVE s(i) AS (SELECT {lo} UNION ALL SELECT i + 1 FROM s WHERE i < {hi}) {insert} SELECT {select} FROM s WHERE true"
             ),
@@ -519,7 +693,8 @@ impl Loader<'_> {
             );
         }
         // Tranches: history paid; in implementation the first paid; approved the first payable now.
-        for (number, percent, condition) in [(1, 60, "on_approval"), (2, 40, "on_completion_report_accepted")] {
+        for (number, percent, condition) in [(1, 60, "on_approval"), (2, 40, "on_completion_report_accepted")]
+        {
             self.series(
                 conn,
                 p0,
@@ -556,7 +731,8 @@ impl Loader<'_> {
         let proposals = to.proposals;
         let p_of = format!("((i - 1) / 5) % {proposals} + 1");
         let kind = "CASE (i - 1) % 5 WHEN 0 THEN 'contribution' WHEN 1 THEN 'commitment' WHEN 2 THEN 'commitment' ELSE 'disbursement' END";
-        let amount = "CASE (i - 1) % 5 WHEN 0 THEN 1000000 WHEN 1 THEN 300000 WHEN 2 THEN 300000 ELSE 100000 END";
+        let amount =
+            "CASE (i - 1) % 5 WHEN 0 THEN 1000000 WHEN 1 THEN 300000 WHEN 2 THEN 300000 ELSE 100000 END";
         let tx = format!("'tx-' || {}", self.pad("i"));
         let tx_created = self.ts("i");
         self.series(
@@ -575,14 +751,19 @@ impl Loader<'_> {
         let contributor = format!(
             "(SELECT id FROM ledger_accounts WHERE pool_id = '{pool}' AND kind = 'contributor' AND owner_id = '{donor}')"
         );
-        let unallocated =
-            format!("(SELECT id FROM ledger_accounts WHERE pool_id = '{pool}' AND kind = 'unallocated' AND owner_id = '')");
+        let unallocated = format!(
+            "(SELECT id FROM ledger_accounts WHERE pool_id = '{pool}' AND kind = 'unallocated' AND owner_id = '')"
+        );
         let commitment = format!("'acc-c-' || {}", self.pad(&p_of));
         let disbursed = format!("'acc-d-' || {}", self.pad(&p_of));
         for leg in [0, 1] {
             let (from_acc, to_acc) = (
-                format!("CASE (i - 1) % 5 WHEN 0 THEN {contributor} WHEN 1 THEN {unallocated} WHEN 2 THEN {unallocated} ELSE {commitment} END"),
-                format!("CASE (i - 1) % 5 WHEN 0 THEN {unallocated} WHEN 1 THEN {commitment} WHEN 2 THEN {commitment} ELSE {disbursed} END"),
+                format!(
+                    "CASE (i - 1) % 5 WHEN 0 THEN {contributor} WHEN 1 THEN {unallocated} WHEN 2 THEN {unallocated} ELSE {commitment} END"
+                ),
+                format!(
+                    "CASE (i - 1) % 5 WHEN 0 THEN {unallocated} WHEN 1 THEN {commitment} WHEN 2 THEN {commitment} ELSE {disbursed} END"
+                ),
             );
             let (account, sign) = if leg == 0 { (from_acc, "-") } else { (to_acc, "") };
             self.series(
@@ -615,7 +796,10 @@ impl Loader<'_> {
 
         // Audit trail: one event per posting and per proposal decision, appended after the real ones. The bulk
         // rows carry placeholder hashes: `audit verify` is not part of this benchmark.
-        let head = count_of(conn, "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS n FROM audit_events");
+        let head = count_of(
+            conn,
+            "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS n FROM audit_events",
+        );
         let (a0, a1) = (from.audit_events + 1, to.audit_events);
         let offset = head - i64::try_from(from.audit_events).unwrap();
         let actions = "CASE i % 4 WHEN 0 THEN 'ledger.contribution' WHEN 1 THEN 'ledger.commitment' WHEN 2 THEN 'ledger.disbursement' ELSE 'proposal.submit' END";

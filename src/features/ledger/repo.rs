@@ -198,7 +198,10 @@ pub fn lock_balances(conn: &mut DbConn, account_ids: &[String]) -> QueryResult<V
     if rows.len() != account_ids.len() {
         return Err(diesel::result::Error::NotFound);
     }
-    Ok(rows.into_iter().map(|r| (r.account_id, r.balance_minor)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.account_id, r.balance_minor))
+        .collect())
 }
 
 /// Sets the balances of several accounts in one statement (`CASE account_id WHEN … THEN …`).
@@ -215,7 +218,11 @@ pub fn set_balances(conn: &mut DbConn, balances: &[(String, i64)]) -> QueryResul
     let mut cases = String::new();
     for _ in balances {
         let (id, value) = (param(), param());
-        let value = if pg { format!("CAST({value} AS BIGINT)") } else { value };
+        let value = if pg {
+            format!("CAST({value} AS BIGINT)")
+        } else {
+            value
+        };
         cases.push_str(&format!(" WHEN {id} THEN {value}"));
     }
     let ids: Vec<String> = balances.iter().map(|_| param()).collect();
