@@ -116,7 +116,7 @@ fn main() {
         "POST",
         "/api/v1/organizations",
         Some(&admin_token),
-        json!({"code": "MISSION", "name": "Mission", "kind": "mission_section"}),
+        json!({"code": "FLOODSEC", "name": "Flood section", "kind": "mission_section"}),
     )["id"]
         .as_str()
         .unwrap()

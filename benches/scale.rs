@@ -162,7 +162,7 @@ fn main() {
             .unwrap()
             .to_owned()
     };
-    let office = org("MISSION", "mission_section");
+    let office = org("SCALESEC", "mission_section");
     let donor = org("DONOR", "contributor");
     let ngo = org("NGO", "ngo");
     let user = |username: &str, hat: &str| -> String {

@@ -519,62 +519,14 @@ fn tranches_to_pay(
         Some(None) => return Ok(Vec::new()),
         Some(Some((p, s))) => Some((p.to_owned(), s.parse().unwrap_or(i32::MAX))),
     };
-    let progress = PayCondition::OnProgressReportAccepted.as_str();
-    let completion = PayCondition::OnCompletionReportAccepted.as_str();
     let against = PayCondition::AgainstAcceptedReports.as_str();
     let mut out = Vec::new();
     loop {
-        let decided_by_payer = approval_steps::table
-            .filter(approval_steps::decided_by.eq(payer.to_owned()))
-            .select(approval_steps::proposal_id);
-        let accepted = |kinds: &'static [&'static str]| {
-            reports::table
-                .filter(reports::status.eq("accepted"))
-                .filter(reports::kind.eq_any(kinds))
-                .select(reports::proposal_id)
-        };
-        let with_expenditure = reports::table
-            .filter(reports::status.eq("accepted"))
-            .filter(reports::expenditure_minor.is_not_null())
-            .select(reports::proposal_id);
-        let mut q = tranches::table
-            .inner_join(proposals::table.on(proposals::id.eq(tranches::proposal_id)))
-            .filter(tranches::status.eq("scheduled"))
-            .filter(tranches::amount_minor.gt(tranches::paid_minor))
-            .filter(proposals::state.eq_any(PAYABLE_STATES))
-            .filter(diesel::dsl::not(proposals::id.eq_any(decided_by_payer)))
-            .filter(
-                diesel::dsl::not(tranches::condition.eq_any([progress, completion, against]))
-                    .or(tranches::condition
-                        .eq(progress)
-                        .and(proposals::id.eq_any(accepted(&["progress", "completion"]))))
-                    .or(tranches::condition
-                        .eq(completion)
-                        .and(proposals::id.eq_any(accepted(&["completion"]))))
-                    .or(tranches::condition
-                        .eq(against)
-                        .and(proposals::id.eq_any(with_expenditure))),
-            )
-            .select((
-                proposals::id,
-                proposals::reference,
-                proposals::title,
-                tranches::number,
-                tranches::condition,
-                tranches::amount_minor,
-                tranches::paid_minor,
-            ))
-            .order((proposals::id.asc(), tranches::number.asc()))
-            .limit(n)
-            .into_boxed();
-        if let Some((p, number)) = &after {
-            q = q.filter(
-                proposals::id
-                    .gt(p.clone())
-                    .or(proposals::id.eq(p.clone()).and(tranches::number.gt(*number))),
-            );
-        }
-        let rows: Vec<TrancheTaskRow> = q.load(conn)?;
+        let rows = tranche_candidates(conn, payer, after.as_ref(), n)?;
+        let rows: Vec<TrancheTaskRow> = rows
+            .into_iter()
+            .map(|r| (r.proposal_id, r.reference, r.title, r.number, r.condition, r.amount_minor, r.paid_minor))
+            .collect();
         let fetched = rows.len();
         after = rows.last().map(|r| (r.0.clone(), r.3));
         // Sums for the rows paid against accepted reports: highest accepted expenditure and paid so far.
@@ -640,4 +592,83 @@ fn tranches_to_pay(
             return Ok(out);
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct TrancheCandidate {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    proposal_id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    reference: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    title: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    number: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    condition: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    amount_minor: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    paid_minor: i64,
+}
+
+/// Scheduled tranches, in (proposal, number) order after `after`, whose condition holds as far as accepted
+/// reports go and whose proposal the payer decided no step of. Correlated EXISTS per candidate (indexed by
+/// proposal), walking the open tranches in key order: the cost follows the page, not the reports of history.
+fn tranche_candidates(
+    conn: &mut DbConn,
+    payer: &str,
+    after: Option<&(String, i32)>,
+    n: i64,
+) -> QueryResult<Vec<TrancheCandidate>> {
+    use crate::domain::tranches::PayCondition;
+    use diesel::sql_types::{BigInt, Integer, Text};
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut k = 0;
+    let mut param = || {
+        k += 1;
+        if pg { format!("${k}") } else { "?".to_owned() }
+    };
+    let accepted = |kinds: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM reports r WHERE r.proposal_id = p.id AND r.status = 'accepted' AND {kinds})"
+        )
+    };
+    let states = PAYABLE_STATES.map(|s| format!("'{s}'")).join(", ");
+    let (progress, completion, against) = (
+        PayCondition::OnProgressReportAccepted.as_str(),
+        PayCondition::OnCompletionReportAccepted.as_str(),
+        PayCondition::AgainstAcceptedReports.as_str(),
+    );
+    let mut sql = format!(
+        "SELECT p.id AS proposal_id, p.reference, p.title, t.number, t.condition, t.amount_minor, t.paid_minor \
+         FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
+         WHERE t.status = 'scheduled' AND t.amount_minor > t.paid_minor AND p.state IN ({states}) \
+         AND NOT EXISTS (SELECT 1 FROM approval_steps s WHERE s.proposal_id = p.id AND s.decided_by = {payer}) \
+         AND (t.condition NOT IN ('{progress}', '{completion}', '{against}') \
+           OR (t.condition = '{progress}' AND {on_progress}) \
+           OR (t.condition = '{completion}' AND {on_completion}) \
+           OR (t.condition = '{against}' AND {on_spending}))",
+        payer = param(),
+        on_progress = accepted("r.kind IN ('progress', 'completion')"),
+        on_completion = accepted("r.kind = 'completion'"),
+        on_spending = accepted("r.expenditure_minor IS NOT NULL"),
+    );
+    if after.is_some() {
+        sql.push_str(&format!(
+            " AND (p.id > {} OR (p.id = {} AND t.number > {}))",
+            param(),
+            param(),
+            param()
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY p.id, t.number LIMIT {}", param()));
+    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(payer.to_owned());
+    if let Some((p, number)) = after {
+        query = query
+            .bind::<Text, _>(p.clone())
+            .bind::<Text, _>(p.clone())
+            .bind::<Integer, _>(*number);
+    }
+    query.bind::<BigInt, _>(n).load(conn)
 }
