@@ -378,6 +378,51 @@ fn main() {
     }
     println!("  worst ratio {worst:.2}x");
     explain_main_queries(&mut conn, backend, &ids);
+
+    // Postings at full history: contributions over HTTP from QIP_BENCH_CLIENTS (8) clients.
+    let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
+    let post_seconds = env_or("QIP_BENCH_SECONDS", 10);
+    reset_peak_rss();
+    let deadline = Instant::now() + Duration::from_secs(post_seconds);
+    let started = Instant::now();
+    let mut posts: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (client, base_url, finance, pool_id, donor) = (&client, &base_url, &finance, &pool_id, &ids.donor);
+                s.spawn(move || {
+                    let mut lat = Vec::new();
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let res = client
+                            .post(format!("{base_url}/api/v1/pools/{pool_id}/contributions"))
+                            .bearer_auth(finance)
+                            .header("Idempotency-Key", format!("scale-{c}-{n}"))
+                            .json(&json!({"contributor_organization_id": donor, "amount": "125.50", "currency": "USD"}))
+                            .send()
+                            .unwrap();
+                        let created = res.status().as_u16() == 201;
+                        let _ = res.bytes();
+                        if created {
+                            lat.push(t.elapsed());
+                        }
+                        n += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    posts.sort();
+    println!(
+        "scale: contributions over HTTP at full history ({clients} clients, {post_seconds} s): {:.1} posts/s, p50 {:.2} ms, p99 {:.2} ms, peak RSS {:.0} MB",
+        posts.len() as f64 / elapsed,
+        percentile(&posts, 0.5).as_secs_f64() * 1e3,
+        percentile(&posts, 0.99).as_secs_f64() * 1e3,
+        peak_rss_mb()
+    );
     println!(
         "  peak RSS of the process holding the server: {rss_small:.0} MB during the 1k reads, {rss_large:.0} MB during the full-size reads (target <= 200 MB)"
     );

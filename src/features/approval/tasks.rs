@@ -525,7 +525,17 @@ fn tranches_to_pay(
         let rows = tranche_candidates(conn, payer, after.as_ref(), n)?;
         let rows: Vec<TrancheTaskRow> = rows
             .into_iter()
-            .map(|r| (r.proposal_id, r.reference, r.title, r.number, r.condition, r.amount_minor, r.paid_minor))
+            .map(|r| {
+                (
+                    r.proposal_id,
+                    r.reference,
+                    r.title,
+                    r.number,
+                    r.condition,
+                    r.amount_minor,
+                    r.paid_minor,
+                )
+            })
             .collect();
         let fetched = rows.len();
         after = rows.last().map(|r| (r.0.clone(), r.3));
@@ -663,7 +673,9 @@ fn tranche_candidates(
         ));
     }
     sql.push_str(&format!(" ORDER BY p.id, t.number LIMIT {}", param()));
-    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(payer.to_owned());
+    let mut query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(payer.to_owned());
     if let Some((p, number)) = after {
         query = query
             .bind::<Text, _>(p.clone())
