@@ -186,6 +186,12 @@ fn main() {
         ],
     );
 
+    // 3. The bare double-entry transfer of the issue (BEGIN; lock two balance rows in id order; insert the
+    // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
+    bench_conn.batch_execute(BARE_LEDGER_SCHEMA).unwrap();
+    let bare_hot = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
+    let bare_spread = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
+
     println!(
         "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
     );
@@ -200,6 +206,14 @@ fn main() {
         "  ratio http/pgbench = {:.2}   (target >= 0.50)",
         http_tps / pg_tps
     );
+    println!(
+        "  bare transfer, hot pair       {bare_hot:>9.1} tx/s   ratio http/bare = {:.2}",
+        http_tps / bare_hot
+    );
+    println!(
+        "  bare transfer, 50 pairs       {bare_spread:>9.1} tx/s   ratio http/bare = {:.2}",
+        http_tps / bare_spread
+    );
     drop(bench_conn);
     bench.finish();
 }
@@ -211,6 +225,30 @@ struct AccountIdKind {
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
 }
+
+/// A bare double-entry ledger beside the service's tables, for the baseline of the issue.
+const BARE_LEDGER_SCHEMA: &str = "
+CREATE TABLE bare_balances (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL);
+CREATE TABLE bare_transactions (id TEXT PRIMARY KEY, amount BIGINT NOT NULL, created_at TIMESTAMP NOT NULL);
+CREATE TABLE bare_entries (transaction_id TEXT NOT NULL, leg INTEGER NOT NULL, account_id INTEGER NOT NULL, amount BIGINT NOT NULL,
+    PRIMARY KEY (transaction_id, leg));
+INSERT INTO bare_balances SELECT i, 0 FROM generate_series(1, 100) AS s(i);
+ANALYZE;
+";
+
+/// One transfer between the two accounts of a random pair (`pairs` = 1: always the same two rows).
+const BARE_TRANSFER: &str = r#"\set pair random(1, :pairs)
+\set debit 2 * :pair - 1
+\set credit 2 * :pair
+BEGIN;
+SELECT balance FROM bare_balances WHERE id IN (:debit, :credit) ORDER BY id FOR UPDATE;
+INSERT INTO bare_transactions (id, amount, created_at) VALUES (gen_random_uuid()::text, 12550, now()) RETURNING id AS tx_id \gset
+INSERT INTO bare_entries (transaction_id, leg, account_id, amount) VALUES (:tx_id, 0, :debit, -12550);
+INSERT INTO bare_entries (transaction_id, leg, account_id, amount) VALUES (:tx_id, 1, :credit, 12550);
+UPDATE bare_balances SET balance = balance - 12550 WHERE id = :debit;
+UPDATE bare_balances SET balance = balance + 12550 WHERE id = :credit;
+COMMIT;
+"#;
 
 /// The statements one contribution request issues, in order (see `features::ledger` and `http::authz`).
 fn pgbench_script() -> &'static str {
@@ -231,13 +269,10 @@ SELECT pg_try_advisory_xact_lock(:idem_key) AS locked;
 SELECT request_hash, status, response_status, response_body, expires_at FROM idempotency_keys WHERE user_id = :user_id AND idem_key = :idem_key::text;
 SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'contributor' AND owner_id = :donor_id;
 SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'unallocated' AND owner_id = '';
-SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_first FOR UPDATE;
-SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_second FOR UPDATE;
+SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (:acc_first, :acc_second) ORDER BY account_id FOR UPDATE;
 INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES (gen_random_uuid()::text, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text, :user_id, 'finance_officer', gen_random_uuid()::text, now()) RETURNING id AS tx_id \gset
-INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_contrib, -(:amount::bigint));
-INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 1, :acc_unalloc, :amount);
-UPDATE ledger_balances SET balance_minor = balance_minor - :amount::bigint WHERE account_id = :acc_contrib;
-UPDATE ledger_balances SET balance_minor = balance_minor + :amount::bigint WHERE account_id = :acc_unalloc;
+INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_contrib, -(:amount::bigint)), (:tx_id, 1, :acc_unalloc, :amount);
+UPDATE ledger_balances SET balance_minor = CASE account_id WHEN :acc_contrib THEN balance_minor - :amount::bigint WHEN :acc_unalloc THEN balance_minor + :amount::bigint END WHERE account_id IN (:acc_contrib, :acc_unalloc);
 SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
 INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}', :prev_hash, md5(random()::text) || md5(random()::text));
 UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;

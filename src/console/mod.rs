@@ -246,6 +246,9 @@ async fn sign_out(req: HttpRequest, state: web::Data<AppState>, form: web::Form<
 // ---- pages ----
 
 /// Runs a service call for an authorized caller on the blocking pool.
+/// Tasks shown on the console's task page.
+const CONSOLE_TASKS_PAGE: u32 = 200;
+
 async fn call<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
@@ -272,8 +275,13 @@ async fn my_tasks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         username: &username,
         csrf: &csrf,
     };
-    let res = match call(&state, move |conn| tasks::my_tasks(conn, &actor)).await {
-        Ok(list) => html(StatusCode::OK, pages::tasks(&chrome, &list)),
+    // The first page (the API's largest): overdue first, so what is late is always on it.
+    let res = match call(&state, move |conn| {
+        tasks::my_tasks(conn, &actor, None, CONSOLE_TASKS_PAGE)
+    })
+    .await
+    {
+        Ok((list, _more)) => html(StatusCode::OK, pages::tasks(&chrome, &list)),
         Err(e) => error_page(Some(&chrome), &e),
     };
     with_cookies(res, [renewed, csrf_cookie])

@@ -617,3 +617,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_preferences,
     webhook_endpoints,
 );
+diesel::table! {
+    ledger_daily_totals (pool_id, day, account_kind, transaction_kind) {
+        pool_id -> Text,
+        day -> Date,
+        account_kind -> Text,
+        transaction_kind -> Text,
+        total_minor -> BigInt,
+        entries -> BigInt,
+    }
+}

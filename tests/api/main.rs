@@ -37,6 +37,7 @@ mod ledger;
 mod notifications;
 mod openapi_snapshot;
 mod ops;
+mod perf_reads;
 mod proposals;
 mod revise;
 mod sec_bounds;

@@ -9,6 +9,7 @@ use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
 use crate::features::read_models::{self, tasks};
+use crate::http::pagination::PageQuery;
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
 
@@ -83,13 +84,33 @@ async fn brief(
     .map(web::Json)
 }
 
-/// What waits for you across all your hats, overdue first.
-#[utoipa::path(tag = "approval", security(("bearer" = [])), responses((status = 200, body = Vec<Task>)))]
+/// What waits for you across all your hats, overdue first, a page at a time: `?limit=` and `?cursor=`; when
+/// there is more, the `Link` header carries the next page (`rel="next"`).
+#[utoipa::path(tag = "approval", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Vec<Task>)))]
 #[get("/me/tasks")]
-async fn my_tasks(state: web::Data<AppState>, actor: Actor) -> AppResult<web::Json<Vec<Task>>> {
-    with_conn(&state, move |conn, _| tasks::my_tasks(conn, &actor))
-        .await
-        .map(web::Json)
+async fn my_tasks(
+    state: web::Data<AppState>,
+    actor: Actor,
+    page: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let req = page.resolve::<tasks::TaskKey>(&state.settings.server)?;
+    let limit = req.limit;
+    let (items, next) = with_conn(&state, move |conn, _| {
+        tasks::my_tasks(conn, &actor, req.after.as_ref(), limit)
+    })
+    .await?;
+    let mut res = HttpResponse::Ok();
+    if let Some(next) = next {
+        res.insert_header((
+            actix_web::http::header::LINK,
+            format!(
+                "</api/v1/me/tasks?limit={limit}&cursor={}>; rel=\"next\"",
+                crate::http::pagination::encode_cursor(&next)
+            ),
+        ));
+    }
+    Ok(res.json(items))
 }
 
 /// Decision turnaround of a pool: per step kind and hat, median and 90th-percentile days, overdue now.

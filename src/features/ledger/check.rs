@@ -120,6 +120,23 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
             );
         }
     }
+    // The daily totals the database keeps (statements, pool balances) must equal the entries they summarise.
+    for pool in per_pool.keys() {
+        let totals = |rows: Vec<super::repo::MovementTotal>| -> BTreeMap<(String, String), (i64, i64)> {
+            rows.into_iter()
+                .map(|r| ((r.account_kind, r.transaction_kind), (r.total, r.entries)))
+                .collect()
+        };
+        let from_entries = totals(super::repo::pool_movement_totals(conn, pool, None, None)?);
+        let kept = totals(super::repo::pool_period_totals(conn, pool, None, None)?);
+        if from_entries != kept {
+            problem(
+                "daily_totals_mismatch",
+                pool,
+                format!("entries give {from_entries:?}, daily totals say {kept:?}"),
+            );
+        }
+    }
     let keys: Vec<Option<String>> = ledger_transactions::table
         .select(ledger_transactions::idempotency_key)
         .load(conn)?;

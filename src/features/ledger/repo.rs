@@ -139,14 +139,105 @@ pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResul
         .map(|_| ())
 }
 
-/// One statement per entry: diesel's multi-backend connection has no batch insert (postings have 2 legs).
+/// All entries of a posting in one multi-row INSERT (one round trip, whatever the number of legs).
 pub fn insert_entries(conn: &mut DbConn, rows: &[EntryRow]) -> QueryResult<()> {
-    for row in rows {
-        diesel::insert_into(ledger_entries::table)
-            .values(row)
-            .execute(conn)?;
+    if rows.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        if pg { format!("${n}") } else { "?".to_owned() }
+    };
+    let values: Vec<String> = rows
+        .iter()
+        .map(|_| format!("({}, {}, {}, {})", param(), param(), param(), param()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for row in rows {
+        query = query
+            .bind::<Text, _>(row.transaction_id.clone())
+            .bind::<diesel::sql_types::Integer, _>(row.leg)
+            .bind::<Text, _>(row.account_id.clone())
+            .bind::<BigInt, _>(row.amount_minor);
+    }
+    query.execute(conn).map(|_| ())
+}
+
+#[derive(QueryableByName)]
+struct LockedBalance {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = BigInt)]
+    balance_minor: i64,
+}
+
+/// Locks the balance rows of `account_ids` (ascending, as given) in one statement and returns their
+/// balances in that order. PostgreSQL takes the row locks after the sort, so in ascending account id like
+/// one-at-a-time locking; SQLite's write transaction already holds the only write lock.
+pub fn lock_balances(conn: &mut DbConn, account_ids: &[String]) -> QueryResult<Vec<(String, i64)>> {
+    let pg = matches!(conn, DbConn::Pg(_));
+    let params: Vec<String> = (1..=account_ids.len())
+        .map(|i| if pg { format!("${i}") } else { "?".to_owned() })
+        .collect();
+    let sql = format!(
+        "SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN ({}) ORDER BY account_id{}",
+        params.join(", "),
+        if pg { " FOR UPDATE" } else { "" }
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for id in account_ids {
+        query = query.bind::<Text, _>(id.clone());
+    }
+    let rows: Vec<LockedBalance> = query.load(conn)?;
+    if rows.len() != account_ids.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.account_id, r.balance_minor))
+        .collect())
+}
+
+/// Sets the balances of several accounts in one statement (`CASE account_id WHEN … THEN …`).
+pub fn set_balances(conn: &mut DbConn, balances: &[(String, i64)]) -> QueryResult<usize> {
+    if balances.is_empty() {
+        return Ok(0);
+    }
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        if pg { format!("${n}") } else { "?".to_owned() }
+    };
+    let mut cases = String::new();
+    for _ in balances {
+        let (id, value) = (param(), param());
+        let value = if pg {
+            format!("CAST({value} AS BIGINT)")
+        } else {
+            value
+        };
+        cases.push_str(&format!(" WHEN {id} THEN {value}"));
+    }
+    let ids: Vec<String> = balances.iter().map(|_| param()).collect();
+    let sql = format!(
+        "UPDATE ledger_balances SET balance_minor = CASE account_id{cases} END WHERE account_id IN ({})",
+        ids.join(", ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for (id, value) in balances {
+        query = query.bind::<Text, _>(id.clone()).bind::<BigInt, _>(*value);
+    }
+    for (id, _) in balances {
+        query = query.bind::<Text, _>(id.clone());
+    }
+    query.execute(conn)
 }
 
 pub fn find_transaction(conn: &mut DbConn, id: &str) -> QueryResult<Option<TransactionRow>> {
@@ -179,6 +270,38 @@ pub fn entries_of(conn: &mut DbConn, transaction_id: &str) -> QueryResult<Vec<(E
         .load(conn)
 }
 
+/// Entries of several transactions (a page) in one statement, in transaction then leg order.
+pub fn entries_of_many(
+    conn: &mut DbConn,
+    transaction_ids: &[String],
+) -> QueryResult<Vec<(EntryRow, String, String)>> {
+    if transaction_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ledger_entries::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_entries::transaction_id.eq_any(transaction_ids))
+        .order((ledger_entries::transaction_id.asc(), ledger_entries::leg.asc()))
+        .select((
+            EntryRow::as_select(),
+            ledger_accounts::kind,
+            ledger_accounts::owner_id,
+        ))
+        .load(conn)
+}
+
+/// (original, reversal) pairs for those of `original_ids` that were reversed, in one statement.
+pub fn reversals_of_many(conn: &mut DbConn, original_ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    if original_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Option<String>, String)> = ledger_transactions::table
+        .filter(ledger_transactions::reversal_of.eq_any(original_ids))
+        .select((ledger_transactions::reversal_of, ledger_transactions::id))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(o, r)| o.map(|o| (o, r))).collect())
+}
+
 /// A total per account kind (pool balances) — summed by the database, so the answer is a handful of rows
 /// however many accounts the pool has.
 #[derive(Debug, Clone, QueryableByName)]
@@ -189,21 +312,64 @@ pub struct KindTotal {
     pub total: i64,
 }
 
-/// The pool's balances summed per account kind.
+/// The pool's balances summed per account kind, from the daily totals the database keeps as entries are
+/// written (`ledger_daily_totals`): a few rows per day of history, however many accounts the pool has.
+/// Balances start at zero and move only by entries, so these are the sums of the balance rows (`ledger
+/// check` verifies the daily totals against the entries, and the balances against the entries).
 pub fn pool_balance_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<KindTotal>> {
     let sql = match conn {
         DbConn::Pg(_) => {
-            "SELECT kind, CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS total \
-             FROM ledger_balances WHERE pool_id = $1 GROUP BY kind"
+            "SELECT account_kind AS kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total \
+             FROM ledger_daily_totals WHERE pool_id = $1 GROUP BY account_kind"
         }
         DbConn::Sqlite(_) => {
-            "SELECT kind, CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS total \
-             FROM ledger_balances WHERE pool_id = ? GROUP BY kind"
+            "SELECT account_kind AS kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total \
+             FROM ledger_daily_totals WHERE pool_id = ? GROUP BY account_kind"
         }
     };
     diesel::sql_query(sql)
         .bind::<diesel::sql_types::Text, _>(pool_id)
         .load(conn)
+}
+
+/// Movements of a pool per (account kind, transaction kind) for the days in `[from, to)` (either end open),
+/// from the daily totals: the cost follows the number of days, not of entries.
+pub fn pool_period_totals(
+    conn: &mut DbConn,
+    pool_id: &str,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> QueryResult<Vec<MovementTotal>> {
+    use diesel::sql_types::{Date, Text};
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 1;
+    let mut param = || {
+        let p = if pg { format!("${n}") } else { "?".to_owned() };
+        n += 1;
+        p
+    };
+    let mut sql = format!(
+        "SELECT account_kind, transaction_kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total, \
+         CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries FROM ledger_daily_totals WHERE pool_id = {}",
+        param()
+    );
+    if from.is_some() {
+        sql.push_str(&format!(" AND day >= {}", param()));
+    }
+    if to.is_some() {
+        sql.push_str(&format!(" AND day < {}", param()));
+    }
+    sql.push_str(" GROUP BY account_kind, transaction_kind");
+    let query = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
+    let query = match from {
+        Some(f) => query.bind::<Date, _>(f),
+        None => query,
+    };
+    let query = match to {
+        Some(t) => query.bind::<Date, _>(t),
+        None => query,
+    };
+    query.load(conn)
 }
 
 /// The balance of one account kind of a pool for one owner (0 when the account does not exist yet).

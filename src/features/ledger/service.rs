@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -117,8 +117,9 @@ pub fn post(
             .ok_or_else(|| AppError::invalid_field("amount", "is too large"))?;
     }
     let mut new_balances = Vec::with_capacity(by_account.len());
-    for (account_id, (kind, delta)) in &by_account {
-        let balance = repo::lock_balance(tx, account_id)?;
+    // One statement locks every touched balance row, in ascending account id.
+    let locked = repo::lock_balances(tx, &by_account.keys().cloned().collect::<Vec<_>>())?;
+    for ((account_id, (kind, delta)), (_, balance)) in by_account.iter().zip(locked) {
         match apply_leg(*kind, balance, *delta) {
             Ok(after) => new_balances.push((account_id.clone(), after)),
             Err(GuardError::Insufficient {
@@ -173,9 +174,7 @@ pub fn post(
         })
         .collect();
     repo::insert_entries(tx, &entries)?;
-    for (account_id, balance) in &new_balances {
-        repo::set_balance(tx, account_id, *balance)?;
-    }
+    repo::set_balances(tx, &new_balances)?;
     let summary = json!({
         "transaction_id": row.id, "kind": row.kind, "amount": format_amount(amount_minor, pool.currency),
         "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
@@ -398,7 +397,40 @@ pub fn reverse(
 
 pub fn transaction_view(conn: &mut DbConn, row: &TransactionRow) -> AppResult<Transaction> {
     let pool = PoolRef::load(conn, &row.pool_id)?;
-    let entries = repo::entries_of(conn, &row.id)?
+    let entries = repo::entries_of(conn, &row.id)?;
+    let reversed_by = repo::reversal_of(conn, &row.id)?;
+    view_of(&pool, row, entries, reversed_by)
+}
+
+/// Views of a page of transactions of one pool: one statement for all their entries and one for their
+/// reversals, however many rows the page has.
+fn transaction_views(
+    conn: &mut DbConn,
+    pool: &PoolRef,
+    rows: &[TransactionRow],
+) -> AppResult<Vec<Transaction>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut entries: std::collections::HashMap<String, Vec<_>> = std::collections::HashMap::new();
+    for e in repo::entries_of_many(conn, &ids)? {
+        entries.entry(e.0.transaction_id.clone()).or_default().push(e);
+    }
+    let mut reversals: std::collections::HashMap<String, String> =
+        repo::reversals_of_many(conn, &ids)?.into_iter().collect();
+    rows.iter()
+        .map(|r| {
+            let legs = entries.remove(&r.id).unwrap_or_default();
+            view_of(pool, r, legs, reversals.remove(&r.id))
+        })
+        .collect()
+}
+
+fn view_of(
+    pool: &PoolRef,
+    row: &TransactionRow,
+    entries: Vec<(repo::EntryRow, String, String)>,
+    reversed_by: Option<String>,
+) -> AppResult<Transaction> {
+    let entries = entries
         .into_iter()
         .map(|(e, kind, owner)| Entry {
             account_id: e.account_id,
@@ -428,7 +460,7 @@ pub fn transaction_view(conn: &mut DbConn, row: &TransactionRow) -> AppResult<Tr
         original_currency: row.original_currency.clone(),
         exchange_rate: row.fx_rate.clone(),
         reversal_of: row.reversal_of.clone(),
-        reversed_by: repo::reversal_of(conn, &row.id)?,
+        reversed_by,
         created_by: row.created_by.clone(),
         hat: row.hat.clone(),
         request_id: row.request_id.clone(),
@@ -504,15 +536,15 @@ pub fn statement(
             return Err(AppError::invalid_field("to", "must not be before from"));
         }
     }
-    let start: Option<NaiveDateTime> = from.and_then(|d| d.and_hms_opt(0, 0, 0));
     // `to` is inclusive as a date: up to the start of the next day.
-    let end: Option<NaiveDateTime> = to.and_then(|d| d.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let end_day: Option<NaiveDate> = to.and_then(|d| d.succ_opt());
     crate::db::snapshot_tx(conn, |tx| {
-        let before = match start {
-            Some(s) => repo::pool_movement_totals(tx, pool_id, None, Some(s))?,
+        // Dates are whole UTC days, so the daily totals answer exactly.
+        let before = match from {
+            Some(f) => repo::pool_period_totals(tx, pool_id, None, Some(f))?,
             None => Vec::new(),
         };
-        let within = repo::pool_movement_totals(tx, pool_id, start, end)?;
+        let within = repo::pool_period_totals(tx, pool_id, from, end_day)?;
         let opening = sums_by_account(&before);
         let moved = sums_by_account(&within);
         let mut closing = opening.clone();
@@ -539,7 +571,7 @@ pub fn statement(
                 })
             })
             .collect();
-        let check_closing = sums_by_account(&repo::pool_movement_totals(tx, pool_id, None, end)?);
+        let check_closing = sums_by_account(&repo::pool_period_totals(tx, pool_id, None, end_day)?);
         let balanced = |m: &BTreeMap<AccountKind, i64>| m.values().sum::<i64>() == 0;
         Ok(Statement {
             pool_id: pool_id.to_owned(),
@@ -711,7 +743,7 @@ pub fn list_transactions(
     before: Option<&str>,
     limit: u32,
 ) -> AppResult<Vec<Transaction>> {
-    PoolRef::load(conn, pool_id)?;
+    let pool = PoolRef::load(conn, pool_id)?;
     let filter = repo::TransactionFilter {
         kind: query.kind.map(|k| k.as_str().to_owned()),
         proposal_id: query.proposal_id.clone(),
@@ -719,5 +751,5 @@ pub fn list_transactions(
         to: query.to.map(|t| t.naive_utc()),
     };
     let rows = repo::list_transactions(conn, pool_id, &filter, before, i64::from(limit) + 1)?;
-    rows.iter().map(|r| transaction_view(conn, r)).collect()
+    transaction_views(conn, &pool, &rows)
 }

@@ -1,0 +1,139 @@
+//! Reads that must stay flat in history (issue 14): "my tasks" paged by keyset and honouring the payment
+//! separation of duties, and a transactions page built from batched reads that still shows reversals.
+
+use serde_json::{Value, json};
+
+use crate::approval::desk;
+use crate::ledger::setup;
+use crate::support::Session;
+
+fn tasks_page(app: &crate::support::TestApp, who: &Session, path: &str) -> (Vec<Value>, Option<String>) {
+    let res = app.get_as(path, &who.access);
+    assert_eq!(res.status().as_u16(), 200);
+    let next = res
+        .headers()
+        .get("link")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .map(|l| {
+            assert!(l.ends_with("; rel=\"next\""), "{l}");
+            l.trim_start_matches('<').split('>').next().unwrap().to_owned()
+        });
+    (res.json().unwrap(), next)
+}
+
+#[test]
+fn a_finance_officer_who_decided_a_step_is_not_offered_its_tranche() {
+    let d = desk("100000.00");
+    let (id, _) = d.in_review("Well", "10000.00");
+    assert_eq!(d.approve_all(&id)["state"], "approved");
+    d.m.app
+        .grant(&d.m._admin, &d.hoo.user_id, &json!({"hat": "finance_officer"}));
+
+    let offered = |who: &Session| {
+        let (tasks, _) = tasks_page(&d.m.app, who, "/api/v1/me/tasks");
+        tasks
+            .iter()
+            .any(|t| t["kind"] == "tranche_to_pay" && t["proposal_id"] == id.as_str())
+    };
+    assert!(
+        offered(&d.finance),
+        "the finance officer is offered the first tranche"
+    );
+    assert!(
+        !offered(&d.hoo),
+        "the head of office decided a step: access::may_pay refuses them the payment, so it is no task of theirs"
+    );
+}
+
+#[test]
+fn my_tasks_are_paged_by_keyset_without_losing_or_repeating_a_task() {
+    let d = desk("100000.00");
+    let mut ids = Vec::new();
+    for title in ["Pump", "School roof", "Clinic fence"] {
+        let (id, _) = d.in_review(title, "10000.00");
+        assert_eq!(d.approve_all(&id)["state"], "approved");
+        ids.push(id);
+    }
+    let (all, next) = tasks_page(&d.m.app, &d.finance, "/api/v1/me/tasks");
+    assert!(next.is_none(), "one page holds them all");
+    let mut payable: Vec<String> = all
+        .iter()
+        .filter(|t| t["kind"] == "tranche_to_pay")
+        .map(|t| t["proposal_id"].as_str().unwrap().to_owned())
+        .collect();
+    payable.sort();
+    ids.sort();
+    assert_eq!(payable, ids);
+
+    let mut paged = Vec::new();
+    let mut path = Some("/api/v1/me/tasks?limit=1".to_owned());
+    while let Some(p) = path {
+        let (page, next) = tasks_page(&d.m.app, &d.finance, &p);
+        assert!(page.len() <= 1);
+        paged.extend(page);
+        path = next;
+        assert!(paged.len() <= all.len(), "paging ends");
+    }
+    assert_eq!(paged, all, "the pages, in order, are the whole list");
+
+    let res =
+        d.m.app
+            .get_as("/api/v1/me/tasks?cursor=nonsense", &d.finance.access);
+    assert_eq!(
+        res.status().as_u16(),
+        422,
+        "a bad cursor is a validation error, as on every list"
+    );
+}
+
+#[test]
+fn a_transactions_page_shows_entries_and_reversals_of_every_row() {
+    let t = setup();
+    let mut ids = Vec::new();
+    for (i, amount) in ["100.00", "200.00", "300.00"].iter().enumerate() {
+        let tx: Value = t
+            .contribute(Some(&format!("c{i}")), &t.usd(amount))
+            .json()
+            .unwrap();
+        ids.push(tx["id"].as_str().unwrap().to_owned());
+    }
+    let res =
+        t.m.app
+            .client
+            .post(t.m.app.url(&format!("/api/v1/transactions/{}/reverse", ids[1])))
+            .bearer_auth(&t.finance.access)
+            .header("Idempotency-Key", "rev-1")
+            .json(&json!({"reason": "Entered twice by mistake"}))
+            .send()
+            .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let reversal: Value = res.json().unwrap();
+
+    let page: Value =
+        t.m.app
+            .get_as(
+                &format!("/api/v1/pools/{}/transactions?limit=200", t.m.pool_id),
+                &t.finance.access,
+            )
+            .json()
+            .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    for item in items {
+        let id = item["id"].as_str().unwrap();
+        let entries = item["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{item}");
+        let expected_reversal = if id == ids[1] {
+            reversal["id"].clone()
+        } else {
+            Value::Null
+        };
+        assert_eq!(item["reversed_by"], expected_reversal, "{id}");
+        let single: Value =
+            t.m.app
+                .get_as(&format!("/api/v1/transactions/{id}"), &t.finance.access)
+                .json()
+                .unwrap();
+        assert_eq!(&single, item, "the page shows what the single read shows");
+    }
+}
