@@ -1049,3 +1049,60 @@ fn a_pending_privileged_grant_is_announced_to_the_other_administrators() {
         "not the administrator who asked"
     );
 }
+
+#[test]
+fn a_completion_report_is_reminded_as_due_then_as_overdue_once_each() {
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Roof", "3000.00");
+    d.approve_all(&id);
+    let tranches: Vec<Value> =
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/tranches"), &d.finance.access)
+            .json()
+            .unwrap();
+    let amount = tranches[0]["amount"].as_str().unwrap().to_owned();
+    let res = d
+        .m
+        .app
+        .client
+        .post(d.m.app.url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")))
+        .bearer_auth(&d.finance.access)
+        .header("Idempotency-Key", "report-due-1")
+        .json(&json!({"amount": amount, "paid_on": chrono::Utc::now().date_naive(), "payment_reference": "PAY-1"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
+
+    let due = {
+        let mut conn = d.m.app.conn();
+        qip_pool::features::implementation::service::implementation_due_dates(&mut conn)
+            .unwrap()
+            .into_iter()
+            .find(|(p, _)| p.id == id)
+            .expect("the paid implementation has a due date")
+            .1
+    };
+    let at = |date: chrono::NaiveDate| date.and_hms_opt(12, 0, 0).unwrap();
+    let link = format!("/api/v1/proposals/{id}");
+    let count = |kind: &str| {
+        feed_kinds(&d.m.app, &d.m.unit)
+            .iter()
+            .filter(|(k, l)| k == kind && *l == link)
+            .count()
+    };
+    // Eight days before: nothing yet.
+    let run = |now| {
+        let mut conn = d.m.app.conn();
+        qip_pool::features::notifications::reminders::run(&mut conn, now).unwrap();
+    };
+    run(at(due - chrono::Duration::days(8)));
+    assert_eq!((count("report.due"), count("report.overdue")), (0, 0));
+    // Within the week before the due date: "due", once however often the job runs.
+    run(at(due - chrono::Duration::days(3)));
+    run(at(due - chrono::Duration::days(2)));
+    assert_eq!((count("report.due"), count("report.overdue")), (1, 0));
+    // Past it: "overdue", once.
+    run(at(due + chrono::Duration::days(1)));
+    run(at(due + chrono::Duration::days(2)));
+    assert_eq!((count("report.due"), count("report.overdue")), (1, 1));
+}

@@ -675,6 +675,15 @@ pub fn overdue_implementations(
     conn: &mut DbConn,
     today: NaiveDate,
 ) -> AppResult<Vec<(ProposalRow, NaiveDate)>> {
+    Ok(implementation_due_dates(conn)?
+        .into_iter()
+        .filter(|(_, due)| *due < today)
+        .collect())
+}
+
+/// Every implementation with the date its completion report falls due (first payment + the pool's maximum
+/// duration).
+pub fn implementation_due_dates(conn: &mut DbConn) -> AppResult<Vec<(ProposalRow, NaiveDate)>> {
     let rows = proposals_repo::in_state(conn, State::InImplementation)?;
     let mut out = Vec::new();
     for p in rows {
@@ -689,9 +698,7 @@ pub fn overdue_implementations(
         let sv = version.pool_settings_version.unwrap_or(pool_row.settings_version);
         let pool = pools::load_version(conn, pool_row, sv)?;
         let due = first + Duration::days(i64::from(pool.policy.max_duration_days));
-        if due < today {
-            out.push((p, due));
-        }
+        out.push((p, due));
     }
     Ok(out)
 }

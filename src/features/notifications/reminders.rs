@@ -1,5 +1,5 @@
-//! Notifications no audit event triggers: a consultation deadline within 24 hours, an implementation past its
-//! maximum duration (its completion report overdue). Idempotent: one event per round or proposal and kind
+//! Notifications no audit event triggers: a consultation deadline within 24 hours, an implementation's
+//! completion report due within 7 days or overdue (past the pool's maximum duration). Idempotent: one event per round or proposal and kind
 //! (a unique `dedupe_key`), so every instance may run it.
 
 use chrono::NaiveDateTime;
@@ -11,6 +11,9 @@ use super::recipients::{self, EventFacts};
 use crate::db::DbConn;
 use crate::db::schema::consultation_rounds;
 use crate::error::AppResult;
+
+/// Days before an implementation's due date that its unit is told the completion report is due.
+const REPORT_DUE_NOTICE_DAYS: i64 = 7;
 
 /// One pass over everything that may need a reminder.
 pub fn run(conn: &mut DbConn, now: NaiveDateTime) -> AppResult<()> {
@@ -31,17 +34,16 @@ pub fn run(conn: &mut DbConn, now: NaiveDateTime) -> AppResult<()> {
             now,
         )?;
     }
-    let overdue = crate::features::implementation::service::overdue_implementations(conn, now.date())?;
-    for (proposal, _due) in overdue {
-        remind(
-            conn,
-            Kind::ReportOverdue,
-            &format!("report_overdue:{}", proposal.id),
-            &proposal.id,
-            "proposal",
-            &proposal.id,
-            now,
-        )?;
+    let today = now.date();
+    for (proposal, due) in crate::features::implementation::service::implementation_due_dates(conn)? {
+        let (kind, key) = if due < today {
+            (Kind::ReportOverdue, format!("report_overdue:{}", proposal.id))
+        } else if due <= today + chrono::Duration::days(REPORT_DUE_NOTICE_DAYS) {
+            (Kind::ReportDue, format!("report_due:{}", proposal.id))
+        } else {
+            continue;
+        };
+        remind(conn, kind, &key, &proposal.id, "proposal", &proposal.id, now)?;
     }
     Ok(())
 }
