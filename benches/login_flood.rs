@@ -22,21 +22,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::sync::mpsc;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use qip_pool::app::{AppState, build_server};
 use qip_pool::config::{Secret, Settings};
-use qip_pool::db;
 use serde_json::{Value, json};
 
-use common::{env_or, percentile};
+use common::{ADMIN_PASSWORD, env_or, percentile};
 
-const ADMIN_PASSWORD: &str = "bench-keeper-passphrase-2026";
 const USER_PASSWORD: &str = "bench-user-passphrase-1";
 
 fn main() {
@@ -61,28 +56,7 @@ fn main() {
     settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
     let (max_hashes, hash_wait) = (settings.auth.max_concurrent_hashes, settings.auth.hash_wait_ms);
     let per_address = settings.auth.auth_rate_limit_per_minute;
-    let pool = db::build_pool(&settings.database).unwrap();
-    db::run_migrations(&mut pool.get().unwrap()).unwrap();
-    let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
-    qip_pool::features::identity::service::bootstrap_admin(
-        &mut pool.get().unwrap(),
-        &auth,
-        "admin",
-        ADMIN_PASSWORD,
-    )
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = build_server(state, listener).unwrap();
-            tx.send(server.handle()).unwrap();
-            let _ = server.await;
-        })
-    });
-    let handle = rx.recv().unwrap();
+    let (pool, base, handle) = common::serve(settings);
 
     // Set-up sign-ins come from their own address, away from the flood's.
     let client = reqwest::blocking::Client::builder()

@@ -45,6 +45,35 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// The real service on a random loopback port over `settings`: pool, migrations, the first administrator
+/// (`admin` / `ADMIN_PASSWORD`), then the server on its own thread. Returns the pool, the base URL and the
+/// server's handle (to stop it).
+pub fn serve(settings: Settings) -> (DbPool, String, ServerHandle) {
+    let pool = db::build_pool(&settings.database).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
+    qip_pool::features::identity::service::bootstrap_admin(
+        &mut pool.get().unwrap(),
+        &auth,
+        "admin",
+        ADMIN_PASSWORD,
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = build_server(state, listener).unwrap();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        })
+    });
+    let handle = rx.recv().unwrap();
+    (pool, base, handle)
+}
+
 /// A fresh database on the server, the real service on it, and the first administrator.
 pub struct Bench {
     pub name: String,
@@ -71,28 +100,7 @@ impl Bench {
         settings.database.pool_size = (clients as u32 + 4).max(8);
         settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
         settings.auth.auth_rate_limit_per_minute = 1_000_000;
-        let pool = db::build_pool(&settings.database).unwrap();
-        db::run_migrations(&mut pool.get().unwrap()).unwrap();
-        let auth = qip_pool::features::identity::AuthRuntime::new(&settings.auth).unwrap();
-        qip_pool::features::identity::service::bootstrap_admin(
-            &mut pool.get().unwrap(),
-            &auth,
-            "admin",
-            ADMIN_PASSWORD,
-        )
-        .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = web::Data::new(AppState::new(settings, pool.clone()).unwrap());
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = build_server(state, listener).unwrap();
-                tx.send(server.handle()).unwrap();
-                let _ = server.await;
-            })
-        });
-        let handle = rx.recv().unwrap();
+        let (pool, base, handle) = serve(settings);
         Bench {
             name,
             url,
