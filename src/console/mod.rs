@@ -182,11 +182,7 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Form<S
         password: form.password,
     };
     let s = state.clone();
-    let result = crate::telemetry::blocking(move || {
-        let mut conn = s.pool.get()?;
-        identity::login(&mut conn, &s.auth, &input, &meta)
-    })
-    .await;
+    let result = crate::telemetry::blocking(move || identity::login(&s.pool, &s.auth, &input, &meta)).await;
     match result {
         Ok(tokens) => {
             // A new session gets a new CSRF token: one planted before sign-in is worth nothing after it.

@@ -40,7 +40,7 @@ fn login_from(
         username: username.to_owned(),
         password: password.to_owned(),
     };
-    service::login(&mut app.conn(), auth, &input, &meta)
+    service::login(app.pool(), auth, &input, &meta)
         .map(|_| ())
         .map_err(|e| e.kind())
 }

@@ -369,6 +369,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().unwrap()
     }
 
+    /// The service's own connection pool (for calling service functions the way the handlers do).
+    pub fn pool(&self) -> &DbPool {
+        self.pool.as_ref().expect("the app's pool")
+    }
+
     /// A connection from the app's own pool, for inspecting and arranging database state.
     pub fn conn(&self) -> PooledDbConn {
         self.pool.as_ref().unwrap().get().unwrap()

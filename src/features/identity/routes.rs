@@ -58,7 +58,9 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> AppResult<web::Json<TokenResponse>> {
     let body = body.into_inner();
-    with_conn(&state, move |conn, s| service::login(conn, &s.auth, &body, &meta))
+    // No pooled connection is held around the call: `login` takes its own, and none while it hashes.
+    let state = state.clone();
+    crate::telemetry::blocking(move || service::login(&state.pool, &state.auth, &body, &meta))
         .await
         .map(web::Json)
 }

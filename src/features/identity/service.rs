@@ -21,7 +21,7 @@ use super::repo::{
 use super::tokens::{AccessClaims, MAX_CLOCK_SKEW_SECS, new_refresh_token, refresh_token_hash};
 use crate::access::{self, Actor, HatGrant, Requirement, resolve_hat};
 use crate::config::DualControlSettings;
-use crate::db::{self, DbConn};
+use crate::db::{self, DbConn, DbPool};
 use crate::domain::lockout::{self, retry_after_secs, wait_before_attempt};
 use crate::domain::password_policy::{password_problems, password_problems_for};
 use crate::error::{AppError, AppResult, ErrorKind, FieldError};
@@ -82,8 +82,12 @@ fn sign_in_throttled(wait: Duration) -> AppError {
 /// per account (src/domain/lockout.rs); an attempt inside a wait is refused with 429 before its password is
 /// checked. Unknown users cost a dummy hash so timing does not reveal them, and are throttled alike. Every
 /// checked attempt is audited with its outcome and client address, and each wait once, when it starts.
+///
+/// The password hash runs with no database connection held (a connection for the first look, none while the
+/// hash waits for its slot and runs, another for the outcome): a sign-in flood then queues on the hash gate,
+/// not on the connection pool every other request needs.
 pub fn login(
-    conn: &mut DbConn,
+    pool: &DbPool,
     auth: &AuthRuntime,
     input: &LoginRequest,
     meta: &RequestMeta,
@@ -92,16 +96,19 @@ pub fn login(
     let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let account = throttle_account_key(&input.username);
     let address = throttle_address(meta);
-    let before = repo::find_login_throttles(conn, &account, &address)?;
-    if let Some(wait) = wait_before_attempt(
-        &before.pair,
-        &before.account,
-        before.pair_last_success,
-        now_micros(),
-    ) {
-        return Err(sign_in_throttled(wait));
-    }
-    let user = repo::find_user_by_username(conn, &input.username)?;
+    let user = {
+        let mut conn = pool.get()?;
+        let before = repo::find_login_throttles(&mut conn, &account, &address)?;
+        if let Some(wait) = wait_before_attempt(
+            &before.pair,
+            &before.account,
+            before.pair_last_success,
+            now_micros(),
+        ) {
+            return Err(sign_in_throttled(wait));
+        }
+        repo::find_user_by_username(&mut conn, &input.username)?
+    };
     let password_ok = match &user {
         Some(user) => auth.hashing.verify(&input.password, &user.password_hash)?,
         None => {
@@ -110,7 +117,8 @@ pub fn login(
         }
     };
     let now = now_micros();
-    db::write_tx(conn, |tx| -> AppResult<AppResult<TokenResponse>> {
+    let mut conn = pool.get()?;
+    db::write_tx(&mut conn, |tx| -> AppResult<AppResult<TokenResponse>> {
         if let Some(user) = &user {
             db::lock_row(tx, "users", &user.id)?;
         }
