@@ -229,14 +229,7 @@ pub fn money_by_dimension(
         " GROUP BY COALESCE(o.kind, t.kind), pr.state, pr.sector_code, pr.adm1_pcode, pr.organization_id",
     );
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
-    let q = match from {
-        Some(f) => q.bind::<Timestamp, _>(f),
-        None => q,
-    };
-    let q = match to {
-        Some(t) => q.bind::<Timestamp, _>(t),
-        None => q,
-    };
+    let q = bind_period(q, from, to);
     q.load(conn)
 }
 
@@ -377,14 +370,7 @@ pub fn proposal_counts(
     }
     sql.push_str(" GROUP BY state, sector_code, adm1_pcode, organization_id");
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
-    let q = match from {
-        Some(f) => q.bind::<Timestamp, _>(f),
-        None => q,
-    };
-    let q = match to {
-        Some(t) => q.bind::<Timestamp, _>(t),
-        None => q,
-    };
+    let q = bind_period(q, from, to);
     q.load(conn)
 }
 
@@ -416,14 +402,7 @@ fn key_counts(
     }
     sql.push_str(&format!(" GROUP BY {group}"));
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
-    let q = match from {
-        Some(f) => q.bind::<Timestamp, _>(f),
-        None => q,
-    };
-    let q = match to {
-        Some(t) => q.bind::<Timestamp, _>(t),
-        None => q,
-    };
+    let q = bind_period(q, from, to);
     q.load(conn)
 }
 
@@ -500,14 +479,7 @@ pub fn decided_steps(
         sql.push_str(&format!(" AND s.decided_at < {}", p.next()));
     }
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
-    let q = match from {
-        Some(f) => q.bind::<Timestamp, _>(f),
-        None => q,
-    };
-    let q = match to {
-        Some(t) => q.bind::<Timestamp, _>(t),
-        None => q,
-    };
+    let q = bind_period(q, from, to);
     q.load(conn)
 }
 
@@ -543,4 +515,25 @@ pub fn beneficiary_sources(
         reached.extend(accepted_completions(conn, chunk)?.into_iter().map(|(_, c)| c));
     }
     Ok((rows.into_iter().map(|(_, c)| c).collect(), reached))
+}
+
+/// Binds the optional period bounds `from` (inclusive) and `to` (exclusive), in the order the report queries push
+/// their placeholders: after the pool id, `from` then `to`, each only when given.
+fn bind_period<'f, DB, Query>(
+    q: diesel::query_builder::BoxedSqlQuery<'f, DB, Query>,
+    from: Option<NaiveDateTime>,
+    to: Option<NaiveDateTime>,
+) -> diesel::query_builder::BoxedSqlQuery<'f, DB, Query>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<Timestamp>,
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+{
+    let q = match from {
+        Some(f) => q.bind::<Timestamp, _>(f),
+        None => q,
+    };
+    match to {
+        Some(t) => q.bind::<Timestamp, _>(t),
+        None => q,
+    }
 }
