@@ -65,6 +65,16 @@ pub struct Settings {
     pub dual_control: DualControlSettings,
     pub exchange: ExchangeSettings,
     pub notifications: NotificationSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The web console's server-side sessions (issue 18, docs/CONSOLE.md): how long one lives unused and at most.
+/// A console session also ends with its API sign-in (`auth.refresh_family_max_days`, sign-out, revocation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    pub session_idle_minutes: u32,
+    pub session_max_hours: u32,
 }
 
 /// Notifications (issue 17, docs/NOTIFICATIONS.md): where links point, how mail leaves, how webhooks retry.
@@ -458,6 +468,9 @@ impl Settings {
             return invalid(
                 "auth.access_token_ttl_secs, auth.refresh_token_ttl_days and auth.refresh_family_max_days must be at least 1",
             );
+        }
+        if self.console.session_idle_minutes == 0 || self.console.session_max_hours == 0 {
+            return invalid("console.session_idle_minutes and console.session_max_hours must be at least 1");
         }
         if self.dual_control.grant_confirmation_ttl_hours == 0 || self.dual_control.setup_token_ttl_hours == 0
         {

@@ -5,7 +5,9 @@
 //! See docs/CONSOLE.md.
 
 mod pages;
+mod seal;
 pub mod session;
+mod store;
 
 use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
@@ -121,6 +123,7 @@ fn no_caller(req: &HttpRequest, why: NoCaller) -> HttpResponse {
             see_other("/console/sign-in"),
             [Some(session::removal(req, session::SESSION_COOKIE))],
         ),
+        NoCaller::Csrf => csrf_refused(req),
         NoCaller::Refused(e) => error_page(None, &e),
     }
 }
@@ -164,7 +167,7 @@ async fn sign_in_page(req: HttpRequest) -> HttpResponse {
 /// per-address rate limit as `POST /api/v1/auth/login`.
 async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Form<SignInForm>) -> HttpResponse {
     let form = form.into_inner();
-    if !session::csrf_matches(&req, &form.csrf) {
+    if !session::sign_in_csrf_matches(&req, &form.csrf) {
         return csrf_refused(&req);
     }
     let meta = session::request_meta(&req);
@@ -184,17 +187,14 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Form<S
     let s = state.clone();
     let result = crate::telemetry::blocking(move || identity::login(&s.pool, &s.auth, &input, &meta)).await;
     match result {
-        Ok(tokens) => {
-            // A new session gets a new CSRF token: one planted before sign-in is worth nothing after it.
-            let csrf = session::new_csrf_token();
-            with_cookies(
+        // The session gets its own CSRF token, kept in its row: the sign-in form's token is done with.
+        Ok(tokens) => match session::start(&req, &state, tokens).await {
+            Ok(cookie) => with_cookies(
                 see_other("/console/tasks"),
-                [
-                    Some(session::session_cookie(&req, &tokens)),
-                    Some(session::csrf_cookie(&req, &csrf)),
-                ],
-            )
-        }
+                [Some(cookie), Some(session::removal(&req, session::CSRF_COOKIE))],
+            ),
+            Err(e) => error_page(None, &e),
+        },
         Err(e) => {
             let status = e.kind().status();
             let text = if status.is_server_error() {
@@ -213,22 +213,16 @@ struct CsrfOnly {
     csrf: String,
 }
 
-/// Ends the sign-in (`identity::service::logout` revokes the refresh-token family) and forgets the cookies.
+/// Ends the console session and the sign-in under it (`identity::service::logout` revokes the refresh-token
+/// family) and forgets the cookies. The form must carry the session's CSRF token.
 async fn sign_out(req: HttpRequest, state: web::Data<AppState>, form: web::Form<CsrfOnly>) -> HttpResponse {
-    if !session::csrf_matches(&req, &form.csrf) {
-        return csrf_refused(&req);
+    match session::authorize_form(&req, &state, TASKS_ROUTE.0, TASKS_ROUTE.1, None, &form.csrf).await {
+        // Already ended (or never begun): nothing to end but the cookies.
+        Ok(_) | Err(NoCaller::SignIn) => {}
+        Err(why) => return no_caller(&req, why),
     }
-    if let Some(tokens) = session::read_session(&req) {
-        let meta = session::request_meta(&req);
-        let s = state.clone();
-        let ended = crate::telemetry::blocking(move || {
-            let mut conn = s.pool.get()?;
-            identity::logout(&mut conn, &tokens.refresh, &meta)
-        })
-        .await;
-        if let Err(e) = ended {
-            return error_page(None, &e);
-        }
+    if let Err(e) = session::end(&req, &state).await {
+        return error_page(None, &e);
     }
     with_cookies(
         see_other("/console/sign-in"),
@@ -265,7 +259,7 @@ async fn my_tasks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Err(why) => return no_caller(&req, why),
     };
     let (csrf, csrf_cookie) = csrf_for(&req);
-    let Caller { actor, renewed } = caller;
+    let Caller { actor, renewed, .. } = caller;
     let username = actor.username.clone();
     let chrome = Chrome {
         username: &username,
@@ -308,7 +302,7 @@ async fn proposal(
         Err(why) => return no_caller(&req, why),
     };
     let (csrf, csrf_cookie) = csrf_for(&req);
-    let Caller { actor, renewed } = caller;
+    let Caller { actor, renewed, .. } = caller;
     let username = actor.username.clone();
     let read_as = actor.hat();
     let deciding_hats: Vec<Hat> = held_hats_permitting(&actor.grants, Action::ApprovalDecide);
@@ -418,16 +412,14 @@ async fn decide(
     form: web::Form<DecisionForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    if !session::csrf_matches(&req, &form.csrf) {
-        return csrf_refused(&req);
-    }
     let (id, step_id) = path.into_inner();
     let hat = Some(form.hat.clone()).filter(|h| !h.trim().is_empty());
-    let caller = match session::authorize(&req, &state, DECIDE_ROUTE.0, DECIDE_ROUTE.1, hat).await {
-        Ok(c) => c,
-        Err(why) => return no_caller(&req, why),
-    };
-    let Caller { actor, renewed } = caller;
+    let caller =
+        match session::authorize_form(&req, &state, DECIDE_ROUTE.0, DECIDE_ROUTE.1, hat, &form.csrf).await {
+            Ok(c) => c,
+            Err(why) => return no_caller(&req, why),
+        };
+    let Caller { actor, renewed, .. } = caller;
     let username = actor.username.clone();
     let acting = actor.hat();
     let (csrf, csrf_cookie) = csrf_for(&req);
@@ -528,15 +520,14 @@ async fn respond(
     form: web::Form<AnswerForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    if !session::csrf_matches(&req, &form.csrf) {
-        return csrf_refused(&req);
-    }
     let id = id.into_inner();
-    let caller = match session::authorize(&req, &state, RESPOND_ROUTE.0, RESPOND_ROUTE.1, None).await {
-        Ok(c) => c,
-        Err(why) => return no_caller(&req, why),
-    };
-    let Caller { actor, renewed } = caller;
+    let caller =
+        match session::authorize_form(&req, &state, RESPOND_ROUTE.0, RESPOND_ROUTE.1, None, &form.csrf).await
+        {
+            Ok(c) => c,
+            Err(why) => return no_caller(&req, why),
+        };
+    let Caller { actor, renewed, .. } = caller;
     let username = actor.username.clone();
     let hat = actor.hat().map(|h| h.as_str()).unwrap_or_default();
     let (csrf, csrf_cookie) = csrf_for(&req);

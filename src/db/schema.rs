@@ -627,3 +627,19 @@ diesel::table! {
         entries -> BigInt,
     }
 }
+
+diesel::table! {
+    console_sessions (id) {
+        id -> Text,
+        secret_hash -> Text,
+        user_id -> Text,
+        family_id -> Text,
+        sealed_tokens -> Text,
+        access_expires_at -> Timestamp,
+        csrf_token -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

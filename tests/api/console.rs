@@ -479,41 +479,221 @@ fn the_console_refuses_what_the_policy_refuses() {
     );
 }
 
+/// The console sessions in the database: (user id, family id, version).
+fn session_rows(app: &TestApp) -> Vec<(String, String, i64)> {
+    use diesel::prelude::*;
+    use qip_pool::db::schema::console_sessions as cs;
+    cs::table
+        .select((cs::user_id, cs::family_id, cs::version))
+        .order(cs::created_at)
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+/// Runs `sql` on the app's database (arranging time: expiries, idleness).
+fn exec(app: &TestApp, sql: &str) -> usize {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql).execute(&mut *app.conn()).unwrap()
+}
+
 #[test]
-fn an_unusable_access_token_is_refreshed_under_the_api_rules_and_a_replayed_refresh_token_ends_the_sign_in() {
+fn parallel_requests_with_an_expired_access_token_refresh_once_and_the_sign_in_survives() {
     let d = desk("50000.00");
     let app = &d.m.app;
-    let api = app.login("dsrsg", USER_PASSWORD);
     let mut b = Browser::new(app);
-    // An expired (here: unusable) access token with a live refresh token: the console refreshes it.
-    b.cookies
-        .insert("qip_console".into(), format!("expired~{}", api.refresh));
-    let res = b.get("/console/tasks");
-    assert_eq!(res.status().as_u16(), 200);
-    let renewed = b.cookies["qip_console"].clone();
-    let (access, refresh) = renewed.split_once('~').unwrap();
-    assert_ne!(refresh, api.refresh, "the refresh token is rotated");
-    assert_eq!(access.split('.').count(), 3, "a fresh access token");
+    assert_eq!(b.sign_in("dsrsg", USER_PASSWORD).status().as_u16(), 303);
+    // The cookie is an opaque secret: no token, nothing the API would take.
+    let cookie = b.cookies["qip_console"].clone();
+    assert!(
+        cookie.len() == 64 && cookie.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{cookie}"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&cookie)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let rows = session_rows(app);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, d.dsrsg.user_id);
+    assert_eq!(rows[0].2, 1);
+    let refreshes = |app: &TestApp| {
+        app.audit_rows()
+            .iter()
+            .filter(|r| r.action == "auth.refresh" && r.outcome == "success")
+            .count()
+    };
+    assert_eq!(refreshes(app), 0);
+
+    // The access token expires; several tabs ask at the same moment.
+    assert_eq!(
+        exec(app, "UPDATE console_sessions SET access_expires_at = created_at"),
+        1
+    );
+    let header = b.cookie_header();
+    let start = std::sync::Barrier::new(4);
+    let pages: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let tabs: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    let res = b
+                        .client
+                        .get(app.url("/console/tasks"))
+                        .header(COOKIE, &header)
+                        .send()
+                        .unwrap();
+                    (res.status().as_u16(), res.text().unwrap())
+                })
+            })
+            .collect();
+        tabs.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (status, page) in &pages {
+        assert_eq!(*status, 200, "{page}");
+        assert!(page.contains("Signed in as <strong>dsrsg</strong>"));
+    }
+    // One refresh, under the session row; no reuse detected; the sign-in goes on.
+    assert_eq!(refreshes(app), 1);
+    assert!(!app.audit_rows().iter().any(|r| r.action == "auth.refresh_reuse"));
+    let rows = session_rows(app);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].2, 2, "refreshed once");
+    assert_eq!(b.get("/console/tasks").status().as_u16(), 200);
+    assert_eq!(b.cookies["qip_console"], cookie, "the cookie never changes");
+}
+
+#[test]
+fn a_csrf_token_of_another_session_is_refused_and_changes_nothing() {
+    let d = desk("50000.00");
+    let app = &d.m.app;
+    let (id, _) = d.in_review("Well repair", "10000.00");
+    let mut victim = Browser::new(app);
+    assert_eq!(victim.sign_in("dsrsg", USER_PASSWORD).status().as_u16(), 303);
+    assert!(
+        !victim.cookies.contains_key("qip_csrf"),
+        "the sign-in form's token is dropped at sign-in"
+    );
+    let page = victim
+        .get(&format!("/console/proposals/{id}?hat=hc"))
+        .text()
+        .unwrap();
+    let own = csrf_of(&page);
+    let action = decision_action(&page);
+    let version = hidden(&page, "version");
+
+    // The attacker's own session (the same person in another browser, or anyone) has a token of its own ...
+    let mut attacker = Browser::new(app);
+    assert_eq!(attacker.sign_in("dsrsg", USER_PASSWORD).status().as_u16(), 303);
+    let theirs = csrf_of(&attacker.get("/console/tasks").text().unwrap());
+    assert_ne!(theirs, own);
+    // ... and a token that is not the session's (another session's, the pre-sign-in form's, made up) is refused.
+    let sign_in_token = csrf_of(&Browser::new(app).get("/console/sign-in").text().unwrap());
+    for forged in [theirs.as_str(), sign_in_token.as_str(), "", &"0".repeat(64)] {
+        let res = victim.post(
+            &action,
+            &[
+                ("csrf", forged),
+                ("hat", "hc"),
+                ("decision", "approve"),
+                ("version", &version),
+            ],
+        );
+        assert_eq!(res.status().as_u16(), 403, "token {forged:?}");
+        assert!(res.text().unwrap().contains("Form expired"));
+    }
+    // The victim's token without the victim's cookie (stolen from the page) is refused too.
+    let res = attacker.post(
+        &action,
+        &[
+            ("csrf", own.as_str()),
+            ("hat", "hc"),
+            ("decision", "approve"),
+            ("version", &version),
+        ],
+    );
+    assert_eq!(res.status().as_u16(), 403);
+    // Sign-out is a form like any other.
+    assert_eq!(
+        victim
+            .post("/console/sign-out", &[("csrf", theirs.as_str())])
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(session_rows(app).len(), 2);
+    assert!(
+        d.approval(&id)["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "pending")
+    );
+    assert!(!app.audit_rows().iter().any(|r| r.action == "approval.decide"));
+
+    // With its own token the same form goes through.
+    let res = victim.post(
+        &action,
+        &[
+            ("csrf", own.as_str()),
+            ("hat", "hc"),
+            ("decision", "approve"),
+            ("version", &version),
+        ],
+    );
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().unwrap_or_default());
+    assert_eq!(d.approval(&id)["steps"][0]["status"], "approved");
+}
+
+#[test]
+fn signing_out_removes_the_session_and_a_revoked_or_idle_sign_in_ends_it() {
+    let d = desk("50000.00");
+    let app = &d.m.app;
+    let mut b = Browser::new(app);
+    assert_eq!(b.sign_in("dsrsg", USER_PASSWORD).status().as_u16(), 303);
+    let family = session_rows(app)[0].1.clone();
+    let csrf = csrf_of(&b.get("/console/tasks").text().unwrap());
+    let out = b.post("/console/sign-out", &[("csrf", csrf.as_str())]);
+    assert_eq!(out.status().as_u16(), 303);
+    assert!(session_rows(app).is_empty(), "sign-out removes the row");
     assert!(
         app.audit_rows()
             .iter()
-            .any(|r| r.action == "auth.refresh" && r.outcome == "success")
+            .any(|r| r.action == "auth.logout" && r.entity_id.as_deref() == Some(family.as_str())),
+        "and ends the API sign-in (its refresh-token family)"
     );
+    assert_eq!(b.get("/console/tasks").headers()[LOCATION], "/console/sign-in");
 
-    // Replaying the spent refresh token is reuse: the whole sign-in ends, for the console as for the API.
-    let mut replay = Browser::new(app);
-    replay
-        .cookies
-        .insert("qip_console".into(), format!("expired~{}", api.refresh));
-    let res = replay.get("/console/tasks");
+    // The sign-in is revoked behind the console's back (the account is disabled): the session ends at once,
+    // although its access token would still verify for minutes.
+    let mut ocha = Browser::new(app);
+    assert_eq!(ocha.sign_in("ocha", USER_PASSWORD).status().as_u16(), 303);
+    assert_eq!(ocha.get("/console/tasks").status().as_u16(), 200);
+    let res = app.post_json(
+        &format!("/api/v1/users/{}/disable", d.ocha.user_id),
+        Some(&d.m._admin.access),
+        &json!({}),
+    );
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap());
+    let res = ocha.get("/console/tasks");
     assert_eq!(res.status().as_u16(), 303);
     assert_eq!(res.headers()[LOCATION], "/console/sign-in");
-    assert!(app.audit_rows().iter().any(|r| r.action == "auth.refresh_reuse"));
-    b.cookies
-        .insert("qip_console".into(), format!("expired~{refresh}"));
-    assert_eq!(b.get("/console/tasks").status().as_u16(), 303);
-    let res = app.post_json("/api/v1/auth/refresh", None, &json!({"refresh_token": refresh}));
-    assert_eq!(res.status().as_u16(), 401);
+    assert!(session_rows(app).is_empty(), "the revoked session's row is gone");
+
+    // A session left unused longer than console.session_idle_minutes ends too.
+    let mut idle = Browser::new(app);
+    assert_eq!(idle.sign_in("dsrsg", USER_PASSWORD).status().as_u16(), 303);
+    exec(
+        app,
+        "UPDATE console_sessions SET last_seen_at = '2000-01-01 00:00:00', created_at = '2000-01-01 00:00:00'",
+    );
+    assert_eq!(idle.get("/console/tasks").headers()[LOCATION], "/console/sign-in");
+    assert!(session_rows(app).is_empty());
 }
 
 #[test]

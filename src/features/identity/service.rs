@@ -310,57 +310,67 @@ pub fn refresh(
     token: &str,
     meta: &RequestMeta,
 ) -> AppResult<TokenResponse> {
+    db::write_tx(conn, |tx| refresh_in_tx(tx, auth, token, meta))?
+}
+
+/// [`refresh`] inside the caller's write transaction, for a caller that must hold its own lock across the
+/// exchange (the console's session row). The outer `Err` rolls back; the inner one is a refusal whose
+/// revocations and audit events must be committed.
+pub fn refresh_in_tx(
+    tx: &mut DbConn,
+    auth: &AuthRuntime,
+    token: &str,
+    meta: &RequestMeta,
+) -> AppResult<AppResult<TokenResponse>> {
     let hash = refresh_token_hash(token);
     let now = now_micros();
     let invalid =
         || AppError::unauthorized("The refresh token is unknown, expired or revoked; sign in again.");
-    db::write_tx(conn, |tx| -> AppResult<AppResult<TokenResponse>> {
-        let Some(row) = repo::find_refresh_token(tx, &hash)? else {
-            return Ok(Err(invalid()));
-        };
-        db::lock_row(tx, "refresh_tokens", &row.id)?;
-        let user = repo::find_user(tx, &row.user_id)?.ok_or_else(invalid)?;
-        let ctx = user_context(&user, meta);
-        if row.revoked_at.is_some() || row.expires_at <= now || user.status == "disabled" {
-            return Ok(Err(invalid()));
-        }
-        let family_started = repo::family_started_at(tx, &row.family_id)?.unwrap_or(row.issued_at);
-        let refusal = if row.issued_at > now + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
-            Some(format!("refresh token issued in the future ({}Z)", row.issued_at))
-        } else if now >= family_started + Duration::days(auth.refresh_family_max_days) {
-            Some(format!(
-                "sign-in of {}Z is older than the {}-day limit of a session family",
-                family_started, auth.refresh_family_max_days
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            let revoked = repo::revoke_family(tx, &row.family_id, now)?;
-            audit::append(
-                tx,
-                ctx.event("auth.refresh", "session", Some(&row.family_id))
-                    .outcome(Outcome::Denied)
-                    .reason(format!("{reason}; {revoked} live token(s) of the family revoked")),
-            )?;
-            return Ok(Err(invalid()));
-        }
-        if row.rotated_at.is_some() || repo::mark_rotated(tx, &row.id, now)? == 0 {
-            let revoked = repo::revoke_family(tx, &row.family_id, now)?;
-            audit::append(
-                tx,
-                ctx.event("auth.refresh_reuse", "session", Some(&row.family_id))
-                    .outcome(Outcome::Denied)
-                    .reason(format!("a rotated refresh token was presented again; {revoked} live token(s) of the family revoked")),
-            )?;
-            return Ok(Err(AppError::unauthorized(
-                "This refresh token was already used, so every session of this sign-in has been ended. Sign in again.",
-            )));
-        }
-        let tokens = issue_tokens(tx, auth, &user.id, &row.family_id, family_started, now)?;
-        audit::append(tx, ctx.event("auth.refresh", "session", Some(&row.family_id)))?;
-        Ok(Ok(tokens))
-    })?
+    let Some(row) = repo::find_refresh_token(tx, &hash)? else {
+        return Ok(Err(invalid()));
+    };
+    db::lock_row(tx, "refresh_tokens", &row.id)?;
+    let user = repo::find_user(tx, &row.user_id)?.ok_or_else(invalid)?;
+    let ctx = user_context(&user, meta);
+    if row.revoked_at.is_some() || row.expires_at <= now || user.status == "disabled" {
+        return Ok(Err(invalid()));
+    }
+    let family_started = repo::family_started_at(tx, &row.family_id)?.unwrap_or(row.issued_at);
+    let refusal = if row.issued_at > now + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+        Some(format!("refresh token issued in the future ({}Z)", row.issued_at))
+    } else if now >= family_started + Duration::days(auth.refresh_family_max_days) {
+        Some(format!(
+            "sign-in of {}Z is older than the {}-day limit of a session family",
+            family_started, auth.refresh_family_max_days
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let revoked = repo::revoke_family(tx, &row.family_id, now)?;
+        audit::append(
+            tx,
+            ctx.event("auth.refresh", "session", Some(&row.family_id))
+                .outcome(Outcome::Denied)
+                .reason(format!("{reason}; {revoked} live token(s) of the family revoked")),
+        )?;
+        return Ok(Err(invalid()));
+    }
+    if row.rotated_at.is_some() || repo::mark_rotated(tx, &row.id, now)? == 0 {
+        let revoked = repo::revoke_family(tx, &row.family_id, now)?;
+        audit::append(
+            tx,
+            ctx.event("auth.refresh_reuse", "session", Some(&row.family_id))
+                .outcome(Outcome::Denied)
+                .reason(format!("a rotated refresh token was presented again; {revoked} live token(s) of the family revoked")),
+        )?;
+        return Ok(Err(AppError::unauthorized(
+            "This refresh token was already used, so every session of this sign-in has been ended. Sign in again.",
+        )));
+    }
+    let tokens = issue_tokens(tx, auth, &user.id, &row.family_id, family_started, now)?;
+    audit::append(tx, ctx.event("auth.refresh", "session", Some(&row.family_id)))?;
+    Ok(Ok(tokens))
 }
 
 /// Ends the sign-in the refresh token belongs to (its whole family). Unknown tokens are ignored.
