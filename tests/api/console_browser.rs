@@ -211,6 +211,35 @@ async fn sign_in(client: &fantoccini::Client, base: &str, username: &str) -> Out
     wait_for_path(client, "/console/tasks").await
 }
 
+/// Signs in with the keyboard alone: the first Tab lands on the skip link, more Tabs reach the username; Tab
+/// between the fields, Enter sends the form.
+async fn sign_in_by_keyboard(client: &fantoccini::Client, base: &str, username: &str) -> Outcome {
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    client.goto(&format!("{base}/console/sign-in")).await?;
+    client.find(Locator::Css("body")).await?.send_keys(TAB).await?;
+    let first = client.active_element().await?;
+    assert_eq!(
+        first.attr("class").await?.as_deref(),
+        Some("skip"),
+        "the skip link comes first"
+    );
+    let mut tabs = 1;
+    while client.active_element().await?.attr("id").await?.as_deref() != Some("username") {
+        client.active_element().await?.send_keys(TAB).await?;
+        tabs += 1;
+        assert!(tabs <= 4, "the username field is not reached by Tab");
+    }
+    let field = client.active_element().await?;
+    field.send_keys(username).await?;
+    field.send_keys(TAB).await?;
+    let field = client.active_element().await?;
+    assert_eq!(field.attr("id").await?.as_deref(), Some("password"));
+    field.send_keys(USER_PASSWORD).await?;
+    field.send_keys(ENTER).await?;
+    wait_for_path(client, "/console/tasks").await
+}
+
 /// Signs out with the button in the page header.
 async fn sign_out(client: &fantoccini::Client) -> Outcome {
     client
@@ -332,7 +361,7 @@ fn the_story_in_headless_chromium_submit_consult_with_a_flag_decide_in_two_hats_
         sign_out(&client).await?;
 
         // 3. The DSRSG reads the brief and decides every step, the later ones in other hats, acknowledged.
-        sign_in(&client, &base, "dsrsg").await?;
+        sign_in_by_keyboard(&client, &base, "dsrsg").await?;
         snap(&client, "console-tasks.png").await?;
         let brief = format!("/console/proposals/{id}?hat=hc");
         let unnamed = format!("/console/proposals/{id}");
