@@ -56,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/proposals/{id}", web::get().to(proposal))
             .route("/proposals/{id}/steps/{step_id}/decision", web::post().to(decide))
             .route("/proposals/{id}/consultation", web::post().to(respond))
+            .route("/proposals", web::get().to(unit::list))
             .route("/pools", web::get().to(pool::list))
             .route("/pools/{id}", web::get().to(pool::show))
             .route("/proposals/{id}/history", web::get().to(history::show))

@@ -32,6 +32,7 @@ pub fn layout(title: &str, chrome: Option<&Chrome<'_>>, body: Markup) -> Markup 
                     @if let Some(c) = chrome {
                         nav aria-label="Main" {
                             a href="/console/tasks" { "My tasks" }
+                            a href="/console/proposals" { "Proposals" }
                             a href="/console/pools" { "Pools" }
                         }
                         form class="signout" method="post" action="/console/sign-out" {

@@ -1,21 +1,99 @@
 //! The submitting unit's actions on its proposal page: submit the current draft, start a revision of a flagged
 //! proposal — through `proposals::service::submit_proposal` / `revise_proposal` (the workflow's checks and
 //! events, as `POST /api/v1/proposals/{id}/submit|revise` with `If-Match` from the page's version) — and the
-//! page's links to the proposal's history and reports.
+//! page's links to the proposal's history and reports — and the list of proposals the caller may read
+//! (`/console/proposals`, as `GET /api/v1/proposals`), where a unit finds its drafts.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::flags::Powers;
 use super::pages::Chrome;
+use super::pages::layout;
 use super::session::{self, Caller};
-use super::{call, csrf_for, csrf_refused, error_page, no_caller, see_other, with_cookies};
+use super::{call, csrf_for, csrf_refused, error_page, html as page, no_caller, see_other, with_cookies};
 use crate::access::Hat;
 use crate::app::AppState;
 use crate::domain::lifecycle::State;
 use crate::error::AppError;
+use crate::features::proposals::dto::{ProposalQuery, ProposalSummary};
 use crate::features::proposals::service as proposals;
+
+const LIST_ROUTE: (&str, &str) = ("GET", "/api/v1/proposals");
+/// Proposals listed on the console's page (the newest; the API pages further).
+const LIST_PAGE: u32 = 100;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+}
+
+/// The proposals the caller may read (the service applies the scope: a unit sees its own), newest first.
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    let Caller { actor, renewed } =
+        match session::authorize(&req, &state, LIST_ROUTE.0, LIST_ROUTE.1, None).await {
+            Ok(c) => c,
+            Err(why) => return no_caller(&req, why),
+        };
+    let (csrf, csrf_cookie) = csrf_for(&req);
+    let username = actor.username.clone();
+    let chrome = Chrome {
+        username: &username,
+        csrf: &csrf,
+    };
+    let filter = match query.state.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(ProposalQuery::default()),
+        Some(s) => super::enum_field::<State>("state", s).map(|st| ProposalQuery {
+            state: Some(st),
+            ..ProposalQuery::default()
+        }),
+    };
+    let loaded = match filter {
+        Ok(filter) => {
+            call(&state, move |conn| {
+                proposals::list_proposals(conn, &actor, &filter, None, LIST_PAGE)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let res = match loaded {
+        Ok(list) => page(StatusCode::OK, list_page(&chrome, &list)),
+        Err(e) => error_page(Some(&chrome), &e),
+    };
+    with_cookies(res, [renewed, csrf_cookie])
+}
+
+fn list_page(chrome: &Chrome<'_>, list: &[ProposalSummary]) -> Markup {
+    layout(
+        "Proposals",
+        Some(chrome),
+        html! {
+            h1 { "Proposals" }
+            @if list.is_empty() { p { "No proposal is visible to you." } }
+            ul class="tasks" {
+                @for p in list {
+                    li class="task" {
+                        a href=(format!("/console/proposals/{}", p.id)) {
+                            (p.reference.as_deref().unwrap_or("(draft)")) " — " (p.title)
+                        }
+                        div class="meta" {
+                            "State: " strong { (p.state) }
+                            @if let Some(a) = &p.requested_amount { " · " (a) }
+                            @if let Some(adm1) = &p.adm1_pcode { " · " (adm1) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
 
 /// The unit's buttons for a proposal in `state` (shown to a submitter; the workflow decides on submission),
 /// and links to the history and reports pages.

@@ -206,6 +206,15 @@ fn a_unit_submits_and_revises_and_the_raiser_ends_its_flags_from_the_brief_page(
 
     // The unit submits its draft from the proposal page.
     let mut unit = signed_in(&d, "cimic");
+    let list = page(&mut unit, "/console/proposals");
+    assert!(
+        list.contains(&format!(
+            r#"href="/console/proposals/{id}">(draft) — Water point"#
+        )),
+        "{list}"
+    );
+    let other = signed_in(&d, "sapper").get("/console/proposals").text().unwrap();
+    assert!(!other.contains(&id), "another unit does not see it");
     let brief = page(&mut unit, &format!("/console/proposals/{id}"));
     assert!(brief.contains("Submit this proposal"), "{brief}");
     assert!(brief.contains("Type of assistance"), "human labels: {brief}");
