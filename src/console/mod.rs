@@ -9,6 +9,7 @@ mod flags;
 mod history;
 mod labels;
 mod pages;
+mod payments;
 mod pool;
 mod reports;
 pub mod session;
@@ -63,6 +64,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/proposals/{id}/reports", web::get().to(reports::show))
             .route("/proposals/{id}/reports", web::post().to(reports::submit))
             .route("/reports/{id}/decision", web::post().to(reports::decide))
+            .route("/proposals/{id}/tranches", web::get().to(payments::show))
+            .route(
+                "/proposals/{id}/tranches/{n}/disbursements",
+                web::post().to(payments::pay),
+            )
             .route("/flags/{id}/{how}", web::post().to(flags::end))
             .route("/proposals/{id}/{action}", web::post().to(unit::act)),
     );

@@ -106,6 +106,7 @@ pub fn actions(proposal_id: &str, state: State, version: i64, csrf: &str, powers
                 a href=(format!("/console/proposals/{proposal_id}/history")) { "History (audit trail)" }
             }
             a href=(format!("/console/proposals/{proposal_id}/reports")) { "Reports" }
+            a href=(format!("/console/proposals/{proposal_id}/tranches")) { "Tranches and payments" }
         }
         @if powers.submits && (submittable || revisable) {
             section aria-labelledby="unit-actions" {

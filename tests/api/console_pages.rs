@@ -520,3 +520,77 @@ fn the_unit_submits_reports_and_the_qip_officer_accepts_or_returns_them() {
         .collect();
     assert_eq!(statuses, ["returned", "accepted"]);
 }
+
+#[test]
+fn finance_pays_a_tranche_once_from_its_form_and_the_unit_is_refused() {
+    let d = desk("100000.00");
+    let id = approved(&d, "Kalma borehole", "10000.00");
+    let tranches = format!("/console/proposals/{id}/tranches");
+
+    let mut finance = signed_in(&d, "finance");
+    let brief = page(&mut finance, &format!("/console/proposals/{id}"));
+    assert!(brief.contains(&tranches), "the brief links to the tranches");
+    let html = page(&mut finance, &tranches);
+    let action = format!("/console/proposals/{id}/tranches/1/disbursements");
+    assert!(html.contains(&action), "{html}");
+    assert!(
+        !html.contains("/tranches/2/disbursements"),
+        "tranche 2 waits for its condition"
+    );
+    let csrf = csrf_of(&html);
+    let key = hidden(&html, "idempotency_key");
+    let today = chrono::Utc::now().date_naive().to_string();
+    let fields = [
+        ("idempotency_key", key.as_str()),
+        ("amount", "6000.00"),
+        ("paid_on", today.as_str()),
+        ("payment_reference", "PAY-77"),
+    ];
+    assert_eq!(
+        finance.post(&action, &fields).status().as_u16(),
+        403,
+        "no CSRF token"
+    );
+    assert!(events(&d, "implementation.disburse").is_empty());
+    let mut with_token = fields.to_vec();
+    with_token.push(("csrf", &csrf));
+    let res = finance.post(&action, &with_token);
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().unwrap_or_default());
+    let after = page(&mut finance, res.headers()[LOCATION].to_str().unwrap());
+    assert!(after.contains("The payment is recorded."));
+    // The same form sent again (a double click, a retry) replays the first payment: paid once.
+    assert_eq!(finance.post(&action, &with_token).status().as_u16(), 303);
+    let t = api_get(&d, &d.finance, &format!("/api/v1/proposals/{id}/tranches"));
+    assert_eq!(t[0]["paid"], "6000.00");
+    let paid = events(&d, "implementation.disburse");
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].hat.as_deref(), Some("finance_officer"));
+    assert_eq!(state_of(&d, &id), "in_implementation");
+    let statement = api_get(
+        &d,
+        &d.finance,
+        &format!("/api/v1/pools/{}/statement", d.m.pool_id),
+    );
+    assert_eq!(statement["closing"]["disbursed"], "6000.00");
+
+    // The unit may read its tranches but not pay: no form, and a refused post is audited.
+    let mut unit = signed_in(&d, "cimic");
+    let html = page(&mut unit, &tranches);
+    assert!(!html.contains("disbursements\""));
+    let res = unit.post(
+        &action,
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("idempotency_key", "k-1"),
+            ("amount", "1.00"),
+            ("paid_on", today.as_str()),
+            ("payment_reference", "X"),
+        ],
+    );
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(denied_for(
+        &d,
+        "cimic",
+        "/api/v1/proposals/{id}/tranches/{n}/disbursements"
+    ));
+}
