@@ -594,3 +594,36 @@ fn finance_pays_a_tranche_once_from_its_form_and_the_unit_is_refused() {
         "/api/v1/proposals/{id}/tranches/{n}/disbursements"
     ));
 }
+
+#[test]
+fn a_brief_with_the_most_flags_it_lists_stays_under_100_kb_with_every_flag_form() {
+    let d = desk("100000.00");
+    let (plain, _, _) = d.m.submitted("Plain", "9000.00");
+    let (busy, _, _) = d.m.submitted("Busy", "9000.00");
+    let text =
+        "The site sits next to the only water point of the camp; moving it 500 m east avoids the queue. ";
+    let flags: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"category": "do_no_harm", "severity": "blocking",
+            "description": format!("{i}: {}", text.repeat(2)), "confidential_note": text})
+        })
+        .collect();
+    let res = d.m.app.post_json(
+        &format!("/api/v1/proposals/{busy}/consultation/responses"),
+        Some(&d.ocha.access),
+        &json!({"kind": "objection", "flags": flags}),
+    );
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
+
+    // Read as HC, every open flag carries its override form: the heaviest reading of the brief.
+    let mut dsrsg = signed_in(&d, "dsrsg");
+    let without = page(&mut dsrsg, &format!("/console/proposals/{plain}?hat=hc")).len();
+    let with = page(&mut dsrsg, &format!("/console/proposals/{busy}?hat=hc"));
+    assert_eq!(with.matches("Override this flag as HC").count(), 20);
+    let per_flag = (with.len() - without) / 20;
+    // The brief lists at most 100 flags: a page with 100 such flags stays under 100 KB uncompressed.
+    assert!(
+        without + 100 * per_flag < 100_000,
+        "{without} bytes + 100 × {per_flag} per flag"
+    );
+}
