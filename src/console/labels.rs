@@ -32,13 +32,18 @@ pub fn field(name: &str) -> String {
     }
 }
 
-/// A coded value (`indirect`, `local_authority`) as words.
+/// A coded value (`indirect`, `local_authority`) as words; free text (a partner's name) is shown as written.
 pub fn value(code: &str) -> String {
-    match code {
-        "direct" => "Direct (troops deliver it)".to_owned(),
-        "indirect" => "Indirect (troops support, civilians deliver)".to_owned(),
-        other => other.replace('_', " "),
-    }
+    let known = match code {
+        "direct" => "Direct (troops deliver it)",
+        "indirect" => "Indirect (troops support, civilians deliver)",
+        "local_authority" => "Local authority",
+        "ngo" => "Non-governmental organisation",
+        "community_organisation" => "Community organisation",
+        "unit_itself" => "The unit itself",
+        other => other,
+    };
+    known.to_owned()
 }
 
 #[cfg(test)]
@@ -49,6 +54,11 @@ mod tests {
     fn known_fields_read_as_words_and_unknown_ones_are_tidied() {
         assert_eq!(field("assistance_type"), "Type of assistance");
         assert_eq!(field("some_new_field"), "Some new field");
-        assert_eq!(value("local_authority"), "local authority");
+        assert_eq!(value("local_authority"), "Local authority");
+        assert_eq!(
+            value("Kalma_water board"),
+            "Kalma_water board",
+            "free text unchanged"
+        );
     }
 }
