@@ -79,6 +79,11 @@ pub fn action_label(action: &str) -> String {
         "approval.steps_instantiated" => "Approval steps set",
         "approval.decide" => "Decision",
         "implementation.refund" => "Refund booked",
+        "proposal.flags_cleared" => "Flags cleared",
+        "proposal.cancel" => "Cancelled",
+        "proposal.close" => "Closed",
+        "consultation.close" => "Consultation closed",
+        "consultation.add_consultee" => "Consultee added",
         _ => "",
     };
     if known.is_empty() {
