@@ -4,10 +4,18 @@
 //! the API route it stands for (see `session::authorize`); the console is not part of the OpenAPI document.
 //! See docs/CONSOLE.md.
 
+mod charts;
+mod flags;
+mod history;
+mod labels;
 mod pages;
+mod payments;
+mod pool;
+mod reports;
 mod seal;
 pub mod session;
 mod store;
+mod unit;
 
 use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
@@ -50,7 +58,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/tasks", web::get().to(my_tasks))
             .route("/proposals/{id}", web::get().to(proposal))
             .route("/proposals/{id}/steps/{step_id}/decision", web::post().to(decide))
-            .route("/proposals/{id}/consultation", web::post().to(respond)),
+            .route("/proposals/{id}/consultation", web::post().to(respond))
+            .route("/proposals", web::get().to(unit::list))
+            .route("/pools", web::get().to(pool::list))
+            .route("/pools/{id}", web::get().to(pool::show))
+            .route("/proposals/{id}/history", web::get().to(history::show))
+            .route("/proposals/{id}/reports", web::get().to(reports::show))
+            .route("/proposals/{id}/reports", web::post().to(reports::submit))
+            .route("/reports/{id}/decision", web::post().to(reports::decide))
+            .route("/proposals/{id}/tranches", web::get().to(payments::show))
+            .route(
+                "/proposals/{id}/tranches/{n}/disbursements",
+                web::post().to(payments::pay),
+            )
+            .route("/flags/{id}/{how}", web::post().to(flags::end))
+            .route("/proposals/{id}/{action}", web::post().to(unit::act)),
     );
 }
 
@@ -308,6 +330,7 @@ async fn proposal(
     let deciding_hats: Vec<Hat> = held_hats_permitting(&actor.grants, Action::ApprovalDecide);
     let may_answer = !held_hats_permitting(&actor.grants, Action::ConsultationRespond).is_empty();
     let organization_id = actor.organization_id.clone();
+    let powers = flags::Powers::of(&actor);
     let loaded = call(&state, move |conn| {
         let brief = decision_brief(conn, &actor, &id)?;
         let steps = approval::get_approval(conn, &actor, &id)?;
@@ -331,12 +354,16 @@ async fn proposal(
                 csrf: &csrf,
                 deciding_hats,
                 answering,
+                powers,
             };
             let notice = done.as_deref().and_then(|d| match d {
                 "approve" => Some("Your approval is recorded."),
                 "return" => Some("The proposal is returned to the submitter."),
                 "reject" => Some("The proposal is rejected."),
                 "answered" => Some("Your consultation answer is recorded."),
+                "flag" => Some("The flag is ended."),
+                "submitted" => Some("The proposal is submitted."),
+                "revising" => Some("A new draft version is open for your revision."),
                 _ => None,
             });
             html(
@@ -483,6 +510,22 @@ struct AnswerForm {
     flag_description: String,
     #[serde(default)]
     flag_note: String,
+    #[serde(default)]
+    flag2_category: String,
+    #[serde(default)]
+    flag2_severity: String,
+    #[serde(default)]
+    flag2_description: String,
+    #[serde(default)]
+    flag2_note: String,
+    #[serde(default)]
+    flag3_category: String,
+    #[serde(default)]
+    flag3_severity: String,
+    #[serde(default)]
+    flag3_description: String,
+    #[serde(default)]
+    flag3_note: String,
 }
 
 /// A form value read as one of the API's enums (`no_objection`, `local_capacity`, …), by the same serde names.
@@ -492,17 +535,35 @@ fn enum_field<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Resul
 }
 
 impl AnswerForm {
-    /// The same body `POST …/consultation/responses` takes: at most one flag from the console for now.
+    /// The same body `POST …/consultation/responses` takes, with up to three flags (empty slots are none).
     fn input(self) -> Result<ResponseInput, AppError> {
         let kind: ResponseKind = enum_field("kind", &self.kind)?;
-        let mut flags = Vec::new();
-        if !self.flag_category.trim().is_empty() || !self.flag_description.trim().is_empty() {
-            flags.push(FlagInput {
-                category: enum_field("flag_category", &self.flag_category)?,
-                severity: enum_field("flag_severity", &self.flag_severity)?,
-                description: self.flag_description,
-                confidential_note: Some(self.flag_note).filter(|n| !n.trim().is_empty()),
-            });
+        let slots = [
+            (
+                "flag",
+                &self.flag_category,
+                &self.flag_severity,
+                &self.flag_description,
+                &self.flag_note,
+            ),
+            (
+                "flag2",
+                &self.flag2_category,
+                &self.flag2_severity,
+                &self.flag2_description,
+                &self.flag2_note,
+            ),
+            (
+                "flag3",
+                &self.flag3_category,
+                &self.flag3_severity,
+                &self.flag3_description,
+                &self.flag3_note,
+            ),
+        ];
+        let mut flags: Vec<FlagInput> = Vec::new();
+        for (prefix, category, severity, description, note) in slots {
+            flags.extend(flags::flag_slot(prefix, category, severity, description, note)?);
         }
         Ok(ResponseInput {
             kind,

@@ -32,6 +32,8 @@ pub fn layout(title: &str, chrome: Option<&Chrome<'_>>, body: Markup) -> Markup 
                     @if let Some(c) = chrome {
                         nav aria-label="Main" {
                             a href="/console/tasks" { "My tasks" }
+                            a href="/console/proposals" { "Proposals" }
+                            a href="/console/pools" { "Pools" }
                         }
                         form class="signout" method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(c.csrf);
@@ -147,10 +149,10 @@ fn fields(value: &Value) -> Markup {
             dl {
                 @for (k, v) in map {
                     @if !v.is_null() {
-                        dt { (k.replace('_', " ")) }
+                        dt { (super::labels::field(k)) }
                         dd {
                             @match v {
-                                Value::String(s) => (s),
+                                Value::String(s) => (super::labels::value(s)),
                                 Value::Bool(b) => (if *b { "yes" } else { "no" }),
                                 Value::Object(_) => (fields(v)),
                                 other => (other.to_string()),
@@ -189,6 +191,8 @@ pub struct DecisionForm<'a> {
     pub deciding_hats: Vec<Hat>,
     /// The caller's organisation is asked in the open consultation round and has not answered yet.
     pub answering: bool,
+    /// What the caller may do about flags and the proposal (unit actions, history link).
+    pub powers: super::flags::Powers,
 }
 
 const FLAG_CATEGORIES: [&str; 8] = [
@@ -234,6 +238,7 @@ fn answer_form(proposal_id: &str, csrf: &str) -> Markup {
                     label for="flag_note" { "Confidential note (never shown to the submitting unit)" }
                     textarea id="flag_note" name="flag_note" rows="2" {}
                 }
+                (super::flags::more_flag_fields())
                 button type="submit" { "Send answer" }
             }
         }
@@ -258,6 +263,7 @@ pub fn proposal(
             h1 { (title) }
             @if let Some(n) = notice { p class="notice" role="status" { (n) } }
             p class="meta" { "State: " strong { (brief.state) } " · read as " span class="hat" { (read_as) } }
+            (super::unit::actions(&brief.proposal_id, brief.state, approval.version, form.csrf, &form.powers))
             @if form.answering { (answer_form(&brief.proposal_id, form.csrf)) }
             section aria-labelledby="money" {
                 h2 id="money" { "Money" }
@@ -300,6 +306,8 @@ pub fn proposal(
                         li {
                             strong { (f.severity) } " · " (f.category) " — " (f.description)
                             @if let Some(n) = &f.confidential_note { br; em { "Confidential note: " } (n) }
+                            " (" (f.status) ")"
+                            (super::flags::actions(f, form.csrf, &form.powers))
                         }
                     }
                 }

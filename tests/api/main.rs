@@ -24,6 +24,7 @@ mod cli;
 mod config;
 mod console;
 mod console_browser;
+mod console_pages;
 mod consultation;
 mod contract;
 mod contract_check;

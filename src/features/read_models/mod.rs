@@ -2,5 +2,6 @@
 //! turnaround). They may read anything; no feature depends on them (only routes call them).
 
 pub mod brief;
+pub mod pool_glance;
 pub mod tasks;
 pub mod turnaround;

@@ -1,0 +1,136 @@
+//! A proposal's history from the audit trail (`/console/proposals/{id}/history`): who did what, in which hat,
+//! when. Read through `audit::service::list_events` (as `GET /api/v1/audit/events?entity_type=proposal&
+//! entity_id=…`), so the same policy line (auditors; administrators only within their own domain) and the
+//! same `audit.read` event apply.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::pages::{Chrome, layout};
+use super::session::{self, Caller};
+use super::{call, csrf_for, error_page, html as page, no_caller, with_cookies};
+use crate::app::AppState;
+use crate::features::audit::dto::{AuditEvent, EventQuery};
+use crate::features::audit::service as audit;
+
+const AUDIT_ROUTE: (&str, &str) = ("GET", "/api/v1/audit/events");
+/// Events per page, newest first.
+const HISTORY_PAGE: u32 = 100;
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    /// Show events older than this sequence number (the "older" link).
+    before: Option<i64>,
+}
+
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> HttpResponse {
+    let id = id.into_inner();
+    let before = query.before;
+    let Caller { actor, renewed, .. } =
+        match session::authorize(&req, &state, AUDIT_ROUTE.0, AUDIT_ROUTE.1, None).await {
+            Ok(c) => c,
+            Err(why) => return no_caller(&req, why),
+        };
+    let (csrf, csrf_cookie) = csrf_for(&req);
+    let username = actor.username.clone();
+    let chrome = Chrome {
+        username: &username,
+        csrf: &csrf,
+    };
+    let filter = EventQuery {
+        entity_type: Some("proposal".into()),
+        entity_id: Some(id.clone()),
+        ..EventQuery::default()
+    };
+    let loaded = call(&state, move |conn| {
+        audit::list_events(conn, &actor, &filter, before, HISTORY_PAGE)
+    })
+    .await;
+    let res = match loaded {
+        Ok(mut events) => {
+            let more = events.len() > HISTORY_PAGE as usize;
+            events.truncate(HISTORY_PAGE as usize);
+            page(StatusCode::OK, history_page(&chrome, &id, &events, more))
+        }
+        Err(e) => error_page(Some(&chrome), &e),
+    };
+    with_cookies(res, [renewed, csrf_cookie])
+}
+
+/// A readable name for the recorded action; unknown ones are shown as stored.
+pub fn action_label(action: &str) -> String {
+    let known = match action {
+        "proposal.create" => "Created",
+        "proposal.edit" => "Edited",
+        "proposal.submit" => "Submitted",
+        "proposal.revise" => "Revision started",
+        "proposal.withdraw" => "Withdrawn",
+        "consultation.open" => "Consultation opened",
+        "consultation.respond" => "Consultation answered",
+        "consultation.lapse" => "Consultation lapsed",
+        "consultation.resolution_confirmed" => "Flags resolved after revision",
+        "approval.steps_instantiated" => "Approval steps set",
+        "approval.decide" => "Decision",
+        "implementation.refund" => "Refund booked",
+        "proposal.flags_cleared" => "Flags cleared",
+        "proposal.cancel" => "Cancelled",
+        "proposal.close" => "Closed",
+        "consultation.close" => "Consultation closed",
+        "consultation.add_consultee" => "Consultee added",
+        _ => "",
+    };
+    if known.is_empty() {
+        action.replace(['_', '.'], " ")
+    } else {
+        known.to_owned()
+    }
+}
+
+fn history_page(chrome: &Chrome<'_>, id: &str, events: &[AuditEvent], more: bool) -> Markup {
+    layout(
+        "Proposal history",
+        Some(chrome),
+        html! {
+            p class="crumbs" { a href="/console/tasks" { "My tasks" } " › " a href=(format!("/console/proposals/{id}")) { "Proposal" } " › history" }
+            h1 { "History of the proposal" }
+            p class="meta" { "From the audit trail, newest first. Reading it is itself recorded." }
+            @if events.is_empty() {
+                p { "No recorded event is visible to you." }
+            } @else {
+                div class="scroll" {
+                    table class="history" {
+                        caption { "Recorded events" }
+                        thead { tr {
+                            th scope="col" { "When (UTC)" } th scope="col" { "Who" } th scope="col" { "Hat" }
+                            th scope="col" { "What" } th scope="col" { "Outcome" } th scope="col" { "Reason" }
+                        } }
+                        tbody {
+                            @for e in events {
+                                tr {
+                                    td { (e.occurred_at.format("%Y-%m-%d %H:%M:%S")) }
+                                    td { (e.actor_username.as_deref().or(e.actor_id.as_deref()).unwrap_or("system")) }
+                                    td class="hat" { (e.hat.as_deref().unwrap_or("—")) @if e.acting { " (acting)" } }
+                                    td { (action_label(&e.action)) br; code { (e.action) } }
+                                    td { (e.outcome) }
+                                    td { (e.reason.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if more {
+                    @if let Some(last) = events.last() {
+                        p { a href=(format!("/console/proposals/{id}/history?before={}", last.seq)) { "Older events" } }
+                    }
+                }
+            }
+        },
+    )
+}
