@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::features::identity::dto::TokenResponse;
 use crate::features::identity::service as identity;
-use crate::http::middleware::RequestMeta;
+use crate::request_meta::RequestMeta;
 
 /// Holds `<access token>~<refresh token>`; both are URL-safe base64 (and `.`), so `~` never occurs in them.
 pub const SESSION_COOKIE: &str = "qip_console";
@@ -178,8 +178,5 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
     req.extensions()
         .get::<RequestMeta>()
         .cloned()
-        .unwrap_or_else(|| RequestMeta {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            client_addr: req.peer_addr().map(|a| a.ip().to_string()),
-        })
+        .unwrap_or_else(|| RequestMeta::fresh(req.peer_addr().map(|a| a.ip().to_string())))
 }

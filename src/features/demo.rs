@@ -13,7 +13,7 @@ use crate::features::identity::dto::{
 use crate::features::identity::{AuthRuntime, repo as identity_repo, service as identity};
 use crate::features::pools::dto::NewPool;
 use crate::features::{pools, proposals, reference};
-use crate::http::middleware::RequestMeta;
+use crate::request_meta::RequestMeta;
 
 /// Password of every demo account (printed by the command; demo databases only).
 pub const DEMO_PASSWORD: &str = "xylonia-demo-2026";

@@ -11,7 +11,6 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, now_micros};
 use crate::features::identity::service::deny;
 use crate::features::reference::repo as reference;
-use crate::http::preconditions::stale;
 
 /// Every problem of an activity's fields, with `prefix` before field names (`line 4: ` for imports).
 fn problems(conn: &mut DbConn, input: &ActivityInput, prefix: &str) -> AppResult<Vec<FieldError>> {
@@ -137,7 +136,7 @@ pub fn update_activity(
         let before =
             repo::find_activity(tx, id)?.ok_or_else(|| AppError::not_found("No activity with this id."))?;
         if before.version != expected {
-            return Err(stale(before.version));
+            return Err(AppError::stale(before.version));
         }
         if before.status == "closed" {
             return Err(AppError::conflict("This activity is closed."));

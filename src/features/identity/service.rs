@@ -26,7 +26,7 @@ use crate::domain::lockout::{self, retry_after_secs, wait_before_attempt};
 use crate::domain::password_policy::{password_problems, password_problems_for};
 use crate::error::{AppError, AppResult, ErrorKind, FieldError};
 use crate::features::audit::{self, AuditContext, Outcome, now_micros};
-use crate::http::middleware::RequestMeta;
+use crate::request_meta::RequestMeta;
 
 const SIGN_IN_REFUSED: &str = "The username or password is wrong, or the account cannot sign in now.";
 
