@@ -233,6 +233,16 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// A 3W activity of the registry.
+    ActivityStatus, "activity status" {
+        Planned => "planned",
+        Ongoing => "ongoing",
+        /// Closed with `POST /activities/{id}/close`: no longer screened, never reopened by an import.
+        Closed => "closed",
+    }
+);
+
 /// An answer is the consultee's status in its round.
 impl From<ResponseKind> for ConsulteeStatus {
     fn from(kind: ResponseKind) -> Self {
@@ -281,6 +291,7 @@ mod tests {
         round_trips(Severity::ALL);
         round_trips(ResponseKind::ALL);
         round_trips(ReasonKind::ALL);
+        round_trips(ActivityStatus::ALL);
     }
 
     #[test]

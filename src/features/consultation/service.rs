@@ -124,7 +124,7 @@ pub fn open_round(
                 lon: a.lon,
                 start: a.start_date,
                 end: a.end_date,
-                closed: a.status == "closed",
+                closed: a.status == crate::domain::status::ActivityStatus::Closed,
             };
             if let Some(basis) = overlap(&footprint, &activity, policy.overlap_radius_km) {
                 matches.push(OverlapMatch {
