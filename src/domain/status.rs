@@ -243,6 +243,17 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// A notification delivery (email or webhook) in the outbox.
+    DeliveryStatus, "notification delivery status" {
+        /// Waiting for its next attempt.
+        Pending => "pending",
+        Delivered => "delivered",
+        /// Retries exhausted (or its endpoint deleted); redelivered only on request.
+        Dead => "dead",
+    }
+);
+
 /// An answer is the consultee's status in its round.
 impl From<ResponseKind> for ConsulteeStatus {
     fn from(kind: ResponseKind) -> Self {
@@ -292,6 +303,7 @@ mod tests {
         round_trips(ResponseKind::ALL);
         round_trips(ReasonKind::ALL);
         round_trips(ActivityStatus::ALL);
+        round_trips(DeliveryStatus::ALL);
     }
 
     #[test]

@@ -715,7 +715,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
         for r in repo::submitted_reports(conn)? {
             let p = title(conn, &r.proposal_id)?;
             tasks.push(Task {
-                kind: "report_to_accept".into(),
+                kind: crate::features::approval::dto::TaskKind::ReportToAccept,
                 hat: Hat::QipOfficer,
                 proposal_id: p.id.clone(),
                 reference: p.reference.clone(),
@@ -727,7 +727,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
         }
         for (p, due) in overdue_implementations(conn, now.date())? {
             tasks.push(Task {
-                kind: "implementation_overdue".into(),
+                kind: crate::features::approval::dto::TaskKind::ImplementationOverdue,
                 hat: Hat::QipOfficer,
                 proposal_id: p.id.clone(),
                 reference: p.reference.clone(),
@@ -749,7 +749,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
             let condition = t.condition;
             if payable_now(condition, t.amount_minor, t.paid_minor, &f) > 0 {
                 tasks.push(Task {
-                    kind: "tranche_to_pay".into(),
+                    kind: crate::features::approval::dto::TaskKind::TrancheToPay,
                     hat: Hat::FinanceOfficer,
                     proposal_id: p.id.clone(),
                     reference: p.reference.clone(),

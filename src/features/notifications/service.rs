@@ -309,7 +309,9 @@ pub fn redeliver(
             .filter(|d| d.webhook_id.as_deref() == Some(id))
             .ok_or_else(|| AppError::not_found("This webhook has no delivery with this id."))?;
         let now = now_micros();
-        if delivery.status == "pending" && delivery.locked_until.is_some_and(|t| t > now) {
+        if delivery.status == crate::domain::status::DeliveryStatus::Pending
+            && delivery.locked_until.is_some_and(|t| t > now)
+        {
             return Err(AppError::conflict("This delivery is being attempted right now."));
         }
         repo::requeue(tx, delivery_id, now)?;
