@@ -386,7 +386,14 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
                 multi_hat_acknowledgement: (!first)
                     .then(|| "Deciding again, in another hat (demo)".to_owned()),
             };
-            approval::decide(conn, &decider, id, &step.id, a.version, &input)?;
+            approval::decide(
+                conn,
+                &decider,
+                &crate::domain::ids::ProposalId::from(id),
+                &crate::domain::ids::StepId::from(step.id.as_str()),
+                a.version,
+                &input,
+            )?;
             first = first && decider.username != "dsrsg";
             if is_last || input.decision != approval_dto::Decision::Approve {
                 return Ok(());
@@ -439,7 +446,13 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
                 expenditure_to_date: "5000.00".into(),
             },
         )?;
-        implementation::decide_report(conn, &qip, &report.id, true, &impl_dto::ReportDecision::default())?;
+        implementation::decide_report(
+            conn,
+            &qip,
+            &crate::domain::ids::ReportId::from(report.id.as_str()),
+            true,
+            &impl_dto::ReportDecision::default(),
+        )?;
         Ok(())
     };
 

@@ -15,6 +15,7 @@ use super::dto::{
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
 use crate::db::{self, DbConn};
+use crate::domain::ids::FlagId;
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
@@ -689,10 +690,11 @@ pub enum FlagEnd {
 pub fn end_flag(
     conn: &mut DbConn,
     actor: &Actor,
-    flag_id: &str,
+    flag_id: &FlagId,
     how: FlagEnd,
     input: &FlagEnding,
 ) -> AppResult<Flag> {
+    let flag_id = flag_id.as_str();
     let justification = input
         .justification
         .as_deref()
