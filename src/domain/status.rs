@@ -254,6 +254,29 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// A user account as shown: `active`, `locked` (too many failed sign-ins, until `locked_until`; derived, not
+    /// stored) or `disabled` (by an administrator).
+    UserStatus, "user status" {
+        Active => "active",
+        Locked => "locked",
+        Disabled => "disabled",
+    }
+);
+
+stored_enum!(
+    /// A request for a privileged hat awaiting a second administrator (dual control).
+    GrantRequestStatus, "hat grant request status" {
+        Pending => "pending",
+        Confirmed => "confirmed",
+        Refused => "refused",
+        /// Withdrawn by the administrator who asked.
+        Cancelled => "cancelled",
+        /// Still pending past `expires_at` (derived when read).
+        Expired => "expired",
+    }
+);
+
 /// An answer is the consultee's status in its round.
 impl From<ResponseKind> for ConsulteeStatus {
     fn from(kind: ResponseKind) -> Self {
@@ -304,6 +327,8 @@ mod tests {
         round_trips(ReasonKind::ALL);
         round_trips(ActivityStatus::ALL);
         round_trips(DeliveryStatus::ALL);
+        round_trips(UserStatus::ALL);
+        round_trips(GrantRequestStatus::ALL);
     }
 
     #[test]
