@@ -2,6 +2,11 @@
 //! repos, jobs, the access policy) and the domain do not import the HTTP layer. Only a feature's `routes.rs`
 //! (its HTTP adapter) may use `crate::http`.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails loudly on an unreadable source tree"
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
