@@ -12,4 +12,5 @@ pub mod features;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod request_meta;
 pub mod telemetry;

@@ -181,7 +181,13 @@ pub async fn end(
         justification: Some(form.justification).filter(|j| !j.trim().is_empty()),
     };
     let ended = call(&state, move |conn| {
-        consultation::end_flag(conn, &actor, &flag_id, how, &input)
+        consultation::end_flag(
+            conn,
+            &actor,
+            &crate::domain::ids::FlagId::from(flag_id.as_str()),
+            how,
+            &input,
+        )
     })
     .await;
     let res = match ended {

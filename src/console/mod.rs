@@ -476,9 +476,9 @@ async fn decide(
             .filter(|v| v == "yes")
             .map(|_| ACKNOWLEDGEMENT.to_owned()),
     };
-    let pid = id.clone();
+    let pid = crate::domain::ids::ProposalId::from(id.as_str());
     let decided = call(&state, move |conn| {
-        approval::decide(conn, &actor, &pid, &step_id, expected, &input)
+        approval::decide(conn, &actor, &pid, &step_id.into(), expected, &input)
     })
     .await;
     let res = match decided {

@@ -112,7 +112,7 @@ pub fn tasks(chrome: &Chrome<'_>, tasks: &[Task]) -> Markup {
                                 (t.reference.as_deref().unwrap_or("(no reference)")) " — " (t.title)
                             }
                             div class="meta" {
-                                span { (kind_label(&t.kind)) }
+                                span { (kind_label(t.kind.as_str())) }
                                 " · as " span class="hat" { (t.hat) }
                                 " · due " (date(t.due_at))
                                 @if t.overdue { " · " strong { "overdue" } }

@@ -338,7 +338,13 @@ pub async fn decide(
         reason: Some(form.reason).filter(|r| !r.trim().is_empty()),
     };
     let decided = call(&state, move |conn| {
-        implementation::decide_report(conn, &actor, &report_id, accept, &input)
+        implementation::decide_report(
+            conn,
+            &actor,
+            &crate::domain::ids::ReportId::from(report_id.as_str()),
+            accept,
+            &input,
+        )
     })
     .await;
     let res = match decided {

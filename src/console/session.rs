@@ -23,7 +23,7 @@ use crate::features::audit::now_micros;
 use crate::features::identity::dto::TokenResponse;
 use crate::features::identity::service as identity;
 use crate::features::identity::tokens::AccessClaims;
-use crate::http::middleware::RequestMeta;
+use crate::request_meta::RequestMeta;
 
 /// Holds the session's random secret (64 hex digits), nothing else.
 pub const SESSION_COOKIE: &str = "qip_console";
@@ -393,8 +393,5 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
     req.extensions()
         .get::<RequestMeta>()
         .cloned()
-        .unwrap_or_else(|| RequestMeta {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            client_addr: req.peer_addr().map(|a| a.ip().to_string()),
-        })
+        .unwrap_or_else(|| RequestMeta::fresh(req.peer_addr().map(|a| a.ip().to_string())))
 }

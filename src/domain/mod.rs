@@ -3,6 +3,7 @@
 pub mod approval_policy;
 pub mod canonical_json;
 pub mod hash_chain;
+pub mod ids;
 pub mod ledger_rules;
 pub mod lifecycle;
 pub mod lockout;

@@ -233,6 +233,50 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// A 3W activity of the registry.
+    ActivityStatus, "activity status" {
+        Planned => "planned",
+        Ongoing => "ongoing",
+        /// Closed with `POST /activities/{id}/close`: no longer screened, never reopened by an import.
+        Closed => "closed",
+    }
+);
+
+stored_enum!(
+    /// A notification delivery (email or webhook) in the outbox.
+    DeliveryStatus, "notification delivery status" {
+        /// Waiting for its next attempt.
+        Pending => "pending",
+        Delivered => "delivered",
+        /// Retries exhausted (or its endpoint deleted); redelivered only on request.
+        Dead => "dead",
+    }
+);
+
+stored_enum!(
+    /// A user account as shown: `active`, `locked` (too many failed sign-ins, until `locked_until`; derived, not
+    /// stored) or `disabled` (by an administrator).
+    UserStatus, "user status" {
+        Active => "active",
+        Locked => "locked",
+        Disabled => "disabled",
+    }
+);
+
+stored_enum!(
+    /// A request for a privileged hat awaiting a second administrator (dual control).
+    GrantRequestStatus, "hat grant request status" {
+        Pending => "pending",
+        Confirmed => "confirmed",
+        Refused => "refused",
+        /// Withdrawn by the administrator who asked.
+        Cancelled => "cancelled",
+        /// Still pending past `expires_at` (derived when read).
+        Expired => "expired",
+    }
+);
+
 /// An answer is the consultee's status in its round.
 impl From<ResponseKind> for ConsulteeStatus {
     fn from(kind: ResponseKind) -> Self {
@@ -281,6 +325,10 @@ mod tests {
         round_trips(Severity::ALL);
         round_trips(ResponseKind::ALL);
         round_trips(ReasonKind::ALL);
+        round_trips(ActivityStatus::ALL);
+        round_trips(DeliveryStatus::ALL);
+        round_trips(UserStatus::ALL);
+        round_trips(GrantRequestStatus::ALL);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::features::identity::dto::{
 use crate::features::identity::{AuthRuntime, repo as identity_repo, service as identity};
 use crate::features::pools::dto::NewPool;
 use crate::features::{pools, proposals, reference};
-use crate::http::middleware::RequestMeta;
+use crate::request_meta::RequestMeta;
 
 /// Password of every demo account (printed by the command; demo databases only).
 pub const DEMO_PASSWORD: &str = "xylonia-demo-2026";
@@ -386,7 +386,14 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
                 multi_hat_acknowledgement: (!first)
                     .then(|| "Deciding again, in another hat (demo)".to_owned()),
             };
-            approval::decide(conn, &decider, id, &step.id, a.version, &input)?;
+            approval::decide(
+                conn,
+                &decider,
+                &crate::domain::ids::ProposalId::from(id),
+                &crate::domain::ids::StepId::from(step.id.as_str()),
+                a.version,
+                &input,
+            )?;
             first = first && decider.username != "dsrsg";
             if is_last || input.decision != approval_dto::Decision::Approve {
                 return Ok(());
@@ -439,7 +446,13 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
                 expenditure_to_date: "5000.00".into(),
             },
         )?;
-        implementation::decide_report(conn, &qip, &report.id, true, &impl_dto::ReportDecision::default())?;
+        implementation::decide_report(
+            conn,
+            &qip,
+            &crate::domain::ids::ReportId::from(report.id.as_str()),
+            true,
+            &impl_dto::ReportDecision::default(),
+        )?;
         Ok(())
     };
 

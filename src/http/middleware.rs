@@ -18,14 +18,10 @@ use crate::http::client_addr::client_address;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Per-request facts the service layer records in audit events.
-#[derive(Debug, Clone)]
-pub struct RequestMeta {
-    pub request_id: String,
-    /// The client's address: the TCP peer, or what a trusted proxy forwarded (see `http::client_addr`).
-    pub client_addr: Option<String>,
-}
+pub use crate::request_meta::RequestMeta;
+use crate::request_meta::new_request_id;
 
+/// The request's facts as `request_context` stored them (a fresh request id when it did not run).
 impl FromRequest for RequestMeta {
     type Error = AppError;
     type Future = Ready<Result<Self, AppError>>;
@@ -35,16 +31,9 @@ impl FromRequest for RequestMeta {
             .extensions()
             .get::<RequestMeta>()
             .cloned()
-            .unwrap_or_else(|| RequestMeta {
-                request_id: new_request_id(),
-                client_addr: req.peer_addr().map(|a| a.ip().to_string()),
-            });
+            .unwrap_or_else(|| RequestMeta::fresh(req.peer_addr().map(|a| a.ip().to_string())));
         ready(Ok(meta))
     }
-}
-
-fn new_request_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// A client's id is echoed only when it is short and plain, so it is safe in logs and headers.

@@ -13,7 +13,6 @@ pub mod ops;
 pub mod pagination;
 pub mod preconditions;
 pub mod problems;
-pub mod rate_limit;
 pub mod schema_gate;
 pub mod tap;
 

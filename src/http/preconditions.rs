@@ -35,11 +35,3 @@ pub fn if_match_version(req: &HttpRequest) -> AppResult<i64> {
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
-
-/// The 412 a service returns when the stored version moved on.
-pub fn stale(current: i64) -> AppError {
-    AppError::precondition_failed(format!(
-        "The resource changed since you read it (now version {current}); GET it again and reapply your change."
-    ))
-    .with_extension("current_version", serde_json::json!(current))
-}

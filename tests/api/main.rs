@@ -47,4 +47,5 @@ mod sec_dual_control;
 mod sec_locking;
 mod sec_reversals;
 mod sec_signin;
+mod stored_kinds;
 mod workflow;

@@ -73,10 +73,41 @@ pub struct Approval {
     pub steps: Vec<Step>,
 }
 
+/// What a task asks of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Answer a consultation for your organisation.
+    ConsultationResponse,
+    /// Decide an open approval step.
+    ApprovalStep,
+    /// Accept or return a submitted report.
+    ReportToAccept,
+    /// An implementation whose report is overdue.
+    ImplementationOverdue,
+    /// An open flag on a proposal you submitted.
+    FlagOnMyProposal,
+    /// A tranche that is payable now.
+    TrancheToPay,
+}
+
+impl TaskKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::ConsultationResponse => "consultation_response",
+            TaskKind::ApprovalStep => "approval_step",
+            TaskKind::ReportToAccept => "report_to_accept",
+            TaskKind::ImplementationOverdue => "implementation_overdue",
+            TaskKind::FlagOnMyProposal => "flag_on_my_proposal",
+            TaskKind::TrancheToPay => "tranche_to_pay",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Task {
-    /// `consultation_response`, `approval_step` or `flag_on_my_proposal`.
-    pub kind: String,
+    pub kind: TaskKind,
     pub hat: Hat,
     pub proposal_id: String,
     pub reference: Option<String>,

@@ -59,7 +59,7 @@ async fn decide(
     let expected = if_match_version(&req)?;
     let ((id, step_id), body) = (path.into_inner(), body.into_inner());
     let a = with_conn(&state, move |conn, _| {
-        service::decide(conn, &actor, &id, &step_id, expected, &body)
+        service::decide(conn, &actor, &id.into(), &step_id.into(), expected, &body)
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -11,6 +11,7 @@ use super::repo::{self, StepRow};
 use crate::access::Actor;
 use crate::db::{self, DbConn};
 use crate::domain::approval_policy::{StepReason, plan_steps};
+use crate::domain::ids::{ProposalId, StepId};
 use crate::domain::lifecycle::Action;
 use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::status::StepStatus;
@@ -166,8 +167,8 @@ fn lifecycle_action(decision: Decision, last: bool) -> Action {
 pub fn decide(
     conn: &mut DbConn,
     actor: &Actor,
-    proposal_id: &str,
-    step_id: &str,
+    proposal_id: &ProposalId,
+    step_id: &StepId,
     expected_version: i64,
     input: &DecisionInput,
 ) -> AppResult<Approval> {
@@ -193,12 +194,12 @@ pub fn decide(
     // A refusal by an object-level rule, decided under the lock; audited after the rollback.
     let mut refused: Option<String> = None;
     let outcome = db::write_tx(conn, |tx| {
-        let mut locked = workflow::lock_visible(tx, actor, proposal_id, None)?;
+        let mut locked = workflow::lock_visible(tx, actor, proposal_id.as_str(), None)?;
         let proposal = locked.row().clone();
-        let all_steps = repo::steps_of(tx, proposal_id)?;
+        let all_steps = repo::steps_of(tx, proposal_id.as_str())?;
         let step = all_steps
             .iter()
-            .find(|s| s.id == step_id)
+            .find(|s| s.id == step_id.as_str())
             .ok_or_else(|| AppError::not_found("This proposal has no such approval step."))?;
         if let Some(message) = decider_refusal(actor, hat, &step.hat, &proposal) {
             refused = Some(message.clone());
@@ -228,7 +229,7 @@ pub fn decide(
             .collect();
         let index = steps
             .iter()
-            .position(|s| s.id == step_id)
+            .position(|s| s.id == step_id.as_str())
             .ok_or_else(|| AppError::conflict("This step belongs to an earlier version of the proposal."))?;
         let last = index + 1 == steps.len();
         let action = lifecycle_action(input.decision, last);
@@ -240,7 +241,7 @@ pub fn decide(
             )));
         }
         if let Some(first_open) = steps.iter().find(|s| s.status == StepStatus::Pending) {
-            if first_open.id != step_id {
+            if first_open.id != step_id.as_str() {
                 return Err(AppError::conflict(format!(
                     "Steps are decided in order: step {} (`{}`) comes first.",
                     first_open.position, first_open.hat
@@ -332,7 +333,7 @@ pub fn decide(
             actor,
             AuditAction::ApprovalDecide,
             "approval_step",
-            step_id,
+            step_id.as_str(),
             &message,
         ));
     }

@@ -11,7 +11,6 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, now_micros};
 use crate::features::identity::service::deny;
 use crate::features::reference::repo as reference;
-use crate::http::preconditions::stale;
 
 /// Every problem of an activity's fields, with `prefix` before field names (`line 4: ` for imports).
 fn problems(conn: &mut DbConn, input: &ActivityInput, prefix: &str) -> AppResult<Vec<FieldError>> {
@@ -63,11 +62,7 @@ fn row_from(input: &ActivityInput, id: String, org: String, by: &str, version: i
         lon: input.lon,
         start_date: input.start_date,
         end_date: input.end_date,
-        status: input
-            .status
-            .unwrap_or(ActivityStatus::Planned)
-            .as_str()
-            .to_owned(),
+        status: input.status.unwrap_or(ActivityStatus::Planned),
         version,
         created_by: by.to_owned(),
         created_at: now,
@@ -137,9 +132,9 @@ pub fn update_activity(
         let before =
             repo::find_activity(tx, id)?.ok_or_else(|| AppError::not_found("No activity with this id."))?;
         if before.version != expected {
-            return Err(stale(before.version));
+            return Err(AppError::stale(before.version));
         }
-        if before.status == "closed" {
+        if before.status == ActivityStatus::Closed {
             return Err(AppError::conflict("This activity is closed."));
         }
         let mut row = row_from(
@@ -170,10 +165,10 @@ pub fn close_activity(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<A
         db::lock_row(tx, "activities", id)?;
         let mut row =
             repo::find_activity(tx, id)?.ok_or_else(|| AppError::not_found("No activity with this id."))?;
-        if row.status == "closed" {
+        if row.status == ActivityStatus::Closed {
             return Err(AppError::conflict("This activity is closed already."));
         }
-        row.status = "closed".into();
+        row.status = ActivityStatus::Closed;
         row.version += 1;
         row.updated_at = now_micros();
         repo::save_activity(tx, &row)?;
@@ -509,7 +504,9 @@ pub fn import_activities(
                     repo::insert_activity(tx, &row)?;
                     summary.created += 1;
                 }
-                Some(existing) if existing.status == "closed" || same_content(&existing, input) => {
+                Some(existing)
+                    if existing.status == ActivityStatus::Closed || same_content(&existing, input) =>
+                {
                     summary.unchanged += 1;
                 }
                 Some(existing) => {
@@ -520,7 +517,7 @@ pub fn import_activities(
                         &existing.created_by,
                         existing.version + 1,
                     );
-                    row.status = existing.status.clone();
+                    row.status = existing.status;
                     row.created_at = existing.created_at;
                     repo::save_activity(tx, &row)?;
                     summary.updated += 1;

@@ -202,23 +202,7 @@ pub struct Consultation {
     pub flags_total: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ActivityStatus {
-    Planned,
-    Ongoing,
-    Closed,
-}
-
-impl ActivityStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivityStatus::Planned => "planned",
-            ActivityStatus::Ongoing => "ongoing",
-            ActivityStatus::Closed => "closed",
-        }
-    }
-}
+pub use crate::domain::status::ActivityStatus;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -247,7 +231,7 @@ pub struct Activity {
     pub lon: Option<f64>,
     pub start_date: NaiveDate,
     pub end_date: Option<NaiveDate>,
-    pub status: String,
+    pub status: ActivityStatus,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

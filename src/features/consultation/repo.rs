@@ -8,8 +8,8 @@ use crate::db::schema::{
     activities, consultation_responses, consultation_rounds, consultation_rules, consultees, flags,
 };
 use crate::domain::status::{
-    ConsulteeStatus, FlagCategory, FlagStatus, ResponseKind, RoundClosedBy, RoundOutcome, Severity,
-    UnknownStored,
+    ActivityStatus, ConsulteeStatus, FlagCategory, FlagStatus, ResponseKind, RoundClosedBy, RoundOutcome,
+    Severity, UnknownStored,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -25,7 +25,8 @@ pub struct ActivityRow {
     pub lon: Option<f64>,
     pub start_date: NaiveDate,
     pub end_date: Option<NaiveDate>,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: ActivityStatus,
     pub version: i64,
     pub created_by: String,
     pub created_at: NaiveDateTime,
@@ -132,7 +133,7 @@ impl RoundRow {
 
 pub fn insert_activity(conn: &mut DbConn, row: &ActivityRow) -> QueryResult<()> {
     diesel::insert_into(activities::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -156,7 +157,7 @@ pub fn save_activity(conn: &mut DbConn, row: &ActivityRow) -> QueryResult<usize>
             activities::lon.eq(row.lon),
             activities::start_date.eq(row.start_date),
             activities::end_date.eq(row.end_date),
-            activities::status.eq(&row.status),
+            activities::status.eq(row.status.as_str()),
             activities::version.eq(row.version),
             activities::updated_at.eq(row.updated_at),
         ))
@@ -205,7 +206,7 @@ pub fn list_activities(
 pub fn open_activities_in_sector(conn: &mut DbConn, sector_code: &str) -> QueryResult<Vec<ActivityRow>> {
     activities::table
         .filter(activities::sector_code.eq(sector_code))
-        .filter(activities::status.ne("closed"))
+        .filter(activities::status.ne(ActivityStatus::Closed.as_str()))
         .select(ActivityRow::as_select())
         .load(conn)
 }

@@ -265,7 +265,7 @@ async fn end(
 ) -> AppResult<web::Json<Flag>> {
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
     with_conn(&state, move |conn, _| {
-        service::end_flag(conn, &actor, &id, how, &body)
+        service::end_flag(conn, &actor, &id.into(), how, &body)
     })
     .await
     .map(web::Json)

@@ -15,6 +15,7 @@ use super::dto::{
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
 use crate::db::{self, DbConn};
+use crate::domain::ids::FlagId;
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
@@ -124,7 +125,7 @@ pub fn open_round(
                 lon: a.lon,
                 start: a.start_date,
                 end: a.end_date,
-                closed: a.status == "closed",
+                closed: a.status == crate::domain::status::ActivityStatus::Closed,
             };
             if let Some(basis) = overlap(&footprint, &activity, policy.overlap_radius_km) {
                 matches.push(OverlapMatch {
@@ -689,10 +690,11 @@ pub enum FlagEnd {
 pub fn end_flag(
     conn: &mut DbConn,
     actor: &Actor,
-    flag_id: &str,
+    flag_id: &FlagId,
     how: FlagEnd,
     input: &FlagEnding,
 ) -> AppResult<Flag> {
+    let flag_id = flag_id.as_str();
     let justification = input
         .justification
         .as_deref()

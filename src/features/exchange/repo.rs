@@ -300,7 +300,8 @@ pub struct ActivityFacts {
     pub lon: Option<f64>,
     pub start_date: NaiveDate,
     pub end_date: Option<NaiveDate>,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: crate::domain::status::ActivityStatus,
     pub import_key: Option<String>,
 }
 

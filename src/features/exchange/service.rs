@@ -424,7 +424,7 @@ pub fn activities_csv_page(conn: &mut DbConn, after: Option<&str>) -> AppResult<
             a.lon.map(|v| v.to_string()).unwrap_or_default(),
             a.start_date.to_string(),
             a.end_date.map(|d| d.to_string()).unwrap_or_default(),
-            a.status.clone(),
+            a.status.as_str().to_owned(),
         ];
         bytes.extend(csv_safe::record(cells.iter().map(String::as_str)));
     }

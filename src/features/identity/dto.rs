@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::repo::{HatGrantRequestRow, HatRow, OrganizationRow, UserRow};
 use crate::access::Hat;
+use crate::domain::status::{GrantRequestStatus, UserStatus};
 
 /// Kinds of organisation (DESIGN.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -194,7 +195,7 @@ pub struct User {
     pub display_name: String,
     pub email: String,
     pub organization_id: String,
-    pub status: String,
+    pub status: UserStatus,
     pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -204,12 +205,12 @@ impl User {
     /// The view of a user row; the effective status accounts for a lock that has run out.
     pub fn from_row(r: UserRow, now: chrono::NaiveDateTime) -> Self {
         let locked = r.locked_until.filter(|until| *until > now);
-        let status = if r.status == "disabled" {
-            "disabled"
+        let status = if r.status == UserStatus::Disabled.as_str() {
+            UserStatus::Disabled
         } else if locked.is_some() {
-            "locked"
+            UserStatus::Locked
         } else {
-            "active"
+            UserStatus::Active
         };
         Self {
             id: r.id,
@@ -217,7 +218,7 @@ impl User {
             display_name: r.display_name,
             email: r.email,
             organization_id: r.organization_id,
-            status: status.to_owned(),
+            status,
             locked_until: locked.map(|t| t.and_utc()),
             created_at: r.created_at.and_utc(),
             updated_at: r.updated_at.and_utc(),
@@ -299,7 +300,7 @@ pub struct HatGrantRequestView {
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    pub status: String,
+    pub status: GrantRequestStatus,
     /// The administrator who settled it; absent when confirmed from the server's console.
     pub decided_by: Option<String>,
     /// `api` or `console`.
@@ -313,10 +314,11 @@ pub struct HatGrantRequestView {
 impl HatGrantRequestView {
     pub fn from_row(r: HatGrantRequestRow, now: chrono::NaiveDateTime) -> Option<Self> {
         let hat: Hat = r.hat.parse().ok()?;
-        let status = if r.status == "pending" && r.expires_at <= now {
-            "expired".to_owned()
+        let stored: GrantRequestStatus = r.status.parse().ok()?;
+        let status = if stored == GrantRequestStatus::Pending && r.expires_at <= now {
+            GrantRequestStatus::Expired
         } else {
-            r.status
+            stored
         };
         Some(Self {
             id: r.id,

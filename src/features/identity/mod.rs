@@ -3,13 +3,14 @@
 
 pub mod dto;
 pub mod passwords;
+pub mod rate_limit;
 pub mod repo;
 pub mod routes;
 pub mod service;
 pub mod tokens;
 
 use crate::config::AuthSettings;
-use crate::http::rate_limit::RateLimiter;
+use rate_limit::RateLimiter;
 
 /// Process-wide authentication machinery, built once at startup.
 pub struct AuthRuntime {

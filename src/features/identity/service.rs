@@ -24,9 +24,10 @@ use crate::config::DualControlSettings;
 use crate::db::{self, DbConn, DbPool};
 use crate::domain::lockout::{self, retry_after_secs, wait_before_attempt};
 use crate::domain::password_policy::{password_problems, password_problems_for};
+use crate::domain::status::GrantRequestStatus;
 use crate::error::{AppError, AppResult, ErrorKind, FieldError};
 use crate::features::audit::{self, AuditContext, Outcome, now_micros};
-use crate::http::middleware::RequestMeta;
+use crate::request_meta::RequestMeta;
 
 const SIGN_IN_REFUSED: &str = "The username or password is wrong, or the account cannot sign in now.";
 
@@ -1236,7 +1237,7 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
                 Ok(Err(AppError::new(kind, message)))
             };
         let refused = |tx: &mut DbConn, message: String| refused_as(tx, ErrorKind::Conflict, message);
-        if before.status == "expired" {
+        if before.status == GrantRequestStatus::Expired {
             return refused(
                 tx,
                 format!(
@@ -1245,7 +1246,7 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
                 ),
             );
         }
-        if before.status != "pending" {
+        if before.status != GrantRequestStatus::Pending {
             return refused(tx, format!("This request is {} already.", before.status));
         }
         // Over the API, the grantee's password must not rest on a setup token of the requester (who could have
@@ -1377,7 +1378,7 @@ pub fn refuse_hat_grant(
             .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
         let before = HatGrantRequestView::from_row(row.clone(), now)
             .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
-        if before.status != "pending" {
+        if before.status != GrantRequestStatus::Pending {
             return Err(AppError::conflict(format!(
                 "This request is {} and can no longer be refused.",
                 before.status

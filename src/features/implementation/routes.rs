@@ -135,7 +135,7 @@ async fn accept_report(
 ) -> AppResult<web::Json<Report>> {
     let (id, body) = (id.into_inner(), body.map(|b| b.into_inner()).unwrap_or_default());
     with_conn(&state, move |conn, _| {
-        service::decide_report(conn, &actor, &id, true, &body)
+        service::decide_report(conn, &actor, &id.into(), true, &body)
     })
     .await
     .map(web::Json)
@@ -153,7 +153,7 @@ async fn return_report(
 ) -> AppResult<web::Json<Report>> {
     let (id, body) = (id.into_inner(), body.map(|b| b.into_inner()).unwrap_or_default());
     with_conn(&state, move |conn, _| {
-        service::decide_report(conn, &actor, &id, false, &body)
+        service::decide_report(conn, &actor, &id.into(), false, &body)
     })
     .await
     .map(web::Json)

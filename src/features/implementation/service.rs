@@ -9,6 +9,7 @@ use super::dto::{CloseRequest, NewDisbursement, NewRefund, NewReport, Report, Re
 use super::repo::{self, CloseoutRow, PaymentRow, ReportRow, TrancheRow};
 use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
+use crate::domain::ids::ReportId;
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
 use crate::domain::proposal::{PartnerKind, ProposalContent};
@@ -449,10 +450,11 @@ pub fn list_reports(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppR
 pub fn decide_report(
     conn: &mut DbConn,
     actor: &Actor,
-    report_id: &str,
+    report_id: &ReportId,
     accept: bool,
     input: &ReportDecision,
 ) -> AppResult<Report> {
+    let report_id = report_id.as_str();
     let reason = input.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     if !accept && reason.is_none_or(|r| r.len() < 5) {
         return Err(AppError::invalid_field(
@@ -715,7 +717,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
         for r in repo::submitted_reports(conn)? {
             let p = title(conn, &r.proposal_id)?;
             tasks.push(Task {
-                kind: "report_to_accept".into(),
+                kind: crate::features::approval::dto::TaskKind::ReportToAccept,
                 hat: Hat::QipOfficer,
                 proposal_id: p.id.clone(),
                 reference: p.reference.clone(),
@@ -727,7 +729,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
         }
         for (p, due) in overdue_implementations(conn, now.date())? {
             tasks.push(Task {
-                kind: "implementation_overdue".into(),
+                kind: crate::features::approval::dto::TaskKind::ImplementationOverdue,
                 hat: Hat::QipOfficer,
                 proposal_id: p.id.clone(),
                 reference: p.reference.clone(),
@@ -749,7 +751,7 @@ pub fn tasks_for(conn: &mut DbConn, actor: &Actor, now: NaiveDateTime) -> AppRes
             let condition = t.condition;
             if payable_now(condition, t.amount_minor, t.paid_minor, &f) > 0 {
                 tasks.push(Task {
-                    kind: "tranche_to_pay".into(),
+                    kind: crate::features::approval::dto::TaskKind::TrancheToPay,
                     hat: Hat::FinanceOfficer,
                     proposal_id: p.id.clone(),
                     reference: p.reference.clone(),

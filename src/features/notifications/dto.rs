@@ -118,7 +118,7 @@ pub struct WebhookDelivery {
     /// The `webhook-id` header: the same on every attempt.
     pub event_id: String,
     /// `pending`, `delivered` or `dead` (retries exhausted; redeliver on request).
-    pub status: String,
+    pub status: crate::domain::status::DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,

@@ -228,7 +228,7 @@ pub fn enqueue(
                 webhook_id: webhook_id.map(str::to_owned),
                 reason: reason.to_owned(),
                 digest,
-                status: "pending".into(),
+                status: crate::domain::status::DeliveryStatus::Pending,
                 attempts: 0,
                 next_attempt_at: now,
                 locked_until: None,

@@ -4,6 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::domain::status::DeliveryStatus;
+
 use crate::db::DbConn;
 use crate::db::schema::{
     notification_deliveries, notification_events, notification_preferences, notifications, webhook_endpoints,
@@ -35,7 +37,8 @@ pub struct DeliveryRow {
     pub webhook_id: Option<String>,
     pub reason: String,
     pub digest: bool,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub locked_until: Option<NaiveDateTime>,
@@ -99,7 +102,7 @@ pub fn find_event(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> 
 
 pub fn insert_delivery(conn: &mut DbConn, row: &DeliveryRow) -> QueryResult<()> {
     diesel::insert_into(notification_deliveries::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -114,7 +117,7 @@ pub fn insert_feed_item(conn: &mut DbConn, row: &FeedRow) -> QueryResult<()> {
 /// Ids of pending deliveries due at `now` and not leased to anyone, oldest first.
 pub fn due_delivery_ids(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
     notification_deliveries::table
-        .filter(notification_deliveries::status.eq("pending"))
+        .filter(notification_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
         .filter(notification_deliveries::digest.eq(false))
         .filter(notification_deliveries::next_attempt_at.le(now))
         .filter(
@@ -140,7 +143,7 @@ pub fn take_lease(
     let n = diesel::update(
         notification_deliveries::table
             .filter(notification_deliveries::id.eq(id))
-            .filter(notification_deliveries::status.eq("pending"))
+            .filter(notification_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
             .filter(notification_deliveries::next_attempt_at.le(now))
             .filter(
                 notification_deliveries::locked_until
@@ -171,7 +174,7 @@ pub fn record_attempt(
     conn: &mut DbConn,
     id: &str,
     worker: &str,
-    status: &str,
+    status: DeliveryStatus,
     attempts: i32,
     next_attempt_at: NaiveDateTime,
     error: Option<&str>,
@@ -184,7 +187,7 @@ pub fn record_attempt(
             .filter(notification_deliveries::locked_by.eq(worker)),
     )
     .set((
-        notification_deliveries::status.eq(status),
+        notification_deliveries::status.eq(status.as_str()),
         notification_deliveries::attempts.eq(attempts),
         notification_deliveries::next_attempt_at.eq(next_attempt_at),
         notification_deliveries::locked_until.eq(None::<NaiveDateTime>),
@@ -200,7 +203,7 @@ pub fn record_attempt(
 pub fn requeue(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(notification_deliveries::table.find(id))
         .set((
-            notification_deliveries::status.eq("pending"),
+            notification_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
             notification_deliveries::attempts.eq(0),
             notification_deliveries::next_attempt_at.eq(now),
             notification_deliveries::locked_until.eq(None::<NaiveDateTime>),
@@ -212,7 +215,7 @@ pub fn requeue(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<u
 /// When the oldest delivery still waiting was created (the undelivered-age gauge).
 pub fn oldest_pending(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
     notification_deliveries::table
-        .filter(notification_deliveries::status.eq("pending"))
+        .filter(notification_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
         .filter(notification_deliveries::digest.eq(false))
         .select(diesel::dsl::min(notification_deliveries::created_at))
         .first(conn)
@@ -363,10 +366,10 @@ pub fn delete_webhook(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
     diesel::update(
         notification_deliveries::table
             .filter(notification_deliveries::webhook_id.eq(id))
-            .filter(notification_deliveries::status.eq("pending")),
+            .filter(notification_deliveries::status.eq(DeliveryStatus::Pending.as_str())),
     )
     .set((
-        notification_deliveries::status.eq("dead"),
+        notification_deliveries::status.eq(DeliveryStatus::Dead.as_str()),
         notification_deliveries::last_error.eq(Some("endpoint deleted")),
     ))
     .execute(conn)?;
@@ -381,7 +384,7 @@ pub fn due_digest_deliveries(
     limit: i64,
 ) -> QueryResult<Vec<(String, Option<String>)>> {
     notification_deliveries::table
-        .filter(notification_deliveries::status.eq("pending"))
+        .filter(notification_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
         .filter(notification_deliveries::digest.eq(true))
         .filter(notification_deliveries::created_at.lt(cutoff))
         .filter(

@@ -41,9 +41,17 @@ async fn feed(
     page: web::Query<PageQuery>,
 ) -> AppResult<web::Json<NotificationPage>> {
     let req = page.resolve::<String>(&state.settings.server)?;
-    with_conn(&state, move |conn, _| service::feed(conn, &actor, &req))
-        .await
-        .map(web::Json)
+    let limit = req.limit;
+    let (rows, unread_count) = with_conn(&state, move |conn, _| {
+        service::feed(conn, &actor, req.after.as_deref(), limit)
+    })
+    .await?;
+    let page = Page::from_rows(rows, limit, |n| n.id.clone());
+    Ok(web::Json(NotificationPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+        unread_count,
+    }))
 }
 
 /// Mark every notification of yours read.
@@ -238,11 +246,12 @@ async fn list_deliveries(
 ) -> AppResult<web::Json<Page<WebhookDelivery>>> {
     let (org, id) = path.into_inner();
     let req = page.resolve::<String>(&state.settings.server)?;
-    with_conn(&state, move |conn, _| {
-        service::deliveries(conn, &actor, &org, &id, &req)
+    let limit = req.limit;
+    let rows = with_conn(&state, move |conn, _| {
+        service::deliveries(conn, &actor, &org, &id, req.after.as_deref(), limit)
     })
-    .await
-    .map(web::Json)
+    .await?;
+    Ok(web::Json(Page::from_rows(rows, limit, |d| d.id.clone())))
 }
 
 /// Send a delivery again (a dead letter, or one to repeat), due now with a fresh retry window.

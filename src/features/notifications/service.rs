@@ -6,8 +6,8 @@ use ipnet::IpNet;
 use serde_json::json;
 
 use super::dto::{
-    EmailPreference, MarkedRead, Notification, NotificationPage, NotificationPreferences, Webhook,
-    WebhookDelivery, WebhookInput,
+    EmailPreference, MarkedRead, Notification, NotificationPreferences, Webhook, WebhookDelivery,
+    WebhookInput,
 };
 use super::outbox::EmailMode;
 use super::repo::{self, WebhookRow};
@@ -16,26 +16,22 @@ use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, now_micros};
-use crate::http::pagination::{Page, PageRequest};
 
 /// Longest accepted webhook URL and description.
 const URL_MAX: usize = 2_000;
 const DESCRIPTION_MAX: usize = 500;
 
-pub fn feed(conn: &mut DbConn, actor: &Actor, page: &PageRequest<String>) -> AppResult<NotificationPage> {
-    let rows = repo::feed_page(
-        conn,
-        &actor.user_id,
-        page.after.as_deref(),
-        i64::from(page.limit) + 1,
-    )?;
+/// The caller's feed after the keyset position `after`: up to `limit + 1` items (the route pages them) and the
+/// unread count.
+pub fn feed(
+    conn: &mut DbConn,
+    actor: &Actor,
+    after: Option<&str>,
+    limit: u32,
+) -> AppResult<(Vec<Notification>, i64)> {
+    let rows = repo::feed_page(conn, &actor.user_id, after, i64::from(limit) + 1)?;
     let items: Vec<Notification> = rows.into_iter().map(Notification::from).collect();
-    let page = Page::from_rows(items, page.limit, |n| n.id.clone());
-    Ok(NotificationPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-        unread_count: repo::unread_count(conn, &actor.user_id)?,
-    })
+    Ok((items, repo::unread_count(conn, &actor.user_id)?))
 }
 
 /// Marks one notification (`Some(id)`) or all of the caller's as read.
@@ -219,7 +215,7 @@ pub fn update_webhook(
         db::lock_row(tx, "webhook_endpoints", id)?;
         let mut hook = find_hook(tx, org, id)?;
         if hook.version != expected_version {
-            return Err(crate::http::preconditions::stale(hook.version));
+            return Err(AppError::stale(hook.version));
         }
         let before = described(&hook);
         if let Some(url) = url {
@@ -289,13 +285,13 @@ pub fn deliveries(
     actor: &Actor,
     org: &str,
     id: &str,
-    page: &PageRequest<String>,
-) -> AppResult<Page<WebhookDelivery>> {
+    after: Option<&str>,
+    limit: u32,
+) -> AppResult<Vec<WebhookDelivery>> {
     may_manage(conn, actor, org)?;
     find_hook(conn, org, id)?;
-    let rows = repo::deliveries_of_webhook(conn, id, page.after.as_deref(), i64::from(page.limit) + 1)?;
-    let items: Vec<WebhookDelivery> = rows.into_iter().map(WebhookDelivery::from).collect();
-    Ok(Page::from_rows(items, page.limit, |d| d.id.clone()))
+    let rows = repo::deliveries_of_webhook(conn, id, after, i64::from(limit) + 1)?;
+    Ok(rows.into_iter().map(WebhookDelivery::from).collect())
 }
 
 /// Puts a delivery (typically a dead letter) back in the queue, due now, with a fresh retry window.
@@ -313,7 +309,9 @@ pub fn redeliver(
             .filter(|d| d.webhook_id.as_deref() == Some(id))
             .ok_or_else(|| AppError::not_found("This webhook has no delivery with this id."))?;
         let now = now_micros();
-        if delivery.status == "pending" && delivery.locked_until.is_some_and(|t| t > now) {
+        if delivery.status == crate::domain::status::DeliveryStatus::Pending
+            && delivery.locked_until.is_some_and(|t| t > now)
+        {
             return Err(AppError::conflict("This delivery is being attempted right now."));
         }
         repo::requeue(tx, delivery_id, now)?;

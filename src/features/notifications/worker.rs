@@ -18,6 +18,7 @@ use super::repo::{self, DeliveryRow, EventRow};
 use super::{reminders, signing, ssrf};
 use crate::config::NotificationSettings;
 use crate::db::{DbConn, DbPool};
+use crate::domain::status::DeliveryStatus;
 use crate::features::audit::now_micros;
 use crate::metrics::NotificationMetrics;
 
@@ -250,7 +251,7 @@ impl Worker {
                     conn,
                     &delivery.id,
                     &self.id,
-                    "delivered",
+                    DeliveryStatus::Delivered,
                     attempts,
                     now,
                     None,
@@ -277,7 +278,11 @@ impl Worker {
                     give_up,
                     "notification delivery failed"
                 );
-                let status = if give_up { "dead" } else { "pending" };
+                let status = if give_up {
+                    DeliveryStatus::Dead
+                } else {
+                    DeliveryStatus::Pending
+                };
                 repo::record_attempt(
                     conn,
                     &delivery.id,
@@ -304,7 +309,7 @@ impl Worker {
                     conn,
                     &delivery.id,
                     &self.id,
-                    "dead",
+                    DeliveryStatus::Dead,
                     attempts,
                     now,
                     Some(error),

@@ -16,7 +16,7 @@ use crate::db::schema::{
     tranche_payments, tranches,
 };
 use crate::error::{AppError, AppResult};
-use crate::features::approval::dto::Task;
+use crate::features::approval::dto::{Task, TaskKind};
 use crate::features::audit::now_micros;
 
 /// Where a task sits in the list: due time (µs since the epoch; undated tasks last), the kind's rank, the
@@ -193,7 +193,7 @@ fn consultations(
             Keyed(
                 TaskKey(micros(deadline), RANK_CONSULTATION, proposal_id.clone(), round_id),
                 Task {
-                    kind: "consultation_response".into(),
+                    kind: TaskKind::ConsultationResponse,
                     hat: Hat::Consultee,
                     reference,
                     title,
@@ -288,7 +288,7 @@ fn steps(
             Keyed(
                 TaskKey(micros(due), RANK_STEP, proposal_id.clone(), step_id.clone()),
                 Task {
-                    kind: "approval_step".into(),
+                    kind: TaskKind::ApprovalStep,
                     hat,
                     reference,
                     title,
@@ -355,7 +355,7 @@ fn reports_to_accept(
             Keyed(
                 TaskKey(micros(due), RANK_REPORT, proposal_id.clone(), report_id.clone()),
                 Task {
-                    kind: "report_to_accept".into(),
+                    kind: TaskKind::ReportToAccept,
                     hat: Hat::QipOfficer,
                     reference,
                     title,
@@ -446,7 +446,7 @@ fn overdue_implementations(
         out.push(Keyed(
             key,
             Task {
-                kind: "implementation_overdue".into(),
+                kind: TaskKind::ImplementationOverdue,
                 hat: Hat::QipOfficer,
                 reference,
                 title,
@@ -487,7 +487,7 @@ fn flags_on_my_proposals(
             Keyed(
                 TaskKey(UNDATED, RANK_FLAG, proposal_id.clone(), String::new()),
                 Task {
-                    kind: "flag_on_my_proposal".into(),
+                    kind: TaskKind::FlagOnMyProposal,
                     hat: Hat::Submitter,
                     reference,
                     title,
@@ -586,7 +586,7 @@ fn tranches_to_pay(
                     format!("{number:010}"),
                 ),
                 Task {
-                    kind: "tranche_to_pay".into(),
+                    kind: TaskKind::TrancheToPay,
                     hat: Hat::FinanceOfficer,
                     reference,
                     title,
