@@ -2,6 +2,7 @@
 //! threads with a bounded queue, and a dummy hash so that an unknown username costs the same time as a wrong
 //! password.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,9 +17,10 @@ use crate::error::AppError;
 /// sign-ins parked on the blocking pool behind the hashers; a full queue is answered at once.
 const QUEUED_PER_THREAD: usize = 16;
 
-/// One hash to compute: told whether it waited past its deadline (then it must not hash, only answer).
+/// One hash to compute: told whether it waited past its deadline (then it must not hash, only answer). No
+/// deadline when a thread was free as it was queued: it starts at once.
 struct HashJob {
-    deadline: Instant,
+    deadline: Option<Instant>,
     run: Box<dyn FnOnce(bool) + Send>,
 }
 
@@ -31,6 +33,8 @@ pub struct HashPool {
     queue: Mutex<Option<SyncSender<HashJob>>>,
     wait: Duration,
     threads: u32,
+    /// Jobs queued or running.
+    pending: Arc<AtomicU32>,
 }
 
 impl HashPool {
@@ -39,17 +43,19 @@ impl HashPool {
         let capacity = QUEUED_PER_THREAD * threads as usize;
         let (sender, receiver) = mpsc::sync_channel::<HashJob>(capacity);
         let receiver = Arc::new(Mutex::new(receiver));
+        let pending = Arc::new(AtomicU32::new(0));
         for n in 0..threads {
-            let receiver = Arc::clone(&receiver);
+            let (receiver, pending) = (Arc::clone(&receiver), Arc::clone(&pending));
             std::thread::Builder::new()
                 .name(format!("qip-hash-{n}"))
-                .spawn(move || hash_worker(&receiver))
+                .spawn(move || hash_worker(&receiver, &pending))
                 .map_err(|e| format!("cannot start password hashing thread: {e}"))?;
         }
         Ok(Self {
             queue: Mutex::new(Some(sender)),
             wait,
             threads,
+            pending,
         })
     }
 
@@ -63,8 +69,10 @@ impl HashPool {
         let busy =
             || AppError::retryable("Too many sign-ins are being checked right now; retry in a moment.");
         let (reply, answer) = mpsc::sync_channel::<Result<T, AppError>>(1);
+        // Only a job that has to wait behind others gets a deadline (`hash_wait_ms = 0`: a free thread or 503).
+        let ahead = self.pending.fetch_add(1, Ordering::SeqCst);
         let job = HashJob {
-            deadline: Instant::now() + self.wait,
+            deadline: (ahead >= self.threads).then(|| Instant::now() + self.wait),
             run: Box::new(move |late| {
                 let result = if late { Err(busy()) } else { work() };
                 // The caller may be gone (its request ended): nothing to tell then.
@@ -79,12 +87,12 @@ impl HashPool {
                 None => return Err(AppError::internal("password hashing pool is shut down")),
             }
         };
-        match sent {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(busy()),
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(AppError::internal("password hashing threads stopped"));
-            }
+        if let Err(refused) = sent {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(match refused {
+                TrySendError::Full(_) => busy(),
+                TrySendError::Disconnected(_) => AppError::internal("password hashing threads stopped"),
+            });
         }
         answer
             .recv()
@@ -104,7 +112,7 @@ impl Drop for HashPool {
     }
 }
 
-fn hash_worker(receiver: &Mutex<Receiver<HashJob>>) {
+fn hash_worker(receiver: &Mutex<Receiver<HashJob>>, pending: &AtomicU32) {
     loop {
         let job = {
             let receiver = receiver.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,9 +121,10 @@ fn hash_worker(receiver: &Mutex<Receiver<HashJob>>) {
                 Err(_) => return,
             }
         };
-        let late = Instant::now() > job.deadline;
+        let late = job.deadline.is_some_and(|deadline| Instant::now() > deadline);
         // A panicking hash must not take the thread with it: its caller sees the dropped reply as an error.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(late)));
+        pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -144,8 +153,12 @@ impl PasswordHashing {
                 Duration::from_millis(settings.hash_wait_ms),
             )?),
         };
+        // At startup, on this thread: nothing else hashes yet.
         let random: [u8; 16] = rand::random();
-        hashing.dummy_hash = Arc::from(hashing.hash(&hex::encode(random)).map_err(|e| e.to_string())?);
+        let dummy = Self::argon2(hashing.params.clone())
+            .hash_password(hex::encode(random).as_bytes())
+            .map_err(|e| format!("argon2 hashing failed: {e}"))?;
+        hashing.dummy_hash = Arc::from(dummy.to_string());
         Ok(hashing)
     }
 
@@ -189,8 +202,6 @@ impl PasswordHashing {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
     use super::*;
 
     #[test]
