@@ -242,8 +242,7 @@ mod tests {
             let counted = Arc::clone(&ran);
             let refused = pool
                 .run(move || Ok(counted.fetch_add(1, Ordering::SeqCst)))
-                .err()
-                .expect("no thread free within 30 ms");
+                .expect_err("no thread free within 30 ms");
             assert_eq!(refused.kind().status().as_u16(), 503);
         });
         assert_eq!(ran.load(Ordering::SeqCst), 0, "the late job spent no work");
@@ -273,7 +272,7 @@ mod tests {
                 .collect();
             std::thread::sleep(Duration::from_millis(50));
             let started = Instant::now();
-            let refused = pool.run(|| Ok(())).err().expect("queue full");
+            let refused = pool.run(|| Ok(())).expect_err("queue full");
             assert_eq!(refused.kind().status().as_u16(), 503);
             assert!(
                 started.elapsed() < Duration::from_secs(1),
