@@ -6,7 +6,9 @@ pub mod backup;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -129,8 +131,43 @@ const CONTENTION_PHRASES: &[&str] = &[
 ];
 
 /// Classifies a diesel error as transient (worth a retry, answered 503) or not (`None`: a real bug or a
-/// refused statement). Backend-specific knowledge lives here so the HTTP layer needs none.
+/// refused statement). Backend-specific knowledge lives here so the HTTP layer needs none. A lost connection
+/// is also noted (see [`connection_loss_noted`]): the pool then probes its connections for a while.
 pub fn transient_cause(err: &diesel::result::Error) -> Option<TransientCause> {
+    let cause = classify(err);
+    if cause == Some(TransientCause::ConnectionLost) {
+        note_connection_lost();
+    }
+    cause
+}
+
+/// How long after a lost connection was seen the pool probes connections (`SELECT 1`) as they are checked out
+/// and given back. Outside this window a checkout costs no round trip.
+const PROBE_AFTER_LOSS: Duration = Duration::from_secs(30);
+
+static PROCESS_START: LazyLock<Instant> = LazyLock::new(Instant::now);
+/// Milliseconds after `PROCESS_START` at which a lost connection was last seen, plus one (0: never).
+static CONNECTION_LOST_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Records that a statement failed because its connection was lost (a PostgreSQL restart or failover drops
+/// every connection of the pool at once, and a dead connection looks healthy until it is used).
+pub fn note_connection_lost() {
+    let since_start = u64::try_from(PROCESS_START.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+    CONNECTION_LOST_AT.store(since_start + 1, Ordering::Relaxed);
+}
+
+/// Whether a lost connection was seen within [`PROBE_AFTER_LOSS`] (in this process).
+pub fn connection_loss_noted() -> bool {
+    match CONNECTION_LOST_AT.load(Ordering::Relaxed) {
+        0 => false,
+        at => {
+            let now = u64::try_from(PROCESS_START.elapsed().as_millis()).unwrap_or(u64::MAX);
+            now.saturating_sub(at - 1) <= PROBE_AFTER_LOSS.as_millis() as u64
+        }
+    }
+}
+
+fn classify(err: &diesel::result::Error) -> Option<TransientCause> {
     use diesel::result::{DatabaseErrorKind, Error};
     match err {
         Error::DatabaseError(
@@ -150,7 +187,7 @@ pub fn transient_cause(err: &diesel::result::Error) -> Option<TransientCause> {
         }
         // A rollback that failed after an error leaves the connection unusable; the pool discards it.
         Error::BrokenTransactionManager => Some(TransientCause::ConnectionLost),
-        Error::RollbackErrorOnCommit { commit_error, .. } => transient_cause(commit_error),
+        Error::RollbackErrorOnCommit { commit_error, .. } => classify(commit_error),
         _ => None,
     }
 }
@@ -209,20 +246,36 @@ impl ManageConnection for DbConnManager {
         self.open()
     }
 
+    /// Run on every checkout, but a round trip only within [`PROBE_AFTER_LOSS`] of a lost connection: then
+    /// the pool's idle connections may all be dead (a PostgreSQL restart), and each is screened before use.
+    /// Otherwise a checkout costs nothing: a connection that died unnoticed fails its first statement, which
+    /// is answered 503 (retryable), notes the loss, and the connection is dropped when given back.
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
-        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+        if connection_loss_noted() {
+            probe(conn)?;
+        }
+        Ok(())
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
         // A connection left inside a transaction (a panic mid-use) or with a broken transaction manager
-        // must not go back to the pool.
+        // must not go back to the pool; nor, after a lost connection was seen, one that fails a probe.
         std::thread::panicking()
             || !matches!(
                 <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
                     .transaction_depth(),
                 Ok(None)
             )
+            || (connection_loss_noted() && probe(conn).is_err())
     }
+}
+
+/// One round trip on the connection; a failure that means the connection is gone is noted.
+fn probe(conn: &mut DbConn) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1").map_err(|e| {
+        transient_cause(&e);
+        DbError::Query(e)
+    })
 }
 
 /// Creates the pool: makes the SQLite directory and switches the file to WAL once, before any pooled connection
@@ -237,6 +290,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, DbError> {
     Ok(Pool::builder()
         .max_size(settings.pool_size)
         .connection_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+        // `is_valid` is a no-op unless a lost connection was seen recently: no `SELECT 1` per checkout.
         .test_on_check_out(true)
         .build_unchecked(manager))
 }
@@ -390,8 +444,11 @@ pub fn check_ready(pool: &DbPool, backend: &Backend, timeout: Duration) -> Resul
     let mut conn = pool
         .get_timeout(timeout)
         .map_err(|e| NotReady::Unreachable(e.to_string()))?;
-    conn.batch_execute("SELECT 1")
-        .map_err(|e| NotReady::Unreachable(e.to_string()))?;
+    conn.batch_execute("SELECT 1").map_err(|e| {
+        // A dead pooled connection is dropped when given back (see `has_broken`), so the next probe recovers.
+        transient_cause(&e);
+        NotReady::Unreachable(e.to_string())
+    })?;
     match has_pending_migrations(&mut conn) {
         Ok(false) => Ok(()),
         Ok(true) => Err(NotReady::MigrationsPending),

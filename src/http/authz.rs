@@ -5,6 +5,7 @@
 //! template it was taken for; the `Actor` extractor hands the caller to a handler only when the route that
 //! actually runs is that template, so a guarded handler cannot run without an authorized caller.
 
+use std::cell::RefCell;
 use std::future::{Ready, ready};
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -15,12 +16,39 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::access::{self, Actor, Requirement};
 use crate::app::AppState;
+use crate::db::PooledDbConn;
 use crate::error::{AppError, ErrorKind};
 use crate::features::identity;
 use crate::http::middleware::RequestMeta;
 
 /// Header naming the hat the caller acts in when several could permit the action.
 pub const ACTING_HAT_HEADER: &str = "acting-hat";
+
+tokio::task_local! {
+    /// The connection authorization checked out, handed on to the handler of the same request (see
+    /// [`take_handed_conn`]): one checkout per request.
+    static HANDED_CONN: RefCell<Option<PooledDbConn>>;
+}
+
+/// The connection the authorization of the running request checked out, if it was handed on and not yet
+/// taken. `http::with_conn` uses it instead of checking out a second one.
+pub(crate) fn take_handed_conn() -> Option<PooledDbConn> {
+    HANDED_CONN
+        .try_with(|slot| slot.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
+/// Whether the request carries no body. Only then is the authorization's connection handed on to the
+/// handler: a body is read between authorization and handler, and a client sending it slowly must not hold a
+/// pooled connection meanwhile (such requests check out again in the handler).
+fn has_no_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|len| len.to_str().is_ok_and(|len| len.trim() == "0"))
+}
 
 /// The outcome of authorization for a guarded route: the caller, and the route template the decision was
 /// taken for. Only the `Actor` extractor reads it.
@@ -94,25 +122,36 @@ pub async fn authorize(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let route = format!("{method} {template}");
+    let hand_on = has_no_body(&req);
     let authorized = crate::telemetry::blocking(move || {
         let mut conn = state.pool.get()?;
-        identity::service::authorize_request(
+        let actor = identity::service::authorize_request(
             &mut conn,
             &claims,
             requirement,
             acting_hat.as_deref(),
             &route,
             &meta,
-        )
+        )?;
+        Ok((actor, hand_on.then_some(conn)))
     })
     .await;
     match authorized {
-        Ok(actor) => {
+        Ok((actor, conn)) => {
             req.extensions_mut().insert(AuthorizedCall {
                 route_template: template.clone(),
                 actor,
             });
-            let res = next.call(req).await?;
+            // The handler runs inside this future, so it finds the connection in the task-local slot; one
+            // it did not take goes back to the pool when the response head is ready.
+            let res = match conn {
+                Some(conn) => {
+                    HANDED_CONN
+                        .scope(RefCell::new(Some(conn)), next.call(req))
+                        .await?
+                }
+                None => next.call(req).await?,
+            };
             if let Some(ran) = res.request().match_pattern().filter(|ran| *ran != template) {
                 // A handler that asks for the caller was refused it (see the extractor); one that does not ran
                 // on another route's decision. Either way the route table and the router disagree: say so.

@@ -48,15 +48,20 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
         );
 }
 
-/// Runs a service call on the blocking pool with a pooled connection (handlers stay one line).
+/// Runs a service call on the blocking pool with a pooled connection (handlers stay one line): the one the
+/// request's authorization checked out when it handed it on, else a fresh checkout.
 pub async fn with_conn<T, F>(state: &web::Data<AppState>, f: F) -> AppResult<T>
 where
     F: FnOnce(&mut DbConn, &AppState) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
     let state = state.clone();
+    let handed = authz::take_handed_conn();
     crate::telemetry::blocking(move || {
-        let mut conn = state.pool.get()?;
+        let mut conn = match handed {
+            Some(conn) => conn,
+            None => state.pool.get()?,
+        };
         f(&mut conn, &state)
     })
     .await

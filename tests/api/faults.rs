@@ -263,3 +263,47 @@ fn contention_is_retried_inside_the_service_then_answered_503() {
     };
     assert_eq!(stored_keys, 1, "only the request that finally ran is stored");
 }
+
+/// Every pooled connection dies at once (a PostgreSQL restart), with no probe on checkout: at most one request
+/// is answered 503 (retryable, never a 500) before the pool screens out the dead connections, and every
+/// request after it succeeds with the real balances.
+#[test]
+fn a_pool_whose_connections_all_died_recovers_after_one_retryable_failure() {
+    let t = setup();
+    assert_eq!(
+        t.contribute(Some("before"), &t.usd("5.00")).status().as_u16(),
+        201
+    );
+    let path = format!("/api/v1/pools/{}", t.m.pool_id);
+    // Fill the pool with idle connections: concurrent reads each check one out.
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    assert_eq!(t.m.app.get_as(&path, &t.finance.access).status().as_u16(), 200);
+                }
+            });
+        }
+    });
+    if let TestDb::Postgres { name, .. } = &t.m.app.db {
+        t.m.app
+            .db
+            .admin()
+            .batch_execute(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .unwrap();
+    }
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| t.m.app.get_as(&path, &t.finance.access).status().as_u16())
+        .collect();
+    let failed = statuses.iter().filter(|s| **s == 503).count();
+    assert!(failed <= 1, "at most one retryable failure: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "never a 500: {statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+    assert_eq!(t.pool()["balances"]["contributed"], "5.00");
+}

@@ -1,9 +1,11 @@
-//! Password hashing with argon2id (PHC strings), at the configured cost, behind a process-wide gate that bounds
-//! how many hashes run at once, and a dummy hash so that an unknown username costs the same time as a wrong
+//! Password hashing with argon2id (PHC strings), at the configured cost, on a small pool of dedicated hashing
+//! threads with a bounded queue, and a dummy hash so that an unknown username costs the same time as a wrong
 //! password.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -11,57 +13,118 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use crate::config::AuthSettings;
 use crate::error::AppError;
 
-/// Lets at most `limit` password hashes run at once: argon2id takes ~19 MiB and a core per hash, so without a
-/// global bound a sign-in flood from many addresses takes the server's memory and CPU from every other request.
-/// Waiting longer than `wait` for a slot is a 503 the client may retry.
-pub struct HashGate {
-    in_flight: Mutex<u32>,
-    freed: Condvar,
-    limit: u32,
+/// Jobs that may wait in the queue per hashing thread. With the wait bound (`hash_wait_ms`) this caps the
+/// sign-ins parked on the blocking pool behind the hashers; a full queue is answered at once.
+const QUEUED_PER_THREAD: usize = 16;
+
+/// One hash to compute: told whether it waited past its deadline (then it must not hash, only answer). No
+/// deadline when a thread was free as it was queued: it starts at once.
+struct HashJob {
+    deadline: Option<Instant>,
+    run: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// Runs password hashes on `threads` dedicated threads fed by a bounded queue. argon2id takes ~19 MiB and a
+/// core per hash: on the threads of the blocking pool a sign-in flood from many addresses spread those buffers
+/// over as many malloc arenas (RSS 550–650 MB) and took the cores of every other request. Here at most
+/// `threads` hashes run at once, their buffers live in `threads` arenas, and a hash that cannot start within
+/// `wait` (or finds the queue full) is a 503 the client may retry, without spending any work.
+pub struct HashPool {
+    queue: Mutex<Option<SyncSender<HashJob>>>,
     wait: Duration,
+    threads: u32,
+    /// Jobs queued or running.
+    pending: Arc<AtomicU32>,
 }
 
-/// A slot of the gate, given back when dropped.
-pub struct HashSlot<'a>(&'a HashGate);
-
-impl HashGate {
-    pub fn new(limit: u32, wait: Duration) -> Self {
-        Self {
-            in_flight: Mutex::new(0),
-            freed: Condvar::new(),
-            limit: limit.max(1),
+impl HashPool {
+    pub fn new(threads: u32, wait: Duration) -> Result<Self, String> {
+        let threads = threads.max(1);
+        let capacity = QUEUED_PER_THREAD * threads as usize;
+        let (sender, receiver) = mpsc::sync_channel::<HashJob>(capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let pending = Arc::new(AtomicU32::new(0));
+        for n in 0..threads {
+            let (receiver, pending) = (Arc::clone(&receiver), Arc::clone(&pending));
+            std::thread::Builder::new()
+                .name(format!("qip-hash-{n}"))
+                .spawn(move || hash_worker(&receiver, &pending))
+                .map_err(|e| format!("cannot start password hashing thread: {e}"))?;
+        }
+        Ok(Self {
+            queue: Mutex::new(Some(sender)),
             wait,
-        }
+            threads,
+            pending,
+        })
     }
 
-    /// Waits up to the gate's `wait` for a slot.
-    pub fn enter(&self) -> Result<HashSlot<'_>, AppError> {
-        // A poisoned lock only means another hash panicked; the count itself is still right.
-        let guard = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut in_flight, timeout) = self
-            .freed
-            .wait_timeout_while(guard, self.wait, |n| *n >= self.limit)
-            .unwrap_or_else(|e| e.into_inner());
-        if timeout.timed_out() && *in_flight >= self.limit {
-            return Err(AppError::retryable(
-                "Too many sign-ins are being checked right now; retry in a moment.",
-            ));
+    /// Runs `work` on a hashing thread and waits for its answer. Refused with a retryable 503 when the queue is
+    /// full, or when no thread took the job within the pool's wait.
+    pub fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce() -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let busy =
+            || AppError::retryable("Too many sign-ins are being checked right now; retry in a moment.");
+        let (reply, answer) = mpsc::sync_channel::<Result<T, AppError>>(1);
+        // Only a job that has to wait behind others gets a deadline (`hash_wait_ms = 0`: a free thread or 503).
+        let ahead = self.pending.fetch_add(1, Ordering::SeqCst);
+        let job = HashJob {
+            deadline: (ahead >= self.threads).then(|| Instant::now() + self.wait),
+            run: Box::new(move |late| {
+                let result = if late { Err(busy()) } else { work() };
+                // The caller may be gone (its request ended): nothing to tell then.
+                let _ = reply.send(result);
+            }),
+        };
+        let sent = {
+            // A poisoned lock only means a sender panicked mid-send; the sender itself is intact.
+            let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            match queue.as_ref() {
+                Some(sender) => sender.try_send(job),
+                None => return Err(AppError::internal("password hashing pool is shut down")),
+            }
+        };
+        if let Err(refused) = sent {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(match refused {
+                TrySendError::Full(_) => busy(),
+                TrySendError::Disconnected(_) => AppError::internal("password hashing threads stopped"),
+            });
         }
-        *in_flight += 1;
-        Ok(HashSlot(self))
+        answer
+            .recv()
+            .map_err(|_| AppError::internal("a password hashing thread stopped mid-hash"))?
     }
 
-    /// Hashes running now.
-    pub fn in_flight(&self) -> u32 {
-        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    /// Hashing threads (the most hashes running at once).
+    pub fn threads(&self) -> u32 {
+        self.threads
     }
 }
 
-impl Drop for HashSlot<'_> {
+impl Drop for HashPool {
     fn drop(&mut self) {
-        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        *in_flight = in_flight.saturating_sub(1);
-        self.0.freed.notify_one();
+        // Dropping the sender ends the threads once the queue is drained.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+fn hash_worker(receiver: &Mutex<Receiver<HashJob>>, pending: &AtomicU32) {
+    loop {
+        let job = {
+            let receiver = receiver.lock().unwrap_or_else(|e| e.into_inner());
+            match receiver.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let late = job.deadline.is_some_and(|deadline| Instant::now() > deadline);
+        // A panicking hash must not take the thread with it: its caller sees the dropped reply as an error.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(late)));
+        pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -69,8 +132,8 @@ impl Drop for HashSlot<'_> {
 #[derive(Clone)]
 pub struct PasswordHashing {
     params: Params,
-    dummy_hash: String,
-    gate: Arc<HashGate>,
+    dummy_hash: Arc<str>,
+    pool: Arc<HashPool>,
 }
 
 impl PasswordHashing {
@@ -84,36 +147,46 @@ impl PasswordHashing {
         .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         let mut hashing = Self {
             params,
-            dummy_hash: String::new(),
-            gate: Arc::new(HashGate::new(
+            dummy_hash: Arc::from(""),
+            pool: Arc::new(HashPool::new(
                 settings.max_concurrent_hashes,
                 Duration::from_millis(settings.hash_wait_ms),
-            )),
+            )?),
         };
+        // At startup, on this thread: nothing else hashes yet.
         let random: [u8; 16] = rand::random();
-        hashing.dummy_hash = hashing.hash(&hex::encode(random)).map_err(|e| e.to_string())?;
+        let dummy = Self::argon2(hashing.params.clone())
+            .hash_password(hex::encode(random).as_bytes())
+            .map_err(|e| format!("argon2 hashing failed: {e}"))?;
+        hashing.dummy_hash = Arc::from(dummy.to_string());
         Ok(hashing)
     }
 
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    fn argon2(params: Params) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
-    /// A PHC string `$argon2id$v=19$m=…,t=…,p=…$salt$hash` with a fresh random salt. CPU-heavy: call it on
-    /// the blocking pool and outside any database transaction.
+    /// A PHC string `$argon2id$v=19$m=…,t=…,p=…$salt$hash` with a fresh random salt, computed on a hashing
+    /// thread (the caller blocks: call it on the blocking pool and outside any database transaction).
     pub fn hash(&self, password: &str) -> Result<String, AppError> {
-        let _slot = self.gate.enter()?;
-        self.argon2()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| AppError::internal(format!("argon2 hashing failed: {e}")))
+        let (params, password) = (self.params.clone(), password.to_owned());
+        self.pool.run(move || {
+            Self::argon2(params)
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| AppError::internal(format!("argon2 hashing failed: {e}")))
+        })
     }
 
-    /// Verifies against a stored PHC string (its own parameters are used). Unparseable hashes never match.
-    /// Fails only when no hashing slot came free in time (503).
+    /// Verifies against a stored PHC string (its own parameters are used) on a hashing thread. Unparseable
+    /// hashes never match. Fails only when the hashing queue is full or no thread took it in time (503).
     pub fn verify(&self, password: &str, phc: &str) -> Result<bool, AppError> {
-        let _slot = self.gate.enter()?;
-        Ok(self.argon2().verify_password(password.as_bytes(), phc).is_ok())
+        let (params, password, phc) = (self.params.clone(), password.to_owned(), phc.to_owned());
+        self.pool.run(move || {
+            Ok(Self::argon2(params)
+                .verify_password(password.as_bytes(), phc.as_str())
+                .is_ok())
+        })
     }
 
     /// Spends the same work as a real verification, for unknown users.
@@ -121,47 +194,108 @@ impl PasswordHashing {
         self.verify(password, &self.dummy_hash).map(|_| ())
     }
 
-    /// The gate bounding concurrent hashes.
-    pub fn gate(&self) -> &HashGate {
-        &self.gate
+    /// The pool the hashes run on.
+    pub fn pool(&self) -> &HashPool {
+        &self.pool
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::Instant;
-
     use super::*;
 
     #[test]
-    fn never_more_than_the_limit_run_at_once() {
-        let gate = HashGate::new(2, Duration::from_secs(5));
-        let (now, peak) = (AtomicU32::new(0), AtomicU32::new(0));
+    fn never_more_than_the_threads_hash_at_once() {
+        let pool = Arc::new(HashPool::new(2, Duration::from_secs(5)).expect("pool"));
+        let (now, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
         std::thread::scope(|s| {
             for _ in 0..8 {
-                s.spawn(|| {
-                    let _slot = gate.enter().expect("a slot within 5 s");
-                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(running, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(20));
-                    now.fetch_sub(1, Ordering::SeqCst);
+                let (pool, now, peak) = (Arc::clone(&pool), Arc::clone(&now), Arc::clone(&peak));
+                s.spawn(move || {
+                    pool.run(move || {
+                        let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(running, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .expect("answered within 5 s");
                 });
             }
         });
         assert_eq!(peak.load(Ordering::SeqCst), 2);
-        assert_eq!(gate.in_flight(), 0, "every slot given back");
     }
 
     #[test]
-    fn a_full_gate_answers_retryable_503_after_the_wait() {
-        let gate = HashGate::new(1, Duration::from_millis(30));
-        let held = gate.enter().expect("first slot");
-        let started = Instant::now();
-        let refused = gate.enter().err().expect("no second slot");
-        assert!(started.elapsed() >= Duration::from_millis(30));
-        assert_eq!(refused.kind().status().as_u16(), 503);
-        drop(held);
-        assert!(gate.enter().is_ok(), "free again once the first hash ends");
+    fn a_job_that_waited_past_the_deadline_is_refused_without_running() {
+        let pool = Arc::new(HashPool::new(1, Duration::from_millis(30)).expect("pool"));
+        let ran = Arc::new(AtomicU32::new(0));
+        std::thread::scope(|s| {
+            let blocker = Arc::clone(&pool);
+            s.spawn(move || {
+                blocker.run(|| {
+                    std::thread::sleep(Duration::from_millis(120));
+                    Ok(())
+                })
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let counted = Arc::clone(&ran);
+            let refused = pool
+                .run(move || Ok(counted.fetch_add(1, Ordering::SeqCst)))
+                .expect_err("no thread free within 30 ms");
+            assert_eq!(refused.kind().status().as_u16(), 503);
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the late job spent no work");
+        assert!(pool.run(|| Ok(())).is_ok(), "free again once the first hash ends");
+    }
+
+    #[test]
+    fn a_full_queue_is_refused_at_once() {
+        let pool = Arc::new(HashPool::new(1, Duration::from_secs(5)).expect("pool"));
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        std::thread::scope(|s| {
+            let blocker = Arc::clone(&pool);
+            let held = Arc::clone(&hold);
+            s.spawn(move || {
+                blocker.run(move || {
+                    let _ = held.lock().expect("lock").recv();
+                    Ok(())
+                })
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let waiting: Vec<_> = (0..QUEUED_PER_THREAD)
+                .map(|_| {
+                    let pool = Arc::clone(&pool);
+                    s.spawn(move || pool.run(|| Ok(())))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+            let started = Instant::now();
+            let refused = pool.run(|| Ok(())).expect_err("queue full");
+            assert_eq!(refused.kind().status().as_u16(), 503);
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "refused without waiting"
+            );
+            release.send(()).expect("release");
+            for w in waiting {
+                assert!(w.join().expect("thread").is_ok());
+            }
+        });
+    }
+
+    #[test]
+    fn hashes_verify_and_wrong_passwords_do_not() {
+        let settings = crate::config::Settings::load_from(None, Vec::<(String, String)>::new())
+            .expect("default settings")
+            .auth;
+        let hashing = PasswordHashing::new(&settings).expect("hashing");
+        let phc = hashing.hash("correct horse").expect("hash");
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(hashing.verify("correct horse", &phc).expect("verify"));
+        assert!(!hashing.verify("wrong horse", &phc).expect("verify"));
+        assert!(!hashing.verify("x", "not a phc string").expect("verify"));
+        assert_eq!(hashing.pool().threads(), settings.max_concurrent_hashes);
     }
 }
