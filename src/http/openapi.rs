@@ -140,6 +140,17 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
             property["enum"] = json!(codes);
         }
     }
+    // A contribution's amount has at most the minor digits of its own currency: whole numbers in a currency
+    // without minor units (the general pattern allows two decimals).
+    let whole: Vec<&str> = crate::domain::money::currencies()
+        .iter()
+        .filter(|c| c.minor_digits() == 0)
+        .map(|c| c.code())
+        .collect();
+    if let Some(contribution) = schemas.get_mut("NewContribution") {
+        contribution["if"] = json!({"properties": {"currency": {"enum": whole}}, "required": ["currency"]});
+        contribution["then"] = json!({"properties": {"amount": {"pattern": "^[0-9]*[1-9][0-9]*$"}}});
+    }
     // An activity is created or changed `planned` or `ongoing`; `closed` only by its close operation.
     if let Some(status) = schemas.get_mut("ActivityInput").and_then(|s| s.pointer_mut("/properties/status")) {
         *status = json!({
@@ -178,6 +189,11 @@ fn fix_audit_snapshots(schema: &mut Value) {
         _ => {}
     }
 }
+
+/// Main responses as the demo mission answers them (`qip-pool demo seed`), by operation id and status.
+static RESPONSE_EXAMPLES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("openapi_examples.json")).unwrap_or(Value::Null)
+});
 
 /// An id of the demo mission's shape (ids are UUID v7, different in every seeded database).
 const DEMO_ID: &str = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f";
@@ -528,6 +544,12 @@ fn complete_operation(
     }
     for (status, response) in responses.iter_mut() {
         complete_response(status, response, &op_id);
+        if let (Some(example), Some(media)) = (
+            RESPONSE_EXAMPLES.get(&op_id).and_then(|e| e.get(status)),
+            response.pointer_mut("/content/application~1json"),
+        ) {
+            media["example"] = example.clone();
+        }
     }
 }
 

@@ -154,6 +154,7 @@ fn every_example_matches_its_schema() {
     }
     let mut request_examples = 0;
     let mut missing = Vec::new();
+    let mut response_examples = 0;
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let label = format!("{method} {template}");
@@ -169,6 +170,7 @@ fn every_example_matches_its_schema() {
             for (status, response) in op["responses"].as_object().into_iter().flatten() {
                 for (media_type, media) in response["content"].as_object().into_iter().flatten() {
                     if let Some(example) = media.get("example") {
+                        response_examples += 1;
                         check(format!("{label} {status} {media_type}"), &media["schema"], example);
                     }
                 }
@@ -182,5 +184,6 @@ fn every_example_matches_its_schema() {
     }
     failures.extend(missing);
     assert!(request_examples > 30, "{request_examples} request examples");
+    assert!(response_examples >= 7, "{response_examples} response examples");
     assert!(failures.is_empty(), "{checked} examples checked:\n{}", failures.join("\n"));
 }
