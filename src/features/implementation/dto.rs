@@ -48,8 +48,10 @@ pub struct NewRefund {
     pub reference: Option<String>,
 }
 
+/// The handover a completion report records (the proposal's `Handover` plus its date).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CompletionHandover)]
 pub struct Handover {
     #[schema(min_length = 1, pattern = "\\S", example = "Tawila health office")]
     pub local_authority: String,
