@@ -187,3 +187,42 @@ fn every_example_matches_its_schema() {
     assert!(response_examples >= 7, "{response_examples} response examples");
     assert!(failures.is_empty(), "{checked} examples checked:\n{}", failures.join("\n"));
 }
+
+/// The document's `maxLength` counts characters (JSON Schema's rule), and so does the server: a name of 200
+/// two-byte characters is valid for both, and 201 characters are refused by both.
+#[test]
+fn text_limits_count_characters_as_the_document_declares() {
+    let (app, admin) = crate::support::TestApp::with_admin();
+    let doc: Value = app.get("/api/v1/openapi.json").json().unwrap();
+    let name = &doc["components"]["schemas"]["NewOrganization"]["properties"]["name"];
+    assert_eq!(name["maxLength"], 200);
+    assert_eq!(name["pattern"], "\\S");
+    let at_limit = "é".repeat(200);
+    let res = app.post_json(
+        "/api/v1/organizations",
+        Some(&admin.access),
+        &json!({"code": "ACCENT", "name": at_limit, "kind": "ngo"}),
+    );
+    assert_eq!(res.status().as_u16(), 201);
+    let created: Value = res.json().unwrap();
+    assert_eq!(created["name"].as_str().map(|n| n.chars().count()), Some(200));
+    let stored = app.get_as(
+        &format!("/api/v1/organizations/{}", created["id"].as_str().unwrap()),
+        &admin.access,
+    );
+    assert_eq!(stored.json::<Value>().unwrap()["name"], at_limit.as_str());
+    let over = app.post_json(
+        "/api/v1/organizations",
+        Some(&admin.access),
+        &json!({"code": "ACCENT2", "name": "é".repeat(201), "kind": "ngo"}),
+    );
+    let problem = crate::support::assert_problem(over, 422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "name");
+    // Blank is refused, as the `\S` pattern says.
+    let blank = app.post_json(
+        "/api/v1/organizations",
+        Some(&admin.access),
+        &json!({"code": "BLANK", "name": "   ", "kind": "ngo"}),
+    );
+    crate::support::assert_problem(blank, 422, "validation");
+}
