@@ -72,10 +72,17 @@ pub struct BudgetLine {
     pub description: String,
     pub category: BudgetCategory,
     /// Decimal string greater than zero and below 10^9, up to 3 decimals (`"12"`, `"2.5"`).
-    #[schema(pattern = "^(?:[1-9][0-9]{0,8}(?:\\.[0-9]{1,3})?|0\\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$", example = "1")]
+    #[schema(
+        pattern = "^(?:[1-9][0-9]{0,8}(?:\\.[0-9]{1,3})?|0\\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$",
+        example = "1"
+    )]
     pub quantity: String,
     /// Money string in the pool's currency, greater than zero.
-    #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "6500.00")]
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "6500.00"
+    )]
     pub unit_cost: String,
 }
 
@@ -145,7 +152,11 @@ pub struct ProposalContent {
     #[schema(max_items = 200)]
     pub budget_lines: Option<Vec<BudgetLine>>,
     /// Money string greater than zero; must equal the budget total at submission.
-    #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "6500.00")]
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "6500.00"
+    )]
     pub requested_amount: Option<String>,
     pub handover: Option<Handover>,
     /// Community and local-authority endorsement.

@@ -131,7 +131,10 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
         schemas.insert("NewProposal".into(), body);
     }
     // Currencies are the ones `domain::money` knows, for a pool and for a contribution alike.
-    let codes: Vec<&str> = crate::domain::money::currencies().iter().map(|c| c.code()).collect();
+    let codes: Vec<&str> = crate::domain::money::currencies()
+        .iter()
+        .map(|c| c.code())
+        .collect();
     for (schema, field) in [("NewPool", "currency"), ("NewContribution", "currency")] {
         if let Some(property) = schemas
             .get_mut(schema)
@@ -152,7 +155,10 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
         contribution["then"] = json!({"properties": {"amount": {"pattern": "^[0-9]*[1-9][0-9]*$"}}});
     }
     // An activity is created or changed `planned` or `ongoing`; `closed` only by its close operation.
-    if let Some(status) = schemas.get_mut("ActivityInput").and_then(|s| s.pointer_mut("/properties/status")) {
+    if let Some(status) = schemas
+        .get_mut("ActivityInput")
+        .and_then(|s| s.pointer_mut("/properties/status"))
+    {
         *status = json!({
             "description": "`planned` (default) or `ongoing`; close with `POST /activities/{id}/close`.",
             "type": ["string", "null"],
@@ -208,15 +214,19 @@ fn request_example(op_id: &str) -> Option<Value> {
         "create_organization" => {
             json!({"code": "WFP", "name": "WFP Xylonia (demo)", "kind": "un_agency"})
         }
-        "create_user" => json!({"username": "lena", "display_name": "Lena M.", "email": "lena@unicef.example",
-                                "organization_id": DEMO_ID}),
+        "create_user" => {
+            json!({"username": "lena", "display_name": "Lena M.", "email": "lena@unicef.example",
+                                "organization_id": DEMO_ID})
+        }
         "grant_hat" => json!({"hat": "consultee", "scope_organization_id": DEMO_ID}),
         "refuse_hat_grant" => json!({"reason": "Second hat not agreed with the DSRSG office"}),
         "create_pool" => json!({"code": "XYQIP27", "name": "Xylonia QIP pool 2027 (demo)", "currency": "USD",
                                 "funding_start": "2027-01-01", "funding_end": "2027-12-31"}),
         "update_pool" => json!({"name": "Xylonia QIP pool (demo), extended"}),
-        "contribute" => json!({"contributor_organization_id": DEMO_ID, "amount": "250000.00", "currency": "USD",
-                               "reference": "DEMO-GRANT-002", "memo": "Second demo contribution"}),
+        "contribute" => {
+            json!({"contributor_organization_id": DEMO_ID, "amount": "250000.00", "currency": "USD",
+                               "reference": "DEMO-GRANT-002", "memo": "Second demo contribution"})
+        }
         "reverse" => json!({"reason": "Entered twice by mistake"}),
         "create_proposal" => json!({
             "pool_id": DEMO_ID,
@@ -248,14 +258,20 @@ fn request_example(op_id: &str) -> Option<Value> {
                                        "description": "UNICEF drills here in January (demo)"}]}),
         "add_consultee" => json!({"organization_id": DEMO_ID, "reason": "Runs the water points in Kalma"}),
         "resolve_flag" | "withdraw_flag" => json!({"justification": "The site moved 2 km north (demo)"}),
-        "override_flag" => json!({"justification": "The HC weighed the overlap: the school cannot wait (demo)"}),
+        "override_flag" => {
+            json!({"justification": "The HC weighed the overlap: the school cannot wait (demo)"})
+        }
         "decide" => json!({"decision": "approve", "comment": "Demo decision",
                            "conditions": "Keep the community committee in the handover"}),
-        "disburse" => json!({"amount": "3900.00", "paid_on": "2026-11-20", "payment_reference": "DEMO-PAY-1"}),
+        "disburse" => {
+            json!({"amount": "3900.00", "paid_on": "2026-11-20", "payment_reference": "DEMO-PAY-1"})
+        }
         "refund" => json!({"amount": "250.00", "reason": "Unspent balance returned by the council (demo)",
                            "reference": "DEMO-REF-1"}),
-        "submit_report" => json!({"kind": "progress", "narrative": "Panels installed; fridge delivered (demo)",
-                                  "percent_complete": 60, "expenditure_to_date": "3900.00"}),
+        "submit_report" => {
+            json!({"kind": "progress", "narrative": "Panels installed; fridge delivered (demo)",
+                                  "percent_complete": 60, "expenditure_to_date": "3900.00"})
+        }
         "accept_report" => json!({}),
         "return_report" => json!({"reason": "Add the receipts for the panels"}),
         "cancel" => json!({"reason": "The health post was relocated by the authorities"}),

@@ -171,7 +171,11 @@ fn every_example_matches_its_schema() {
                 for (media_type, media) in response["content"].as_object().into_iter().flatten() {
                     if let Some(example) = media.get("example") {
                         response_examples += 1;
-                        check(format!("{label} {status} {media_type}"), &media["schema"], example);
+                        check(
+                            format!("{label} {status} {media_type}"),
+                            &media["schema"],
+                            example,
+                        );
                     }
                 }
             }
@@ -185,7 +189,11 @@ fn every_example_matches_its_schema() {
     failures.extend(missing);
     assert!(request_examples > 30, "{request_examples} request examples");
     assert!(response_examples >= 7, "{response_examples} response examples");
-    assert!(failures.is_empty(), "{checked} examples checked:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{checked} examples checked:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// The document's `maxLength` counts characters (JSON Schema's rule), and so does the server: a name of 200

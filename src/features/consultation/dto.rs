@@ -17,7 +17,12 @@ pub struct FlagInput {
     pub category: FlagCategory,
     pub severity: Severity,
     /// Shared with the submitting unit; 1–2,000 characters, not blank.
-    #[schema(min_length = 1, max_length = 2000, pattern = "\\S", example = "The borehole site is 300 m from the UNICEF one")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "\\S",
+        example = "The borehole site is 300 m from the UNICEF one"
+    )]
     pub description: String,
     /// Seen only by `consultee`, `hc` and `qip_officer` hats; never shown to the submitting unit (at most
     /// 4,000 characters).
@@ -41,10 +46,20 @@ pub struct ResponseInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddConsultee {
-    #[schema(min_length = 1, max_length = 64, pattern = "\\S", example = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "\\S",
+        example = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"
+    )]
     pub organization_id: String,
     /// Why they are asked: at least 5 characters once trimmed, at most 2,000.
-    #[schema(min_length = 5, max_length = 2000, pattern = "\\S[\\s\\S]{3,}\\S", example = "Runs the water points in Tawila")]
+    #[schema(
+        min_length = 5,
+        max_length = 2000,
+        pattern = "\\S[\\s\\S]{3,}\\S",
+        example = "Runs the water points in Tawila"
+    )]
     pub reason: String,
 }
 
@@ -52,7 +67,10 @@ pub struct AddConsultee {
 #[serde(deny_unknown_fields)]
 pub struct FlagEnding {
     /// Required for an HC override (at least 20 characters); optional otherwise; at most 4,000 characters.
-    #[schema(max_length = 4000, example = "The site was moved 2 km north; no overlap remains")]
+    #[schema(
+        max_length = 4000,
+        example = "The site was moved 2 km north; no overlap remains"
+    )]
     pub justification: Option<String>,
 }
 
@@ -234,7 +252,12 @@ impl ActivityStatus {
 #[serde(deny_unknown_fields)]
 pub struct ActivityInput {
     /// 1–300 characters, not blank.
-    #[schema(min_length = 1, max_length = 300, pattern = "\\S", example = "Water point rehabilitation, Tawila")]
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = "\\S",
+        example = "Water point rehabilitation, Tawila"
+    )]
     pub title: String,
     /// A sector of the code list (`GET /sectors`).
     #[schema(example = "WSH")]

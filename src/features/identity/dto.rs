@@ -115,10 +115,20 @@ pub struct TokenResponse {
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     /// Short unique code, 2–16 of A–Z, 0–9 and `-` (e.g. `UNICEF`, `BANBAT-2`).
-    #[schema(min_length = 2, max_length = 16, pattern = "^[A-Z0-9-]{2,16}$", example = "UNICEF")]
+    #[schema(
+        min_length = 2,
+        max_length = 16,
+        pattern = "^[A-Z0-9-]{2,16}$",
+        example = "UNICEF"
+    )]
     pub code: String,
     /// 1–200 characters, not blank.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "UNICEF country office")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "UNICEF country office"
+    )]
     pub name: String,
     pub kind: OrganizationKind,
 }
@@ -149,13 +159,23 @@ impl From<OrganizationRow> for Organization {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// 3–64 of a–z, 0–9, `.`, `_`, `-`; unique.
-    #[schema(min_length = 3, max_length = 64, pattern = "^[a-z0-9._-]{3,64}$", example = "lena")]
+    #[schema(
+        min_length = 3,
+        max_length = 64,
+        pattern = "^[a-z0-9._-]{3,64}$",
+        example = "lena"
+    )]
     pub username: String,
     /// 1–200 characters, not blank.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Lena M.")]
     pub display_name: String,
     /// At most 254 characters: a local part, `@`, and a domain with a dot.
-    #[schema(min_length = 3, max_length = 254, pattern = "^\\s*[^@\\s][^@]*@[\\s\\S]*\\.", example = "lena@unicef.example")]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^\\s*[^@\\s][^@]*@[\\s\\S]*\\.",
+        example = "lena@unicef.example"
+    )]
     pub email: String,
     #[schema(example = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f")]
     pub organization_id: String,

@@ -26,7 +26,11 @@ pub struct Tranche {
 #[serde(deny_unknown_fields)]
 pub struct NewDisbursement {
     /// Money string in the pool's currency, greater than zero.
-    #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "3900.00")]
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "3900.00"
+    )]
     pub amount: String,
     /// Not in the future.
     #[schema(example = "2026-11-29")]
@@ -40,10 +44,18 @@ pub struct NewDisbursement {
 #[serde(deny_unknown_fields)]
 pub struct NewRefund {
     /// Money string in the pool's currency, greater than zero.
-    #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "250.00")]
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "250.00"
+    )]
     pub amount: String,
     /// What the refund is: at least 5 characters once trimmed.
-    #[schema(min_length = 5, pattern = "\\S[\\s\\S]{3,}\\S", example = "Unspent balance returned by the health office")]
+    #[schema(
+        min_length = 5,
+        pattern = "\\S[\\s\\S]{3,}\\S",
+        example = "Unspent balance returned by the health office"
+    )]
     pub reason: String,
     pub reference: Option<String>,
 }
@@ -56,7 +68,11 @@ pub struct Handover {
     #[schema(min_length = 1, pattern = "\\S", example = "Tawila health office")]
     pub local_authority: String,
     pub date: NaiveDate,
-    #[schema(min_length = 1, pattern = "\\S", example = "Health committee, quarterly check")]
+    #[schema(
+        min_length = 1,
+        pattern = "\\S",
+        example = "Health committee, quarterly check"
+    )]
     pub maintenance: String,
 }
 
@@ -64,7 +80,11 @@ pub struct Handover {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NewReport {
     Progress {
-        #[schema(min_length = 1, pattern = "\\S", example = "Panels installed; fridge delivered")]
+        #[schema(
+            min_length = 1,
+            pattern = "\\S",
+            example = "Panels installed; fridge delivered"
+        )]
         narrative: String,
         #[schema(minimum = 0, maximum = 100, example = 60)]
         percent_complete: u32,
@@ -111,7 +131,11 @@ pub struct ReportDecision {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Why: at least 5 characters once trimmed.
-    #[schema(min_length = 5, pattern = "\\S[\\s\\S]{3,}\\S", example = "The health post was relocated by the authorities")]
+    #[schema(
+        min_length = 5,
+        pattern = "\\S[\\s\\S]{3,}\\S",
+        example = "The health post was relocated by the authorities"
+    )]
     pub reason: String,
 }
 
@@ -127,7 +151,11 @@ pub enum ObjectivesMet {
 #[serde(deny_unknown_fields)]
 pub struct Evaluation {
     pub objectives_met: ObjectivesMet,
-    #[schema(min_length = 1, pattern = "\\S", example = "Health committee meets the battalion monthly")]
+    #[schema(
+        min_length = 1,
+        pattern = "\\S",
+        example = "Health committee meets the battalion monthly"
+    )]
     pub confidence_building_effect: String,
     #[schema(min_length = 1, pattern = "\\S", example = "Order panels early")]
     pub lessons: String,

@@ -18,7 +18,11 @@ use crate::error::FieldError;
 pub enum StepApplies {
     Always,
     AmountAtLeast {
-        #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "10000.00")]
+        #[schema(
+            pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+            max_length = 16,
+            example = "10000.00"
+        )]
         amount: String,
     },
     SectorIn {
@@ -41,7 +45,11 @@ pub struct StepSetting {
 #[serde(deny_unknown_fields)]
 pub struct BandSetting {
     /// Largest amount this band decides (inclusive).
-    #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "25000.00")]
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "25000.00"
+    )]
     pub max_amount: String,
     pub hat: Hat,
 }
@@ -59,7 +67,11 @@ pub struct TrancheSetting {
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     /// Ceiling per project.
-    #[schema(pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$", max_length = 16, example = "50000.00")]
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "50000.00"
+    )]
     pub ceiling: String,
     #[schema(minimum = 1, maximum = 1095)]
     pub max_duration_days: u32,
@@ -209,10 +221,20 @@ impl PolicySettings {
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
     /// 2–12 of A–Z and 0–9; appears in proposal references (`QIP-<CODE>-2026-0001`).
-    #[schema(min_length = 2, max_length = 12, pattern = "^[A-Z0-9]{2,12}$", example = "DFP")]
+    #[schema(
+        min_length = 2,
+        max_length = 12,
+        pattern = "^[A-Z0-9]{2,12}$",
+        example = "DFP"
+    )]
     pub code: String,
     /// 1–200 characters, not blank.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Darfur QIP pool")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "Darfur QIP pool"
+    )]
     pub name: String,
     /// ISO 4217 code of a currency this service knows.
     #[schema(example = "USD")]
@@ -230,7 +252,12 @@ pub struct NewPool {
 #[serde(deny_unknown_fields)]
 pub struct PoolUpdate {
     /// 1–200 characters, not blank.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Darfur QIP pool 2026–2027")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "Darfur QIP pool 2026–2027"
+    )]
     pub name: Option<String>,
     /// Replaces the settings as a new settings version; proposals already checked keep theirs.
     pub settings: Option<PolicySettings>,
