@@ -417,6 +417,21 @@ fn complete_operation(
     if let Some(schema) = operation_body_schema(&op_id) {
         op["requestBody"]["content"]["application/json"]["schema"] = schema;
     }
+    let csv_example = match op_id.as_str() {
+        "import_areas" => Some(
+            "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN\nXY01,North Darfa (demo),XY0101,Kalma (demo)\n\
+             XY01,North Darfa (demo),XY0102,Tawila (demo)\n",
+        ),
+        "import_activities" => Some(
+            "Organisation,Sector,Adm1,Adm2,Lat,Lon,Start,End,Activity\n\
+             #org,#sector,#adm1+code,#adm2+code,#geo+lat,#geo+lon,#date+start,#date+end,#activity\n\
+             UNICEF,WSH,XY01,XY0102,13.53,24.98,2026-10-01,2027-03-31,Water point rehabilitation (demo)\n",
+        ),
+        _ => None,
+    };
+    if let (Some(example), Some(media)) = (csv_example, op.pointer_mut("/requestBody/content/text~1csv")) {
+        media["example"] = json!(example);
+    }
     if let Some(example) = request_example(&op_id) {
         if let Some(media) = op.pointer_mut("/requestBody/content/application~1json") {
             media["example"] = example;
