@@ -14,9 +14,15 @@ use super::pool_policy::{LimitExceeded, PoolPolicy, exceeded_limits};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
+    #[schema(example = "XY01")]
     pub adm1_pcode: String,
+    #[schema(example = "XY0102")]
     pub adm2_pcode: String,
+    /// Given with `lon`.
+    #[schema(minimum = -90.0, maximum = 90.0, example = 13.53)]
     pub lat: Option<f64>,
+    /// Given with `lat`.
+    #[schema(minimum = -180.0, maximum = 180.0, example = 24.98)]
     pub lon: Option<f64>,
 }
 
@@ -61,11 +67,22 @@ pub enum BudgetCategory {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetLine {
+    /// Not blank.
+    #[schema(min_length = 1, pattern = "\\S", example = "Solar fridge")]
     pub description: String,
     pub category: BudgetCategory,
-    /// Decimal string, up to 3 decimals (`"12"`, `"2.5"`).
+    /// Decimal string greater than zero and below 10^9, up to 3 decimals (`"12"`, `"2.5"`).
+    #[schema(
+        pattern = "^(?:[1-9][0-9]{0,8}(?:\\.[0-9]{1,3})?|0\\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$",
+        example = "1"
+    )]
     pub quantity: String,
-    /// Money string in the pool's currency.
+    /// Money string in the pool's currency, greater than zero.
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "6500.00"
+    )]
     pub unit_cost: String,
 }
 
@@ -113,24 +130,41 @@ pub struct Waiver {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalContent {
+    /// At most 200 characters.
+    #[schema(max_length = 200, example = "Solar fridge for Tawila health post")]
     pub title: Option<String>,
+    /// At most 10,000 characters (as every text of the content).
+    #[schema(max_length = 10000, example = "Vaccine cold chain for the health post")]
     pub summary: Option<String>,
+    #[schema(max_length = 10000, example = "Keep vaccines cold")]
     pub objectives: Option<String>,
+    #[schema(max_length = 10000, example = "Trust with the health committee")]
     pub confidence_building_purpose: Option<String>,
+    /// A sector of the code list (`GET /sectors`); checked at submission.
+    #[schema(max_length = 10000, example = "HEA")]
     pub sector_code: Option<String>,
     pub location: Option<Location>,
     pub implementing_partner: Option<ImplementingPartner>,
     pub beneficiaries: Option<Beneficiaries>,
     pub planned_start: Option<NaiveDate>,
     pub planned_end: Option<NaiveDate>,
+    /// At most 200 lines.
+    #[schema(max_items = 200)]
     pub budget_lines: Option<Vec<BudgetLine>>,
-    /// Money string; must equal the budget total at submission.
+    /// Money string greater than zero; must equal the budget total at submission.
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "6500.00"
+    )]
     pub requested_amount: Option<String>,
     pub handover: Option<Handover>,
     /// Community and local-authority endorsement.
+    #[schema(max_length = 10000, example = "Requested by the health committee")]
     pub local_ownership: Option<String>,
     pub screening: Option<Screening>,
     /// Optional.
+    #[schema(max_length = 10000)]
     pub visibility_note: Option<String>,
     /// Needed only when a pool limit is exceeded.
     pub waiver: Option<Waiver>,
@@ -214,11 +248,11 @@ pub fn check_formats(content: &ProposalContent, currency: Currency) -> (Computed
         ("sector_code", &content.sector_code),
     ];
     for (field, value) in texts {
-        if value.as_ref().is_some_and(|v| v.len() > MAX_TEXT) {
+        if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
             problems.push((field.into(), format!("must be at most {MAX_TEXT} characters")));
         }
     }
-    if content.title.as_ref().is_some_and(|t| t.len() > 200) {
+    if content.title.as_ref().is_some_and(|t| t.chars().count() > 200) {
         problems.push(("title".into(), "must be at most 200 characters".into()));
     }
     if let Some(loc) = &content.location {

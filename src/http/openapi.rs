@@ -51,6 +51,9 @@ pub const IDEMPOTENT_OPERATIONS: &[&str] = &["contribute", "reverse", "disburse"
 
 const PROBLEM: &str = "application/problem+json";
 
+/// What a path parameter may be: the ids, slugs and codes the service issues.
+const PATH_SEGMENT_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
+
 /// The served document, as JSON.
 pub fn document(generated: &utoipa::openapi::OpenApi, settings: &Settings) -> Value {
     let mut doc = serde_json::to_value(generated).unwrap_or_else(|_| json!({}));
@@ -127,6 +130,41 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
         body["required"] = Value::Array(required);
         schemas.insert("NewProposal".into(), body);
     }
+    // Currencies are the ones `domain::money` knows, for a pool and for a contribution alike.
+    let codes: Vec<&str> = crate::domain::money::currencies()
+        .iter()
+        .map(|c| c.code())
+        .collect();
+    for (schema, field) in [("NewPool", "currency"), ("NewContribution", "currency")] {
+        if let Some(property) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        {
+            property["enum"] = json!(codes);
+        }
+    }
+    // A contribution's amount has at most the minor digits of its own currency: whole numbers in a currency
+    // without minor units (the general pattern allows two decimals).
+    let whole: Vec<&str> = crate::domain::money::currencies()
+        .iter()
+        .filter(|c| c.minor_digits() == 0)
+        .map(|c| c.code())
+        .collect();
+    if let Some(contribution) = schemas.get_mut("NewContribution") {
+        contribution["if"] = json!({"properties": {"currency": {"enum": whole}}, "required": ["currency"]});
+        contribution["then"] = json!({"properties": {"amount": {"pattern": "^[0-9]*[1-9][0-9]*$"}}});
+    }
+    // An activity is created or changed `planned` or `ongoing`; `closed` only by its close operation.
+    if let Some(status) = schemas
+        .get_mut("ActivityInput")
+        .and_then(|s| s.pointer_mut("/properties/status"))
+    {
+        *status = json!({
+            "description": "`planned` (default) or `ongoing`; close with `POST /activities/{id}/close`.",
+            "type": ["string", "null"],
+            "enum": ["planned", "ongoing", null]
+        });
+    }
     if let Some(problem) = schemas.get_mut("Problem") {
         problem["properties"]["type"]["format"] = json!("uri");
         problem["properties"]["type"]["example"] =
@@ -158,48 +196,144 @@ fn fix_audit_snapshots(schema: &mut Value) {
     }
 }
 
-/// Request bodies from the demo mission (`qip-pool demo seed`), for the operations people start with.
+/// Main responses as the demo mission answers them (`qip-pool demo seed`), by operation id and status.
+static RESPONSE_EXAMPLES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("openapi_examples.json")).unwrap_or(Value::Null)
+});
+
+/// An id of the demo mission's shape (ids are UUID v7, different in every seeded database).
+const DEMO_ID: &str = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f";
+
+/// Request bodies from the demo mission (`qip-pool demo seed`, the fictional "Republic of Xylonia"), one for
+/// every JSON request body, so "Try it out" starts from a request the demo server accepts.
 fn request_example(op_id: &str) -> Option<Value> {
     Some(match op_id {
         "login" => json!({"username": "cimic", "password": "xylonia-demo-2026"}),
+        "refresh" | "logout" => json!({"refresh_token": "rt_01a2f3c4d5e6f708192a3b4c5d6e7f80"}),
+        "setup_password" => json!({"token": "st_8Qm2cV7xZk1Lr4Pw", "password": "orange-kettle-batallion-77"}),
         "create_organization" => {
-            json!({"code": "UNICEF", "name": "UNICEF country office", "kind": "un_agency"})
+            json!({"code": "WFP", "name": "WFP Xylonia (demo)", "kind": "un_agency"})
         }
         "create_user" => {
             json!({"username": "lena", "display_name": "Lena M.", "email": "lena@unicef.example",
-                                "organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"})
+                                "organization_id": DEMO_ID})
         }
-        "grant_hat" => {
-            json!({"hat": "consultee", "scope_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"})
+        "grant_hat" => json!({"hat": "consultee", "scope_organization_id": DEMO_ID}),
+        "refuse_hat_grant" => json!({"reason": "Second hat not agreed with the DSRSG office"}),
+        "create_pool" => json!({"code": "XYQIP27", "name": "Xylonia QIP pool 2027 (demo)", "currency": "USD",
+                                "funding_start": "2027-01-01", "funding_end": "2027-12-31"}),
+        "update_pool" => json!({"name": "Xylonia QIP pool (demo), extended"}),
+        "contribute" => {
+            json!({"contributor_organization_id": DEMO_ID, "amount": "250000.00", "currency": "USD",
+                               "reference": "DEMO-GRANT-002", "memo": "Second demo contribution"})
         }
-        "create_pool" => json!({"code": "DFP", "name": "Darfur QIP pool", "currency": "USD",
-                                "funding_start": "2026-01-01", "funding_end": "2027-12-31"}),
+        "reverse" => json!({"reason": "Entered twice by mistake"}),
         "create_proposal" => json!({
-            "pool_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
-            "title": "Solar fridge for Tawila health post", "summary": "Vaccine cold chain",
+            "pool_id": DEMO_ID,
+            "title": "Solar fridge for Tawila health post", "summary": "Vaccine cold chain for the health post",
             "objectives": "Keep vaccines cold", "confidence_building_purpose": "Trust with the health committee",
             "sector_code": "HEA", "location": {"adm1_pcode": "XY01", "adm2_pcode": "XY0102"},
-            "implementing_partner": {"kind": "local_authority", "name": "Tawila health office"},
+            "implementing_partner": {"kind": "local_authority", "name": "District council (demo)"},
             "beneficiaries": {"women": 300, "men": 250, "girls": 400, "boys": 380},
             "planned_start": "2027-03-01", "planned_end": "2027-05-15",
             "budget_lines": [{"description": "Solar fridge", "category": "equipment", "quantity": "1",
                               "unit_cost": "6500.00"}],
             "requested_amount": "6500.00",
-            "handover": {"local_authority": "Tawila health office", "maintenance": "Health committee"},
-            "local_ownership": "Requested by the health committee",
-            "screening": {"civilian_actor_present": false, "unique_military_capability": "Engineers install panels",
+            "handover": {"local_authority": "District council (demo)", "maintenance": "Community committee"},
+            "local_ownership": "Endorsed by the council and community leaders (demo)",
+            "screening": {"civilian_actor_present": false,
+                          "unique_military_capability": "Engineering company with heavy equipment",
                           "time_limited_with_handover": true, "assistance_type": "indirect",
-                          "humanitarian_access_risk": "Low"}
+                          "humanitarian_access_risk": "Low: the council leads, the battalion installs"}
         }),
         "edit_proposal" => json!({"title": "Solar fridge and freezer for Tawila health post"}),
-        "respond" => json!({"kind": "no_objection"}),
-        "decide" => json!({"decision": "approve", "comment": "Cleared"}),
-        "contribute" => json!({"contributor_organization_id": "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f",
-                               "amount": "250000.00", "currency": "USD", "reference": "NOR-QIP-2026-01"}),
-        "disburse" => json!({"amount": "3900.00", "paid_on": "2026-11-29", "payment_reference": "BANK-0001"}),
+        "withdraw_proposal" => json!({"reason": "The health office found another donor"}),
+        "create_activity" | "update_activity" => json!({
+            "title": "Water point rehabilitation, Tawila (demo)", "sector_code": "WSH", "adm1_pcode": "XY01",
+            "adm2_pcode": "XY0102", "lat": 13.53, "lon": 24.98, "start_date": "2026-10-01",
+            "end_date": "2027-03-31", "status": "ongoing"}),
+        "create_rule" => json!({"organization_id": DEMO_ID, "sector_code": "WSH", "adm1_pcode": "XY01"}),
+        "respond" => json!({"kind": "objection", "comment": "Our borehole programme covers this site (demo)",
+                            "flags": [{"category": "duplication", "severity": "blocking",
+                                       "description": "UNICEF drills here in January (demo)"}]}),
+        "add_consultee" => json!({"organization_id": DEMO_ID, "reason": "Runs the water points in Kalma"}),
+        "resolve_flag" | "withdraw_flag" => json!({"justification": "The site moved 2 km north (demo)"}),
+        "override_flag" => {
+            json!({"justification": "The HC weighed the overlap: the school cannot wait (demo)"})
+        }
+        "decide" => json!({"decision": "approve", "comment": "Demo decision",
+                           "conditions": "Keep the community committee in the handover"}),
+        "disburse" => {
+            json!({"amount": "3900.00", "paid_on": "2026-11-20", "payment_reference": "DEMO-PAY-1"})
+        }
+        "refund" => json!({"amount": "250.00", "reason": "Unspent balance returned by the council (demo)",
+                           "reference": "DEMO-REF-1"}),
+        "submit_report" => {
+            json!({"kind": "progress", "narrative": "Panels installed; fridge delivered (demo)",
+                                  "percent_complete": 60, "expenditure_to_date": "3900.00"})
+        }
+        "accept_report" => json!({}),
+        "return_report" => json!({"reason": "Add the receipts for the panels"}),
+        "cancel" => json!({"reason": "The health post was relocated by the authorities"}),
         "close" => json!({"evaluation": {"objectives_met": "yes",
-                                          "confidence_building_effect": "Health committee meets the battalion monthly",
-                                          "lessons": "Order panels early"}}),
+                                          "confidence_building_effect": "Youth and the battalion now meet monthly (demo)",
+                                          "lessons": "Involve the youth council from the start (demo)"}}),
+        "put_preferences" => json!({"email": "daily_digest"}),
+        "create_webhook" | "update_webhook" => json!({"url": "https://hooks.unicef.example/qip",
+                                                      "description": "UNICEF WASH coordination inbox",
+                                                      "active": true}),
+        _ => return None,
+    })
+}
+
+/// A text of at least `min` characters once trimmed (`min` ≥ 2): a non-blank character at each end.
+fn trimmed_at_least(min: usize, description: &str) -> Value {
+    json!({
+        "type": "string",
+        "minLength": min,
+        "pattern": format!("\\S[\\s\\S]{{{},}}\\S", min - 2),
+        "description": description
+    })
+}
+
+/// Request bodies whose rules depend on the operation rather than the shared DTO: the same DTO serves
+/// several operations, and only some of them require a field.
+fn operation_body_schema(op_id: &str) -> Option<Value> {
+    Some(match op_id {
+        // `ReportDecision`: optional to accept, required to return (`implementation::service::decide_report`).
+        "return_report" => json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["reason"],
+            "properties": {"reason": trimmed_at_least(5, "Why the report goes back: at least 5 characters.")}
+        }),
+        // `FlagEnding`: an override needs a written justification (`consultation::service::end_flag`).
+        "override_flag" => {
+            let mut justification = trimmed_at_least(
+                20,
+                "The HC's written justification: at least 20 characters, at most 4,000.",
+            );
+            justification["maxLength"] = json!(4000);
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["justification"],
+                "properties": {"justification": justification}
+            })
+        }
+        // Returning or rejecting needs the reasons (`approval::service::decide`).
+        "decide" => json!({
+            "allOf": [
+                {"$ref": "#/components/schemas/DecisionInput"},
+                {
+                    "if": {"properties": {"decision": {"enum": ["return", "reject"]}}, "required": ["decision"]},
+                    "then": {
+                        "required": ["comment"],
+                        "properties": {"comment": trimmed_at_least(5, "The reasons: at least 5 characters.")}
+                    }
+                }
+            ]
+        }),
         _ => return None,
     })
 }
@@ -280,6 +414,24 @@ fn complete_operation(
         op["requestBody"]["content"]["application/json"]["schema"] =
             json!({"$ref": "#/components/schemas/NewProposal"});
     }
+    if let Some(schema) = operation_body_schema(&op_id) {
+        op["requestBody"]["content"]["application/json"]["schema"] = schema;
+    }
+    let csv_example = match op_id.as_str() {
+        "import_areas" => Some(
+            "ADM1_PCODE,ADM1_EN,ADM2_PCODE,ADM2_EN\nXY01,North Darfa (demo),XY0101,Kalma (demo)\n\
+             XY01,North Darfa (demo),XY0102,Tawila (demo)\n",
+        ),
+        "import_activities" => Some(
+            "Organisation,Sector,Adm1,Adm2,Lat,Lon,Start,End,Activity\n\
+             #org,#sector,#adm1+code,#adm2+code,#geo+lat,#geo+lon,#date+start,#date+end,#activity\n\
+             UNICEF,WSH,XY01,XY0102,13.53,24.98,2026-10-01,2027-03-31,Water point rehabilitation (demo)\n",
+        ),
+        _ => None,
+    };
+    if let (Some(example), Some(media)) = (csv_example, op.pointer_mut("/requestBody/content/text~1csv")) {
+        media["example"] = json!(example);
+    }
     if let Some(example) = request_example(&op_id) {
         if let Some(media) = op.pointer_mut("/requestBody/content/application~1json") {
             media["example"] = example;
@@ -308,8 +460,19 @@ fn complete_operation(
                 p["schema"] = json!({"type": "integer", "enum": [1, 2]});
             }
             if p["in"] == "path" && p["schema"]["type"] == "string" {
-                // Control characters in a path are refused before routing (`http::canonical_path`).
-                p["schema"]["pattern"] = json!("^[^\\x00-\\x1F\\x7F/]+$");
+                // Ids, slugs and codes the service issues; `/`, `%`, `.` segments and control characters
+                // would be refused or resolved away before routing (`http::canonical_path`).
+                p["schema"]["pattern"] = json!(PATH_SEGMENT_PATTERN);
+            }
+            if p["in"] == "query" && p["name"] == "cursor" {
+                p["description"] = json!(
+                    "`next_cursor` of the previous page, as received (opaque; a cursor the list did not \
+                     return is refused with 422)"
+                );
+                p["schema"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": 1024});
+            }
+            if p["in"] == "query" && p["name"] == "format" && template.ends_with("/report") {
+                p["schema"] = json!({"type": ["string", "null"], "enum": ["json", "csv", null]});
             }
             if p["in"] == "path" && p.get("description").is_none() {
                 p["description"] = json!("Identifier");
@@ -333,9 +496,8 @@ fn complete_operation(
             params.push(json!({
                 "name": "If-Match",
                 "in": "header",
-                // Required by the server (428 without it); declared optional so a request without it is a
-                // documented 428 rather than a malformed call.
-                "required": false,
+                // Required by the server: without it the answer is 428 (documented).
+                "required": true,
                 "description": "Required: the `ETag` of the version you are changing, exactly as received (strong \
                                 comparison: a weak `W/\"3\"` never matches). Without it the answer is 428.",
                 "schema": {"type": "string", "pattern": "^\"[0-9]+\"$", "example": "\"1\""}
@@ -413,6 +575,12 @@ fn complete_operation(
     }
     for (status, response) in responses.iter_mut() {
         complete_response(status, response, &op_id);
+        if let (Some(example), Some(media)) = (
+            RESPONSE_EXAMPLES.get(&op_id).and_then(|e| e.get(status)),
+            response.pointer_mut("/content/application~1json"),
+        ) {
+            media["example"] = example.clone();
+        }
     }
 }
 

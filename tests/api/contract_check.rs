@@ -115,3 +115,122 @@ impl ContractChecker {
         }
     }
 }
+
+/// Every example the document shows (request and response bodies, properties, parameters) is valid against
+/// the schema beside it: Swagger UI's "Try it out" starts from them, and a generated client's docs quote them.
+#[test]
+fn every_example_matches_its_schema() {
+    let app = crate::support::TestApp::spawn();
+    let doc: Value = app.get("/api/v1/openapi.json").json().unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut check = |what: String, schema: &Value, example: &Value| {
+        let mut root = schema.as_object().cloned().unwrap_or_default();
+        root.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
+        root.insert("components".into(), doc["components"].clone());
+        let validator = jsonschema::validator_for(&Value::Object(root)).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(example)
+            .take(3)
+            .map(|e| format!("at `{}`: {e}", e.instance_path()))
+            .collect();
+        checked += 1;
+        if !errors.is_empty() {
+            failures.push(format!("{what}: {}", errors.join("; ")));
+        }
+    };
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        if let Some(example) = schema.get("example") {
+            check(format!("schema {name}"), schema, example);
+        }
+        for (property, p) in schema["properties"].as_object().into_iter().flatten() {
+            if let Some(example) = p.get("example") {
+                check(format!("schema {name}.{property}"), p, example);
+            }
+        }
+    }
+    let mut request_examples = 0;
+    let mut missing = Vec::new();
+    let mut response_examples = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let label = format!("{method} {template}");
+            if let Some(media) = op.pointer("/requestBody/content/application~1json") {
+                match media.get("example") {
+                    Some(example) => {
+                        request_examples += 1;
+                        check(format!("{label} request"), &media["schema"], example);
+                    }
+                    None => missing.push(format!("{label}: the JSON request body has no example")),
+                }
+            }
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                for (media_type, media) in response["content"].as_object().into_iter().flatten() {
+                    if let Some(example) = media.get("example") {
+                        response_examples += 1;
+                        check(
+                            format!("{label} {status} {media_type}"),
+                            &media["schema"],
+                            example,
+                        );
+                    }
+                }
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if let Some(example) = p["schema"].get("example") {
+                    check(format!("{label} parameter {}", p["name"]), &p["schema"], example);
+                }
+            }
+        }
+    }
+    failures.extend(missing);
+    assert!(request_examples > 30, "{request_examples} request examples");
+    assert!(response_examples >= 7, "{response_examples} response examples");
+    assert!(
+        failures.is_empty(),
+        "{checked} examples checked:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The document's `maxLength` counts characters (JSON Schema's rule), and so does the server: a name of 200
+/// two-byte characters is valid for both, and 201 characters are refused by both.
+#[test]
+fn text_limits_count_characters_as_the_document_declares() {
+    let (app, admin) = crate::support::TestApp::with_admin();
+    let doc: Value = app.get("/api/v1/openapi.json").json().unwrap();
+    let name = &doc["components"]["schemas"]["NewOrganization"]["properties"]["name"];
+    assert_eq!(name["maxLength"], 200);
+    assert_eq!(name["pattern"], "\\S");
+    let at_limit = "é".repeat(200);
+    let res = app.post_json(
+        "/api/v1/organizations",
+        Some(&admin.access),
+        &json!({"code": "ACCENT", "name": at_limit, "kind": "ngo"}),
+    );
+    assert_eq!(res.status().as_u16(), 201);
+    let created: Value = res.json().unwrap();
+    assert_eq!(created["name"].as_str().map(|n| n.chars().count()), Some(200));
+    let stored = app.get_as(
+        &format!("/api/v1/organizations/{}", created["id"].as_str().unwrap()),
+        &admin.access,
+    );
+    assert_eq!(stored.json::<Value>().unwrap()["name"], at_limit.as_str());
+    let over = app.post_json(
+        "/api/v1/organizations",
+        Some(&admin.access),
+        &json!({"code": "ACCENT2", "name": "é".repeat(201), "kind": "ngo"}),
+    );
+    let problem = crate::support::assert_problem(over, 422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "name");
+    // Blank is refused, as the `\S` pattern says.
+    let blank = app.post_json(
+        "/api/v1/organizations",
+        Some(&admin.access),
+        &json!({"code": "BLANK", "name": "   ", "kind": "ngo"}),
+    );
+    crate::support::assert_problem(blank, 422, "validation");
+}

@@ -30,8 +30,11 @@ impl Decision {
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
     pub decision: Decision,
-    /// Required to return or reject (the reasons go back to the submitter).
+    /// Required to return or reject (the reasons go back to the submitter): at least 5 characters once
+    /// trimmed.
+    #[schema(example = "Cleared; keep the health committee in the handover")]
     pub comment: Option<String>,
+    #[schema(example = "Solar installer certified by the health office")]
     pub conditions: Option<String>,
     /// Required from a person's second decision on the same proposal (in another hat).
     pub multi_hat_acknowledgement: Option<String>,

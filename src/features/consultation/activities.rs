@@ -16,7 +16,7 @@ use crate::features::reference::repo as reference;
 fn problems(conn: &mut DbConn, input: &ActivityInput, prefix: &str) -> AppResult<Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut add = |f: &str, m: &str| errors.push(FieldError::new(format!("{prefix}{f}"), m));
-    if input.title.trim().is_empty() || input.title.len() > 300 {
+    if input.title.trim().is_empty() || input.title.chars().count() > 300 {
         add("title", "must be 1–300 characters");
     }
     if !reference::sector_exists(conn, &input.sector_code)? {

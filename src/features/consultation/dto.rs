@@ -16,9 +16,17 @@ pub use crate::domain::status::{
 pub struct FlagInput {
     pub category: FlagCategory,
     pub severity: Severity,
-    /// Shared with the submitting unit.
+    /// Shared with the submitting unit; 1–2,000 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "\\S",
+        example = "The borehole site is 300 m from the UNICEF one"
+    )]
     pub description: String,
-    /// Seen only by `consultee`, `hc` and `qip_officer` hats; never shown to the submitting unit.
+    /// Seen only by `consultee`, `hc` and `qip_officer` hats; never shown to the submitting unit (at most
+    /// 4,000 characters).
+    #[schema(max_length = 4000)]
     pub confidential_note: Option<String>,
 }
 
@@ -26,23 +34,43 @@ pub struct FlagInput {
 #[serde(deny_unknown_fields)]
 pub struct ResponseInput {
     pub kind: ResponseKind,
+    /// At most 4,000 characters.
+    #[schema(max_length = 4000, example = "No overlap with our programme")]
     pub comment: Option<String>,
-    /// Required for (and only with) an objection.
+    /// Required for (and only with) an objection; at most 20.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub flags: Vec<FlagInput>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddConsultee {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "\\S",
+        example = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f"
+    )]
     pub organization_id: String,
+    /// Why they are asked: at least 5 characters once trimmed, at most 2,000.
+    #[schema(
+        min_length = 5,
+        max_length = 2000,
+        pattern = "\\S[\\s\\S]{3,}\\S",
+        example = "Runs the water points in Tawila"
+    )]
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagEnding {
-    /// Required for an HC override (at least 20 characters); optional otherwise.
+    /// Required for an HC override (at least 20 characters); optional otherwise; at most 4,000 characters.
+    #[schema(
+        max_length = 4000,
+        example = "The site was moved 2 km north; no overlap remains"
+    )]
     pub justification: Option<String>,
 }
 
@@ -207,12 +235,29 @@ pub use crate::domain::status::ActivityStatus;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityInput {
+    /// 1–300 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = "\\S",
+        example = "Water point rehabilitation, Tawila"
+    )]
     pub title: String,
+    /// A sector of the code list (`GET /sectors`).
+    #[schema(example = "WSH")]
     pub sector_code: String,
+    #[schema(example = "XY01")]
     pub adm1_pcode: String,
+    /// An adm2 P-code inside `adm1_pcode`.
+    #[schema(example = "XY0102")]
     pub adm2_pcode: String,
+    /// With `lon`.
+    #[schema(minimum = -90.0, maximum = 90.0, example = 13.53)]
     pub lat: Option<f64>,
+    /// With `lat`.
+    #[schema(minimum = -180.0, maximum = 180.0, example = 24.98)]
     pub lon: Option<f64>,
+    #[schema(example = "2026-10-01")]
     pub start_date: NaiveDate,
     pub end_date: Option<NaiveDate>,
     /// `planned` (default) or `ongoing`; close with `POST /activities/{id}/close`.

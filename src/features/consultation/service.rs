@@ -304,7 +304,7 @@ fn bound_flags(flags: Vec<Flag>, cap: usize) -> (Vec<Flag>, usize) {
 fn check_text(value: Option<&str>, field: &str, max: usize, required: bool, errors: &mut Vec<FieldError>) {
     match value.map(str::trim) {
         None | Some("") if required => errors.push(FieldError::new(field, "is required")),
-        Some(v) if v.len() > max => errors.push(FieldError::new(
+        Some(v) if v.chars().count() > max => errors.push(FieldError::new(
             field,
             format!("must be at most {max} characters"),
         )),
@@ -706,7 +706,7 @@ pub fn end_flag(
             "an override needs a written justification of at least 20 characters",
         ));
     }
-    if justification.is_some_and(|j| j.len() > 4_000) {
+    if justification.is_some_and(|j| j.chars().count() > 4_000) {
         return Err(AppError::invalid_field(
             "justification",
             "must be at most 4000 characters",

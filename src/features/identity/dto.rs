@@ -61,8 +61,10 @@ impl OrganizationKind {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// At most 128 characters.
+    #[schema(max_length = 128, example = "cimic")]
     pub username: String,
     /// At most 1024 characters.
+    #[schema(max_length = 1024, example = "xylonia-demo-2026")]
     pub password: String,
 }
 
@@ -114,7 +116,20 @@ pub struct TokenResponse {
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     /// Short unique code, 2–16 of A–Z, 0–9 and `-` (e.g. `UNICEF`, `BANBAT-2`).
+    #[schema(
+        min_length = 2,
+        max_length = 16,
+        pattern = "^[A-Z0-9-]{2,16}$",
+        example = "UNICEF"
+    )]
     pub code: String,
+    /// 1–200 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "UNICEF country office"
+    )]
     pub name: String,
     pub kind: OrganizationKind,
 }
@@ -145,9 +160,25 @@ impl From<OrganizationRow> for Organization {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// 3–64 of a–z, 0–9, `.`, `_`, `-`; unique.
+    #[schema(
+        min_length = 3,
+        max_length = 64,
+        pattern = "^[a-z0-9._-]{3,64}$",
+        example = "lena"
+    )]
     pub username: String,
+    /// 1–200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Lena M.")]
     pub display_name: String,
+    /// At most 254 characters: a local part, `@`, and a domain with a dot.
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^\\s*[^@\\s][^@]*@[\\s\\S]*\\.",
+        example = "lena@unicef.example"
+    )]
     pub email: String,
+    #[schema(example = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f")]
     pub organization_id: String,
 }
 
@@ -182,8 +213,10 @@ pub struct PasswordReset {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupPasswordRequest {
+    #[schema(min_length = 1, example = "st_8Qm2cV7xZk1Lr4Pw")]
     pub token: String,
     /// 12–128 characters; not a common password; not containing the username.
+    #[schema(min_length = 12, max_length = 128, example = "orange-kettle-batallion-77")]
     pub password: String,
 }
 
@@ -232,11 +265,12 @@ pub struct NewHatGrant {
     pub hat: Hat,
     /// Limit the hat to acting for this organisation.
     pub scope_organization_id: Option<String>,
-    /// Limit the hat to this adm1 P-code.
+    /// Limit the hat to this adm1 P-code (1–32 characters, not blank).
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
     pub scope_adm1: Option<String>,
     /// Start of validity (inclusive); absent = now.
     pub valid_from: Option<DateTime<Utc>>,
-    /// End of validity (exclusive); absent = open-ended.
+    /// End of validity (exclusive, after `valid_from`); absent = open-ended.
     pub valid_until: Option<DateTime<Utc>>,
     /// Held as officer-in-charge; decisions in it are marked acting.
     #[serde(default)]
@@ -354,6 +388,7 @@ pub enum GrantOutcome {
 #[serde(deny_unknown_fields)]
 pub struct RefuseHatGrant {
     /// Why; kept in the request and the audit trail (at most 1,000 characters).
+    #[schema(max_length = 1000, example = "Second hat not agreed with the DSRSG office")]
     pub reason: Option<String>,
 }
 

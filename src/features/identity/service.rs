@@ -535,7 +535,7 @@ pub fn create_organization(
             "must be 2–16 characters of A–Z, 0–9 and -",
         ));
     }
-    if input.name.trim().is_empty() || input.name.len() > 200 {
+    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1–200 characters"));
     }
     if !errors.is_empty() {
@@ -683,11 +683,11 @@ pub fn create_user(
             "must be 3–64 characters of a–z, 0–9, '.', '_' and '-'",
         ));
     }
-    if input.display_name.trim().is_empty() || input.display_name.len() > 200 {
+    if input.display_name.trim().is_empty() || input.display_name.chars().count() > 200 {
         errors.push(FieldError::new("display_name", "must be 1–200 characters"));
     }
     let email = input.email.trim();
-    if email.len() > 254
+    if email.chars().count() > 254
         || !email
             .split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
@@ -1090,7 +1090,7 @@ fn validate_grant(conn: &mut DbConn, input: &NewHatGrant) -> AppResult<()> {
     if input
         .scope_adm1
         .as_deref()
-        .is_some_and(|a| a.trim().is_empty() || a.len() > 32)
+        .is_some_and(|a| a.trim().is_empty() || a.chars().count() > 32)
     {
         errors.push(FieldError::new("scope_adm1", "must be an adm1 P-code"));
     }

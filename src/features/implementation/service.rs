@@ -156,7 +156,7 @@ pub fn disbursement_request(
             None
         }
     };
-    if input.payment_reference.trim().is_empty() || input.payment_reference.len() > 200 {
+    if input.payment_reference.trim().is_empty() || input.payment_reference.chars().count() > 200 {
         errors.push(FieldError::new("payment_reference", "must be 1–200 characters"));
     }
     if input.paid_on > now_micros().date() {

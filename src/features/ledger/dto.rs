@@ -9,22 +9,42 @@ use crate::domain::ledger_rules::TransactionKind;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContribution {
+    #[schema(example = "0195a3c8-5b1e-7c4d-9f00-3a2b1c0d9e8f")]
     pub contributor_organization_id: String,
-    /// In `currency`, with exactly its minor digits.
+    /// In `currency`, with at most its minor digits; greater than zero.
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "250000.00"
+    )]
     pub amount: String,
     /// ISO 4217; when it is not the pool's currency, `exchange_rate` is required.
+    #[schema(example = "USD")]
     pub currency: String,
-    /// Units of the pool's currency per one unit of `currency` (decimal string, e.g. "1.0845"). The pool
-    /// amount is rounded half-even to the pool currency's minor digits.
+    /// Units of the pool's currency per one unit of `currency` (decimal string, e.g. "1.0845", greater than
+    /// zero, at most 10 decimals). The pool amount is rounded half-even to the pool currency's minor digits.
+    #[schema(
+        pattern = "^(?:[1-9][0-9]{0,7}(?:\\.[0-9]{1,10})?|0\\.[0-9]{0,9}[1-9])$",
+        example = "1.0845"
+    )]
     pub exchange_rate: Option<String>,
-    /// The contributor's or bank's reference.
+    /// The contributor's or bank's reference (at most 500 characters).
+    #[schema(max_length = 500, example = "NOR-QIP-2026-01")]
     pub reference: Option<String>,
+    /// At most 500 characters.
+    #[schema(max_length = 500, example = "First tranche of the 2026 pledge")]
     pub memo: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReverseRequest {
+    /// Why: at least 5 characters once trimmed.
+    #[schema(
+        min_length = 5,
+        pattern = "\\S[\\s\\S]{3,}\\S",
+        example = "Entered twice by mistake"
+    )]
     pub reason: String,
 }
 

@@ -601,7 +601,7 @@ fn stored_view(tx: &mut DbConn, row: &TransactionRow) -> AppResult<(u16, String,
 
 fn optional_text(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     match value.as_deref().map(str::trim) {
-        Some(v) if v.len() > 500 => {
+        Some(v) if v.chars().count() > 500 => {
             errors.push(FieldError::new(field, "must be at most 500 characters"));
             None
         }

@@ -73,8 +73,15 @@ pub struct NotificationPreferences {
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// http(s) URL that receives `POST`s signed per Standard Webhooks. Must resolve to public addresses (or
-    /// to a range the operator allowlisted).
+    /// to a range the operator allowlisted). At most 2,000 characters; required to register.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "https://hooks.unicef.example/qip"
+    )]
     pub url: Option<String>,
+    /// At most 500 characters.
+    #[schema(max_length = 500, example = "UNICEF WASH coordination inbox")]
     pub description: Option<String>,
     pub active: Option<bool>,
 }

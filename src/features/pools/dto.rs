@@ -17,8 +17,18 @@ use crate::error::FieldError;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepApplies {
     Always,
-    AmountAtLeast { amount: String },
-    SectorIn { sectors: Vec<String> },
+    AmountAtLeast {
+        #[schema(
+            pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+            max_length = 16,
+            example = "10000.00"
+        )]
+        amount: String,
+    },
+    SectorIn {
+        #[schema(min_items = 1)]
+        sectors: Vec<String>,
+    },
     WaiverPresent,
 }
 
@@ -27,6 +37,7 @@ pub enum StepApplies {
 pub struct StepSetting {
     pub hat: Hat,
     pub applies: StepApplies,
+    #[schema(minimum = 1, maximum = 90)]
     pub sla_days: u32,
 }
 
@@ -34,6 +45,11 @@ pub struct StepSetting {
 #[serde(deny_unknown_fields)]
 pub struct BandSetting {
     /// Largest amount this band decides (inclusive).
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "25000.00"
+    )]
     pub max_amount: String,
     pub hat: Hat,
 }
@@ -41,6 +57,7 @@ pub struct BandSetting {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrancheSetting {
+    #[schema(minimum = 1, maximum = 100)]
     pub percent: u32,
     pub condition: TrancheCondition,
 }
@@ -50,17 +67,31 @@ pub struct TrancheSetting {
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     /// Ceiling per project.
+    #[schema(
+        pattern = "^(?:[0-9]*[1-9][0-9]*(?:\\.[0-9]{1,2})?|[0-9]+\\.(?:[1-9][0-9]?|0[1-9]))$",
+        max_length = 16,
+        example = "50000.00"
+    )]
     pub ceiling: String,
+    #[schema(minimum = 1, maximum = 1095)]
     pub max_duration_days: u32,
+    #[schema(minimum = 0, maximum = 100)]
     pub overhead_cap_percent: u32,
+    #[schema(minimum = 1, maximum = 60)]
     pub consultation_window_days: u32,
     pub silence_is_consent: bool,
+    #[schema(minimum = 0, maximum = 500)]
     pub overlap_radius_km: u32,
     /// Review steps before the financial decision, in order.
     pub approval_steps: Vec<StepSetting>,
-    /// Delegated financial authority, ascending; the first band covering the amount decides.
+    /// Delegated financial authority, ascending; the first band covering the amount decides; the last
+    /// covers the ceiling.
+    #[schema(min_items = 1)]
     pub authority_bands: Vec<BandSetting>,
+    #[schema(minimum = 1, maximum = 90)]
     pub financial_step_sla_days: u32,
+    /// Percentages of the commitment, each above 0, adding up to 100.
+    #[schema(min_items = 1)]
     pub tranche_plan: Vec<TrancheSetting>,
 }
 
@@ -190,11 +221,28 @@ impl PolicySettings {
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
     /// 2–12 of A–Z and 0–9; appears in proposal references (`QIP-<CODE>-2026-0001`).
+    #[schema(
+        min_length = 2,
+        max_length = 12,
+        pattern = "^[A-Z0-9]{2,12}$",
+        example = "DFP"
+    )]
     pub code: String,
+    /// 1–200 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "Darfur QIP pool"
+    )]
     pub name: String,
-    /// ISO 4217 code.
+    /// ISO 4217 code of a currency this service knows.
+    #[schema(example = "USD")]
     pub currency: String,
+    #[schema(example = "2026-01-01")]
     pub funding_start: NaiveDate,
+    /// After `funding_start`.
+    #[schema(example = "2027-12-31")]
     pub funding_end: NaiveDate,
     /// Absent: the defaults of DESIGN.md in the pool's currency.
     pub settings: Option<PolicySettings>,
@@ -203,6 +251,13 @@ pub struct NewPool {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolUpdate {
+    /// 1–200 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "Darfur QIP pool 2026–2027"
+    )]
     pub name: Option<String>,
     /// Replaces the settings as a new settings version; proposals already checked keep theirs.
     pub settings: Option<PolicySettings>,

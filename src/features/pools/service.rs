@@ -79,7 +79,7 @@ pub fn create_pool(conn: &mut DbConn, actor: &Actor, input: &NewPool) -> AppResu
     {
         errors.push(FieldError::new("code", "must be 2–12 characters of A–Z and 0–9"));
     }
-    if input.name.trim().is_empty() || input.name.len() > 200 {
+    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1–200 characters"));
     }
     if input.funding_end <= input.funding_start {
@@ -170,7 +170,7 @@ pub fn update_pool(
             return Err(AppError::stale(before.row.version));
         }
         let name = match &input.name {
-            Some(n) if n.trim().is_empty() || n.len() > 200 => {
+            Some(n) if n.trim().is_empty() || n.chars().count() > 200 => {
                 return Err(AppError::invalid_field("name", "must be 1–200 characters"));
             }
             Some(n) => n.trim().to_owned(),
