@@ -65,6 +65,15 @@ pub struct Settings {
     pub dual_control: DualControlSettings,
     pub exchange: ExchangeSettings,
     pub notifications: NotificationSettings,
+    pub audit: AuditSettings,
+}
+
+/// The audit trail's sealer (issue 14): events are written unsealed and chained by the sealer job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Milliseconds between sealer passes: the usual delay before a written event is in the hash chain.
+    pub seal_interval_ms: u64,
 }
 
 /// Notifications (issue 17, docs/NOTIFICATIONS.md): where links point, how mail leaves, how webhooks retry.

@@ -55,10 +55,11 @@ fn a_payment_whose_connection_dies_is_503_and_its_key_is_free_at_once() {
         assert_no_claim_left_in_progress(&t.m.app);
         return;
     };
-    // Hold the audit chain's head row: every posting needs it, so the payment blocks inside its transaction.
+    // Hold the balance rows: every posting locks the ones it moves, so the payment blocks inside its
+    // transaction. (The audit chain's head no longer serves: postings write their events unsealed.)
     let mut holder = t.m.app.db.connect();
     holder
-        .batch_execute("BEGIN; SELECT * FROM audit_head FOR UPDATE;")
+        .batch_execute("BEGIN; SELECT * FROM ledger_balances FOR UPDATE;")
         .unwrap();
     let (killed, retried) = std::thread::scope(|s| {
         let in_flight = s.spawn(|| t.contribute(Some("k-fault"), &t.usd("10.00")));
