@@ -124,7 +124,8 @@ fn online_backup_of_a_busy_database_is_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("backup.sqlite3");
     let copy_arg = copy.display().to_string();
-    let before = crate::cli::qip_pool(&["audit", "verify"], &env);
+    // The checkpoint is taken on the sealed chain (no sealer job runs under test: `--seal` does its pass).
+    let before = crate::cli::qip_pool(&["audit", "verify", "--seal"], &env);
     let before: Value = serde_json::from_slice(&before.stdout).unwrap();
     let checkpoint = format!("{}:{}", before["head_seq"], before["head_hash"].as_str().unwrap());
     let forged = format!("{}:{}", before["head_seq"], "0".repeat(64));
