@@ -130,10 +130,12 @@ fn main() {
     // The sealer, as `serve` runs it beside the server: a pass every `audit.seal_interval_ms`. Records the
     // largest unsealed age it saw after a pass (the merge delay under load).
     let sealing = std::sync::atomic::AtomicBool::new(true);
-    let seal_every = Duration::from_millis(qip_pool::config::Settings::load_from(None, Vec::<(String, String)>::new())
-        .unwrap()
-        .audit
-        .seal_interval_ms);
+    let seal_every = Duration::from_millis(
+        qip_pool::config::Settings::load_from(None, Vec::<(String, String)>::new())
+            .unwrap()
+            .audit
+            .seal_interval_ms,
+    );
     let post_to = |pool: usize, key: &str| -> Duration {
         let started = Instant::now();
         let res = client
@@ -150,165 +152,170 @@ fn main() {
     let post = |key: &str| post_to(0, key);
 
     std::thread::scope(|scope| {
-    let sealer = scope.spawn(|| {
-        let mut conn = bench.pool.get().unwrap();
-        let (mut sealed, mut passes, mut worst_ms) = (0u64, 0u64, 0i64);
-        while sealing.load(std::sync::atomic::Ordering::SeqCst) {
-            std::thread::sleep(seal_every);
-            sealed += qip_pool::jobs::audit_sealer::seal_once(&mut conn);
-            passes += 1;
-            let tail = qip_pool::features::audit::unsealed_tail(&mut conn).unwrap();
-            worst_ms = worst_ms.max(tail.oldest_age_ms.unwrap_or(0));
+        let sealer = scope.spawn(|| {
+            let mut conn = bench.pool.get().unwrap();
+            let (mut sealed, mut passes, mut worst_ms) = (0u64, 0u64, 0i64);
+            while sealing.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(seal_every);
+                sealed += qip_pool::jobs::audit_sealer::seal_once(&mut conn);
+                passes += 1;
+                let tail = qip_pool::features::audit::unsealed_tail(&mut conn).unwrap();
+                worst_ms = worst_ms.max(tail.oldest_age_ms.unwrap_or(0));
+            }
+            (sealed, passes, worst_ms)
+        });
+        // Warm-up on tables that then hold data, then fresh statistics (DESIGN.md §11).
+        for i in 0..warmup {
+            post(&format!("warm-{i}"));
         }
-        (sealed, passes, worst_ms)
-    });
-    // Warm-up on tables that then hold data, then fresh statistics (DESIGN.md §11).
-    for i in 0..warmup {
-        post(&format!("warm-{i}"));
-    }
-    let mut bench_conn = PgConnection::establish(&bench.url).unwrap();
-    bench_conn.batch_execute("ANALYZE").unwrap();
+        let mut bench_conn = PgConnection::establish(&bench.url).unwrap();
+        bench_conn.batch_execute("ANALYZE").unwrap();
 
-    // 1. HTTP.
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let post = &post;
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    let mut n = 0;
-                    while Instant::now() < deadline {
-                        mine.push(post(&format!("bench-{c}-{n}")));
-                        n += 1;
-                    }
-                    mine
+        // 1. HTTP.
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let post = &post;
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            mine.push(post(&format!("bench-{c}-{n}")));
+                            n += 1;
+                        }
+                        mine
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let http_tps = latencies.len() as f64 / elapsed;
-    let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
-    assert!(
-        report.ok,
-        "ledger check failed after the HTTP run: {:?}",
-        report.problems
-    );
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort();
+        let http_tps = latencies.len() as f64 / elapsed;
+        let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
+        assert!(
+            report.ok,
+            "ledger check failed after the HTTP run: {:?}",
+            report.problems
+        );
 
-    // 2. pgbench with the same statements.
-    let accounts: Vec<(String, String)> = diesel::sql_query(format!(
-        "SELECT id, kind FROM ledger_accounts WHERE pool_id = '{pool_id}' ORDER BY id"
-    ))
-    .load::<AccountIdKind>(&mut bench_conn)
-    .unwrap()
-    .into_iter()
-    .map(|a| (a.id, a.kind))
-    .collect();
-    let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
-    let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
-    let (first, second) = if contributor < unallocated {
-        (&contributor, &unallocated)
-    } else {
-        (&unallocated, &contributor)
-    };
-    let pg_tps = bench.pgbench(
-        pgbench_script(),
-        clients,
-        seconds,
-        &[
-            ("user_id", &finance_id),
-            ("pool_id", &pool_id),
-            ("donor_id", &donor),
-            ("acc_first", first),
-            ("acc_second", second),
-            ("acc_contrib", &contributor),
-            ("acc_unalloc", &unallocated),
-        ],
-    );
+        // 2. pgbench with the same statements.
+        let accounts: Vec<(String, String)> = diesel::sql_query(format!(
+            "SELECT id, kind FROM ledger_accounts WHERE pool_id = '{pool_id}' ORDER BY id"
+        ))
+        .load::<AccountIdKind>(&mut bench_conn)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.kind))
+        .collect();
+        let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
+        let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
+        let (first, second) = if contributor < unallocated {
+            (&contributor, &unallocated)
+        } else {
+            (&unallocated, &contributor)
+        };
+        let pg_tps = bench.pgbench(
+            pgbench_script(),
+            clients,
+            seconds,
+            &[
+                ("user_id", &finance_id),
+                ("pool_id", &pool_id),
+                ("donor_id", &donor),
+                ("acc_first", first),
+                ("acc_second", second),
+                ("acc_contrib", &contributor),
+                ("acc_unalloc", &unallocated),
+            ],
+        );
 
-    // 3. The bare double-entry transfer of the issue (BEGIN; lock two balance rows in id order; insert the
-    // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
-    bench_conn.batch_execute(BARE_LEDGER_SCHEMA).unwrap();
-    let bare_hot = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
-    let bare_spread = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
+        // 3. The bare double-entry transfer of the issue (BEGIN; lock two balance rows in id order; insert the
+        // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
+        bench_conn.batch_execute(BARE_LEDGER_SCHEMA).unwrap();
+        let bare_hot = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
+        let bare_spread = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
 
-    // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
-    // unless they hit the same pool).
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut spread_latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let post_to = &post_to;
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    let mut n = 0;
-                    while Instant::now() < deadline {
-                        mine.push(post_to(c * 7 + n, &format!("spread-{c}-{n}")));
-                        n += 1;
-                    }
-                    mine
+        // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
+        // unless they hit the same pool).
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut spread_latencies: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let post_to = &post_to;
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            mine.push(post_to(c * 7 + n, &format!("spread-{c}-{n}")));
+                            n += 1;
+                        }
+                        mine
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let spread_elapsed = started.elapsed().as_secs_f64();
-    spread_latencies.sort();
-    let http_spread_tps = spread_latencies.len() as f64 / spread_elapsed;
-    sealing.store(false, std::sync::atomic::Ordering::SeqCst);
-    let (sealed, passes, worst_ms) = sealer.join().unwrap();
-    // Everything the runs wrote ends in one intact chain (pgbench's events included: the sealer chains any
-    // committed event).
-    let mut conn = bench.pool.get().unwrap();
-    let last = qip_pool::features::audit::seal_pending(&mut conn, qip_pool::features::audit::WhenBusy::Wait)
-        .unwrap();
-    let chain = qip_pool::features::audit::verify_chain(&mut conn).unwrap();
-    assert!(chain.intact, "audit chain broken after the runs: {chain:?}");
-    assert_eq!(chain.unsealed_events, 0);
-    let report = qip_pool::features::ledger::check::check(&mut conn).unwrap();
-    assert!(report.ok, "ledger check failed after the runs: {:?}", report.problems);
-    drop(conn);
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let spread_elapsed = started.elapsed().as_secs_f64();
+        spread_latencies.sort();
+        let http_spread_tps = spread_latencies.len() as f64 / spread_elapsed;
+        sealing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (sealed, passes, worst_ms) = sealer.join().unwrap();
+        // Everything the runs wrote ends in one intact chain (pgbench's events included: the sealer chains any
+        // committed event).
+        let mut conn = bench.pool.get().unwrap();
+        let last =
+            qip_pool::features::audit::seal_pending(&mut conn, qip_pool::features::audit::WhenBusy::Wait)
+                .unwrap();
+        let chain = qip_pool::features::audit::verify_chain(&mut conn).unwrap();
+        assert!(chain.intact, "audit chain broken after the runs: {chain:?}");
+        assert_eq!(chain.unsealed_events, 0);
+        let report = qip_pool::features::ledger::check::check(&mut conn).unwrap();
+        assert!(
+            report.ok,
+            "ledger check failed after the runs: {:?}",
+            report.problems
+        );
+        drop(conn);
 
-    println!(
-        "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
-    );
-    println!(
-        "  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.len()
-    );
-    println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
-    println!(
-        "  ratio http/pgbench = {:.2}   (target >= 0.50)",
-        http_tps / pg_tps
-    );
-    println!(
-        "  bare transfer, hot pair       {bare_hot:>9.1} tx/s   ratio http/bare = {:.2}",
-        http_tps / bare_hot
-    );
-    println!(
-        "  bare transfer, 50 pairs       {bare_spread:>9.1} tx/s   ratio http/bare = {:.2}",
-        http_tps / bare_spread
-    );
-    println!(
-        "  http over {spread} pools {http_spread_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)   ratio http/bare 50 pairs = {:.2}",
-        percentile(&spread_latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&spread_latencies, 0.99).as_secs_f64() * 1e3,
-        spread_latencies.len(),
-        http_spread_tps / bare_spread
-    );
-    println!(
-        "  audit sealer: {sealed} events in {passes} passes every {} ms (+{last} at the end); largest unsealed age after a pass {worst_ms} ms; chain intact, {} events",
-        seal_every.as_millis(),
-        chain.events_checked
-    );
-    drop(bench_conn);
+        println!(
+            "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
+        );
+        println!(
+            "  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            latencies.len()
+        );
+        println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
+        println!(
+            "  ratio http/pgbench = {:.2}   (target >= 0.50)",
+            http_tps / pg_tps
+        );
+        println!(
+            "  bare transfer, hot pair       {bare_hot:>9.1} tx/s   ratio http/bare = {:.2}",
+            http_tps / bare_hot
+        );
+        println!(
+            "  bare transfer, 50 pairs       {bare_spread:>9.1} tx/s   ratio http/bare = {:.2}",
+            http_tps / bare_spread
+        );
+        println!(
+            "  http over {spread} pools {http_spread_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)   ratio http/bare 50 pairs = {:.2}",
+            percentile(&spread_latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&spread_latencies, 0.99).as_secs_f64() * 1e3,
+            spread_latencies.len(),
+            http_spread_tps / bare_spread
+        );
+        println!(
+            "  audit sealer: {sealed} events in {passes} passes every {} ms (+{last} at the end); largest unsealed age after a pass {worst_ms} ms; chain intact, {} events",
+            seal_every.as_millis(),
+            chain.events_checked
+        );
+        drop(bench_conn);
     });
     bench.finish();
 }

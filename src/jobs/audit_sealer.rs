@@ -23,7 +23,8 @@ pub fn seal_once(conn: &mut DbConn) -> u64 {
         m.sealed.inc_by(sealed);
         match audit::unsealed_tail(conn) {
             Ok(tail) => {
-                m.unsealed_events.set(i64::try_from(tail.events).unwrap_or(i64::MAX));
+                m.unsealed_events
+                    .set(i64::try_from(tail.events).unwrap_or(i64::MAX));
                 m.oldest_unsealed_age
                     .set(tail.oldest_age_ms.unwrap_or(0) as f64 / 1_000.0);
             }

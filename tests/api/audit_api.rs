@@ -103,8 +103,5 @@ fn verify_and_checkpoint_report_the_head() {
         .into_iter()
         .find(|e| e.seq == checkpoint["head_seq"].as_i64())
         .unwrap();
-    assert_eq!(
-        at_checkpoint.hash.as_deref(),
-        checkpoint["head_hash"].as_str()
-    );
+    assert_eq!(at_checkpoint.hash.as_deref(), checkpoint["head_hash"].as_str());
 }

@@ -249,7 +249,11 @@ fn two_sealers_running_concurrently_produce_one_valid_chain() {
             .collect::<Vec<u64>>()
     });
     let last = seal(&mut app.conn());
-    assert_eq!(sealed_by_each.iter().sum::<u64>() + last, 240, "{sealed_by_each:?} + {last}");
+    assert_eq!(
+        sealed_by_each.iter().sum::<u64>() + last,
+        240,
+        "{sealed_by_each:?} + {last}"
+    );
     let report = audit::verify_chain(&mut app.conn()).unwrap();
     assert!(report.intact, "{report:?}");
     assert_eq!((report.events_checked, report.head_seq), (240, 240));

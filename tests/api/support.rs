@@ -298,11 +298,8 @@ impl TestApp {
     /// Runs the audit sealer once, as the sealer job does in a served instance (waiting for any sealer at
     /// work): afterwards every event committed so far is in the hash chain. Returns how many it sealed.
     pub fn seal(&self) -> u64 {
-        qip_pool::features::audit::seal_pending(
-            &mut self.conn(),
-            qip_pool::features::audit::WhenBusy::Wait,
-        )
-        .unwrap()
+        qip_pool::features::audit::seal_pending(&mut self.conn(), qip_pool::features::audit::WhenBusy::Wait)
+            .unwrap()
     }
 
     /// Starts the app with adjusted settings and extra routes (test-only probes of the shared plumbing).

@@ -260,9 +260,7 @@ pub fn list_events(
     if let Some(before) = before_event_no {
         q = q.filter(audit_events::event_no.lt(before));
     }
-    q.order(audit_events::event_no.desc())
-        .limit(limit)
-        .load(conn)
+    q.order(audit_events::event_no.desc()).limit(limit).load(conn)
 }
 
 /// The sealed event at chain position `seq`.
