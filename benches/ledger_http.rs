@@ -3,11 +3,15 @@
 //!      Idempotency-Key, at a fixed concurrency — throughput and p50/p99 latency;
 //!   2. `pgbench -M prepared` running the same SQL statements the service issues for one such request (the
 //!      authorization reads, then one transaction with the idempotency claim, the posting with its row locks,
-//!      entries, balances, the audit-chain append and the idempotency record) at the same concurrency —
+//!      entries, balances, the unsealed audit event and the idempotency record) at the same concurrency —
 //!      throughput;
+//!   3. the bare double-entry transfer of issue 14 in pgbench, on one hot pair and spread over 50 pairs, and
+//!      HTTP again with the contributions spread over QIP_BENCH_POOLS pools;
 //!
-//! and prints the ratio HTTP / pgbench. Run: `scripts/with-postgres.sh cargo bench --bench ledger_http`.
-//! Tunables (environment): QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_WARMUP (300).
+//! while the audit sealer runs beside the server as `serve` runs it (every `audit.seal_interval_ms`); at the
+//! end every event must be sealed into one intact chain. Prints the ratios HTTP / pgbench and HTTP / bare. Run: `scripts/with-postgres.sh cargo bench --bench ledger_http`.
+//! Tunables (environment): QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_WARMUP (300),
+//! QIP_BENCH_POOLS (50).
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
@@ -102,12 +106,40 @@ fn main() {
         .as_str()
         .unwrap()
         .to_owned();
+    let spread = env_or("QIP_BENCH_POOLS", 50).max(1) as usize;
+    let mut pool_ids = vec![pool_id.clone()];
+    for i in 1..spread {
+        pool_ids.push(
+            call(
+                "POST",
+                "/api/v1/pools",
+                Some(&qip_token),
+                json!({"code": format!("BENCH{i}"), "name": format!("Bench {i}"), "currency": "USD",
+                       "funding_start": "2026-01-01", "funding_end": "2027-12-31"}),
+            )["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let paths: Vec<String> = pool_ids
+        .iter()
+        .map(|id| format!("/api/v1/pools/{id}/contributions"))
+        .collect();
     let finance_token = login("finance", "bench-user-passphrase-1");
-    let path = format!("/api/v1/pools/{pool_id}/contributions");
-    let post = |key: &str| -> Duration {
+    // The sealer, as `serve` runs it beside the server: a pass every `audit.seal_interval_ms`. Records the
+    // largest unsealed age it saw after a pass (the merge delay under load).
+    let sealing = std::sync::atomic::AtomicBool::new(true);
+    let seal_every = Duration::from_millis(
+        qip_pool::config::Settings::load_from(None, Vec::<(String, String)>::new())
+            .unwrap()
+            .audit
+            .seal_interval_ms,
+    );
+    let post_to = |pool: usize, key: &str| -> Duration {
         let started = Instant::now();
         let res = client
-            .post(format!("{base}{path}"))
+            .post(format!("{base}{}", paths[pool % paths.len()]))
             .bearer_auth(&finance_token)
             .header("Idempotency-Key", key)
             .json(&json!({"contributor_organization_id": donor, "amount": "125.50", "currency": "USD", "reference": "BENCH"}))
@@ -117,104 +149,174 @@ fn main() {
         let _ = res.bytes();
         started.elapsed()
     };
+    let post = |key: &str| post_to(0, key);
 
-    // Warm-up on tables that then hold data, then fresh statistics (DESIGN.md §11).
-    for i in 0..warmup {
-        post(&format!("warm-{i}"));
-    }
-    let mut bench_conn = PgConnection::establish(&bench.url).unwrap();
-    bench_conn.batch_execute("ANALYZE").unwrap();
+    std::thread::scope(|scope| {
+        let sealer = scope.spawn(|| {
+            let mut conn = bench.pool.get().unwrap();
+            let (mut sealed, mut passes, mut worst_ms) = (0u64, 0u64, 0i64);
+            while sealing.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(seal_every);
+                sealed += qip_pool::jobs::audit_sealer::seal_once(&mut conn);
+                passes += 1;
+                let tail = qip_pool::features::audit::unsealed_tail(&mut conn).unwrap();
+                worst_ms = worst_ms.max(tail.oldest_age_ms.unwrap_or(0));
+            }
+            (sealed, passes, worst_ms)
+        });
+        // Warm-up on tables that then hold data, then fresh statistics (DESIGN.md §11).
+        for i in 0..warmup {
+            post(&format!("warm-{i}"));
+        }
+        let mut bench_conn = PgConnection::establish(&bench.url).unwrap();
+        bench_conn.batch_execute("ANALYZE").unwrap();
 
-    // 1. HTTP.
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let post = &post;
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    let mut n = 0;
-                    while Instant::now() < deadline {
-                        mine.push(post(&format!("bench-{c}-{n}")));
-                        n += 1;
-                    }
-                    mine
+        // 1. HTTP.
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let post = &post;
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            mine.push(post(&format!("bench-{c}-{n}")));
+                            n += 1;
+                        }
+                        mine
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort();
+        let http_tps = latencies.len() as f64 / elapsed;
+        let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
+        assert!(
+            report.ok,
+            "ledger check failed after the HTTP run: {:?}",
+            report.problems
+        );
+
+        // 2. pgbench with the same statements.
+        let accounts: Vec<(String, String)> = diesel::sql_query(format!(
+            "SELECT id, kind FROM ledger_accounts WHERE pool_id = '{pool_id}' ORDER BY id"
+        ))
+        .load::<AccountIdKind>(&mut bench_conn)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.kind))
+        .collect();
+        let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
+        let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
+        let (first, second) = if contributor < unallocated {
+            (&contributor, &unallocated)
+        } else {
+            (&unallocated, &contributor)
+        };
+        let pg_tps = bench.pgbench(
+            pgbench_script(),
+            clients,
+            seconds,
+            &[
+                ("user_id", &finance_id),
+                ("pool_id", &pool_id),
+                ("donor_id", &donor),
+                ("acc_first", first),
+                ("acc_second", second),
+                ("acc_contrib", &contributor),
+                ("acc_unalloc", &unallocated),
+            ],
+        );
+
+        // 3. The bare double-entry transfer of the issue (BEGIN; lock two balance rows in id order; insert the
+        // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
+        bench_conn.batch_execute(BARE_LEDGER_SCHEMA).unwrap();
+        let bare_hot = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
+        let bare_spread = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
+
+        // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
+        // unless they hit the same pool).
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut spread_latencies: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let post_to = &post_to;
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            mine.push(post_to(c * 7 + n, &format!("spread-{c}-{n}")));
+                            n += 1;
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let spread_elapsed = started.elapsed().as_secs_f64();
+        spread_latencies.sort();
+        let http_spread_tps = spread_latencies.len() as f64 / spread_elapsed;
+        sealing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (sealed, passes, worst_ms) = sealer.join().unwrap();
+        // Everything the runs wrote ends in one intact chain (pgbench's events included: the sealer chains any
+        // committed event).
+        let mut conn = bench.pool.get().unwrap();
+        let last =
+            qip_pool::features::audit::seal_pending(&mut conn, qip_pool::features::audit::WhenBusy::Wait)
+                .unwrap();
+        let chain = qip_pool::features::audit::verify_chain(&mut conn).unwrap();
+        assert!(chain.intact, "audit chain broken after the runs: {chain:?}");
+        assert_eq!(chain.unsealed_events, 0);
+        let report = qip_pool::features::ledger::check::check(&mut conn).unwrap();
+        assert!(
+            report.ok,
+            "ledger check failed after the runs: {:?}",
+            report.problems
+        );
+        drop(conn);
+
+        println!(
+            "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
+        );
+        println!(
+            "  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            latencies.len()
+        );
+        println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
+        println!(
+            "  ratio http/pgbench = {:.2}   (target >= 0.50)",
+            http_tps / pg_tps
+        );
+        println!(
+            "  bare transfer, hot pair       {bare_hot:>9.1} tx/s   ratio http/bare = {:.2}",
+            http_tps / bare_hot
+        );
+        println!(
+            "  bare transfer, 50 pairs       {bare_spread:>9.1} tx/s   ratio http/bare = {:.2}",
+            http_tps / bare_spread
+        );
+        println!(
+            "  http over {spread} pools {http_spread_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)   ratio http/bare 50 pairs = {:.2}",
+            percentile(&spread_latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&spread_latencies, 0.99).as_secs_f64() * 1e3,
+            spread_latencies.len(),
+            http_spread_tps / bare_spread
+        );
+        println!(
+            "  audit sealer: {sealed} events in {passes} passes every {} ms (+{last} at the end); largest unsealed age after a pass {worst_ms} ms; chain intact, {} events",
+            seal_every.as_millis(),
+            chain.events_checked
+        );
+        drop(bench_conn);
     });
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let http_tps = latencies.len() as f64 / elapsed;
-    let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
-    assert!(
-        report.ok,
-        "ledger check failed after the HTTP run: {:?}",
-        report.problems
-    );
-
-    // 2. pgbench with the same statements.
-    let accounts: Vec<(String, String)> = diesel::sql_query(format!(
-        "SELECT id, kind FROM ledger_accounts WHERE pool_id = '{pool_id}' ORDER BY id"
-    ))
-    .load::<AccountIdKind>(&mut bench_conn)
-    .unwrap()
-    .into_iter()
-    .map(|a| (a.id, a.kind))
-    .collect();
-    let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
-    let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
-    let (first, second) = if contributor < unallocated {
-        (&contributor, &unallocated)
-    } else {
-        (&unallocated, &contributor)
-    };
-    let pg_tps = bench.pgbench(
-        pgbench_script(),
-        clients,
-        seconds,
-        &[
-            ("user_id", &finance_id),
-            ("pool_id", &pool_id),
-            ("donor_id", &donor),
-            ("acc_first", first),
-            ("acc_second", second),
-            ("acc_contrib", &contributor),
-            ("acc_unalloc", &unallocated),
-        ],
-    );
-
-    // 3. The bare double-entry transfer of the issue (BEGIN; lock two balance rows in id order; insert the
-    // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
-    bench_conn.batch_execute(BARE_LEDGER_SCHEMA).unwrap();
-    let bare_hot = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
-    let bare_spread = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
-
-    println!(
-        "ledger_http: contributions over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
-    );
-    println!(
-        "  http     {http_tps:>9.1} posts/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} posts)",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.len()
-    );
-    println!("  pgbench  {pg_tps:>9.1} tx/s      (-M prepared, same statements and locks)");
-    println!(
-        "  ratio http/pgbench = {:.2}   (target >= 0.50)",
-        http_tps / pg_tps
-    );
-    println!(
-        "  bare transfer, hot pair       {bare_hot:>9.1} tx/s   ratio http/bare = {:.2}",
-        http_tps / bare_hot
-    );
-    println!(
-        "  bare transfer, 50 pairs       {bare_spread:>9.1} tx/s   ratio http/bare = {:.2}",
-        http_tps / bare_spread
-    );
-    drop(bench_conn);
     bench.finish();
 }
 
@@ -273,9 +375,8 @@ SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (:acc_
 INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES (gen_random_uuid()::text, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text, :user_id, 'finance_officer', gen_random_uuid()::text, now()) RETURNING id AS tx_id \gset
 INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_contrib, -(:amount::bigint)), (:tx_id, 1, :acc_unalloc, :amount);
 UPDATE ledger_balances SET balance_minor = CASE account_id WHEN :acc_contrib THEN balance_minor - :amount::bigint WHEN :acc_unalloc THEN balance_minor + :amount::bigint END WHERE account_id IN (:acc_contrib, :acc_unalloc);
-SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
-INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}', :prev_hash, md5(random()::text) || md5(random()::text));
-UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;
+-- the audit event, unsealed (no chain-head lock: the sealer chains it after commit).
+INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}') RETURNING event_no \gset
 SELECT id, code, currency FROM pools WHERE id = :pool_id;
 SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
 SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;

@@ -66,6 +66,7 @@ pub struct Settings {
     pub exchange: ExchangeSettings,
     pub notifications: NotificationSettings,
     pub console: ConsoleSettings,
+    pub audit: AuditSettings,
 }
 
 /// The web console's server-side sessions (issue 18, docs/CONSOLE.md): how long one lives unused and at most.
@@ -75,6 +76,14 @@ pub struct Settings {
 pub struct ConsoleSettings {
     pub session_idle_minutes: u32,
     pub session_max_hours: u32,
+}
+
+/// The audit trail's sealer (issue 14): events are written unsealed and chained by the sealer job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Milliseconds between sealer passes: the usual delay before a written event is in the hash chain.
+    pub seal_interval_ms: u64,
 }
 
 /// Notifications (issue 17, docs/NOTIFICATIONS.md): where links point, how mail leaves, how webhooks retry.

@@ -59,6 +59,9 @@ impl Metrics {
         if let Some(notifications) = NotificationMetrics::get() {
             notifications.register(&registry)?;
         }
+        if let Some(audit) = AuditMetrics::get() {
+            audit.register(&registry)?;
+        }
         Ok(Self {
             registry,
             requests,
@@ -154,6 +157,55 @@ impl NotificationMetrics {
         registry.register(Box::new(self.dead_lettered.clone()))?;
         registry.register(Box::new(self.worker_last_pass.clone()))?;
         registry.register(Box::new(self.oldest_undelivered_age.clone()))
+    }
+}
+
+/// The audit sealer (issue 14): how far sealing lags behind writing. The age of the oldest unsealed event is
+/// the chain's merge delay; docs/OPERATIONS.md ("Audit sealing") gives the alert on it.
+pub struct AuditMetrics {
+    pub unsealed_events: prometheus::IntGauge,
+    pub oldest_unsealed_age: prometheus::Gauge,
+    pub sealed: prometheus::IntCounter,
+    /// When this process's sealer last finished a pass: a stale value means no sealing is happening here.
+    pub sealer_last_pass: prometheus::IntGauge,
+}
+
+static AUDIT_METRICS: std::sync::OnceLock<Option<AuditMetrics>> = std::sync::OnceLock::new();
+
+impl AuditMetrics {
+    fn build() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            unsealed_events: prometheus::IntGauge::new(
+                "audit_unsealed_events",
+                "Audit events written but not yet sealed into the hash chain, as of the last sealer pass.",
+            )?,
+            oldest_unsealed_age: prometheus::Gauge::new(
+                "audit_oldest_unsealed_age_seconds",
+                "Age of the oldest audit event not yet sealed into the hash chain (0 when none), as of the last \
+                 sealer pass.",
+            )?,
+            sealed: prometheus::IntCounter::new(
+                "audit_sealed_events_total",
+                "Audit events this process's sealer chained into the hash chain.",
+            )?,
+            sealer_last_pass: prometheus::IntGauge::new(
+                "audit_sealer_last_pass_timestamp_seconds",
+                "Unix time of this process's last audit sealer pass (0: no sealer runs here).",
+            )?,
+        })
+    }
+
+    /// The process-wide collectors (`None` only if their definitions were invalid, which constants are not).
+    pub fn get() -> Option<&'static AuditMetrics> {
+        AUDIT_METRICS.get_or_init(|| Self::build().ok()).as_ref()
+    }
+
+    /// Adds the collectors to a registry.
+    pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.unsealed_events.clone()))?;
+        registry.register(Box::new(self.oldest_unsealed_age.clone()))?;
+        registry.register(Box::new(self.sealed.clone()))?;
+        registry.register(Box::new(self.sealer_last_pass.clone()))
     }
 }
 

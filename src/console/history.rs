@@ -21,7 +21,7 @@ const HISTORY_PAGE: u32 = 100;
 
 #[derive(Deserialize)]
 pub struct HistoryQuery {
-    /// Show events older than this sequence number (the "older" link).
+    /// Show events older than this event number (the "older" link).
     before: Option<i64>,
 }
 
@@ -127,7 +127,7 @@ fn history_page(chrome: &Chrome<'_>, id: &str, events: &[AuditEvent], more: bool
                 }
                 @if more {
                     @if let Some(last) = events.last() {
-                        p { a href=(format!("/console/proposals/{id}/history?before={}", last.seq)) { "Older events" } }
+                        p { a href=(format!("/console/proposals/{id}/history?before={}", last.event_no)) { "Older events" } }
                     }
                 }
             }

@@ -1,8 +1,8 @@
 //! Diesel table definitions for both backends (only types common to SQLite and PostgreSQL).
 
 diesel::table! {
-    audit_events (seq) {
-        seq -> BigInt,
+    audit_events (event_no) {
+        seq -> Nullable<BigInt>,
         id -> Text,
         occurred_at -> Timestamp,
         actor_id -> Nullable<Text>,
@@ -19,8 +19,9 @@ diesel::table! {
         reason -> Nullable<Text>,
         before_state -> Nullable<Text>,
         after_state -> Nullable<Text>,
-        prev_hash -> Text,
-        hash -> Text,
+        prev_hash -> Nullable<Text>,
+        hash -> Nullable<Text>,
+        event_no -> BigInt,
     }
 }
 

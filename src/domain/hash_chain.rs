@@ -58,6 +58,11 @@ pub struct VerifyReport {
     pub head_hash: String,
     /// The first sequence number whose event is missing, altered or mis-linked; `null` when intact.
     pub first_broken_seq: Option<i64>,
+    /// Events written but not sealed into the chain yet (the sealer chains them within its interval); not
+    /// covered by this verification.
+    pub unsealed_events: u64,
+    /// Milliseconds the oldest unsealed event has waited; `null` when every event is sealed.
+    pub oldest_unsealed_age_ms: Option<i64>,
 }
 
 /// Incremental verifier: feed events in ascending `seq`, then compare with the stored head.
@@ -111,6 +116,8 @@ impl ChainVerifier {
             head_seq,
             head_hash: head_hash.to_owned(),
             first_broken_seq: self.first_broken_seq,
+            unsealed_events: 0,
+            oldest_unsealed_age_ms: None,
         }
     }
 }

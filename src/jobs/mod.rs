@@ -3,6 +3,8 @@
 //! update decides, under the proposal's lock), marking steps overdue and purging expired idempotency keys are
 //! idempotent updates, and the overdue-implementation report only reads.
 
+pub mod audit_sealer;
+
 use std::time::Duration;
 
 use crate::db::{DbConn, DbPool};

@@ -20,12 +20,27 @@ fn auditor_reads_filtered_events_and_each_read_is_audited() {
     })
     .unwrap();
 
+    // Shown at once, before the sealer has chained it...
     let page: Value = app
         .get_as("/api/v1/audit/events?entity_type=transaction", &auditor.access)
         .json()
         .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["entity_id"], "t-1");
+    assert_eq!(page["items"][0]["sealed"], false);
+    assert_eq!(page["items"][0]["seq"], Value::Null);
+    assert_eq!(page["items"][0]["hash"], Value::Null);
+    let event_no = page["items"][0]["event_no"].as_i64().unwrap();
+    // ...and in the same place, with its chain position and hash, once sealed.
+    assert!(app.seal() > 0);
+    let page: Value = app
+        .get_as("/api/v1/audit/events?entity_type=transaction", &auditor.access)
+        .json()
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["event_no"], event_no);
+    assert_eq!(page["items"][0]["sealed"], true);
+    assert!(page["items"][0]["seq"].as_i64().unwrap() > 0);
     assert_eq!(page["items"][0]["hash"].as_str().unwrap().len(), 64);
 
     // An admin sees their own domain only.
@@ -45,7 +60,7 @@ fn auditor_reads_filtered_events_and_each_read_is_audited() {
         .into_iter()
         .filter(|e| e.action == "audit.read")
         .count();
-    assert_eq!(reads, 3);
+    assert_eq!(reads, 4);
 
     // Newest first, paged without overlap.
     let first: Value = app
@@ -60,9 +75,9 @@ fn auditor_reads_filtered_events_and_each_read_is_audited() {
         )
         .json()
         .unwrap();
-    let a = first["items"][1]["seq"].as_i64().unwrap();
-    let b = second["items"][0]["seq"].as_i64().unwrap();
-    assert!(first["items"][0]["seq"].as_i64().unwrap() > a && a > b);
+    let a = first["items"][1]["event_no"].as_i64().unwrap();
+    let b = second["items"][0]["event_no"].as_i64().unwrap();
+    assert!(first["items"][0]["event_no"].as_i64().unwrap() > a && a > b);
 }
 
 #[test]
@@ -70,10 +85,12 @@ fn verify_and_checkpoint_report_the_head() {
     let (app, admin) = TestApp::with_admin();
     let org = app.create_org(&admin, "BOA", "mission_section");
     let auditor = app.user_with_hats(&admin, "boa", &org, &["auditor"]);
+    app.seal();
     let checkpoint: Value = app
         .get_as("/api/v1/audit/checkpoint", &auditor.access)
         .json()
         .unwrap();
+    app.seal();
     let report: Value = app
         .get_as("/api/v1/audit/verify", &auditor.access)
         .json()
@@ -84,7 +101,7 @@ fn verify_and_checkpoint_report_the_head() {
     let at_checkpoint = app
         .audit_rows()
         .into_iter()
-        .find(|e| e.seq == checkpoint["head_seq"].as_i64().unwrap())
+        .find(|e| e.seq == checkpoint["head_seq"].as_i64())
         .unwrap();
-    assert_eq!(at_checkpoint.hash, checkpoint["head_hash"].as_str().unwrap());
+    assert_eq!(at_checkpoint.hash.as_deref(), checkpoint["head_hash"].as_str());
 }

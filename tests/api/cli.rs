@@ -51,7 +51,15 @@ fn migrate_then_audit_verify_reports_intact_then_broken() {
         })
         .unwrap();
     }
+    // Not sealed yet (no sealer runs here): intact, nothing checked, the tail reported.
     let out = qip_pool(&["audit", "verify"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["events_checked"], 0);
+    assert_eq!(report["unsealed_events"], 3);
+    assert!(report["oldest_unsealed_age_ms"].as_i64().unwrap() >= 0);
+    let out = qip_pool(&["audit", "verify", "--seal"], &env);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -61,6 +69,7 @@ fn migrate_then_audit_verify_reports_intact_then_broken() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["intact"], true);
+    assert_eq!(report["unsealed_events"], 0);
     assert_eq!(report["events_checked"], 3);
     assert_eq!(report["head_seq"], 3);
     assert_eq!(report["first_broken_seq"], Value::Null);
@@ -160,6 +169,8 @@ fn admin_bootstrap_creates_one_admin_then_refuses() {
     assert!(one_error_line(&again).contains("an administrator exists already"));
 
     let mut conn = test_db.connect();
+    assert_eq!(audit::verify_chain(&mut conn).unwrap().unsealed_events, 3);
+    audit::seal_pending(&mut conn, audit::WhenBusy::Wait).unwrap();
     let report = audit::verify_chain(&mut conn).unwrap();
     assert!(report.intact);
     assert_eq!(report.head_seq, 3, "organisation, user and hat, each audited");

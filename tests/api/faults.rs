@@ -55,10 +55,11 @@ fn a_payment_whose_connection_dies_is_503_and_its_key_is_free_at_once() {
         assert_no_claim_left_in_progress(&t.m.app);
         return;
     };
-    // Hold the audit chain's head row: every posting needs it, so the payment blocks inside its transaction.
+    // Hold the balance rows: every posting locks the ones it moves, so the payment blocks inside its
+    // transaction. (The audit chain's head no longer serves: postings write their events unsealed.)
     let mut holder = t.m.app.db.connect();
     holder
-        .batch_execute("BEGIN; SELECT * FROM audit_head FOR UPDATE;")
+        .batch_execute("BEGIN; SELECT * FROM ledger_balances FOR UPDATE;")
         .unwrap();
     let (killed, retried) = std::thread::scope(|s| {
         let in_flight = s.spawn(|| t.contribute(Some("k-fault"), &t.usd("10.00")));
@@ -123,7 +124,8 @@ fn online_backup_of_a_busy_database_is_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("backup.sqlite3");
     let copy_arg = copy.display().to_string();
-    let before = crate::cli::qip_pool(&["audit", "verify"], &env);
+    // The checkpoint is taken on the sealed chain (no sealer job runs under test: `--seal` does its pass).
+    let before = crate::cli::qip_pool(&["audit", "verify", "--seal"], &env);
     let before: Value = serde_json::from_slice(&before.stdout).unwrap();
     let checkpoint = format!("{}:{}", before["head_seq"], before["head_hash"].as_str().unwrap());
     let forged = format!("{}:{}", before["head_seq"], "0".repeat(64));

@@ -290,11 +290,16 @@ impl TestApp {
         .id
     }
 
-    /// Audit events straight from the database (not through the audited API), oldest first.
+    /// Audit events straight from the database (not through the audited API), sealed or not, oldest first.
     pub fn audit_rows(&self) -> Vec<qip_pool::features::audit::repo::AuditEventRow> {
-        let mut conn = self.conn();
-        let head = qip_pool::features::audit::repo::read_head(&mut conn).unwrap();
-        qip_pool::features::audit::repo::events_after(&mut conn, 0, head.seq, i64::MAX).unwrap()
+        qip_pool::features::audit::repo::all_events(&mut self.conn()).unwrap()
+    }
+
+    /// Runs the audit sealer once, as the sealer job does in a served instance (waiting for any sealer at
+    /// work): afterwards every event committed so far is in the hash chain. Returns how many it sealed.
+    pub fn seal(&self) -> u64 {
+        qip_pool::features::audit::seal_pending(&mut self.conn(), qip_pool::features::audit::WhenBusy::Wait)
+            .unwrap()
     }
 
     /// Starts the app with adjusted settings and extra routes (test-only probes of the shared plumbing).

@@ -8,7 +8,12 @@ use super::repo::AuditEventRow;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEvent {
-    pub seq: i64,
+    /// Number given when the event was written: the order of this list, stable before and after sealing.
+    pub event_no: i64,
+    /// Whether the sealer has chained the event yet (it does within `audit.seal_interval_ms`).
+    pub sealed: bool,
+    /// Position in the hash chain; `null` until sealed.
+    pub seq: Option<i64>,
     pub id: String,
     pub occurred_at: DateTime<Utc>,
     pub actor_id: Option<String>,
@@ -30,14 +35,18 @@ pub struct AuditEvent {
     pub before: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     pub after: Option<serde_json::Value>,
-    pub prev_hash: String,
-    pub hash: String,
+    /// `null` until sealed.
+    pub prev_hash: Option<String>,
+    /// `null` until sealed.
+    pub hash: Option<String>,
 }
 
 impl From<AuditEventRow> for AuditEvent {
     fn from(r: AuditEventRow) -> Self {
         let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str(&t).ok());
         Self {
+            event_no: r.event_no,
+            sealed: r.is_sealed(),
             seq: r.seq,
             id: r.id,
             occurred_at: r.occurred_at.and_utc(),

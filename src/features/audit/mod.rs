@@ -1,5 +1,5 @@
-//! The audit trail: appending hash-chained events inside the caller's transaction, verifying the chain, and
-//! the audit API.
+//! The audit trail: appending events inside the caller's transaction, sealing them into the hash chain
+//! (the sealer job, off the writers' path), verifying the chain, and the audit API.
 
 pub mod action;
 pub mod bounds;
@@ -12,5 +12,6 @@ pub mod service;
 pub use action::AuditAction;
 pub use denials::deny;
 pub use service::{
-    AuditContext, Automatic, NewAuditEvent, Outcome, append, hash_at, now_micros, verify_chain,
+    AuditContext, Automatic, NewAuditEvent, Outcome, UnsealedTail, WhenBusy, append, hash_at, now_micros,
+    seal_pending, unsealed_tail, verify_chain,
 };

@@ -1,4 +1,5 @@
-//! Queries on `audit_events` and `audit_head`. The head lock is the one backend-specific piece.
+//! Queries on `audit_events` and `audit_head`. Events are inserted unsealed (no `seq`, `prev_hash`, `hash`)
+//! and sealed later by the sealer under the head lock; the head lock is the one backend-specific piece.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -6,11 +7,15 @@ use diesel::sql_types::{BigInt, Text};
 use crate::db::DbConn;
 use crate::db::schema::{audit_events, audit_head};
 
-/// A stored audit event, as read back for verification and the audit API.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A stored audit event, as read back for verification and the audit API. `seq`, `prev_hash` and `hash` are
+/// `None` until the sealer has chained it.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEventRow {
-    pub seq: i64,
+    /// Number given when written: the stable order of reads, sealed or not.
+    pub event_no: i64,
+    /// Chain position, set when sealed.
+    pub seq: Option<i64>,
     pub id: String,
     pub occurred_at: chrono::NaiveDateTime,
     pub actor_id: Option<String>,
@@ -27,8 +32,37 @@ pub struct AuditEventRow {
     pub reason: Option<String>,
     pub before_state: Option<String>,
     pub after_state: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+}
+
+impl AuditEventRow {
+    pub fn is_sealed(&self) -> bool {
+        self.seq.is_some() && self.hash.is_some()
+    }
+}
+
+/// The columns an append writes: everything but the chain fields (the sealer's) and `event_no` (the
+/// database's).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewEventRow<'a> {
+    pub id: &'a str,
+    pub occurred_at: chrono::NaiveDateTime,
+    pub actor_id: Option<&'a str>,
+    pub actor_username: Option<&'a str>,
+    pub organization_id: Option<&'a str>,
+    pub hat: Option<&'a str>,
+    pub acting: bool,
+    pub action: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub before_state: Option<&'a str>,
+    pub after_state: Option<&'a str>,
 }
 
 #[derive(Debug, QueryableByName)]
@@ -39,14 +73,17 @@ pub struct HeadRow {
     pub hash: String,
 }
 
-/// Reads the chain head and, on PostgreSQL, locks it until the transaction ends so appends serialize.
-/// On SQLite the write transaction (`BEGIN IMMEDIATE`) already holds the database's single write lock.
-pub fn lock_head(conn: &mut DbConn) -> QueryResult<HeadRow> {
-    let sql = match conn {
-        DbConn::Pg(_) => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-        DbConn::Sqlite(_) => "SELECT seq, hash FROM audit_head WHERE id = 1",
+/// Reads the chain head for sealing and, on PostgreSQL, locks it until the transaction ends so sealers
+/// serialize (only sealers take it: appends never do). With `skip_if_locked`, answers `None` at once while
+/// another sealer holds it. On SQLite the write transaction (`BEGIN IMMEDIATE`) already holds the database's
+/// single write lock.
+pub fn lock_head(conn: &mut DbConn, skip_if_locked: bool) -> QueryResult<Option<HeadRow>> {
+    let sql = match (&*conn, skip_if_locked) {
+        (DbConn::Pg(_), false) => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+        (DbConn::Pg(_), true) => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE SKIP LOCKED",
+        (DbConn::Sqlite(_), _) => "SELECT seq, hash FROM audit_head WHERE id = 1",
     };
-    diesel::sql_query(sql).get_result(conn)
+    diesel::sql_query(sql).get_result(conn).optional()
 }
 
 /// Reads the head without locking (verification reads it first, then only events up to it).
@@ -58,11 +95,12 @@ pub fn read_head(conn: &mut DbConn) -> QueryResult<HeadRow> {
         .map(|(seq, hash)| HeadRow { seq, hash })
 }
 
-pub fn insert_event(conn: &mut DbConn, row: &AuditEventRow) -> QueryResult<()> {
+/// Inserts an unsealed event; returns the `event_no` the database gave it.
+pub fn insert_event(conn: &mut DbConn, row: &NewEventRow<'_>) -> QueryResult<i64> {
     diesel::insert_into(audit_events::table)
         .values(row)
-        .execute(conn)
-        .map(|_| ())
+        .returning(audit_events::event_no)
+        .get_result(conn)
 }
 
 pub fn move_head(conn: &mut DbConn, seq: i64, hash: &str) -> QueryResult<()> {
@@ -72,7 +110,74 @@ pub fn move_head(conn: &mut DbConn, seq: i64, hash: &str) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// Events with `after < seq <= up_to`, in order, at most `limit`.
+/// The oldest committed unsealed events, in the order they were written, at most `limit`.
+pub fn unsealed(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<AuditEventRow>> {
+    audit_events::table
+        .filter(audit_events::seq.is_null())
+        .order(audit_events::event_no.asc())
+        .limit(limit)
+        .select(AuditEventRow::as_select())
+        .load(conn)
+}
+
+/// One event's chain fields, as the sealer computed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seal {
+    pub event_no: i64,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Writes the chain fields of many events in one statement. Every value is an integer or a hex digest the
+/// sealer computed (checked here), so they are written into the statement text as literals.
+pub fn write_seals(conn: &mut DbConn, seals: &[Seal]) -> QueryResult<()> {
+    use std::fmt::Write as _;
+    if seals.is_empty() {
+        return Ok(());
+    }
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut values = String::with_capacity(seals.len() * 150);
+    for (i, s) in seals.iter().enumerate() {
+        if !hex(&s.prev_hash) || !hex(&s.hash) {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "audit seal: a chain hash is not hex".into(),
+            ));
+        }
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            values,
+            "{sep}({}, {}, '{}', '{}')",
+            s.event_no, s.seq, s.prev_hash, s.hash
+        );
+    }
+    let sql = format!(
+        "WITH sealed (event_no, seq, prev_hash, hash) AS (VALUES {values}) \
+         UPDATE audit_events SET seq = sealed.seq, prev_hash = sealed.prev_hash, hash = sealed.hash \
+         FROM sealed WHERE audit_events.event_no = sealed.event_no AND audit_events.seq IS NULL"
+    );
+    let updated = diesel::sql_query(sql).execute(conn)?;
+    if updated != seals.len() {
+        // Another sealer got there first (impossible under the head lock): write nothing.
+        return Err(diesel::result::Error::QueryBuilderError(
+            "audit seal: an event was already sealed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How many events wait to be sealed, and when the oldest of them was written.
+pub fn unsealed_tail(conn: &mut DbConn) -> QueryResult<(i64, Option<chrono::NaiveDateTime>)> {
+    audit_events::table
+        .filter(audit_events::seq.is_null())
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(audit_events::occurred_at),
+        ))
+        .first(conn)
+}
+
+/// Sealed events with `after < seq <= up_to`, in chain order, at most `limit`.
 pub fn events_after(
     conn: &mut DbConn,
     after: i64,
@@ -88,7 +193,15 @@ pub fn events_after(
         .load(conn)
 }
 
-/// Highest stored sequence number (0 when empty).
+/// Every event, sealed or not, in the order written (tests and tools; the API pages [`list_events`]).
+pub fn all_events(conn: &mut DbConn) -> QueryResult<Vec<AuditEventRow>> {
+    audit_events::table
+        .order(audit_events::event_no.asc())
+        .select(AuditEventRow::as_select())
+        .load(conn)
+}
+
+/// Highest sealed sequence number (0 when none).
 pub fn max_seq(conn: &mut DbConn) -> QueryResult<i64> {
     audit_events::table
         .select(diesel::dsl::max(audit_events::seq))
@@ -110,11 +223,11 @@ pub struct EventFilter {
     pub entity_types: Option<Vec<String>>,
 }
 
-/// Newest first, keyset-paged on `seq`.
+/// Newest first, keyset-paged on `event_no` (stable whether or not the events are sealed yet).
 pub fn list_events(
     conn: &mut DbConn,
     filter: &EventFilter,
-    before_seq: Option<i64>,
+    before_event_no: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<AuditEventRow>> {
     let mut q = audit_events::table
@@ -144,25 +257,27 @@ pub fn list_events(
     if let Some(types) = &filter.entity_types {
         q = q.filter(audit_events::entity_type.eq_any(types.clone()));
     }
-    if let Some(before) = before_seq {
-        q = q.filter(audit_events::seq.lt(before));
+    if let Some(before) = before_event_no {
+        q = q.filter(audit_events::event_no.lt(before));
     }
-    q.order(audit_events::seq.desc()).limit(limit).load(conn)
+    q.order(audit_events::event_no.desc()).limit(limit).load(conn)
 }
 
+/// The sealed event at chain position `seq`.
 pub fn find_event(conn: &mut DbConn, seq: i64) -> QueryResult<Option<AuditEventRow>> {
     audit_events::table
-        .find(seq)
+        .filter(audit_events::seq.eq(seq))
         .select(AuditEventRow::as_select())
         .first(conn)
         .optional()
 }
 
-/// The hash of event `seq`, if it exists.
+/// The hash of the sealed event at chain position `seq`, if it exists.
 pub fn hash_at(conn: &mut DbConn, seq: i64) -> QueryResult<Option<String>> {
     audit_events::table
-        .find(seq)
+        .filter(audit_events::seq.eq(seq))
         .select(audit_events::hash)
-        .first(conn)
+        .first::<Option<String>>(conn)
         .optional()
+        .map(Option::flatten)
 }

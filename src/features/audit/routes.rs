@@ -36,10 +36,11 @@ async fn list_events(
         service::list_events(conn, &actor, &query, req.after, req.limit)
     })
     .await?;
-    Ok(web::Json(Page::from_rows(rows, req.limit, |e| e.seq)))
+    Ok(web::Json(Page::from_rows(rows, req.limit, |e| e.event_no)))
 }
 
-/// Recompute the hash chain: `{intact, events_checked, head_seq, head_hash, first_broken_seq}`.
+/// Recompute the sealed hash chain: `{intact, events_checked, head_seq, head_hash, first_broken_seq}`, and
+/// the unsealed tail beside it (`unsealed_events`, `oldest_unsealed_age_ms`).
 #[utoipa::path(
     tag = "audit",
     security(("bearer" = [])),

@@ -1,4 +1,5 @@
-//! `append` — the one way an audit event is written, always on the caller's transaction — and `verify_chain`.
+//! `append` — the one way an audit event is written, always on the caller's transaction —, `seal_pending`,
+//! which chains committed events (the sealer job's one step), and `verify_chain`.
 
 use chrono::{NaiveDateTime, Timelike, Utc};
 use diesel::QueryResult;
@@ -6,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::bounds::{IDENTIFIER_MAX_CHARS, TEXT_MAX_CHARS, bound, bound_json, bound_opt};
-use super::repo::{self, AuditEventRow};
+use super::repo::{self, AuditEventRow, NewEventRow, Seal};
 use crate::db::DbConn;
 use crate::domain::canonical_json::to_canonical_string;
 use crate::domain::hash_chain::{ChainVerifier, ChainedEvent, VerifyReport, chain_hash};
@@ -159,9 +160,10 @@ pub fn now_micros() -> NaiveDateTime {
         .unwrap_or(now)
 }
 
-pub fn to_chained(row: &AuditEventRow) -> ChainedEvent {
+/// The hashed content of `row` at chain position `seq` (its own, once sealed).
+pub fn to_chained_at(row: &AuditEventRow, seq: i64) -> ChainedEvent {
     ChainedEvent {
-        seq: row.seq,
+        seq,
         id: row.id.clone(),
         occurred_at: format_timestamp(&row.occurred_at),
         actor_id: row.actor_id.clone(),
@@ -181,11 +183,16 @@ pub fn to_chained(row: &AuditEventRow) -> ChainedEvent {
     }
 }
 
-/// Appends one event to the chain on `conn`, which must be inside the write transaction of the change it
-/// records: the head is locked, the event hashed onto it, inserted, and the head moved — all or nothing with
-/// the change itself.
+/// The chained content of a sealed event (an unsealed one has no position yet: 0, which never verifies).
+pub fn to_chained(row: &AuditEventRow) -> ChainedEvent {
+    to_chained_at(row, row.seq.unwrap_or(0))
+}
+
+/// Appends one event on `conn`, which must be inside the write transaction of the change it records: all or
+/// nothing with the change itself. The event is written unsealed — no chain position or hash yet, and no
+/// lock shared by every writer — and [`seal_pending`] chains it once committed (within
+/// `audit.seal_interval_ms`, the sealer job's period).
 pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEventRow> {
-    let head = repo::lock_head(conn)?;
     let ctx = event.context;
     // The trail is append-only forever: every field is bounded here, whoever built the event.
     let (id_max, text_max) = (IDENTIFIER_MAX_CHARS, TEXT_MAX_CHARS);
@@ -196,7 +203,8 @@ pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEvent
         })
     };
     let mut row = AuditEventRow {
-        seq: head.seq + 1,
+        event_no: 0,
+        seq: None,
         id: uuid::Uuid::now_v7().to_string(),
         occurred_at: now_micros(),
         actor_id: bound_opt(ctx.actor_id, id_max),
@@ -213,18 +221,105 @@ pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEvent
         reason: bound_opt(event.reason, text_max),
         before_state: state(event.before),
         after_state: state(event.after),
-        prev_hash: head.hash,
-        hash: String::new(),
+        prev_hash: None,
+        hash: None,
     };
-    row.hash = chain_hash(&row.prev_hash, &to_chained(&row));
-    repo::insert_event(conn, &row)?;
-    repo::move_head(conn, row.seq, &row.hash)?;
+    row.event_no = repo::insert_event(
+        conn,
+        &NewEventRow {
+            id: &row.id,
+            occurred_at: row.occurred_at,
+            actor_id: row.actor_id.as_deref(),
+            actor_username: row.actor_username.as_deref(),
+            organization_id: row.organization_id.as_deref(),
+            hat: row.hat.as_deref(),
+            acting: row.acting,
+            action: &row.action,
+            entity_type: &row.entity_type,
+            entity_id: row.entity_id.as_deref(),
+            request_id: row.request_id.as_deref(),
+            client_addr: row.client_addr.as_deref(),
+            outcome: &row.outcome,
+            reason: row.reason.as_deref(),
+            before_state: row.before_state.as_deref(),
+            after_state: row.after_state.as_deref(),
+        },
+    )?;
     crate::features::notifications::outbox::capture(conn, &row)?;
     Ok(row)
 }
 
-/// Recomputes the whole chain in pages, in one snapshot (so concurrent appends cannot make an intact chain
-/// look broken). Events beyond the stored head (a head moved back to hide them) also count as a break.
+/// Most events one sealing transaction chains (the next takes the rest).
+const SEAL_BATCH: i64 = 2_000;
+
+/// Whether [`seal_pending`] waits for another sealer (PostgreSQL) or leaves the work to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenBusy {
+    /// Wait for the other sealer, then seal what is left: on return every event committed before the call
+    /// is sealed (tests, `audit verify --seal`).
+    Wait,
+    /// Return at once: the sealer already running takes the work (the periodic job on several instances).
+    Skip,
+}
+
+/// Chains every committed unsealed event, in the order the sealer sees them committed (by `event_no`
+/// within one pass): each gets the next chain position and `hash = SHA-256(prev_hash ‖ content)` exactly as
+/// an append used to, and the head moves, all in one transaction per batch under the head lock (so two
+/// sealers, on one instance or several, never both chain an event). Returns how many events this call sealed.
+pub fn seal_pending(conn: &mut DbConn, when_busy: WhenBusy) -> QueryResult<u64> {
+    let mut sealed = 0;
+    loop {
+        let batch = crate::db::write_tx(conn, |tx| seal_batch(tx, when_busy))?;
+        sealed += batch as u64;
+        if batch < SEAL_BATCH as usize {
+            return Ok(sealed);
+        }
+    }
+}
+
+fn seal_batch(conn: &mut DbConn, when_busy: WhenBusy) -> QueryResult<usize> {
+    let Some(head) = repo::lock_head(conn, when_busy == WhenBusy::Skip)? else {
+        return Ok(0);
+    };
+    let rows = repo::unsealed(conn, SEAL_BATCH)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (mut seq, mut prev_hash) = (head.seq, head.hash);
+    let mut seals = Vec::with_capacity(rows.len());
+    for row in &rows {
+        seq += 1;
+        let hash = chain_hash(&prev_hash, &to_chained_at(row, seq));
+        seals.push(Seal {
+            event_no: row.event_no,
+            seq,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+    }
+    repo::write_seals(conn, &seals)?;
+    repo::move_head(conn, seq, &prev_hash)?;
+    Ok(rows.len())
+}
+
+/// The events not sealed yet: how many, and how long the oldest has waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsealedTail {
+    pub events: u64,
+    pub oldest_age_ms: Option<i64>,
+}
+
+pub fn unsealed_tail(conn: &mut DbConn) -> QueryResult<UnsealedTail> {
+    let (count, oldest) = repo::unsealed_tail(conn)?;
+    Ok(UnsealedTail {
+        events: u64::try_from(count).unwrap_or(0),
+        oldest_age_ms: oldest.map(|t| (now_micros() - t).num_milliseconds().max(0)),
+    })
+}
+
+/// Recomputes the sealed chain in pages, in one snapshot (so concurrent sealing cannot make an intact chain
+/// look broken), and reports the unsealed tail beside it. Sealed events beyond the stored head (a head moved
+/// back to hide them) also count as a break.
 pub fn verify_chain(conn: &mut DbConn) -> QueryResult<VerifyReport> {
     crate::db::snapshot_tx(conn, verify_in_snapshot)
 }
@@ -237,10 +332,14 @@ fn verify_in_snapshot(conn: &mut DbConn) -> QueryResult<VerifyReport> {
     loop {
         let rows = repo::events_after(conn, after, head.seq, PAGE)?;
         for row in &rows {
-            verifier.check(&to_chained(row), &row.prev_hash, &row.hash);
+            verifier.check(
+                &to_chained(row),
+                row.prev_hash.as_deref().unwrap_or_default(),
+                row.hash.as_deref().unwrap_or_default(),
+            );
         }
-        match rows.last() {
-            Some(last) if rows.len() as i64 == PAGE => after = last.seq,
+        match rows.last().and_then(|last| last.seq) {
+            Some(last) if rows.len() as i64 == PAGE => after = last,
             _ => break,
         }
     }
@@ -249,6 +348,9 @@ fn verify_in_snapshot(conn: &mut DbConn) -> QueryResult<VerifyReport> {
         report.intact = false;
         report.first_broken_seq = Some(head.seq + 1);
     }
+    let tail = unsealed_tail(conn)?;
+    report.unsealed_events = tail.events;
+    report.oldest_unsealed_age_ms = tail.oldest_age_ms;
     Ok(report)
 }
 
@@ -258,7 +360,7 @@ pub fn list_events(
     conn: &mut DbConn,
     actor: &crate::access::Actor,
     query: &super::dto::EventQuery,
-    before_seq: Option<i64>,
+    before_event_no: Option<i64>,
     limit: u32,
 ) -> crate::error::AppResult<Vec<super::dto::AuditEvent>> {
     let scope = actor.hat().and_then(crate::access::audit_entity_scope);
@@ -273,10 +375,10 @@ pub fn list_events(
         entity_types: scope.map(|types| types.iter().map(|t| (*t).to_owned()).collect()),
     };
     crate::db::write_tx(conn, |tx| {
-        let rows = repo::list_events(tx, &filter, before_seq, i64::from(limit) + 1)?;
+        let rows = repo::list_events(tx, &filter, before_event_no, i64::from(limit) + 1)?;
         let described = serde_json::json!({
             "entity_type": query.entity_type, "entity_id": query.entity_id, "actor_id": query.actor_id,
-            "hat": query.hat, "action": query.action, "before_seq": before_seq, "returned": rows.len().min(limit as usize),
+            "hat": query.hat, "action": query.action, "before_event_no": before_event_no, "returned": rows.len().min(limit as usize),
         });
         append(
             tx,
