@@ -274,21 +274,81 @@ async fn brief_figure(client: &fantoccini::Client, term: &str) -> Outcome<String
         .to_owned())
 }
 
-/// The unit submits a proposal. There is no submission page in the console yet, so the unit signs in to the
-/// console (its task list) and the proposal goes in through the API; when a submit page exists, drive its form
-/// here instead and keep the rest of the story as it is.
+/// The unit submits a proposal from the console: the draft is written through the API (the console has no
+/// drafting page), then the unit finds it in its proposal list and presses "Submit this proposal".
 async fn unit_submits(
     client: &fantoccini::Client,
     base: &str,
     d: &Desk,
     title: &str,
     amount: &str,
-) -> Outcome<String> {
+) -> Outcome<(String, Vec<String>)> {
+    let (id, _) = api(|| d.m.draft(title, amount));
     sign_in(client, base, "cimic").await?;
-    let (id, _, _) = api(|| d.m.submitted(title, amount));
-    client.refresh().await?;
+    let violations = wcag_violations(
+        client,
+        base,
+        &["/console/proposals", &format!("/console/proposals/{id}")],
+    )
+    .await?;
+    client.goto(&format!("{base}/console/proposals")).await?;
+    client
+        .find(Locator::Css(&format!("a[href='/console/proposals/{id}']")))
+        .await?
+        .click()
+        .await?;
+    wait_for_path(client, &format!("/console/proposals/{id}")).await?;
+    client
+        .find(Locator::Css(&format!(
+            "form[action='/console/proposals/{id}/submit'] button[type=submit]"
+        )))
+        .await?
+        .click()
+        .await?;
+    wait_for_text(client, "The proposal is submitted.").await?;
     sign_out(client).await?;
-    Ok(id)
+    Ok((id, violations))
+}
+
+/// Finance pays the first tranche from the tranches page; returns the amount paid.
+async fn finance_pays(client: &fantoccini::Client, base: &str, id: &str) -> Outcome<(String, Vec<String>)> {
+    sign_in(client, base, "finance").await?;
+    let page = format!("/console/proposals/{id}/tranches");
+    let violations = wcag_violations(client, base, &[&page]).await?;
+    client.goto(&format!("{base}{page}")).await?;
+    let paid = client
+        .find(Locator::Id("amount-1"))
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    client
+        .find(Locator::Id("reference-1"))
+        .await?
+        .send_keys("PAY-STORY-1")
+        .await?;
+    client
+        .find(Locator::Css(&format!(
+            "form[action='/console/proposals/{id}/tranches/1/disbursements'] button[type=submit]"
+        )))
+        .await?
+        .click()
+        .await?;
+    wait_for_text(client, "The payment is recorded.").await?;
+    Ok((paid, violations))
+}
+
+/// One figure of the pool page's ledger balances (`dd[data-figure=…]`), without its currency.
+async fn pool_figure(client: &fantoccini::Client, name: &str) -> Outcome<String> {
+    Ok(client
+        .find(Locator::Css(&format!("dd[data-figure={name}]")))
+        .await?
+        .text()
+        .await?
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned())
 }
 
 #[test]
@@ -342,7 +402,8 @@ fn the_story_in_headless_chromium_submit_consult_with_a_flag_decide_in_two_hats_
         assert!(probe.iter().any(|v| v.contains("image-alt")), "{probe:?}");
 
         // 1. The unit submits.
-        let id = unit_submits(&client, &base, &d, "Market latrines", "20000.00").await?;
+        let (id, found) = unit_submits(&client, &base, &d, "Market latrines", "20000.00").await?;
+        violations.extend(found);
 
         // 2. The consultee answers in the form, with an objection carrying an advisory flag and a confidential note.
         sign_in(&client, &base, "ocha").await?;
@@ -406,26 +467,12 @@ fn the_story_in_headless_chromium_submit_consult_with_a_flag_decide_in_two_hats_
         eprintln!("console_browser: page {scroll} px wide in a {inner} px window");
         assert!(inner == 360 && scroll <= 360, "the page is {scroll} px wide in a {inner} px window");
 
-        // 4. Finance pays the first tranche (no console page for payments: through the API).
-        let tranches: serde_json::Value = api(|| {
-            app.get_as(&format!("/api/v1/proposals/{id}/tranches"), &d.finance.access)
-                .json()
-                .unwrap()
-        });
-        let first = &tranches[0];
-        let paid = first["payable_now"].as_str().unwrap().to_owned();
-        let (status, body) = api(|| {
-            let res = app
-                .client
-                .post(app.url(&format!("/api/v1/proposals/{id}/tranches/{}/disbursements", first["number"])))
-                .bearer_auth(&d.finance.access)
-                .header("Idempotency-Key", "story-pay-1")
-                .json(&json!({"amount": paid, "paid_on": chrono::Utc::now().date_naive(), "payment_reference": "PAY-STORY-1"}))
-                .send()
-                .unwrap();
-            (res.status().as_u16(), res.text().unwrap_or_default())
-        });
-        assert_eq!(status, 201, "{body}");
+        sign_out(&client).await?;
+
+        // 4. Finance pays the first tranche from the tranches page.
+        let (paid, found) = finance_pays(&client, &base, &id).await?;
+        violations.extend(found);
+        assert!(!paid.is_empty(), "the form offers the payable amount");
 
         // 5. The figures the console showed match the ledger: what the brief announced is what the pool holds
         // unallocated now, and the brief read again shows the ledger's figure.
@@ -437,6 +484,18 @@ fn the_story_in_headless_chromium_submit_consult_with_a_flag_decide_in_two_hats_
         let balances = &pool["balances"];
         assert_eq!(balances["unallocated"], pool_after.as_str(), "{balances}");
         assert_eq!(balances["disbursed"], paid.as_str(), "{balances}");
+        // The pool at a glance shows the ledger's four balances, with its charts.
+        let pool_page = format!("/console/pools/{}", d.m.pool_id);
+        violations.extend(wcag_violations(&client, &base, &["/console/pools", &pool_page]).await?);
+        client.goto(&format!("{base}{pool_page}")).await?;
+        for name in ["contributed", "unallocated", "committed", "disbursed"] {
+            assert_eq!(pool_figure(&client, name).await?, balances[name].as_str().unwrap(), "{name}: {balances}");
+        }
+        assert!(client.source().await?.contains("<svg"), "the pool page draws its charts");
+        snap_element(&client, driver.port, "body", "console-pool.png").await?;
+        sign_out(&client).await?;
+        // The DSRSG's brief, read again, shows the ledger's figure.
+        sign_in(&client, &base, "dsrsg").await?;
         client.goto(&format!("{base}{brief}")).await?;
         assert_eq!(
             brief_figure(&client, "Pool unallocated now").await?,
