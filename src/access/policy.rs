@@ -193,6 +193,9 @@ impl Action {
                 | ConsultationRead
                 | ApprovalRead
                 | TurnaroundRead
+                | IatiExport
+                | ExportRead
+                | PoolReportRead
         )
     }
 }
@@ -592,6 +595,28 @@ mod tests {
                     "{method} {template}: {action:?} has no hats"
                 );
             }
+        }
+    }
+
+    /// A read needs no `Acting-Hat` (issue 15): an action is a read exactly when every route naming it is a GET,
+    /// so a new GET-only action missing from `is_read` (the exports were) fails here, not in a user's script.
+    #[test]
+    fn an_action_is_a_read_exactly_when_only_gets_name_it() {
+        let mut methods: std::collections::BTreeMap<String, Vec<&str>> = std::collections::BTreeMap::new();
+        let mut actions = Vec::new();
+        for (method, _, req) in ROUTES {
+            if let Requirement::Action(action) = req {
+                methods.entry(format!("{action:?}")).or_default().push(method);
+                actions.push(*action);
+            }
+        }
+        for action in actions {
+            let only_gets = methods[&format!("{action:?}")].iter().all(|m| *m == "GET");
+            assert_eq!(
+                action.is_read(),
+                only_gets,
+                "{action:?}: is_read() disagrees with its routes' methods"
+            );
         }
     }
 

@@ -174,6 +174,17 @@ fn a_multi_hat_user_reads_without_naming_a_hat() {
         .json()
         .unwrap();
     assert_eq!(pool["code"], "DFP");
+    // The exports and the pool report are reads too: served in the first held hat that permits them.
+    for path in [
+        format!("/api/v1/pools/{}/report", m.pool_id),
+        format!("/api/v1/pools/{}/exports/proposals.csv", m.pool_id),
+        format!("/api/v1/pools/{}/exports/transactions.csv", m.pool_id),
+        format!("/api/v1/pools/{}/exports/iati-activities.xml", m.pool_id),
+    ] {
+        let res = m.app.get_as(&path, &dsrsg.access);
+        let status = res.status().as_u16();
+        assert_eq!(status, 200, "{path}: {}", res.text().unwrap_or_default());
+    }
     // A write more than one held hat could perform still asks which.
     let both = m
         .app
