@@ -1,7 +1,8 @@
 //! A proposal's history from the audit trail (`/console/proposals/{id}/history`): who did what, in which hat,
-//! when. Read through `audit::service::list_events` (as `GET /api/v1/audit/events?entity_type=proposal&
-//! entity_id=…`), so the same policy line (auditors; administrators only within their own domain) and the
-//! same `audit.read` event apply.
+//! when — on the proposal, its flags and its reports. The flag and report ids come from the consultation and
+//! implementation services (as the caller may read them); the events from
+//! `audit::service::list_events_of_entities`, under the same policy line as `GET /api/v1/audit/events`
+//! (auditors; administrators only within their own domain) and with the same `audit.read` event.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,8 +13,10 @@ use super::pages::{Chrome, layout};
 use super::session::{self, Caller};
 use super::{call, csrf_for, error_page, html as page, no_caller, with_cookies};
 use crate::app::AppState;
-use crate::features::audit::dto::{AuditEvent, EventQuery};
+use crate::features::audit::dto::AuditEvent;
 use crate::features::audit::service as audit;
+use crate::features::consultation::service as consultation;
+use crate::features::implementation::service as implementation;
 
 const AUDIT_ROUTE: (&str, &str) = ("GET", "/api/v1/audit/events");
 /// Events per page, newest first.
@@ -44,13 +47,18 @@ pub async fn show(
         username: &username,
         csrf: &csrf,
     };
-    let filter = EventQuery {
-        entity_type: Some("proposal".into()),
-        entity_id: Some(id.clone()),
-        ..EventQuery::default()
-    };
+    let pid = id.clone();
     let loaded = call(&state, move |conn| {
-        audit::list_events(conn, &actor, &filter, before, HISTORY_PAGE)
+        // The proposal's flags and reports, as far as the caller may read them (a refusal leaves them out: the
+        // audit scope below still decides which events are shown).
+        let mut entities = vec![pid.clone()];
+        if let Ok(c) = consultation::get_consultation(conn, &actor, &pid) {
+            entities.extend(c.flags.into_iter().map(|f| f.id));
+        }
+        if let Ok(reports) = implementation::list_reports(conn, &actor, &pid) {
+            entities.extend(reports.into_iter().map(|r| r.id));
+        }
+        audit::list_events_of_entities(conn, &actor, entities, before, HISTORY_PAGE)
     })
     .await;
     let res = match loaded {

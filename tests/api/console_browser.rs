@@ -494,6 +494,17 @@ fn the_story_in_headless_chromium_submit_consult_with_a_flag_decide_in_two_hats_
         assert!(client.source().await?.contains("<svg"), "the pool page draws its charts");
         snap_element(&client, driver.port, "body", "console-pool.png").await?;
         sign_out(&client).await?;
+        // An auditor reads the proposal's history (the audit trail) and its reports page.
+        sign_in(&client, &base, "oios").await?;
+        let history = format!("/console/proposals/{id}/history");
+        let reports = format!("/console/proposals/{id}/reports");
+        violations.extend(wcag_violations(&client, &base, &[&history, &reports]).await?);
+        client.goto(&format!("{base}{history}")).await?;
+        let trail = client.source().await?;
+        for action in ["proposal.submit", "consultation.respond", "approval.decide", "implementation.disburse"] {
+            assert!(trail.contains(&format!("<code>{action}</code>")), "{action} in the history");
+        }
+        sign_out(&client).await?;
         // The DSRSG's brief, read again, shows the ledger's figure.
         sign_in(&client, &base, "dsrsg").await?;
         client.goto(&format!("{base}{brief}")).await?;

@@ -331,6 +331,15 @@ fn a_unit_submits_and_revises_and_the_raiser_ends_its_flags_from_the_brief_page(
         assert_eq!(e[0].actor_username.as_deref(), Some("ocha"));
         assert_eq!(e[0].entity_type, "flag");
     }
+    // The proposal's history shows the events of its flags too (recorded on the flags, not the proposal).
+    let mut auditor = signed_in(&d, "oios");
+    let history = page(&mut auditor, &format!("/console/proposals/{id}/history"));
+    for action in ["proposal.revise", "flag.withdraw", "flag.resolve"] {
+        assert!(
+            history.contains(&format!("<code>{action}</code>")),
+            "{action} in the history: {history}"
+        );
+    }
 }
 
 #[test]

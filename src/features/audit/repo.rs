@@ -221,6 +221,8 @@ pub struct EventFilter {
     pub to: Option<chrono::NaiveDateTime>,
     /// Restrict to these entity types (an admin's own domain).
     pub entity_types: Option<Vec<String>>,
+    /// Restrict to events on any of these entities (a proposal and its flags and reports: the console's history).
+    pub entity_ids: Option<Vec<String>>,
 }
 
 /// Newest first, keyset-paged on `event_no` (stable whether or not the events are sealed yet).
@@ -256,6 +258,9 @@ pub fn list_events(
     }
     if let Some(types) = &filter.entity_types {
         q = q.filter(audit_events::entity_type.eq_any(types.clone()));
+    }
+    if let Some(ids) = &filter.entity_ids {
+        q = q.filter(audit_events::entity_id.eq_any(ids.clone()));
     }
     if let Some(before) = before_event_no {
         q = q.filter(audit_events::event_no.lt(before));

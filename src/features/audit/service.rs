@@ -363,7 +363,6 @@ pub fn list_events(
     before_event_no: Option<i64>,
     limit: u32,
 ) -> crate::error::AppResult<Vec<super::dto::AuditEvent>> {
-    let scope = actor.hat().and_then(crate::access::audit_entity_scope);
     let filter = repo::EventFilter {
         entity_type: query.entity_type.clone(),
         entity_id: query.entity_id.clone(),
@@ -372,20 +371,55 @@ pub fn list_events(
         action: query.action.clone(),
         from: query.from.map(|t| t.naive_utc()),
         to: query.to.map(|t| t.naive_utc()),
-        entity_types: scope.map(|types| types.iter().map(|t| (*t).to_owned()).collect()),
+        ..repo::EventFilter::default()
     };
+    let described = serde_json::json!({
+        "entity_type": query.entity_type, "entity_id": query.entity_id, "actor_id": query.actor_id,
+        "hat": query.hat, "action": query.action, "before_event_no": before_event_no,
+    });
+    read_events(conn, actor, filter, described, before_event_no, limit)
+}
+
+/// The events recorded on any of `entity_ids` (a proposal with its flags and reports, whose ids the caller read
+/// through those features), newest first: the console's proposal history. Same access scope and `audit.read`
+/// record as [`list_events`].
+pub fn list_events_of_entities(
+    conn: &mut DbConn,
+    actor: &crate::access::Actor,
+    entity_ids: Vec<String>,
+    before_event_no: Option<i64>,
+    limit: u32,
+) -> crate::error::AppResult<Vec<super::dto::AuditEvent>> {
+    let described = serde_json::json!({"entity_ids": entity_ids, "before_event_no": before_event_no});
+    let filter = repo::EventFilter {
+        entity_ids: Some(entity_ids),
+        ..repo::EventFilter::default()
+    };
+    read_events(conn, actor, filter, described, before_event_no, limit)
+}
+
+/// One page of events under the caller's audit scope (an admin sees its own domain), recorded as `audit.read`
+/// with what was asked (`described`) and how many came back; `limit + 1` rows are returned so callers see
+/// whether there is more.
+fn read_events(
+    conn: &mut DbConn,
+    actor: &crate::access::Actor,
+    mut filter: repo::EventFilter,
+    mut described: serde_json::Value,
+    before_event_no: Option<i64>,
+    limit: u32,
+) -> crate::error::AppResult<Vec<super::dto::AuditEvent>> {
+    let scope = actor.hat().and_then(crate::access::audit_entity_scope);
+    filter.entity_types = scope.map(|types| types.iter().map(|t| (*t).to_owned()).collect());
     crate::db::write_tx(conn, |tx| {
         let rows = repo::list_events(tx, &filter, before_event_no, i64::from(limit) + 1)?;
-        let described = serde_json::json!({
-            "entity_type": query.entity_type, "entity_id": query.entity_id, "actor_id": query.actor_id,
-            "hat": query.hat, "action": query.action, "before_event_no": before_event_no, "returned": rows.len().min(limit as usize),
-        });
+        described["returned"] = serde_json::json!(rows.len().min(limit as usize));
         append(
             tx,
             actor
                 .audit()
                 .event("audit.read", "audit_log", None)
-                .after(described),
+                .after(described.clone()),
         )?;
         Ok(rows.into_iter().map(super::dto::AuditEvent::from).collect())
     })
