@@ -196,6 +196,10 @@ pub fn line_chart(title: &str, data: &Lines) -> Markup {
                             .map(|(k, v)| format!("{},{}", fmt(x_at(k)), fmt(y_at(v.0))))
                             .collect::<Vec<_>>().join(" ");
                         polyline class=(format!("line series-{}", i % 4)) points=(points) {}
+                        // The latest value as a dot: a history of one day is a point, which no line would show.
+                        @if let Some(last) = values.len().checked_sub(1).and_then(|k| values.get(k).map(|v| (k, v.0))) {
+                            circle class=(format!("dot series-{}", i % 4)) cx=(fmt(x_at(last.0))) cy=(fmt(y_at(last.1))) r="4" {}
+                        }
                     }
                     text x=(fmt(left)) y=(fmt(top + plot_h + 18.0)) class="chart-text small" { (data.x_labels[0]) }
                     @if n > 1 {
@@ -303,6 +307,23 @@ mod tests {
         // x from 4 to 396; y from the baseline (170) up to the top (20).
         assert!(svg.contains(r#"points="4.0,170.0 396.0,20.0""#), "{svg}");
         assert!(svg.contains("<td>100.00</td>"));
+    }
+
+    #[test]
+    fn a_history_of_one_day_is_drawn_as_a_dot() {
+        let svg = line_chart(
+            "Balances over time",
+            &Lines {
+                x_labels: vec!["2026-11-29".into()],
+                series: vec![("Unallocated".into(), vec![(50.0, "50.00".into())])],
+            },
+        )
+        .into_string();
+        // One point, in the middle, at the top of the scale: visible as a dot, not an invisible one-point line.
+        assert!(
+            svg.contains(r#"<circle class="dot series-0" cx="200.0" cy="20.0" r="4">"#),
+            "{svg}"
+        );
     }
 
     #[test]
