@@ -4,14 +4,12 @@
 //! `audit::service::list_events_of_entities`, under the same policy line as `GET /api/v1/audit/events`
 //! (auditors; administrators only within their own domain) and with the same `audit.read` event.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::pages::{Chrome, layout};
-use super::session::{self, Caller};
-use super::{call, csrf_for, error_page, html as page, no_caller, with_cookies};
+use super::read_page;
 use crate::app::AppState;
 use crate::features::audit::dto::AuditEvent;
 use crate::features::audit::service as audit;
@@ -36,40 +34,25 @@ pub async fn show(
 ) -> HttpResponse {
     let id = id.into_inner();
     let before = query.before;
-    let Caller { actor, renewed, .. } =
-        match session::authorize(&req, &state, AUDIT_ROUTE.0, AUDIT_ROUTE.1, None).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
     let pid = id.clone();
-    let loaded = call(&state, move |conn| {
+    let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
         // The proposal's flags and reports, as far as the caller may read them (a refusal leaves them out: the
         // audit scope below still decides which events are shown).
         let mut entities = vec![pid.clone()];
-        if let Ok(c) = consultation::get_consultation(conn, &actor, &pid) {
+        if let Ok(c) = consultation::get_consultation(conn, actor, &pid) {
             entities.extend(c.flags.into_iter().map(|f| f.id));
         }
-        if let Ok(reports) = implementation::list_reports(conn, &actor, &pid) {
+        if let Ok(reports) = implementation::list_reports(conn, actor, &pid) {
             entities.extend(reports.into_iter().map(|r| r.id));
         }
-        audit::list_events_of_entities(conn, &actor, entities, before, HISTORY_PAGE)
-    })
-    .await;
-    let res = match loaded {
-        Ok(mut events) => {
-            let more = events.len() > HISTORY_PAGE as usize;
-            events.truncate(HISTORY_PAGE as usize);
-            page(StatusCode::OK, history_page(&chrome, &id, &events, more))
-        }
-        Err(e) => error_page(Some(&chrome), &e),
+        audit::list_events_of_entities(conn, actor, entities, before, HISTORY_PAGE)
     };
-    with_cookies(res, [renewed, csrf_cookie])
+    read_page(&req, &state, AUDIT_ROUTE, load, |chrome, mut events| {
+        let more = events.len() > HISTORY_PAGE as usize;
+        events.truncate(HISTORY_PAGE as usize);
+        history_page(chrome, &id, &events, more)
+    })
+    .await
 }
 
 /// A readable name for the recorded action; unknown ones are shown as stored.

@@ -274,6 +274,38 @@ where
     .await
 }
 
+/// A console page that reads: authorized by the policy line of the API route it stands for, loaded through
+/// service functions with the caller on a pooled connection, drawn by `draw`; a refusal or a service error is
+/// the matching error page. The one shape of every reading page, so none can skip the policy or the cookies.
+async fn read_page<T, L, D>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    route: (&str, &str),
+    load: L,
+    draw: D,
+) -> HttpResponse
+where
+    T: Send + 'static,
+    L: FnOnce(&mut crate::db::DbConn, &crate::access::Actor) -> Result<T, AppError> + Send + 'static,
+    D: FnOnce(&Chrome<'_>, T) -> Markup,
+{
+    let Caller { actor, renewed, .. } = match session::authorize(req, state, route.0, route.1, None).await {
+        Ok(c) => c,
+        Err(why) => return no_caller(req, why),
+    };
+    let (csrf, csrf_cookie) = csrf_for(req);
+    let username = actor.username.clone();
+    let chrome = Chrome {
+        username: &username,
+        csrf: &csrf,
+    };
+    let res = match call(state, move |conn| load(conn, &actor)).await {
+        Ok(loaded) => html(StatusCode::OK, draw(&chrome, loaded)),
+        Err(e) => error_page(Some(&chrome), &e),
+    };
+    with_cookies(res, [renewed, csrf_cookie])
+}
+
 /// "My tasks": `read_models::tasks::my_tasks`, the read model behind `GET /api/v1/me/tasks`.
 async fn my_tasks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let caller = match session::authorize(&req, &state, TASKS_ROUTE.0, TASKS_ROUTE.1, None).await {

@@ -4,7 +4,6 @@
 //! disbursements`). The form carries an idempotency key made once when the page is drawn, so sending the same
 //! form twice (a double click, a retry on a bad link) pays once — the same rule as the API's `Idempotency-Key`.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 use maud::{Markup, html};
@@ -14,7 +13,7 @@ use serde_json::json;
 use super::pages::{Chrome, layout};
 use super::session::{self, Caller};
 use super::{
-    call, csrf_for, error_page, held_hats_permitting, html as page, no_caller, see_other, with_cookies,
+    call, csrf_for, error_page, held_hats_permitting, no_caller, read_page, see_other, with_cookies,
 };
 use crate::access::Action;
 use crate::app::AppState;
@@ -39,33 +38,20 @@ pub async fn show(
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
     let id = id.into_inner();
-    let Caller { actor, renewed, .. } =
-        match session::authorize(&req, &state, LIST_ROUTE.0, LIST_ROUTE.1, None).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let pays = !held_hats_permitting(&actor.grants, Action::Disburse).is_empty();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
-    let pid = id.clone();
-    let loaded = call(&state, move |conn| {
-        implementation::list_tranches(conn, &actor, &pid)
-    })
-    .await;
     let notice = query
         .done
         .as_deref()
         .filter(|d| *d == "paid")
         .map(|_| "The payment is recorded.");
-    let res = match loaded {
-        Ok(list) => page(StatusCode::OK, tranches_page(&chrome, &id, &list, pays, notice)),
-        Err(e) => error_page(Some(&chrome), &e),
+    let pid = id.clone();
+    let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        let pays = !held_hats_permitting(&actor.grants, Action::Disburse).is_empty();
+        Ok((implementation::list_tranches(conn, actor, &pid)?, pays))
     };
-    with_cookies(res, [renewed, csrf_cookie])
+    read_page(&req, &state, LIST_ROUTE, load, |chrome, (list, pays)| {
+        tranches_page(chrome, &id, &list, pays, notice)
+    })
+    .await
 }
 
 fn pay_form(id: &str, t: &Tranche, csrf: &str) -> Markup {

@@ -3,14 +3,12 @@
 //! (`GET /api/v1/pools/{id}/report`) and the daily ledger totals: balances over time, committed and disbursed by
 //! sector and by adm1, proposals by state, approval turnaround.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
 use super::charts::{self, Bar, Group, Lines};
 use super::pages::{Chrome, layout};
-use super::session::{self, Caller};
-use super::{call, csrf_for, error_page, html as page, no_caller, with_cookies};
+use super::read_page;
 use crate::app::AppState;
 use crate::domain::money::format_amount;
 use crate::features::exchange::report::{self, PoolReport};
@@ -30,21 +28,12 @@ const POOLS_PAGE: u32 = 100;
 
 /// The list of pools, each linking to its page (`pools::service::list_pools`, as `GET /api/v1/pools`).
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Caller { actor, renewed, .. } =
-        match session::authorize(&req, &state, POOLS_ROUTE.0, POOLS_ROUTE.1, None).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let chrome = Chrome {
-        username: &actor.username,
-        csrf: &csrf,
-    };
-    let res = match call(&state, |conn| pools::list_pools(conn, None, POOLS_PAGE)).await {
-        Ok(list) => page(StatusCode::OK, pools_page(&chrome, &list)),
-        Err(e) => error_page(Some(&chrome), &e),
-    };
-    with_cookies(res, [renewed, csrf_cookie])
+    let load =
+        |conn: &mut crate::db::DbConn, _: &crate::access::Actor| pools::list_pools(conn, None, POOLS_PAGE);
+    read_page(&req, &state, POOLS_ROUTE, load, |chrome, list| {
+        pools_page(chrome, &list)
+    })
+    .await
 }
 
 fn pools_page(chrome: &Chrome<'_>, list: &[Pool]) -> Markup {
@@ -74,17 +63,7 @@ struct Glance {
 /// One pool at a glance.
 pub async fn show(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
-    let Caller { actor, renewed, .. } =
-        match session::authorize(&req, &state, REPORT_ROUTE.0, REPORT_ROUTE.1, None).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let chrome = Chrome {
-        username: &actor.username,
-        csrf: &csrf,
-    };
-    let loaded = call(&state, move |conn| {
+    let load = move |conn: &mut crate::db::DbConn, _: &crate::access::Actor| {
         let pool = pools::get_pool(conn, &id)?;
         let statement = ledger::statement(conn, &id, None, None)?;
         let report = report::pool_report(conn, &id, None, None)?;
@@ -97,13 +76,11 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
             report,
             balances,
         })
-    })
-    .await;
-    let res = match loaded {
-        Ok(g) => page(StatusCode::OK, glance_page(&chrome, &g)),
-        Err(e) => error_page(Some(&chrome), &e),
     };
-    with_cookies(res, [renewed, csrf_cookie])
+    read_page(&req, &state, REPORT_ROUTE, load, |chrome, g| {
+        glance_page(chrome, &g)
+    })
+    .await
 }
 
 /// A formatted amount (`"1234.50"`) as a number for a chart's scale; text that is no number draws nothing.

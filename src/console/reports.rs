@@ -2,7 +2,6 @@
 //! (`implementation::service::submit_report`, as `POST /api/v1/proposals/{id}/reports`) and the QIP officer's
 //! accept / return (`implementation::service::decide_report`, as `POST /api/v1/reports/{id}/accept|return`).
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 use maud::{Markup, html};
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use super::pages::{Chrome, layout};
 use super::session::{self, Caller};
 use super::{
-    call, csrf_for, error_page, held_hats_permitting, html as page, no_caller, see_other, with_cookies,
+    call, csrf_for, error_page, held_hats_permitting, no_caller, read_page, see_other, with_cookies,
 };
 use crate::access::Action;
 use crate::app::AppState;
@@ -39,38 +38,32 @@ pub async fn show(
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
     let id = id.into_inner();
-    let Caller { actor, renewed, .. } =
-        match session::authorize(&req, &state, LIST_ROUTE.0, LIST_ROUTE.1, None).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let may_submit = !held_hats_permitting(&actor.grants, Action::ReportSubmit).is_empty();
-    let may_decide = !held_hats_permitting(&actor.grants, Action::ReportDecide).is_empty();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
-    let pid = id.clone();
-    let loaded = call(&state, move |conn| {
-        implementation::list_reports(conn, &actor, &pid)
-    })
-    .await;
     let notice = query.done.as_deref().and_then(|d| match d {
         "submitted" => Some("Your report is submitted."),
         "accepted" => Some("The report is accepted."),
         "returned" => Some("The report is returned to the unit."),
         _ => None,
     });
-    let res = match loaded {
-        Ok(list) => page(
-            StatusCode::OK,
-            reports_page(&chrome, &id, &list, may_submit, may_decide, notice),
-        ),
-        Err(e) => error_page(Some(&chrome), &e),
+    let pid = id.clone();
+    let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        let may_submit = !held_hats_permitting(&actor.grants, Action::ReportSubmit).is_empty();
+        let may_decide = !held_hats_permitting(&actor.grants, Action::ReportDecide).is_empty();
+        Ok((
+            implementation::list_reports(conn, actor, &pid)?,
+            may_submit,
+            may_decide,
+        ))
     };
-    with_cookies(res, [renewed, csrf_cookie])
+    read_page(
+        &req,
+        &state,
+        LIST_ROUTE,
+        load,
+        |chrome, (list, may_submit, may_decide)| {
+            reports_page(chrome, &id, &list, may_submit, may_decide, notice)
+        },
+    )
+    .await
 }
 
 fn report_row(r: &Report, csrf: &str, may_decide: bool) -> Markup {

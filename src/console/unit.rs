@@ -4,7 +4,6 @@
 //! page's links to the proposal's history and reports — and the list of proposals the caller may read
 //! (`/console/proposals`, as `GET /api/v1/proposals`), where a unit finds its drafts.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -13,7 +12,7 @@ use super::flags::Powers;
 use super::pages::Chrome;
 use super::pages::layout;
 use super::session::{self, Caller};
-use super::{call, csrf_for, error_page, html as page, no_caller, see_other, with_cookies};
+use super::{call, csrf_for, error_page, no_caller, read_page, see_other, with_cookies};
 use crate::access::Hat;
 use crate::app::AppState;
 use crate::domain::lifecycle::State;
@@ -36,17 +35,6 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    let Caller { actor, renewed, .. } =
-        match session::authorize(&req, &state, LIST_ROUTE.0, LIST_ROUTE.1, None).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
     let filter = match query.state.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(ProposalQuery::default()),
         Some(s) => super::enum_field::<State>("state", s).map(|st| ProposalQuery {
@@ -54,20 +42,13 @@ pub async fn list(
             ..ProposalQuery::default()
         }),
     };
-    let loaded = match filter {
-        Ok(filter) => {
-            call(&state, move |conn| {
-                proposals::list_proposals(conn, &actor, &filter, None, LIST_PAGE)
-            })
-            .await
-        }
-        Err(e) => Err(e),
+    let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        proposals::list_proposals(conn, actor, &filter?, None, LIST_PAGE)
     };
-    let res = match loaded {
-        Ok(list) => page(StatusCode::OK, list_page(&chrome, &list)),
-        Err(e) => error_page(Some(&chrome), &e),
-    };
-    with_cookies(res, [renewed, csrf_cookie])
+    read_page(&req, &state, LIST_ROUTE, load, |chrome, list| {
+        list_page(chrome, &list)
+    })
+    .await
 }
 
 fn list_page(chrome: &Chrome<'_>, list: &[ProposalSummary]) -> Markup {
