@@ -7,10 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::pages::Chrome;
-use super::session::{self, Caller};
-use super::{call, csrf_for, enum_field, error_page, no_caller, see_other, with_cookies};
-use crate::access::{Action, Actor, Hat};
+use super::{enum_field, error_page, write_form};
+use crate::access::{Action, Actor};
 use crate::app::AppState;
 use crate::domain::status::FlagStatus;
 use crate::error::AppError;
@@ -165,37 +163,20 @@ pub async fn end(
         "override" => (FlagEnd::Override, "/api/v1/flags/{id}/override"),
         _ => return error_page(None, &AppError::not_found("No such page.")),
     };
-    let Caller { actor, renewed, .. } =
-        match session::authorize_form(&req, &state, "POST", template, None, &form.csrf).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let hat = actor.hat().map(Hat::as_str).unwrap_or_default();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
     let input = FlagEnding {
         justification: Some(form.justification).filter(|j| !j.trim().is_empty()),
     };
-    let ended = call(&state, move |conn| {
-        consultation::end_flag(
-            conn,
-            &actor,
-            &crate::domain::ids::FlagId::from(flag_id.as_str()),
-            how,
-            &input,
-        )
-    })
-    .await;
-    let res = match ended {
-        Ok(flag) => see_other(&format!(
-            "/console/proposals/{}?hat={hat}&done=flag",
-            flag.proposal_id
-        )),
-        Err(e) => error_page(Some(&chrome), &e),
+    let write = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        let id = crate::domain::ids::FlagId::from(flag_id.as_str());
+        consultation::end_flag(conn, actor, &id, how, &input)
     };
-    with_cookies(res, [renewed, csrf_cookie])
+    write_form(
+        &req,
+        &state,
+        ("POST", template),
+        &form.csrf,
+        write,
+        |flag, hat| format!("/console/proposals/{}?hat={hat}&done=flag", flag.proposal_id),
+    )
+    .await
 }

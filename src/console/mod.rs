@@ -306,6 +306,42 @@ where
     with_cookies(res, [renewed, csrf_cookie])
 }
 
+/// A console form that writes: authorized by the policy line of the API route it stands for and the session's
+/// CSRF token, performed through a service function with the caller (bad input is an `AppError` from `write`),
+/// then a redirect to the page `done` names from the result and the hat acted in; a refusal or an error is the
+/// matching error page. The one shape of the forms that write.
+async fn write_form<T, W, R>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    route: (&str, &str),
+    form_csrf: &str,
+    write: W,
+    done: R,
+) -> HttpResponse
+where
+    T: Send + 'static,
+    W: FnOnce(&mut crate::db::DbConn, &crate::access::Actor) -> Result<T, AppError> + Send + 'static,
+    R: FnOnce(T, &str) -> String,
+{
+    let Caller { actor, renewed, .. } =
+        match session::authorize_form(req, state, route.0, route.1, None, form_csrf).await {
+            Ok(c) => c,
+            Err(why) => return no_caller(req, why),
+        };
+    let (csrf, csrf_cookie) = csrf_for(req);
+    let username = actor.username.clone();
+    let hat = actor.hat().map(Hat::as_str).unwrap_or_default();
+    let chrome = Chrome {
+        username: &username,
+        csrf: &csrf,
+    };
+    let res = match call(state, move |conn| write(conn, &actor)).await {
+        Ok(out) => see_other(&done(out, hat)),
+        Err(e) => error_page(Some(&chrome), &e),
+    };
+    with_cookies(res, [renewed, csrf_cookie])
+}
+
 /// "My tasks": `read_models::tasks::my_tasks`, the read model behind `GET /api/v1/me/tasks`.
 async fn my_tasks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let caller = match session::authorize(&req, &state, TASKS_ROUTE.0, TASKS_ROUTE.1, None).await {

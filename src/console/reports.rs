@@ -8,10 +8,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::pages::{Chrome, layout};
-use super::session::{self, Caller};
-use super::{
-    call, csrf_for, error_page, held_hats_permitting, no_caller, read_page, see_other, with_cookies,
-};
+use super::{error_page, held_hats_permitting, read_page, write_form};
 use crate::access::Action;
 use crate::app::AppState;
 use crate::domain::proposal::Beneficiaries;
@@ -260,31 +257,15 @@ pub async fn submit(
 ) -> HttpResponse {
     let form = form.into_inner();
     let id = id.into_inner();
-    let Caller { actor, renewed, .. } =
-        match session::authorize_form(&req, &state, SUBMIT_ROUTE.0, SUBMIT_ROUTE.1, None, &form.csrf).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
-    let input = match form.input() {
-        Ok(i) => i,
-        Err(e) => return with_cookies(error_page(Some(&chrome), &e), [renewed, csrf_cookie]),
-    };
     let pid = id.clone();
-    let res = match call(&state, move |conn| {
-        implementation::submit_report(conn, &actor, &pid, &input)
+    let csrf = form.csrf.clone();
+    let write = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        implementation::submit_report(conn, actor, &pid, &form.input()?)
+    };
+    write_form(&req, &state, SUBMIT_ROUTE, &csrf, write, |_, _| {
+        format!("/console/proposals/{id}/reports?done=submitted")
     })
     .await
-    {
-        Ok(_) => see_other(&format!("/console/proposals/{id}/reports?done=submitted")),
-        Err(e) => error_page(Some(&chrome), &e),
-    };
-    with_cookies(res, [renewed, csrf_cookie])
 }
 
 #[derive(Deserialize)]
@@ -316,37 +297,19 @@ pub async fn decide(
         }
     };
     let route = if accept { ACCEPT_ROUTE } else { RETURN_ROUTE };
-    let Caller { actor, renewed, .. } =
-        match session::authorize_form(&req, &state, route.0, route.1, None, &form.csrf).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
     let input = ReportDecision {
         reason: Some(form.reason).filter(|r| !r.trim().is_empty()),
     };
-    let decided = call(&state, move |conn| {
-        implementation::decide_report(
-            conn,
-            &actor,
-            &crate::domain::ids::ReportId::from(report_id.as_str()),
-            accept,
-            &input,
-        )
-    })
-    .await;
-    let res = match decided {
-        Ok(r) => see_other(&format!(
+    let write = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        let id = crate::domain::ids::ReportId::from(report_id.as_str());
+        implementation::decide_report(conn, actor, &id, accept, &input)
+    };
+    write_form(&req, &state, route, &form.csrf, write, |r, _| {
+        format!(
             "/console/proposals/{}/reports?done={}",
             r.proposal_id,
             if accept { "accepted" } else { "returned" }
-        )),
-        Err(e) => error_page(Some(&chrome), &e),
-    };
-    with_cookies(res, [renewed, csrf_cookie])
+        )
+    })
+    .await
 }

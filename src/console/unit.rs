@@ -11,9 +11,7 @@ use serde::Deserialize;
 use super::flags::Powers;
 use super::pages::Chrome;
 use super::pages::layout;
-use super::session::{self, Caller};
-use super::{call, csrf_for, error_page, no_caller, read_page, see_other, with_cookies};
-use crate::access::Hat;
+use super::{error_page, read_page, write_form};
 use crate::app::AppState;
 use crate::domain::lifecycle::State;
 use crate::error::AppError;
@@ -135,37 +133,25 @@ pub async fn act(
         "revise" => (false, "/api/v1/proposals/{id}/revise"),
         _ => return error_page(None, &AppError::not_found("No such page.")),
     };
-    let Caller { actor, renewed, .. } =
-        match session::authorize_form(&req, &state, "POST", template, None, &form.csrf).await {
-            Ok(c) => c,
-            Err(why) => return no_caller(&req, why),
-        };
-    let (csrf, csrf_cookie) = csrf_for(&req);
-    let username = actor.username.clone();
-    let hat = actor.hat().map(Hat::as_str).unwrap_or_default();
-    let chrome = Chrome {
-        username: &username,
-        csrf: &csrf,
-    };
-    let Ok(expected) = form.version.trim().parse::<i64>() else {
-        let e = AppError::precondition_required("The form lost the proposal's version; reload the page.");
-        return with_cookies(error_page(Some(&chrome), &e), [renewed, csrf_cookie]);
-    };
     let pid = id.clone();
-    let done = call(&state, move |conn| {
+    let version = form.version;
+    let write = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
+        let Ok(expected) = version.trim().parse::<i64>() else {
+            return Err(AppError::precondition_required(
+                "The form lost the proposal's version; reload the page.",
+            ));
+        };
         if submit {
-            proposals::submit_proposal(conn, &actor, &pid, expected)
+            proposals::submit_proposal(conn, actor, &pid, expected)
         } else {
-            proposals::revise_proposal(conn, &actor, &pid, expected)
+            proposals::revise_proposal(conn, actor, &pid, expected)
         }
-    })
-    .await;
-    let res = match done {
-        Ok(_) => see_other(&format!(
+    };
+    write_form(&req, &state, ("POST", template), &form.csrf, write, |_, hat| {
+        format!(
             "/console/proposals/{id}?hat={hat}&done={}",
             if submit { "submitted" } else { "revising" }
-        )),
-        Err(e) => error_page(Some(&chrome), &e),
-    };
-    with_cookies(res, [renewed, csrf_cookie])
+        )
+    })
+    .await
 }
