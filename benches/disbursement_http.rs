@@ -15,6 +15,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 #[path = "common/mod.rs"]
+#[expect(dead_code, reason = "the set-up helpers this bench does not use")]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -39,40 +39,15 @@ fn main() {
     let bench = Bench::start(&admin_url, "qip_bench", clients);
     let base = bench.base.clone();
     let client = reqwest::blocking::Client::new();
-    let call = |method: &str, path: &str, token: Option<&str>, body: Value| -> Value {
-        let mut req = client
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.send().unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().unwrap_or(Value::Null)
+    let api = common::Api {
+        client: client.clone(),
+        base: base.to_string(),
     };
-    let login = |user: &str, password: &str| -> String {
-        call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            json!({"username": user, "password": password}),
-        )["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let call =
+        |method: &str, path: &str, token: Option<&str>, body: Value| api.call(method, path, token, body);
+    let login = |user: &str, password: &str| api.login(user, password);
     let admin_token = login("admin", ADMIN_PASSWORD);
-    let org = |code: &str, kind: &str| -> String {
-        call(
-            "POST",
-            "/api/v1/organizations",
-            Some(&admin_token),
-            json!({"code": code, "name": code, "kind": kind}),
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let org = |code: &str, kind: &str| api.org(&admin_token, code, kind);
     let office = org("FIN", "mission_section");
     let donor = org("DONOR", "contributor");
     let user = |username: &str, hat: &str| -> String {

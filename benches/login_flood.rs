@@ -63,28 +63,13 @@ fn main() {
         .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
         .build()
         .unwrap();
-    let call = |method: &str, path: &str, token: Option<&str>, body: Value| -> Value {
-        let mut req = client
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.send().unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().unwrap_or(Value::Null)
+    let api = common::Api {
+        client: client.clone(),
+        base: base.to_string(),
     };
-    let login = |user: &str, password: &str| -> String {
-        call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            json!({"username": user, "password": password}),
-        )["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let call =
+        |method: &str, path: &str, token: Option<&str>, body: Value| api.call(method, path, token, body);
+    let login = |user: &str, password: &str| api.login(user, password);
     let admin_token = login("admin", ADMIN_PASSWORD);
     let office = call(
         "POST",

@@ -172,3 +172,57 @@ impl Bench {
             .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
+
+/// The service's API over HTTP for a bench's set-up: JSON in, JSON out; any failure fails the bench.
+pub struct Api {
+    pub client: reqwest::blocking::Client,
+    pub base: String,
+}
+
+impl Api {
+    /// `method path` with `body` (and `token` as bearer); the answer's JSON (null when it has none).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Signs in; the access token.
+    pub fn login(&self, user: &str, password: &str) -> String {
+        self.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"username": user, "password": password}),
+        )["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an organisation (as the administrator `admin_token`); its id.
+    pub fn org(&self, admin_token: &str, code: &str, kind: &str) -> String {
+        self.call(
+            "POST",
+            "/api/v1/organizations",
+            Some(admin_token),
+            serde_json::json!({"code": code, "name": code, "kind": kind}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
