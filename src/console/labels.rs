@@ -46,6 +46,11 @@ pub fn value(code: &str) -> String {
     known.to_owned()
 }
 
+/// A count with its noun in the right number: "1 proposal", "3 proposals".
+pub fn count(n: i64, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +65,12 @@ mod tests {
             "Kalma_water board",
             "free text unchanged"
         );
+    }
+
+    #[test]
+    fn a_count_of_one_takes_the_singular() {
+        assert_eq!(count(1, "proposal", "proposals"), "1 proposal");
+        assert_eq!(count(0, "proposal", "proposals"), "0 proposals");
+        assert_eq!(count(3, "proposal", "proposals"), "3 proposals");
     }
 }

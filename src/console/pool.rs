@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
 use super::charts::{self, Bar, Group, Lines};
+use super::labels;
 use super::pages::{Chrome, layout};
 use super::read_page;
 use crate::app::AppState;
@@ -180,7 +181,7 @@ fn glance_page(chrome: &Chrome<'_>, g: &Glance) -> Markup {
             }
             section aria-labelledby="by-state" {
                 h2 id="by-state" { "Proposals by state" }
-                p { (g.report.proposals) " proposals submitted, " (g.report.requested) " " (cur) " requested." }
+                p { (labels::count(g.report.proposals, "proposal", "proposals")) " submitted, " (g.report.requested) " " (cur) " requested." }
                 (charts::bar_chart("Proposals by state", "Proposals", &states))
             }
             section aria-labelledby="turnaround" {
