@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::pages::{Chrome, layout};
 use super::read_page;
 use crate::app::AppState;
+use crate::domain::ids::ProposalId;
 use crate::features::audit::dto::AuditEvent;
 use crate::features::audit::service as audit;
 use crate::features::consultation::service as consultation;
@@ -34,11 +35,11 @@ pub async fn show(
 ) -> HttpResponse {
     let id = id.into_inner();
     let before = query.before;
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
         // The proposal's flags and reports, as far as the caller may read them (a refusal leaves them out: the
         // audit scope below still decides which events are shown).
-        let mut entities = vec![pid.clone()];
+        let mut entities = vec![pid.to_string()];
         if let Ok(c) = consultation::get_consultation(conn, actor, &pid) {
             entities.extend(c.flags.into_iter().map(|f| f.id));
         }

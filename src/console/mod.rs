@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::access::{Action, Hat, HatResolution, resolve_hat};
 use crate::app::AppState;
+use crate::domain::ids::ProposalId;
 use crate::error::{AppError, ErrorKind};
 use crate::features::approval::dto::{Decision, DecisionInput};
 use crate::features::approval::service as approval;
@@ -400,6 +401,7 @@ async fn proposal(
     let organization_id = actor.organization_id.clone();
     let powers = flags::Powers::of(&actor);
     let loaded = call(&state, move |conn| {
+        let id = ProposalId::from(id);
         let brief = decision_brief(conn, &actor, &id)?;
         let steps = approval::get_approval(conn, &actor, &id)?;
         Ok((brief, steps))
@@ -544,7 +546,7 @@ async fn decide(
             .filter(|v| v == "yes")
             .map(|_| ACKNOWLEDGEMENT.to_owned()),
     };
-    let pid = crate::domain::ids::ProposalId::from(id.as_str());
+    let pid = ProposalId::from(id.as_str());
     let decided = call(&state, move |conn| {
         approval::decide(conn, &actor, &pid, &step_id.into(), expected, &input)
     })
@@ -668,7 +670,7 @@ async fn respond(
         Ok(i) => i,
         Err(e) => return with_cookies(error_page(Some(&chrome), &e), [renewed, csrf_cookie]),
     };
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let answered = call(&state, move |conn| {
         consultation::respond(conn, &actor, &pid, &input)
     })

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::access::Action;
 use crate::app::AppState;
+use crate::domain::ids::ProposalId;
 use crate::domain::status::TrancheStatus;
 use crate::error::AppError;
 use crate::features::implementation::dto::{NewDisbursement, Tranche};
@@ -43,7 +44,7 @@ pub async fn show(
         .as_deref()
         .filter(|d| *d == "paid")
         .map(|_| "The payment is recorded.");
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
         let pays = !held_hats_permitting(&actor.grants, Action::Disburse).is_empty();
         Ok((implementation::list_tranches(conn, actor, &pid)?, pays))
@@ -166,7 +167,7 @@ pub async fn pay(
         Err(e) => return with_cookies(error_page(Some(&chrome), &e), [renewed, csrf_cookie]),
     };
     let retention = chrono::Duration::days(i64::from(state.settings.ledger.idempotency_retention_days));
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let paid = call(&state, move |conn| {
         implementation::disbursement_request(conn, retention, &actor, &pid, n, &input, &idem)
     })

@@ -11,6 +11,7 @@ use super::labels;
 use super::pages::{Chrome, layout};
 use super::read_page;
 use crate::app::AppState;
+use crate::domain::ids::PoolId;
 use crate::domain::money::format_amount;
 use crate::features::exchange::report::{self, PoolReport};
 use crate::features::ledger::dto::Statement;
@@ -65,10 +66,11 @@ struct Glance {
 pub async fn show(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
     let load = move |conn: &mut crate::db::DbConn, _: &crate::access::Actor| {
-        let pool = pools::get_pool(conn, &id)?;
+        let pool_id = PoolId::from(id.as_str());
+        let pool = pools::get_pool(conn, &pool_id)?;
         let statement = ledger::statement(conn, &id, None, None)?;
         let report = report::pool_report(conn, &id, None, None)?;
-        let balances = pool_glance::balances_over_time(conn, &id, BALANCE_POINTS)?;
+        let balances = pool_glance::balances_over_time(conn, &pool_id, BALANCE_POINTS)?;
         let currency = ledger::PoolRef::load(conn, &id)?.currency;
         Ok(Glance {
             currency,

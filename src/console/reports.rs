@@ -11,6 +11,7 @@ use super::pages::{Chrome, layout};
 use super::{error_page, held_hats_permitting, read_page, write_form};
 use crate::access::Action;
 use crate::app::AppState;
+use crate::domain::ids::ProposalId;
 use crate::domain::proposal::Beneficiaries;
 use crate::domain::status::ReportStatus;
 use crate::error::{AppError, FieldError};
@@ -41,7 +42,7 @@ pub async fn show(
         "returned" => Some("The report is returned to the unit."),
         _ => None,
     });
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let load = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
         let may_submit = !held_hats_permitting(&actor.grants, Action::ReportSubmit).is_empty();
         let may_decide = !held_hats_permitting(&actor.grants, Action::ReportDecide).is_empty();
@@ -257,7 +258,7 @@ pub async fn submit(
 ) -> HttpResponse {
     let form = form.into_inner();
     let id = id.into_inner();
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let csrf = form.csrf.clone();
     let write = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
         implementation::submit_report(conn, actor, &pid, &form.input()?)

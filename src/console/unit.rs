@@ -13,6 +13,7 @@ use super::pages::Chrome;
 use super::pages::layout;
 use super::{error_page, read_page, write_form};
 use crate::app::AppState;
+use crate::domain::ids::ProposalId;
 use crate::domain::lifecycle::State;
 use crate::error::AppError;
 use crate::features::proposals::dto::{ProposalQuery, ProposalSummary};
@@ -133,7 +134,7 @@ pub async fn act(
         "revise" => (false, "/api/v1/proposals/{id}/revise"),
         _ => return error_page(None, &AppError::not_found("No such page.")),
     };
-    let pid = id.clone();
+    let pid = ProposalId::from(id.as_str());
     let version = form.version;
     let write = move |conn: &mut crate::db::DbConn, actor: &crate::access::Actor| {
         let Ok(expected) = version.trim().parse::<i64>() else {

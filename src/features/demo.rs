@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::access::{Actor, Hat, HatGrant, ResolvedHat};
 use crate::config::DualControlSettings;
 use crate::db::DbConn;
+use crate::domain::ids::ProposalId;
 use crate::error::{AppError, AppResult};
 use crate::features::identity::dto::{
     GrantOutcome, NewHatGrant, NewOrganization, NewUser, OrganizationKind, SetupPasswordRequest,
@@ -322,17 +323,18 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         _ => serde_json::Map::new(),
     };
     let submit =
-        |conn: &mut DbConn, title: &str, sector: &str, adm2: &str, amount: &str| -> AppResult<String> {
+        |conn: &mut DbConn, title: &str, sector: &str, adm2: &str, amount: &str| -> AppResult<ProposalId> {
             let adm1 = if adm2.starts_with("XY01") { "XY01" } else { "XY02" };
             let draft = proposals::service::create_proposal(
                 conn,
                 &unit,
                 to_map(proposal_body(&pool.id, title, sector, adm1, adm2, amount)),
             )?;
-            proposals::service::submit_proposal(conn, &unit, &draft.id, draft.version)?;
-            Ok(draft.id)
+            let id = ProposalId::from(draft.id);
+            proposals::service::submit_proposal(conn, &unit, &id, draft.version)?;
+            Ok(id)
         };
-    let version = |conn: &mut DbConn, id: &str| -> AppResult<i64> {
+    let version = |conn: &mut DbConn, id: &ProposalId| -> AppResult<i64> {
         Ok(proposals::service::get_proposal(conn, &qip, id)?.version)
     };
     let no_objection = consultation_dto::ResponseInput {
@@ -340,7 +342,7 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         comment: None,
         flags: Vec::new(),
     };
-    let consult_clear = |conn: &mut DbConn, id: &str| -> AppResult<()> {
+    let consult_clear = |conn: &mut DbConn, id: &ProposalId| -> AppResult<()> {
         for who in ["ocha", "wash.unicef", "protection.nrc"] {
             let actor = person(who, Hat::Consultee);
             let c = consultation::get_consultation(conn, &actor, id)?;
@@ -357,7 +359,7 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         Ok(())
     };
     use crate::features::approval::{dto as approval_dto, service as approval};
-    let decide_all = |conn: &mut DbConn, id: &str, last: approval_dto::Decision| -> AppResult<()> {
+    let decide_all = |conn: &mut DbConn, id: &ProposalId, last: approval_dto::Decision| -> AppResult<()> {
         let mut first = true;
         loop {
             let a = approval::get_approval(conn, &qip, id)?;
@@ -389,7 +391,7 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
             approval::decide(
                 conn,
                 &decider,
-                &crate::domain::ids::ProposalId::from(id),
+                id,
                 &crate::domain::ids::StepId::from(step.id.as_str()),
                 a.version,
                 &input,
@@ -401,7 +403,7 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         }
     };
     use crate::features::implementation::{dto as impl_dto, service as implementation};
-    let pay = |conn: &mut DbConn, id: &str, n: i32, amount: &str| -> AppResult<()> {
+    let pay = |conn: &mut DbConn, id: &ProposalId, n: i32, amount: &str| -> AppResult<()> {
         let body =
             json!({"amount": amount, "paid_on": "2026-11-20", "payment_reference": format!("DEMO-PAY-{n}")});
         let path = format!("/api/v1/proposals/{id}/tranches/{n}/disbursements");
@@ -425,7 +427,7 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         )?;
         Ok(())
     };
-    let complete = |conn: &mut DbConn, id: &str| -> AppResult<()> {
+    let complete = |conn: &mut DbConn, id: &ProposalId| -> AppResult<()> {
         let report = implementation::submit_report(
             conn,
             &unit,

@@ -8,6 +8,7 @@ pub mod audit_sealer;
 use std::time::Duration;
 
 use crate::db::{DbConn, DbPool};
+use crate::domain::ids::RoundId;
 use crate::features::audit::now_micros;
 
 /// Most overdue rounds one run closes (the next run takes the rest).
@@ -38,11 +39,11 @@ pub fn close_overdue_rounds(conn: &mut DbConn) -> usize {
             }
         };
     let mut closed = 0;
-    for round_id in overdue {
+    for round_id in overdue.into_iter().map(RoundId::from) {
         match crate::features::consultation::service::close_overdue_round(conn, &round_id) {
             Ok(true) => closed += 1,
             Ok(false) => {}
-            Err(e) => tracing::warn!(round_id, error = %e, "deadline sweep could not close a round"),
+            Err(e) => tracing::warn!(%round_id, error = %e, "deadline sweep could not close a round"),
         }
     }
     if closed > 0 {

@@ -31,7 +31,10 @@ async fn get_approval(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    let a = with_conn(&state, move |conn, _| service::get_approval(conn, &actor, &id)).await?;
+    let a = with_conn(&state, move |conn, _| {
+        service::get_approval(conn, &actor, &id.into())
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("ETag", etag(a.version)))
         .json(a))
@@ -78,7 +81,7 @@ async fn brief(
 ) -> AppResult<web::Json<Brief>> {
     let id = id.into_inner();
     with_conn(&state, move |conn, _| {
-        read_models::brief::brief(conn, &actor, &id)
+        read_models::brief::brief(conn, &actor, &id.into())
     })
     .await
     .map(web::Json)
@@ -124,7 +127,7 @@ async fn turnaround(
 ) -> AppResult<web::Json<Turnaround>> {
     let id = id.into_inner();
     with_conn(&state, move |conn, _| {
-        read_models::turnaround::turnaround(conn, &id)
+        read_models::turnaround::turnaround(conn, &id.into())
     })
     .await
     .map(web::Json)

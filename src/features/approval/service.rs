@@ -141,7 +141,7 @@ pub(crate) fn steps_view(
         .collect()
 }
 
-pub fn get_approval(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Approval> {
+pub fn get_approval(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Approval> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     Ok(Approval {
         proposal_id: proposal.id.clone(),
@@ -194,7 +194,7 @@ pub fn decide(
     // A refusal by an object-level rule, decided under the lock; audited after the rollback.
     let mut refused: Option<String> = None;
     let outcome = db::write_tx(conn, |tx| {
-        let mut locked = workflow::lock_visible(tx, actor, proposal_id.as_str(), None)?;
+        let mut locked = workflow::lock_visible(tx, actor, proposal_id, None)?;
         let proposal = locked.row().clone();
         let all_steps = repo::steps_of(tx, proposal_id.as_str())?;
         let step = all_steps

@@ -215,7 +215,7 @@ async fn get_consultation(
 ) -> AppResult<web::Json<Consultation>> {
     let id = id.into_inner();
     with_conn(&state, move |conn, _| {
-        service::get_consultation(conn, &actor, &id)
+        service::get_consultation(conn, &actor, &id.into())
     })
     .await
     .map(web::Json)
@@ -233,9 +233,11 @@ async fn respond(
     body: web::Json<ResponseInput>,
 ) -> AppResult<web::Json<Consultation>> {
     let (id, body) = (id.into_inner(), body.into_inner());
-    with_conn(&state, move |conn, _| service::respond(conn, &actor, &id, &body))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, _| {
+        service::respond(conn, &actor, &id.into(), &body)
+    })
+    .await
+    .map(web::Json)
 }
 
 /// Add an organisation to the open round, with a reason (`qip_officer`).
@@ -250,7 +252,7 @@ async fn add_consultee(
 ) -> AppResult<web::Json<Consultation>> {
     let (id, body) = (id.into_inner(), body.into_inner());
     with_conn(&state, move |conn, _| {
-        service::add_consultee(conn, &actor, &id, &body)
+        service::add_consultee(conn, &actor, &id.into(), &body)
     })
     .await
     .map(web::Json)

@@ -15,7 +15,7 @@ use super::dto::{
 use super::repo::{self, ConsulteeRow, FlagRow, ResponseRow, RoundRow};
 use crate::access::{Actor, acting_organization, may_read_confidential_notes};
 use crate::db::{self, DbConn};
-use crate::domain::ids::FlagId;
+use crate::domain::ids::{FlagId, ProposalId, RoundId};
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::domain::proposal::ProposalContent;
@@ -318,7 +318,7 @@ fn check_text(value: Option<&str>, field: &str, max: usize, required: bool, erro
 pub fn respond(
     conn: &mut DbConn,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     input: &ResponseInput,
 ) -> AppResult<Consultation> {
     let mut errors = Vec::new();
@@ -365,7 +365,8 @@ pub fn respond(
         if state != State::InConsultation {
             return Err(consultation_not_open(state));
         }
-        let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
+        let round =
+            repo::open_round_of(tx, proposal_id.as_str())?.ok_or_else(|| consultation_not_open(state))?;
         let consultees = repo::consultees_of(tx, &round.id)?;
         let unsolicited = !consultees.iter().any(|c| c.organization_id == org);
         let replaced = if unsolicited {
@@ -416,7 +417,7 @@ pub fn respond(
                 tx,
                 &FlagRow {
                     id: uuid::Uuid::now_v7().to_string(),
-                    proposal_id: proposal_id.to_owned(),
+                    proposal_id: proposal_id.to_string(),
                     round_id: round.id.clone(),
                     version_number: round.version_number,
                     organization_id: Some(org.clone()),
@@ -441,7 +442,7 @@ pub fn respond(
         // The audit records that a confidential note exists, never its text.
         let responded = audit::append(
             tx,
-            ctx.event(AuditAction::ConsultationRespond, "proposal", Some(proposal_id)).after(json!({
+            ctx.event(AuditAction::ConsultationRespond, "proposal", Some(proposal_id.as_str())).after(json!({
                 "organization_id": org, "kind": input.kind, "unsolicited": unsolicited,
                 "replaced_flags": replaced.len(),
                 "flags": input.flags.iter().map(|f| json!({"category": f.category, "severity": if unsolicited { Severity::Advisory } else { f.severity },
@@ -459,7 +460,7 @@ pub fn respond(
 pub fn add_consultee(
     conn: &mut DbConn,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     input: &AddConsultee,
 ) -> AppResult<Consultation> {
     if input.reason.trim().len() < 5 {
@@ -483,7 +484,8 @@ pub fn add_consultee(
     db::write_tx(conn, |tx| {
         let locked = workflow::lock_visible(tx, actor, proposal_id, None)?;
         let (proposal, state) = (locked.row(), locked.state());
-        let round = repo::open_round_of(tx, proposal_id)?.ok_or_else(|| consultation_not_open(state))?;
+        let round =
+            repo::open_round_of(tx, proposal_id.as_str())?.ok_or_else(|| consultation_not_open(state))?;
         if crate::features::identity::repo::find_organization(tx, &input.organization_id)?.is_none() {
             return Err(AppError::invalid_field(
                 "organization_id",
@@ -524,7 +526,7 @@ pub fn add_consultee(
                 .event(
                     AuditAction::ConsultationAddConsultee,
                     "proposal",
-                    Some(proposal_id),
+                    Some(proposal_id.as_str()),
                 )
                 .after(json!({"organization_id": input.organization_id, "reason": input.reason.trim()})),
         )?;
@@ -534,16 +536,16 @@ pub fn add_consultee(
 
 /// Closes one overdue round: pending consultees lapse; where silence is not consent each lapse becomes a
 /// blocking flag. Safe to run from any number of instances: the round closes once.
-pub fn close_overdue_round(conn: &mut DbConn, round_id: &str) -> AppResult<bool> {
+pub fn close_overdue_round(conn: &mut DbConn, round_id: &RoundId) -> AppResult<bool> {
     let now = now_micros();
     let ctx = AuditContext::system(None);
     db::write_tx(conn, |tx| {
-        let Some(round) = repo::find_round(tx, round_id)? else {
+        let Some(round) = repo::find_round(tx, round_id.as_str())? else {
             return Ok(false);
         };
-        let mut proposal = workflow::lock(tx, &round.proposal_id, None)?;
+        let mut proposal = workflow::lock(tx, &ProposalId::from(round.proposal_id.as_str()), None)?;
         let Some(round) =
-            repo::find_round(tx, round_id)?.filter(|r| r.closed_at.is_none() && r.deadline <= now)
+            repo::find_round(tx, round_id.as_str())?.filter(|r| r.closed_at.is_none() && r.deadline <= now)
         else {
             return Ok(false);
         };
@@ -716,7 +718,8 @@ pub fn end_flag(
         return Err(AppError::not_found("No flag with this id is visible to you."));
     };
     // The flag is visible only with its proposal.
-    load_visible(conn, actor, &flag.proposal_id)
+    let proposal_id = ProposalId::from(flag.proposal_id.as_str());
+    load_visible(conn, actor, &proposal_id)
         .map_err(|_| AppError::not_found("No flag with this id is visible to you."))?;
     let audit_action = match how {
         FlagEnd::Withdraw => AuditAction::FlagWithdraw,
@@ -727,7 +730,7 @@ pub fn end_flag(
     // A refusal by an object-level rule, decided under the proposal's lock; audited after the rollback.
     let mut refused: Option<&'static str> = None;
     let outcome = db::write_tx(conn, |tx| {
-        let mut proposal = workflow::lock(tx, &flag.proposal_id, None)?;
+        let mut proposal = workflow::lock(tx, &proposal_id, None)?;
         // Overriding humanitarian objections is a decision on the proposal: never by its own organisation or by
         // whoever drafted or submitted it (the same separation of duties as approval steps).
         let row = proposal.row();
@@ -860,7 +863,11 @@ fn view(conn: &mut DbConn, actor: &Actor, proposal: &ProposalRow) -> AppResult<C
     })
 }
 
-pub fn get_consultation(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Consultation> {
+pub fn get_consultation(
+    conn: &mut DbConn,
+    actor: &Actor,
+    proposal_id: &ProposalId,
+) -> AppResult<Consultation> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     view(conn, actor, &proposal)
 }

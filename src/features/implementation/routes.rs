@@ -39,9 +39,11 @@ async fn list_tranches(
     id: web::Path<String>,
 ) -> AppResult<web::Json<Vec<Tranche>>> {
     let id = id.into_inner();
-    with_conn(&state, move |conn, _| service::list_tranches(conn, &actor, &id))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, _| {
+        service::list_tranches(conn, &actor, &id.into())
+    })
+    .await
+    .map(web::Json)
 }
 
 /// Pay (part of) a tranche (`finance_officer`, `Idempotency-Key`; never someone who approved the proposal).
@@ -64,7 +66,7 @@ async fn disburse(
     let (idem, input): (_, NewDisbursement) = idempotent_input(&req, &actor, body.into_inner())?;
     let (id, n) = path.into_inner();
     let stored = with_conn(&state, move |conn, s| {
-        service::disbursement_request(conn, retention(s), &actor, &id, n, &input, &idem)
+        service::disbursement_request(conn, retention(s), &actor, &id.into(), n, &input, &idem)
     })
     .await?;
     Ok(idempotent_response(stored))
@@ -85,7 +87,7 @@ async fn refund(
     let (idem, input): (_, NewRefund) = idempotent_input(&req, &actor, body.into_inner())?;
     let id = id.into_inner();
     let stored = with_conn(&state, move |conn, s| {
-        service::refund_request(conn, retention(s), &actor, &id, &input, &idem)
+        service::refund_request(conn, retention(s), &actor, &id.into(), &input, &idem)
     })
     .await?;
     Ok(idempotent_response(stored))
@@ -103,7 +105,7 @@ async fn submit_report(
 ) -> AppResult<HttpResponse> {
     let (id, body) = (id.into_inner(), body.into_inner());
     let r = with_conn(&state, move |conn, _| {
-        service::submit_report(conn, &actor, &id, &body)
+        service::submit_report(conn, &actor, &id.into(), &body)
     })
     .await?;
     Ok(HttpResponse::Created().json(r))
@@ -118,9 +120,11 @@ async fn list_reports(
     id: web::Path<String>,
 ) -> AppResult<web::Json<Vec<Report>>> {
     let id = id.into_inner();
-    with_conn(&state, move |conn, _| service::list_reports(conn, &actor, &id))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, _| {
+        service::list_reports(conn, &actor, &id.into())
+    })
+    .await
+    .map(web::Json)
 }
 
 /// Accept a report (`qip_officer`); an accepted completion report completes the proposal.
@@ -173,7 +177,7 @@ async fn cancel(
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());
     let p = with_conn(&state, move |conn, _| {
-        service::cancel(conn, &actor, &id, expected, &body.reason)
+        service::cancel(conn, &actor, &id.into(), expected, &body.reason)
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -195,7 +199,7 @@ async fn close(
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());
     let p = with_conn(&state, move |conn, _| {
-        service::close(conn, &actor, &id, expected, &body)
+        service::close(conn, &actor, &id.into(), expected, &body)
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -9,7 +9,7 @@ use super::dto::{CloseRequest, NewDisbursement, NewRefund, NewReport, Report, Re
 use super::repo::{self, CloseoutRow, PaymentRow, ReportRow, TrancheRow};
 use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
-use crate::domain::ids::ReportId;
+use crate::domain::ids::{ProposalId, ReportId};
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
 use crate::domain::proposal::{PartnerKind, ProposalContent};
@@ -114,11 +114,11 @@ fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche
     }
 }
 
-pub fn list_tranches(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Vec<Tranche>> {
+pub fn list_tranches(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Vec<Tranche>> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let pool = PoolRef::load(conn, &proposal.pool_id)?;
     let f = facts(conn, &proposal)?;
-    Ok(repo::tranches_of(conn, proposal_id)?
+    Ok(repo::tranches_of(conn, proposal_id.as_str())?
         .iter()
         .map(|t| tranche_view(t, &f, pool.currency))
         .collect())
@@ -141,7 +141,7 @@ pub fn disbursement_request(
     conn: &mut DbConn,
     retention: Duration,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     number: i32,
     input: &NewDisbursement,
     idem: &IdempotentRequest,
@@ -182,7 +182,7 @@ pub fn disbursement_request(
         };
         locked.check(action)?;
         let f = facts(tx, locked.row())?;
-        let mut tranche = repo::tranches_of(tx, proposal_id)?
+        let mut tranche = repo::tranches_of(tx, proposal_id.as_str())?
             .into_iter()
             .find(|t| t.number == number)
             .ok_or_else(|| AppError::not_found("This proposal has no tranche with this number."))?;
@@ -226,12 +226,12 @@ pub fn disbursement_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = ledger::disburse(tx, &ctx, &pool, proposal_id, amount, details)?;
+        let row = ledger::disburse(tx, &ctx, &pool, proposal_id.as_str(), amount, details)?;
         repo::insert_payment(
             tx,
             &PaymentRow {
                 transaction_id: row.id.clone(),
-                proposal_id: proposal_id.to_owned(),
+                proposal_id: proposal_id.to_string(),
                 tranche_number: number,
                 amount_minor: amount,
                 paid_on: input.paid_on,
@@ -267,7 +267,7 @@ pub fn disbursement_request(
             actor,
             "implementation.disburse",
             "proposal",
-            proposal_id,
+            proposal_id.as_str(),
             PAYER_APPROVED,
         ));
     }
@@ -277,8 +277,8 @@ pub fn disbursement_request(
 const PAYER_APPROVED: &str = "You decided an approval step of this proposal, so you cannot pay it.";
 
 /// Whether `user_id` decided any approval step of the proposal (any version). Call under the proposal's lock.
-fn decided_a_step(tx: &mut DbConn, proposal_id: &str, user_id: &str) -> AppResult<bool> {
-    let deciders: Vec<String> = crate::features::approval::repo::steps_of(tx, proposal_id)?
+fn decided_a_step(tx: &mut DbConn, proposal_id: &ProposalId, user_id: &str) -> AppResult<bool> {
+    let deciders: Vec<String> = crate::features::approval::repo::steps_of(tx, proposal_id.as_str())?
         .into_iter()
         .filter_map(|s| s.decided_by)
         .collect();
@@ -290,7 +290,7 @@ pub fn refund_request(
     conn: &mut DbConn,
     retention: Duration,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     input: &NewRefund,
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
@@ -306,17 +306,17 @@ pub fn refund_request(
     }
     let ctx = actor.audit();
     idempotency::run(conn, idem, retention, |tx| {
-        db::lock_row(tx, "proposals", proposal_id)?;
+        db::lock_row(tx, "proposals", proposal_id.as_str())?;
         let details = PostingDetails {
             reference: input.reference.clone().filter(|r| !r.trim().is_empty()),
             memo: Some(input.reason.trim().to_owned()),
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = ledger::refund(tx, &ctx, &pool, proposal_id, amount, details)?;
+        let row = ledger::refund(tx, &ctx, &pool, proposal_id.as_str(), amount, details)?;
         audit::append(
             tx,
-            ctx.event("implementation.refund", "proposal", Some(proposal_id))
+            ctx.event("implementation.refund", "proposal", Some(proposal_id.as_str()))
                 .after(json!({"amount": format_amount(amount, pool.currency), "transaction_id": row.id})),
         )?;
         stored(tx, &row)
@@ -343,7 +343,7 @@ fn report_view(r: ReportRow, currency: Currency) -> Report {
 pub fn submit_report(
     conn: &mut DbConn,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     input: &NewReport,
 ) -> AppResult<Report> {
     let proposal = load_visible(conn, actor, proposal_id)?;
@@ -414,7 +414,7 @@ pub fn submit_report(
         }
         let row = ReportRow {
             id: uuid::Uuid::now_v7().to_string(),
-            proposal_id: proposal_id.to_owned(),
+            proposal_id: proposal_id.to_string(),
             kind,
             content: crate::domain::canonical_json::to_canonical_string(&content),
             expenditure_minor: expenditure,
@@ -437,10 +437,10 @@ pub fn submit_report(
     })
 }
 
-pub fn list_reports(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Vec<Report>> {
+pub fn list_reports(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Vec<Report>> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let pool = PoolRef::load(conn, &proposal.pool_id)?;
-    Ok(repo::reports_of(conn, proposal_id)?
+    Ok(repo::reports_of(conn, proposal_id.as_str())?
         .into_iter()
         .map(|r| report_view(r, pool.currency))
         .collect())
@@ -464,10 +464,11 @@ pub fn decide_report(
     }
     let report =
         repo::find_report(conn, report_id)?.ok_or_else(|| AppError::not_found("No report with this id."))?;
-    load_visible(conn, actor, &report.proposal_id)?;
+    let proposal_id = ProposalId::from(report.proposal_id.as_str());
+    load_visible(conn, actor, &proposal_id)?;
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        let mut locked = workflow::lock(tx, &report.proposal_id, None)?;
+        let mut locked = workflow::lock(tx, &proposal_id, None)?;
         let completes = accept && report.kind == ReportKind::Completion;
         if completes {
             locked.check(Action::AcceptCompletion)?;
@@ -518,7 +519,7 @@ pub fn decide_report(
 pub fn cancel(
     conn: &mut DbConn,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     expected: i64,
     reason: &str,
 ) -> AppResult<crate::features::proposals::dto::Proposal> {
@@ -534,14 +535,15 @@ pub fn cancel(
         let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
         locked.check(Action::Cancel)?;
         let pool = PoolRef::load(tx, &locked.row().pool_id)?;
-        let committed = crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id)?;
+        let committed =
+            crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id.as_str())?;
         let mut released = 0;
         if committed > 0 {
             ledger::release_commitment(
                 tx,
                 &ctx,
                 &pool,
-                proposal_id,
+                proposal_id.as_str(),
                 committed,
                 PostingDetails {
                     memo: Some(format!("cancelled: {}", reason.trim())),
@@ -550,7 +552,7 @@ pub fn cancel(
             )?;
             released = committed;
         }
-        for mut t in repo::tranches_of(tx, proposal_id)? {
+        for mut t in repo::tranches_of(tx, proposal_id.as_str())? {
             if t.status == TrancheStatus::Scheduled {
                 t.status = TrancheStatus::Voided;
                 repo::save_tranche(tx, &t)?;
@@ -577,7 +579,7 @@ pub fn cancel(
 pub fn close(
     conn: &mut DbConn,
     actor: &Actor,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     expected: i64,
     input: &CloseRequest,
 ) -> AppResult<crate::features::proposals::dto::Proposal> {
@@ -606,7 +608,7 @@ pub fn close(
         let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
         locked.check(Action::Close)?;
         let pool = PoolRef::load(tx, &locked.row().pool_id)?;
-        let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id)?
+        let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id.as_str())?
             .into_iter()
             .filter(|t| t.status == TrancheStatus::Scheduled)
             .collect();
@@ -620,13 +622,14 @@ pub fn close(
                     .join(", ")
             )));
         }
-        let committed = crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id)?;
+        let committed =
+            crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id.as_str())?;
         if committed > 0 {
             ledger::release_commitment(
                 tx,
                 &ctx,
                 &pool,
-                proposal_id,
+                proposal_id.as_str(),
                 committed,
                 PostingDetails {
                     memo: Some("close-out".into()),
@@ -646,7 +649,7 @@ pub fn close(
         repo::insert_closeout(
             tx,
             &CloseoutRow {
-                proposal_id: proposal_id.to_owned(),
+                proposal_id: proposal_id.to_string(),
                 objectives_met: objectives.clone(),
                 confidence_effect: e.confidence_building_effect.trim().to_owned(),
                 lessons: e.lessons.trim().to_owned(),

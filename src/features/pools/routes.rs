@@ -72,7 +72,7 @@ async fn get_pool(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    let pool = with_conn(&state, move |conn, _| service::get_pool(conn, &id)).await?;
+    let pool = with_conn(&state, move |conn, _| service::get_pool(conn, &id.into())).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("ETag", etag(pool.version)))
         .json(pool))
@@ -102,7 +102,7 @@ async fn update_pool(
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());
     let pool = with_conn(&state, move |conn, _| {
-        service::update_pool(conn, &actor, &id, expected, &body)
+        service::update_pool(conn, &actor, &id.into(), expected, &body)
     })
     .await?;
     Ok(HttpResponse::Ok()

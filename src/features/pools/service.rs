@@ -8,6 +8,7 @@ use super::repo::{self, PoolRow, PoolSettingsRow};
 use crate::access::Actor;
 use crate::db::{self, DbConn};
 use crate::domain::canonical_json::to_canonical_string;
+use crate::domain::ids::PoolId;
 use crate::domain::money::{Currency, currency};
 use crate::domain::pool_policy::PoolPolicy;
 use crate::error::{AppError, AppResult, FieldError};
@@ -31,8 +32,9 @@ fn decode_policy(row: &PoolSettingsRow) -> AppResult<PoolPolicy> {
 }
 
 /// The pool and its current settings, or 404.
-pub fn load(conn: &mut DbConn, pool_id: &str) -> AppResult<LoadedPool> {
-    let row = repo::find_pool(conn, pool_id)?.ok_or_else(|| AppError::not_found("No pool with this id."))?;
+pub fn load(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<LoadedPool> {
+    let row = repo::find_pool(conn, pool_id.as_str())?
+        .ok_or_else(|| AppError::not_found("No pool with this id."))?;
     load_version(conn, row.clone(), row.settings_version)
 }
 
@@ -158,13 +160,13 @@ pub fn create_pool(conn: &mut DbConn, actor: &Actor, input: &NewPool) -> AppResu
 pub fn update_pool(
     conn: &mut DbConn,
     actor: &Actor,
-    pool_id: &str,
+    pool_id: &PoolId,
     expected_version: i64,
     input: &PoolUpdate,
 ) -> AppResult<Pool> {
     let now = now_micros();
     db::write_tx(conn, |tx| {
-        db::lock_row(tx, "pools", pool_id)?;
+        db::lock_row(tx, "pools", pool_id.as_str())?;
         let before = load(tx, pool_id)?;
         if before.row.version != expected_version {
             return Err(AppError::stale(before.row.version));
@@ -186,7 +188,7 @@ pub fn update_pool(
                 repo::insert_settings(
                     tx,
                     &PoolSettingsRow {
-                        pool_id: pool_id.to_owned(),
+                        pool_id: pool_id.to_string(),
                         version: settings_version,
                         settings: policy_json(&policy),
                         created_by: actor.user_id.clone(),
@@ -196,14 +198,14 @@ pub fn update_pool(
             }
         }
         let version = before.row.version + 1;
-        repo::update_pool(tx, pool_id, &name, settings_version, version, now)?;
+        repo::update_pool(tx, pool_id.as_str(), &name, settings_version, version, now)?;
         let after = load(tx, pool_id)?;
         let (before_view, after_view) = (view(&before), view(&after));
         audit::append(
             tx,
             actor
                 .audit()
-                .event("pool.update", "pool", Some(pool_id))
+                .event("pool.update", "pool", Some(pool_id.as_str()))
                 .before(json!(before_view))
                 .after(json!(after_view)),
         )?;
@@ -224,7 +226,7 @@ fn view_with_balances(conn: &mut DbConn, pool: &LoadedPool) -> AppResult<Pool> {
     Ok(v)
 }
 
-pub fn get_pool(conn: &mut DbConn, pool_id: &str) -> AppResult<Pool> {
+pub fn get_pool(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<Pool> {
     let pool = load(conn, pool_id)?;
     view_with_balances(conn, &pool)
 }

@@ -7,6 +7,7 @@ use diesel::sql_types::{Integer, Text};
 use crate::access::ProposalScope;
 use crate::db::DbConn;
 use crate::db::schema::{proposal_versions, proposals};
+use crate::domain::ids::{PoolId, ProposalId};
 use crate::domain::lifecycle::State;
 use crate::domain::status::VersionStatus;
 
@@ -61,6 +62,16 @@ impl ProposalRow {
     /// its query (a 500 with the cause logged), so a row in hand always has a known state.
     pub fn lifecycle_state(&self) -> crate::error::AppResult<State> {
         Ok(self.state)
+    }
+
+    /// The row's id, typed (the row keeps the stored text).
+    pub fn proposal_id(&self) -> ProposalId {
+        ProposalId::from(self.id.as_str())
+    }
+
+    /// The pool the proposal asks money from, typed.
+    pub fn pool(&self) -> PoolId {
+        PoolId::from(self.pool_id.as_str())
     }
 }
 

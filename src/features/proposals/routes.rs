@@ -8,6 +8,7 @@ use super::dto::{Proposal, ProposalQuery, ProposalSummary, ProposalVersion, With
 use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
+use crate::domain::ids::ProposalId;
 use crate::domain::proposal::ProposalContent;
 use crate::error::{AppResult, Problem};
 use crate::http::pagination::{Page, PageQuery};
@@ -92,7 +93,7 @@ async fn get_proposal(
     actor: Actor,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let id = id.into_inner();
+    let id = ProposalId::from(id.into_inner());
     let p = with_conn(&state, move |conn, _| service::get_proposal(conn, &actor, &id)).await?;
     Ok(with_etag(p, actix_web::http::StatusCode::OK))
 }
@@ -120,7 +121,7 @@ async fn edit_proposal(
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
-    let (id, body) = (id.into_inner(), body.into_inner());
+    let (id, body) = (ProposalId::from(id.into_inner()), body.into_inner());
     let p = with_conn(&state, move |conn, _| {
         service::edit_proposal(conn, &actor, &id, expected, body)
     })
@@ -140,7 +141,7 @@ async fn list_versions(
     actor: Actor,
     id: web::Path<String>,
 ) -> AppResult<web::Json<Vec<ProposalVersion>>> {
-    let id = id.into_inner();
+    let id = ProposalId::from(id.into_inner());
     with_conn(&state, move |conn, _| service::list_versions(conn, &actor, &id))
         .await
         .map(web::Json)
@@ -159,9 +160,11 @@ async fn get_version(
     path: web::Path<(String, i32)>,
 ) -> AppResult<web::Json<ProposalVersion>> {
     let (id, n) = path.into_inner();
-    with_conn(&state, move |conn, _| service::get_version(conn, &actor, &id, n))
-        .await
-        .map(web::Json)
+    with_conn(&state, move |conn, _| {
+        service::get_version(conn, &actor, &id.into(), n)
+    })
+    .await
+    .map(web::Json)
 }
 
 /// Submit the current draft version (`submitter`, `If-Match`): all checks at once; the first submission
@@ -185,7 +188,7 @@ async fn submit_proposal(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
-    let id = id.into_inner();
+    let id = ProposalId::from(id.into_inner());
     let p = with_conn(&state, move |conn, _| {
         service::submit_proposal(conn, &actor, &id, expected)
     })
@@ -214,7 +217,7 @@ async fn withdraw_proposal(
     body: Option<web::Json<WithdrawRequest>>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
-    let id = id.into_inner();
+    let id = ProposalId::from(id.into_inner());
     let reason = body.and_then(|b| b.into_inner().reason);
     let p = with_conn(&state, move |conn, _| {
         service::withdraw_proposal(conn, &actor, &id, expected, reason)
@@ -245,7 +248,7 @@ async fn revise_proposal(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
-    let id = id.into_inner();
+    let id = ProposalId::from(id.into_inner());
     let p = with_conn(&state, move |conn, _| {
         service::revise_proposal(conn, &actor, &id, expected)
     })

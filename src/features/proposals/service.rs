@@ -10,6 +10,7 @@ use super::workflow::{self, By, Record};
 use crate::access::{Actor, OpenStep, ProposalFacts, ProposalScope, acting_organization, offered_actions};
 use crate::db::{self, DbConn};
 use crate::domain::canonical_json::to_canonical_string;
+use crate::domain::ids::{PoolId, ProposalId};
 use crate::domain::lifecycle::{self, Action, State};
 use crate::domain::money::{Currency, format_amount};
 use crate::domain::pool_policy::LimitExceeded;
@@ -35,8 +36,8 @@ pub fn scope_of(actor: &Actor) -> ProposalScope {
 }
 
 /// Loads a proposal the caller may see (404 otherwise, so existence does not leak).
-pub fn load_visible(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<ProposalRow> {
-    let row = repo::find_proposal(conn, id)?.ok_or_else(not_found)?;
+pub fn load_visible(conn: &mut DbConn, actor: &Actor, id: &ProposalId) -> AppResult<ProposalRow> {
+    let row = repo::find_proposal(conn, id.as_str())?.ok_or_else(not_found)?;
     if scope_of(actor).admits(&row.organization_id, row.lifecycle_state()? == State::Draft) {
         Ok(row)
     } else {
@@ -190,7 +191,7 @@ fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State)
 }
 
 fn view(conn: &mut DbConn, actor: &Actor, row: &ProposalRow) -> AppResult<Proposal> {
-    let pool = pools::load(conn, &row.pool_id)?;
+    let pool = pools::load(conn, &row.pool())?;
     let version = repo::find_version(conn, &row.id, row.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))?;
     let content = read_content(&version)?;
@@ -226,7 +227,7 @@ pub fn create_proposal(
 ) -> AppResult<Proposal> {
     refuse_server_owned(&body, &["pool_id"])?;
     let pool_id = match body.remove("pool_id") {
-        Some(Value::String(id)) => id,
+        Some(Value::String(id)) => PoolId::from(id),
         _ => {
             return Err(AppError::invalid_field(
                 "pool_id",
@@ -244,7 +245,7 @@ pub fn create_proposal(
         let copies = content_copies(&content, pool.currency);
         let row = ProposalRow {
             id: uuid::Uuid::now_v7().to_string(),
-            pool_id: pool_id.clone(),
+            pool_id: pool_id.clone().into_string(),
             organization_id,
             reference: None,
             state: lifecycle::initial().to,
@@ -299,7 +300,7 @@ pub fn create_proposal(
 pub fn edit_proposal(
     conn: &mut DbConn,
     actor: &Actor,
-    id: &str,
+    id: &ProposalId,
     expected_version: i64,
     patch: Map<String, Value>,
 ) -> AppResult<Proposal> {
@@ -307,8 +308,8 @@ pub fn edit_proposal(
     db::write_tx(conn, |tx| {
         let mut locked = workflow::lock_visible(tx, actor, id, Some(expected_version))?;
         locked.check(Action::Edit)?;
-        let pool = pools::load(tx, &locked.row().pool_id)?;
-        let mut version = repo::find_version(tx, id, locked.row().current_version)?
+        let pool = pools::load(tx, &locked.row().pool())?;
+        let mut version = repo::find_version(tx, id.as_str(), locked.row().current_version)?
             .ok_or_else(|| AppError::internal("current version missing"))?;
         let before = read_content(&version)?;
         let mut merged = match serde_json::to_value(&before) {
@@ -375,15 +376,15 @@ fn reference_facts(tx: &mut DbConn, content: &ProposalContent) -> AppResult<Refe
 pub fn submit_proposal(
     conn: &mut DbConn,
     actor: &Actor,
-    id: &str,
+    id: &ProposalId,
     expected_version: i64,
 ) -> AppResult<Proposal> {
     let now = now_micros();
     db::write_tx(conn, |tx| {
         let mut locked = workflow::lock_visible(tx, actor, id, Some(expected_version))?;
         locked.check(Action::Submit)?;
-        let pool: LoadedPool = pools::load(tx, &locked.row().pool_id)?;
-        let mut version = repo::find_version(tx, id, locked.row().current_version)?
+        let pool: LoadedPool = pools::load(tx, &locked.row().pool())?;
+        let mut version = repo::find_version(tx, id.as_str(), locked.row().current_version)?
             .ok_or_else(|| AppError::internal("current version missing"))?;
         let content = read_content(&version)?;
         let facts = reference_facts(tx, &content)?;
@@ -440,7 +441,7 @@ pub fn submit_proposal(
 pub fn revise_proposal(
     conn: &mut DbConn,
     actor: &Actor,
-    id: &str,
+    id: &ProposalId,
     expected_version: i64,
 ) -> AppResult<Proposal> {
     db::write_tx(conn, |tx| {
@@ -468,7 +469,7 @@ pub fn revise_proposal(
 pub fn withdraw_proposal(
     conn: &mut DbConn,
     actor: &Actor,
-    id: &str,
+    id: &ProposalId,
     expected_version: i64,
     reason: Option<String>,
 ) -> AppResult<Proposal> {
@@ -492,7 +493,7 @@ pub fn withdraw_proposal(
     })
 }
 
-pub fn get_proposal(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Proposal> {
+pub fn get_proposal(conn: &mut DbConn, actor: &Actor, id: &ProposalId) -> AppResult<Proposal> {
     let row = load_visible(conn, actor, id)?;
     view(conn, actor, &row)
 }
@@ -515,18 +516,23 @@ fn version_view(row: &VersionRow, currency: Currency) -> AppResult<ProposalVersi
 }
 
 /// Every version, oldest first. Hats that see only submitted proposals see only submitted versions.
-pub fn list_versions(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Vec<ProposalVersion>> {
+pub fn list_versions(conn: &mut DbConn, actor: &Actor, id: &ProposalId) -> AppResult<Vec<ProposalVersion>> {
     let row = load_visible(conn, actor, id)?;
-    let pool = pools::load(conn, &row.pool_id)?;
+    let pool = pools::load(conn, &row.pool())?;
     let drafts_visible = scope_of(actor) != ProposalScope::Submitted;
-    repo::list_versions(conn, id)?
+    repo::list_versions(conn, id.as_str())?
         .iter()
         .filter(|v| drafts_visible || v.status != VersionStatus::Draft)
         .map(|v| version_view(v, pool.currency))
         .collect()
 }
 
-pub fn get_version(conn: &mut DbConn, actor: &Actor, id: &str, number: i32) -> AppResult<ProposalVersion> {
+pub fn get_version(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &ProposalId,
+    number: i32,
+) -> AppResult<ProposalVersion> {
     list_versions(conn, actor, id)?
         .into_iter()
         .find(|v| v.number == number)
@@ -565,7 +571,7 @@ pub fn list_proposals(
         let currency = match currencies.get(&row.pool_id) {
             Some(c) => *c,
             None => {
-                let c = pools::load(conn, &row.pool_id)?.currency;
+                let c = pools::load(conn, &row.pool())?.currency;
                 currencies.insert(row.pool_id.clone(), c);
                 c
             }

@@ -13,6 +13,7 @@ use super::repo::{self, ProposalRow, VersionRow};
 use crate::access::Actor;
 use crate::db::schema::proposals;
 use crate::db::{self, DbConn};
+use crate::domain::ids::ProposalId;
 use crate::domain::lifecycle::{self, Action, Performer, State};
 use crate::domain::proposal::ProposalContent;
 use crate::domain::status::VersionStatus;
@@ -153,17 +154,23 @@ fn check_version(row: &ProposalRow, expected: Option<i64>) -> AppResult<()> {
 
 /// Locks the proposal (`FOR UPDATE` on PostgreSQL; SQLite's write lock already serializes) and reads it:
 /// 404 when there is none, 412 when `expected` is given and the stored version moved on.
-pub fn lock(tx: &mut DbConn, id: &str, expected: Option<i64>) -> AppResult<Locked> {
-    db::lock_row(tx, "proposals", id)?;
-    let row = repo::find_proposal(tx, id)?.ok_or_else(|| AppError::not_found("No such proposal."))?;
+pub fn lock(tx: &mut DbConn, id: &ProposalId, expected: Option<i64>) -> AppResult<Locked> {
+    db::lock_row(tx, "proposals", id.as_str())?;
+    let row =
+        repo::find_proposal(tx, id.as_str())?.ok_or_else(|| AppError::not_found("No such proposal."))?;
     check_version(&row, expected)?;
     let state = stored_state(&row)?;
     Ok(Locked { row, state })
 }
 
 /// [`lock`] for a proposal the caller may see (404 otherwise, so existence does not leak).
-pub fn lock_visible(tx: &mut DbConn, actor: &Actor, id: &str, expected: Option<i64>) -> AppResult<Locked> {
-    db::lock_row(tx, "proposals", id)?;
+pub fn lock_visible(
+    tx: &mut DbConn,
+    actor: &Actor,
+    id: &ProposalId,
+    expected: Option<i64>,
+) -> AppResult<Locked> {
+    db::lock_row(tx, "proposals", id.as_str())?;
     let row = super::service::load_visible(tx, actor, id)?;
     check_version(&row, expected)?;
     let state = stored_state(&row)?;
@@ -256,7 +263,7 @@ fn submitted_content_and_policy(
         .ok_or_else(|| AppError::internal("current version missing"))?;
     let content = serde_json::from_str(&version.content)
         .map_err(|e| AppError::internal(format!("stored content unreadable: {e}")))?;
-    let pool = crate::features::pools::service::load(tx, &row.pool_id)?;
+    let pool = crate::features::pools::service::load(tx, &row.pool())?;
     Ok((content, pool.policy))
 }
 

@@ -3,6 +3,7 @@
 
 use crate::access::Actor;
 use crate::db::DbConn;
+use crate::domain::ids::ProposalId;
 use crate::domain::lifecycle::State;
 use crate::domain::money::format_amount;
 use crate::domain::proposal::ProposalContent;
@@ -15,12 +16,12 @@ use crate::features::proposals::repo as proposals_repo;
 use crate::features::proposals::service::load_visible;
 
 /// The decision brief.
-pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &str) -> AppResult<Brief> {
+pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Brief> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let version = current_version(conn, &proposal)?;
     // A draft after a return shows the submitted version the decisions were about.
     let shown = if version.status == VersionStatus::Draft && version.number > 1 {
-        proposals_repo::find_version(conn, proposal_id, version.number - 1)?.unwrap_or(version)
+        proposals_repo::find_version(conn, proposal_id.as_str(), version.number - 1)?.unwrap_or(version)
     } else {
         version
     };

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Text};
 
 use crate::db::DbConn;
+use crate::domain::ids::PoolId;
 use crate::domain::ledger_rules::AccountKind;
 use crate::error::AppResult;
 use crate::features::ledger::service::PoolRef;
@@ -83,11 +84,11 @@ fn thin(points: Vec<BalancePoint>, max_points: usize) -> Vec<BalancePoint> {
 /// The pool's balances at the end of each day with movements (thinned to `max_points`).
 pub fn balances_over_time(
     conn: &mut DbConn,
-    pool_id: &str,
+    pool_id: &PoolId,
     max_points: usize,
 ) -> AppResult<Vec<BalancePoint>> {
-    PoolRef::load(conn, pool_id)?;
-    let rows = movements_by_day(conn, pool_id)?;
+    PoolRef::load(conn, pool_id.as_str())?;
+    let rows = movements_by_day(conn, pool_id.as_str())?;
     Ok(running_balances(
         rows.into_iter()
             .filter_map(|r| AccountKind::parse(&r.account_kind).map(|k| (r.day, k, r.total))),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::db::DbConn;
+use crate::domain::ids::PoolId;
 use crate::domain::status::StepStatus;
 use crate::error::AppResult;
 use crate::features::approval::dto::{Turnaround, TurnaroundLine};
@@ -19,10 +20,10 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Per step kind and per hat: decisions, median and 90th-percentile days from open to decision, overdue now.
-pub fn turnaround(conn: &mut DbConn, pool_id: &str) -> AppResult<Turnaround> {
-    PoolRef::load(conn, pool_id)?;
+pub fn turnaround(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<Turnaround> {
+    PoolRef::load(conn, pool_id.as_str())?;
     let now = now_micros();
-    let steps = repo::steps_of_pool(conn, pool_id)?;
+    let steps = repo::steps_of_pool(conn, pool_id.as_str())?;
     let mut groups: BTreeMap<(String, String), (Vec<f64>, usize)> = BTreeMap::new();
     for s in &steps {
         let kind = serde_json::from_str::<serde_json::Value>(&s.reason)
@@ -54,7 +55,7 @@ pub fn turnaround(conn: &mut DbConn, pool_id: &str) -> AppResult<Turnaround> {
         })
         .collect();
     Ok(Turnaround {
-        pool_id: pool_id.to_owned(),
+        pool_id: pool_id.to_string(),
         lines,
     })
 }
