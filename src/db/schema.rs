@@ -644,3 +644,14 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    ledger_monthly_totals (pool_id, month, account_kind, transaction_kind) {
+        pool_id -> Text,
+        month -> Date,
+        account_kind -> Text,
+        transaction_kind -> Text,
+        total_minor -> BigInt,
+        entries -> BigInt,
+    }
+}

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod lockout;
 pub mod money;
 pub mod password_policy;
+pub mod periods;
 pub mod pool_policy;
 pub mod proposal;
 pub mod screening;

@@ -47,5 +47,6 @@ mod sec_dual_control;
 mod sec_locking;
 mod sec_reversals;
 mod sec_signin;
+mod statement_periods;
 mod stored_kinds;
 mod workflow;

@@ -120,7 +120,8 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
             );
         }
     }
-    // The daily totals the database keeps (statements, pool balances) must equal the entries they summarise.
+    // The daily and monthly totals the database keeps (statements, pool balances) must equal the entries they
+    // summarise.
     for pool in per_pool.keys() {
         let totals = |rows: Vec<super::repo::MovementTotal>| -> BTreeMap<(String, String), (i64, i64)> {
             rows.into_iter()
@@ -128,12 +129,21 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
                 .collect()
         };
         let from_entries = totals(super::repo::pool_movement_totals(conn, pool, None, None)?);
-        let kept = totals(super::repo::pool_period_totals(conn, pool, None, None)?);
+        let kept = totals(super::repo::pool_daily_totals(conn, pool)?);
         if from_entries != kept {
             problem(
                 "daily_totals_mismatch",
                 pool,
                 format!("entries give {from_entries:?}, daily totals say {kept:?}"),
+            );
+        }
+        // And the monthly roll-up (opening balances, pool balances), month by month.
+        let (kept, from_entries) = super::repo::pool_monthly_totals_both_ways(conn, pool)?;
+        if from_entries != kept {
+            problem(
+                "monthly_totals_mismatch",
+                pool,
+                format!("entries give {from_entries:?}, monthly totals say {kept:?}"),
             );
         }
     }

@@ -312,19 +312,19 @@ pub struct KindTotal {
     pub total: i64,
 }
 
-/// The pool's balances summed per account kind, from the daily totals the database keeps as entries are
-/// written (`ledger_daily_totals`): a few rows per day of history, however many accounts the pool has.
+/// The pool's balances summed per account kind, from the monthly totals the database keeps as entries are
+/// written (`ledger_monthly_totals`): a few rows per month of history, however many accounts the pool has.
 /// Balances start at zero and move only by entries, so these are the sums of the balance rows (`ledger
-/// check` verifies the daily totals against the entries, and the balances against the entries).
+/// check` verifies both roll-ups against the entries, and the balances against the entries).
 pub fn pool_balance_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<KindTotal>> {
     let sql = match conn {
         DbConn::Pg(_) => {
             "SELECT account_kind AS kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total \
-             FROM ledger_daily_totals WHERE pool_id = $1 GROUP BY account_kind"
+             FROM ledger_monthly_totals WHERE pool_id = $1 GROUP BY account_kind"
         }
         DbConn::Sqlite(_) => {
             "SELECT account_kind AS kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total \
-             FROM ledger_daily_totals WHERE pool_id = ? GROUP BY account_kind"
+             FROM ledger_monthly_totals WHERE pool_id = ? GROUP BY account_kind"
         }
     };
     diesel::sql_query(sql)
@@ -333,7 +333,9 @@ pub fn pool_balance_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<
 }
 
 /// Movements of a pool per (account kind, transaction kind) for the days in `[from, to)` (either end open),
-/// from the daily totals: the cost follows the number of days, not of entries.
+/// in one statement: whole months from the monthly roll-up (`ledger_monthly_totals`), the loose days at the
+/// ends from the daily totals — a bounded number of rows per month of history and at most ~60 daily rows,
+/// however many days the period spans (`domain::periods::split_days`).
 pub fn pool_period_totals(
     conn: &mut DbConn,
     pool_id: &str,
@@ -341,35 +343,126 @@ pub fn pool_period_totals(
     to: Option<chrono::NaiveDate>,
 ) -> QueryResult<Vec<MovementTotal>> {
     use diesel::sql_types::{Date, Text};
+    let split = crate::domain::periods::split_days(from, to);
     let pg = matches!(conn, DbConn::Pg(_));
-    let mut n = 1;
+    let mut n = 0;
     let mut param = || {
-        let p = if pg { format!("${n}") } else { "?".to_owned() };
         n += 1;
-        p
+        if pg { format!("${n}") } else { "?".to_owned() }
     };
-    let mut sql = format!(
+    let mut parts: Vec<String> = Vec::new();
+    // Each part binds the pool first, then its dates, in the order of the placeholders.
+    let mut ordered: Vec<Option<chrono::NaiveDate>> = Vec::new();
+    if let Some((lo, hi)) = split.months {
+        ordered.push(None);
+        let mut part = format!(
+            "SELECT account_kind, transaction_kind, total_minor, entries FROM ledger_monthly_totals WHERE pool_id = {}",
+            param()
+        );
+        if let Some(lo) = lo {
+            part.push_str(&format!(" AND month >= {}", param()));
+            ordered.push(Some(lo));
+        }
+        if let Some(hi) = hi {
+            part.push_str(&format!(" AND month < {}", param()));
+            ordered.push(Some(hi));
+        }
+        parts.push(part);
+    }
+    for (lo, hi) in &split.days {
+        parts.push(format!(
+            "SELECT account_kind, transaction_kind, total_minor, entries FROM ledger_daily_totals \
+             WHERE pool_id = {} AND day >= {} AND day < {}",
+            param(),
+            param(),
+            param()
+        ));
+        ordered.extend([None, Some(*lo), Some(*hi)]);
+    }
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
         "SELECT account_kind, transaction_kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total, \
-         CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries FROM ledger_daily_totals WHERE pool_id = {}",
-        param()
+         CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries FROM ({}) periods GROUP BY account_kind, transaction_kind",
+        parts.join(" UNION ALL ")
     );
-    if from.is_some() {
-        sql.push_str(&format!(" AND day >= {}", param()));
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for bind in ordered {
+        query = match bind {
+            None => query.bind::<Text, _>(pool_id.to_owned()),
+            Some(day) => query.bind::<Date, _>(day),
+        };
     }
-    if to.is_some() {
-        sql.push_str(&format!(" AND day < {}", param()));
-    }
-    sql.push_str(" GROUP BY account_kind, transaction_kind");
-    let query = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
-    let query = match from {
-        Some(f) => query.bind::<Date, _>(f),
-        None => query,
-    };
-    let query = match to {
-        Some(t) => query.bind::<Date, _>(t),
-        None => query,
-    };
     query.load(conn)
+}
+
+/// All movements of a pool as the daily totals alone record them (for `ledger check`, which compares both
+/// roll-ups with the entries).
+pub fn pool_daily_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<MovementTotal>> {
+    let sql = match conn {
+        DbConn::Pg(_) => {
+            "SELECT account_kind, transaction_kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total, \
+             CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries FROM ledger_daily_totals WHERE pool_id = $1 \
+             GROUP BY account_kind, transaction_kind"
+        }
+        DbConn::Sqlite(_) => {
+            "SELECT account_kind, transaction_kind, CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) AS total, \
+             CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries FROM ledger_daily_totals WHERE pool_id = ? \
+             GROUP BY account_kind, transaction_kind"
+        }
+    };
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Text, _>(pool_id)
+        .load(conn)
+}
+
+/// A month's movements per (account kind, transaction kind), as a monthly-roll-up row would hold them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, QueryableByName)]
+pub struct MonthTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub month: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub account_kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub transaction_kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub entries: i64,
+}
+
+/// A pool's monthly roll-up rows (`kept`) and the same figures summed from its entries (`from_entries`), both
+/// ordered, for `ledger check`.
+pub fn pool_monthly_totals_both_ways(
+    conn: &mut DbConn,
+    pool_id: &str,
+) -> QueryResult<(Vec<MonthTotal>, Vec<MonthTotal>)> {
+    let (kept, from_entries) = match conn {
+        DbConn::Pg(_) => (
+            "SELECT CAST(month AS TEXT) AS month, account_kind, transaction_kind, total_minor AS total, entries \
+             FROM ledger_monthly_totals WHERE pool_id = $1 ORDER BY 1, 2, 3",
+            "SELECT CAST(CAST(date_trunc('month', t.created_at) AS DATE) AS TEXT) AS month, a.kind AS account_kind, \
+             t.kind AS transaction_kind, CAST(SUM(e.amount_minor) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS entries \
+             FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id \
+             JOIN ledger_accounts a ON a.id = e.account_id WHERE t.pool_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        ),
+        DbConn::Sqlite(_) => (
+            "SELECT CAST(month AS TEXT) AS month, account_kind, transaction_kind, total_minor AS total, entries \
+             FROM ledger_monthly_totals WHERE pool_id = ? ORDER BY 1, 2, 3",
+            "SELECT date(t.created_at, 'start of month') AS month, a.kind AS account_kind, \
+             t.kind AS transaction_kind, CAST(SUM(e.amount_minor) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS entries \
+             FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id \
+             JOIN ledger_accounts a ON a.id = e.account_id WHERE t.pool_id = ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        ),
+    };
+    let kept = diesel::sql_query(kept)
+        .bind::<diesel::sql_types::Text, _>(pool_id)
+        .load(conn)?;
+    let from_entries = diesel::sql_query(from_entries)
+        .bind::<diesel::sql_types::Text, _>(pool_id)
+        .load(conn)?;
+    Ok((kept, from_entries))
 }
 
 /// The balance of one account kind of a pool for one owner (0 when the account does not exist yet).
