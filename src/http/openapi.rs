@@ -165,6 +165,19 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
             "enum": ["planned", "ongoing", null]
         });
     }
+    // Internally tagged enums with `deny_unknown_fields`: the derive leaves their variants open, the server
+    // refuses a member no variant names (422).
+    for tagged in ["NewReport", "StepApplies"] {
+        if let Some(variants) = schemas
+            .get_mut(tagged)
+            .and_then(|s| s.get_mut("oneOf"))
+            .and_then(Value::as_array_mut)
+        {
+            for variant in variants.iter_mut().filter(|v| v.get("properties").is_some()) {
+                variant["additionalProperties"] = json!(false);
+            }
+        }
+    }
     if let Some(problem) = schemas.get_mut("Problem") {
         problem["properties"]["type"]["format"] = json!("uri");
         problem["properties"]["type"]["example"] =
