@@ -75,7 +75,9 @@ mod tests {
     }
 
     fn days(json: &str) -> Result<u32, String> {
-        serde_json::from_str::<Days>(json).map(|d| d.days).map_err(|e| e.to_string())
+        serde_json::from_str::<Days>(json)
+            .map(|d| d.days)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

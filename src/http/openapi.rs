@@ -167,9 +167,16 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
     }
     // A consultation rule names a sector, or consults always (`consultation::service::create_rule`).
     if let Some(rule) = schemas.get_mut("NewRule") {
-        rule["if"] = json!({"properties": {"always_consult": {"const": true}}, "required": ["always_consult"]});
-        rule["then"] = json!({"properties": {"sector_code": {"type": "null"}}});
-        rule["else"] = json!({"required": ["sector_code"], "properties": {"sector_code": {"type": "string"}}});
+        rule["if"] =
+            json!({"properties": {"always_consult": {"const": true}}, "required": ["always_consult"]});
+        // Said with `not` ("not a string"; "not absent or null"): Redocly's validator closes a branch's own
+        // `properties` and wants a branch's `required` defined beside it.
+        rule["then"] =
+            json!({"not": {"required": ["sector_code"], "properties": {"sector_code": {"type": "string"}}}});
+        rule["else"] = json!({"not": {"anyOf": [
+            {"not": {"required": ["sector_code"], "properties": {"sector_code": {"type": ["string", "null"]}}}},
+            {"properties": {"sector_code": {"type": "null"}}}
+        ]}});
     }
     // Internally tagged enums with `deny_unknown_fields`: the derive leaves their variants open, the server
     // refuses a member no variant names (422).

@@ -262,7 +262,10 @@ fn an_integral_float_is_accepted_for_an_integer_field_and_a_fraction_is_a_422() 
     let updated: Value = res.json().unwrap();
     assert_eq!(updated["settings"]["max_duration_days"], json!(200));
     assert_eq!(updated["settings"]["overhead_cap_percent"], json!(15));
-    assert_eq!(updated["settings_version"], pool["settings_version"].as_i64().unwrap() + 1);
+    assert_eq!(
+        updated["settings_version"],
+        pool["settings_version"].as_i64().unwrap() + 1
+    );
     let stored: Value = m.app.get_as(&pool_path, &m.qip.access).json().unwrap();
     assert_eq!(stored["settings"]["max_duration_days"], json!(200));
 
@@ -282,7 +285,8 @@ fn an_integral_float_is_accepted_for_an_integer_field_and_a_fraction_is_a_422() 
     let message = problem["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("whole number"), "{message}");
     let mut extra = stored["settings"].clone();
-    extra["approval_steps"] = json!([{"hat": "qip_officer", "applies": {"kind": "always", "sectors": ["WSH"]}, "sla_days": 5.0}]);
+    extra["approval_steps"] =
+        json!([{"hat": "qip_officer", "applies": {"kind": "always", "sectors": ["WSH"]}, "sla_days": 5.0}]);
     let res = m.with_if_match(
         reqwest::Method::PATCH,
         &pool_path,
@@ -324,7 +328,11 @@ fn tagged_variants_declare_that_they_take_no_other_members() {
         let variants = doc["components"]["schemas"][schema]["oneOf"].as_array().unwrap();
         assert!(!variants.is_empty());
         for variant in variants {
-            assert_eq!(variant["additionalProperties"], json!(false), "{schema}: {variant}");
+            assert_eq!(
+                variant["additionalProperties"],
+                json!(false),
+                "{schema}: {variant}"
+            );
         }
     }
 }
