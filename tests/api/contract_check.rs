@@ -336,3 +336,39 @@ fn tagged_variants_declare_that_they_take_no_other_members() {
         }
     }
 }
+
+/// A consultation rule names a sector or consults always, never both nor neither: the document states it
+/// (`if`/`then`/`else` on `NewRule`) and the server refuses the same bodies (422).
+#[test]
+fn a_rule_names_a_sector_or_consults_always_in_the_document_as_on_the_server() {
+    let m = crate::fixtures::Mission::new();
+    let doc: Value = m.app.get("/api/v1/openapi.json").json().unwrap();
+    let schema = doc["components"]["schemas"]["NewRule"].clone();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let org = m.unit_org.clone();
+    for (body, valid) in [
+        (json!({"organization_id": org, "sector_code": "WSH"}), true),
+        (json!({"organization_id": org, "always_consult": true}), true),
+        (
+            json!({"organization_id": org, "always_consult": true, "sector_code": null}),
+            true,
+        ),
+        (json!({"organization_id": org}), false),
+        (json!({"organization_id": org, "sector_code": null}), false),
+        (
+            json!({"organization_id": org, "always_consult": true, "sector_code": "WSH"}),
+            false,
+        ),
+    ] {
+        assert_eq!(validator.is_valid(&body), valid, "document: {body}");
+        let res = m
+            .app
+            .post_json("/api/v1/consultation-rules", Some(&m.qip.access), &body);
+        if valid {
+            assert_eq!(res.status().as_u16(), 201, "server: {body}");
+        } else {
+            let problem = crate::support::assert_problem(res, 422, "validation");
+            assert_eq!(problem["errors"][0]["field"], "sector_code", "{body}");
+        }
+    }
+}
