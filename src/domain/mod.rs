@@ -15,3 +15,4 @@ pub mod proposal;
 pub mod screening;
 pub mod status;
 pub mod tranches;
+pub mod whole_number;

@@ -47,9 +47,13 @@ pub struct ImplementingPartner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Beneficiaries {
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub women: u32,
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub men: u32,
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub girls: u32,
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub boys: u32,
 }
 

@@ -234,3 +234,141 @@ fn text_limits_count_characters_as_the_document_declares() {
     );
     crate::support::assert_problem(blank, 422, "validation");
 }
+
+/// JSON Schema counts `200.0` as an `integer`, and so does the server for every whole-number field of a
+/// request body (`domain::whole_number`): Schemathesis and clients with one number type send them. A fraction
+/// is still a 422 `validation` and changes nothing.
+#[test]
+fn an_integral_float_is_accepted_for_an_integer_field_and_a_fraction_is_a_422() {
+    let m = crate::fixtures::Mission::new();
+    let pool_path = format!("/api/v1/pools/{}", m.pool_id);
+    let pool: Value = m.app.get_as(&pool_path, &m.qip.access).json().unwrap();
+    let version = pool["version"].as_i64().unwrap();
+    let mut settings = pool["settings"].clone();
+    settings["max_duration_days"] = json!(200.0);
+    settings["overhead_cap_percent"] = json!(1.5e1);
+    for tranche in settings["tranche_plan"].as_array_mut().unwrap() {
+        let percent = tranche["percent"].as_f64().unwrap();
+        tranche["percent"] = json!(percent);
+    }
+    let res = m.with_if_match(
+        reqwest::Method::PATCH,
+        &pool_path,
+        &m.qip,
+        version,
+        Some(&json!({"settings": settings})),
+    );
+    assert_eq!(res.status().as_u16(), 200);
+    let updated: Value = res.json().unwrap();
+    assert_eq!(updated["settings"]["max_duration_days"], json!(200));
+    assert_eq!(updated["settings"]["overhead_cap_percent"], json!(15));
+    assert_eq!(
+        updated["settings_version"],
+        pool["settings_version"].as_i64().unwrap() + 1
+    );
+    let stored: Value = m.app.get_as(&pool_path, &m.qip.access).json().unwrap();
+    assert_eq!(stored["settings"]["max_duration_days"], json!(200));
+
+    // A fraction is refused, and so is a member a tagged variant does not name; the pool stays as it was.
+    let version = stored["version"].as_i64().unwrap();
+    let mut fraction = stored["settings"].clone();
+    fraction["max_duration_days"] = json!(200.5);
+    let res = m.with_if_match(
+        reqwest::Method::PATCH,
+        &pool_path,
+        &m.qip,
+        version,
+        Some(&json!({"settings": fraction})),
+    );
+    let problem = crate::support::assert_problem(res, 422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "body");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("whole number"), "{message}");
+    let mut extra = stored["settings"].clone();
+    extra["approval_steps"] =
+        json!([{"hat": "qip_officer", "applies": {"kind": "always", "sectors": ["WSH"]}, "sla_days": 5.0}]);
+    let res = m.with_if_match(
+        reqwest::Method::PATCH,
+        &pool_path,
+        &m.qip,
+        version,
+        Some(&json!({"settings": extra})),
+    );
+    crate::support::assert_problem(res, 422, "validation");
+    let unchanged: Value = m.app.get_as(&pool_path, &m.qip.access).json().unwrap();
+    assert_eq!(unchanged["version"], version);
+    assert_eq!(unchanged["settings"], stored["settings"]);
+
+    // The same in a proposal's beneficiaries (a struct of the domain), stored and read back as integers.
+    let mut body = m.complete_content("Integral floats", "5000.00");
+    body["beneficiaries"] = json!({"women": 40.0, "men": 35, "girls": 3e2, "boys": 280.0});
+    let res = m.create(&m.unit, &body);
+    assert_eq!(res.status().as_u16(), 201);
+    let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let proposal: Value = m
+        .app
+        .get_as(&format!("/api/v1/proposals/{id}"), &m.unit.access)
+        .json()
+        .unwrap();
+    assert_eq!(
+        proposal["content"]["beneficiaries"],
+        json!({"women": 40, "men": 35, "girls": 300, "boys": 280})
+    );
+    body["beneficiaries"]["boys"] = json!(280.25);
+    crate::support::assert_problem(m.create(&m.unit, &body), 422, "validation");
+}
+
+/// The variants of an internally tagged body (`NewReport`, `StepApplies`) name every member they take: the
+/// server refuses any other (`deny_unknown_fields`), and the document says so.
+#[test]
+fn tagged_variants_declare_that_they_take_no_other_members() {
+    let app = crate::support::TestApp::spawn();
+    let doc: Value = app.get("/api/v1/openapi.json").json().unwrap();
+    for schema in ["NewReport", "StepApplies"] {
+        let variants = doc["components"]["schemas"][schema]["oneOf"].as_array().unwrap();
+        assert!(!variants.is_empty());
+        for variant in variants {
+            assert_eq!(
+                variant["additionalProperties"],
+                json!(false),
+                "{schema}: {variant}"
+            );
+        }
+    }
+}
+
+/// A consultation rule names a sector or consults always, never both nor neither: the document states it
+/// (`if`/`then`/`else` on `NewRule`) and the server refuses the same bodies (422).
+#[test]
+fn a_rule_names_a_sector_or_consults_always_in_the_document_as_on_the_server() {
+    let m = crate::fixtures::Mission::new();
+    let doc: Value = m.app.get("/api/v1/openapi.json").json().unwrap();
+    let schema = doc["components"]["schemas"]["NewRule"].clone();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let org = m.unit_org.clone();
+    for (body, valid) in [
+        (json!({"organization_id": org, "sector_code": "WSH"}), true),
+        (json!({"organization_id": org, "always_consult": true}), true),
+        (
+            json!({"organization_id": org, "always_consult": true, "sector_code": null}),
+            true,
+        ),
+        (json!({"organization_id": org}), false),
+        (json!({"organization_id": org, "sector_code": null}), false),
+        (
+            json!({"organization_id": org, "always_consult": true, "sector_code": "WSH"}),
+            false,
+        ),
+    ] {
+        assert_eq!(validator.is_valid(&body), valid, "document: {body}");
+        let res = m
+            .app
+            .post_json("/api/v1/consultation-rules", Some(&m.qip.access), &body);
+        if valid {
+            assert_eq!(res.status().as_u16(), 201, "server: {body}");
+        } else {
+            let problem = crate::support::assert_problem(res, 422, "validation");
+            assert_eq!(problem["errors"][0]["field"], "sector_code", "{body}");
+        }
+    }
+}

@@ -87,6 +87,7 @@ pub enum NewReport {
         )]
         narrative: String,
         #[schema(minimum = 0, maximum = 100, example = 60)]
+        #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
         percent_complete: u32,
         /// Money string in the pool's currency, zero or more.
         #[schema(pattern = "^[0-9]+(?:\\.[0-9]{1,2})?$", max_length = 16, example = "3900.00")]

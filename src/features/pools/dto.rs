@@ -38,6 +38,7 @@ pub struct StepSetting {
     pub hat: Hat,
     pub applies: StepApplies,
     #[schema(minimum = 1, maximum = 90)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub sla_days: u32,
 }
 
@@ -58,6 +59,7 @@ pub struct BandSetting {
 #[serde(deny_unknown_fields)]
 pub struct TrancheSetting {
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub percent: u32,
     pub condition: TrancheCondition,
 }
@@ -74,13 +76,17 @@ pub struct PolicySettings {
     )]
     pub ceiling: String,
     #[schema(minimum = 1, maximum = 1095)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub max_duration_days: u32,
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub overhead_cap_percent: u32,
     #[schema(minimum = 1, maximum = 60)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub consultation_window_days: u32,
     pub silence_is_consent: bool,
     #[schema(minimum = 0, maximum = 500)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub overlap_radius_km: u32,
     /// Review steps before the financial decision, in order.
     pub approval_steps: Vec<StepSetting>,
@@ -89,6 +95,7 @@ pub struct PolicySettings {
     #[schema(min_items = 1)]
     pub authority_bands: Vec<BandSetting>,
     #[schema(minimum = 1, maximum = 90)]
+    #[serde(deserialize_with = "crate::domain::whole_number::deserialize")]
     pub financial_step_sla_days: u32,
     /// Percentages of the commitment, each above 0, adding up to 100.
     #[schema(min_items = 1)]
