@@ -260,3 +260,42 @@ fn an_unknown_stored_notification_kind_is_an_opaque_500() {
     );
     assert_opaque(&body, "whispered");
 }
+
+#[test]
+fn an_unknown_stored_ledger_transaction_kind_is_an_opaque_500_not_skipped_money() {
+    let m = Mission::new();
+    let admin = &m._admin;
+    let donor = m.app.create_org(admin, "DONOR", "contributor");
+    let office = m.app.create_org(admin, "FINSEC", "mission_office");
+    let finance = m
+        .app
+        .user_with_hats(admin, "finance", &office, &["finance_officer"]);
+    let res = m
+        .app
+        .client
+        .post(m.app.url(&format!("/api/v1/pools/{}/contributions", m.pool_id)))
+        .bearer_auth(&finance.access)
+        .header("Idempotency-Key", "stored-kinds")
+        .json(&json!({"contributor_organization_id": donor, "amount": "1000.00", "currency": "USD"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let transaction: Value = res.json().unwrap();
+    let id = transaction["id"].as_str().unwrap().to_owned();
+    assert_eq!(transaction["kind"], "contribution");
+    let statement = format!("/api/v1/pools/{}/statement", m.pool_id);
+    assert_eq!(m.app.get_as(&statement, &finance.access).status().as_u16(), 200);
+
+    // A transaction kind this code never writes, in the daily totals statements are summed from: the statement
+    // does not leave that money out.
+    corrupt(
+        &m.app,
+        &format!(
+            "UPDATE ledger_daily_totals SET transaction_kind = 'donation' WHERE account_kind = 'unallocated' \
+             AND pool_id = '{}'",
+            m.pool_id
+        ),
+    );
+    let body = assert_problem(m.app.get_as(&statement, &finance.access), 500, "internal");
+    assert_opaque(&body, "donation");
+}

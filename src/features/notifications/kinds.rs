@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use crate::domain::status::UnknownStored;
 
-/// What a notification is about; the `type` of webhook payloads and the `kind` of feed items. Stored in the
-/// outbox and the feed by its name (`as_str`, the serde name too); reading an unknown stored name is an error
-/// ([`UnknownStored`]), never a default.
+/// What a notification is about; the `type` of webhook payloads and the `kind` of feed items.
+// Stored in the outbox and the feed by its name (`as_str`, also the serde name); reading an unknown stored name
+// is an error (`UnknownStored`), never a default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(as = NotificationKind)]
 pub enum Kind {
