@@ -124,8 +124,8 @@ fn the_user_status_filter_is_an_enum_and_locked_means_locked_now() {
             })
             .collect()
     };
-    assert_eq!(ids("active"), [bob.user_id.clone()]);
-    assert_eq!(ids("locked"), [carol.user_id.clone()]);
+    assert_eq!(ids("active"), [bob.user_id.as_str()]);
+    assert_eq!(ids("locked"), [carol.user_id.as_str()]);
     assert!(ids("disabled").is_empty());
     let body = assert_problem(
         app.get_as("/api/v1/users?status=frozen", &admin.access),
@@ -281,7 +281,6 @@ fn an_unknown_stored_ledger_transaction_kind_is_an_opaque_500_not_skipped_money(
         .unwrap();
     assert_eq!(res.status().as_u16(), 201);
     let transaction: Value = res.json().unwrap();
-    let id = transaction["id"].as_str().unwrap().to_owned();
     assert_eq!(transaction["kind"], "contribution");
     let statement = format!("/api/v1/pools/{}/statement", m.pool_id);
     assert_eq!(m.app.get_as(&statement, &finance.access).status().as_u16(), 200);

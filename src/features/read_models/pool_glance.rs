@@ -93,7 +93,7 @@ pub fn balances_over_time(
         .into_iter()
         .map(|r| Ok((r.day, AccountKind::try_from(r.account_kind)?, r.total)))
         .collect::<Result<Vec<_>, crate::domain::status::UnknownStored>>()?;
-    Ok(running_balances(rows.into_iter(), max_points))
+    Ok(running_balances(rows, max_points))
 }
 
 #[cfg(test)]
