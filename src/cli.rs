@@ -194,9 +194,13 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             command: AdminCommand::PendingGrants,
         } => {
             let mut conn = db::connect_existing(&settings.database)?;
-            let pending =
-                identity::service::list_hat_grant_requests(&mut conn, Some("pending"), None, u32::MAX - 1)
-                    .map_err(|e| CliError::Other(e.detail().to_owned()))?;
+            let pending = identity::service::list_hat_grant_requests(
+                &mut conn,
+                identity::dto::HatGrantRequestListStatus::Pending,
+                None,
+                u32::MAX - 1,
+            )
+            .map_err(|e| CliError::Other(e.detail().to_owned()))?;
             for request in pending {
                 println!("{}", serde_json::to_string(&request).unwrap_or_default());
             }

@@ -94,6 +94,29 @@ impl FromStr for Hat {
     }
 }
 
+/// Reading a stored hat (diesel's `deserialize_as`): a hat this code does not know fails the query, so a grant
+/// or request holding one is an error (a 500 with the cause logged), never skipped.
+impl TryFrom<String> for Hat {
+    type Error = crate::domain::status::UnknownStored;
+
+    fn try_from(text: String) -> Result<Hat, Self::Error> {
+        match Hat::ALL.into_iter().find(|h| h.as_str() == text) {
+            Some(hat) => Ok(hat),
+            None => Err(crate::domain::status::UnknownStored {
+                kind: "hat",
+                given: text,
+            }),
+        }
+    }
+}
+
+/// Writing a stored hat (diesel's `serialize_as`).
+impl From<Hat> for String {
+    fn from(hat: Hat) -> String {
+        hat.as_str().to_owned()
+    }
+}
+
 /// `a, b, c` for messages.
 pub fn hat_list(hats: &[Hat]) -> String {
     hats.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")

@@ -145,7 +145,11 @@ fn glance_page(chrome: &Chrome<'_>, g: &Glance) -> Markup {
         .approval_turnaround
         .iter()
         .map(|t| Bar {
-            label: format!("Step {} · {}", t.step.replace(':', " "), t.hat.replace('_', " ")),
+            label: format!(
+                "Step {} · {}",
+                t.step.replace(':', " "),
+                t.hat.as_str().replace('_', " ")
+            ),
             value: t.average_days,
             shown: format!(
                 "{:.2} days on average ({} decided, longest {:.2})",

@@ -42,7 +42,7 @@ impl AccountKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransactionKind {
     Contribution,
@@ -101,6 +101,45 @@ impl TransactionKind {
             TransactionKind::Refund => Some((AccountKind::Disbursed, AccountKind::Unallocated)),
             TransactionKind::Reversal => None,
         }
+    }
+}
+
+/// Reading a stored account kind (diesel's `deserialize_as`): on the money path an unknown kind fails the
+/// query; it is never skipped or summed as something else.
+impl TryFrom<String> for AccountKind {
+    type Error = super::status::UnknownStored;
+
+    fn try_from(text: String) -> Result<AccountKind, Self::Error> {
+        AccountKind::parse(&text).ok_or(super::status::UnknownStored {
+            kind: "ledger account kind",
+            given: text,
+        })
+    }
+}
+
+/// Writing a stored account kind (diesel's `serialize_as`).
+impl From<AccountKind> for String {
+    fn from(kind: AccountKind) -> String {
+        kind.as_str().to_owned()
+    }
+}
+
+/// Reading a stored transaction kind (diesel's `deserialize_as`): an unknown kind fails the query.
+impl TryFrom<String> for TransactionKind {
+    type Error = super::status::UnknownStored;
+
+    fn try_from(text: String) -> Result<TransactionKind, Self::Error> {
+        TransactionKind::parse(&text).ok_or(super::status::UnknownStored {
+            kind: "ledger transaction kind",
+            given: text,
+        })
+    }
+}
+
+/// Writing a stored transaction kind (diesel's `serialize_as`).
+impl From<TransactionKind> for String {
+    fn from(kind: TransactionKind) -> String {
+        kind.as_str().to_owned()
     }
 }
 

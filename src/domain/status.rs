@@ -277,6 +277,40 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// A user account as stored: the administrator's switch. Being locked by failed sign-ins is not stored here
+    /// (it is `locked_until`), so [`UserStatus::Locked`] is shown but never stored.
+    AccountStatus, "user status" {
+        Active => "active",
+        /// Disabled by an administrator: cannot sign in or act.
+        Disabled => "disabled",
+    }
+);
+
+stored_enum!(
+    /// Kinds of organisation (DESIGN.md §6).
+    OrganizationKind, "organisation kind" {
+        MilitaryUnit => "military_unit",
+        MissionSection => "mission_section",
+        UnAgency => "un_agency",
+        Ngo => "ngo",
+        Coordination => "coordination",
+        LocalAuthority => "local_authority",
+        Contributor => "contributor",
+        MissionOffice => "mission_office",
+    }
+);
+
+impl OrganizationKind {
+    /// Humanitarian organisations (answer consultations, keep the 3W registry).
+    pub fn is_humanitarian(self) -> bool {
+        matches!(
+            self,
+            OrganizationKind::UnAgency | OrganizationKind::Ngo | OrganizationKind::Coordination
+        )
+    }
+}
+
 /// An answer is the consultee's status in its round.
 impl From<ResponseKind> for ConsulteeStatus {
     fn from(kind: ResponseKind) -> Self {
@@ -329,6 +363,8 @@ mod tests {
         round_trips(DeliveryStatus::ALL);
         round_trips(UserStatus::ALL);
         round_trips(GrantRequestStatus::ALL);
+        round_trips(AccountStatus::ALL);
+        round_trips(OrganizationKind::ALL);
     }
 
     #[test]

@@ -477,10 +477,10 @@ fn random_concurrent_movements_keep_every_invariant() {
                     });
                     match result {
                         Ok(row) => {
-                            if row.kind == "contribution" {
+                            if row.kind == qip_pool::domain::ledger_rules::TransactionKind::Contribution {
                                 contributed.fetch_add(row.amount_minor, Ordering::SeqCst);
                             }
-                            if row.kind == "commitment" {
+                            if row.kind == qip_pool::domain::ledger_rules::TransactionKind::Commitment {
                                 committed.fetch_add(row.amount_minor, Ordering::SeqCst);
                             }
                             posted.push(row.id);
@@ -505,7 +505,10 @@ fn random_concurrent_movements_keep_every_invariant() {
         "more committed than ever contributed"
     );
     assert!(
-        !report.problems.iter().any(|p| p.kind == "negative_balance"),
+        !report
+            .problems
+            .iter()
+            .any(|p| p.kind.as_str() == "negative_balance"),
         "a guarded account went negative"
     );
 }

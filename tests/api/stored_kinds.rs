@@ -5,11 +5,11 @@ use diesel::RunQueryDsl;
 use serde_json::{Value, json};
 
 use crate::fixtures::Mission;
-use crate::support::assert_problem;
+use crate::support::{TestApp, USER_PASSWORD, assert_problem};
 
 /// Writes a value this code never writes straight into the database (ids are UUIDs: safe to inline).
-fn corrupt(m: &Mission, sql: &str) {
-    let mut conn = m.app.conn();
+fn corrupt(app: &TestApp, sql: &str) {
+    let mut conn = app.conn();
     let changed = diesel::sql_query(sql).execute(&mut *conn).unwrap();
     assert_eq!(changed, 1, "{sql}");
 }
@@ -30,7 +30,7 @@ fn an_unknown_stored_activity_status_is_an_opaque_500_not_a_default() {
     assert_eq!(activity["status"], "planned");
     let id = activity["id"].as_str().unwrap();
     corrupt(
-        &m,
+        &m.app,
         &format!("UPDATE activities SET status = 'dormant' WHERE id = '{id}'"),
     );
     let body = assert_problem(
@@ -53,4 +53,248 @@ fn an_unknown_stored_activity_status_is_an_opaque_500_not_a_default() {
         &json!({}),
     );
     assert_opaque(&assert_problem(res, 500, "internal"), "dormant");
+}
+
+#[test]
+fn an_unknown_stored_user_status_is_an_opaque_500_not_a_default() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "QIPSEC", "mission_office");
+    let bob = app.user_with_hats(&admin, "bob", &office, &["auditor"]);
+    let res = app.get_as(&format!("/api/v1/users/{}", bob.user_id), &admin.access);
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.json::<Value>().unwrap()["status"], "active");
+    corrupt(
+        &app,
+        &format!("UPDATE users SET status = 'frozen' WHERE id = '{}'", bob.user_id),
+    );
+    // Shown to the administrator: neither `active` nor `disabled`, and the list does not skip the row.
+    let body = assert_problem(
+        app.get_as(&format!("/api/v1/users/{}", bob.user_id), &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "frozen");
+    let body = assert_problem(app.get_as("/api/v1/users", &admin.access), 500, "internal");
+    assert_opaque(&body, "frozen");
+    // Bob's own token does not act as an active account's would.
+    let body = assert_problem(app.get_as("/api/v1/audit/events", &bob.access), 500, "internal");
+    assert_opaque(&body, "frozen");
+    // Nor does a new sign-in.
+    let res = app.post_json(
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": "bob", "password": USER_PASSWORD}),
+    );
+    assert_opaque(&assert_problem(res, 500, "internal"), "frozen");
+    // The administrator's own requests are unaffected.
+    let res = app.get_as(&format!("/api/v1/users/{}", admin.user_id), &admin.access);
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[test]
+fn the_user_status_filter_is_an_enum_and_locked_means_locked_now() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "QIPSEC", "mission_office");
+    let bob = app.user_with_hats(&admin, "bob", &office, &["auditor"]);
+    let carol = app.user_with_hats(&admin, "carol", &office, &["auditor"]);
+    let until = (chrono::Utc::now() + chrono::Duration::hours(1)).naive_utc();
+    {
+        use diesel::prelude::*;
+        use qip_pool::db::schema::users;
+        diesel::update(users::table.find(&carol.user_id))
+            .set(users::locked_until.eq(Some(until)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    let ids = |status: &str| -> Vec<String> {
+        let page: Value = app
+            .get_as(
+                &format!("/api/v1/users?organization_id={office}&status={status}"),
+                &admin.access,
+            )
+            .json()
+            .unwrap();
+        page["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{page}"))
+            .iter()
+            .map(|u| {
+                assert_eq!(u["status"], status, "{u}");
+                u["id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(ids("active"), [bob.user_id.as_str()]);
+    assert_eq!(ids("locked"), [carol.user_id.as_str()]);
+    assert!(ids("disabled").is_empty());
+    let body = assert_problem(
+        app.get_as("/api/v1/users?status=frozen", &admin.access),
+        400,
+        "bad-request",
+    );
+    assert!(body["detail"].as_str().unwrap().contains("active"), "{body}");
+}
+
+#[test]
+fn an_unknown_stored_organisation_kind_is_an_opaque_500() {
+    let (app, admin) = TestApp::with_admin();
+    let org = app.create_org(&admin, "UNICEF", "un_agency");
+    corrupt(
+        &app,
+        &format!("UPDATE organizations SET kind = 'militia' WHERE id = '{org}'"),
+    );
+    let body = assert_problem(
+        app.get_as(&format!("/api/v1/organizations/{org}"), &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "militia");
+    let body = assert_problem(
+        app.get_as("/api/v1/organizations", &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "militia");
+}
+
+#[test]
+fn an_unknown_stored_hat_grant_request_status_is_a_500_not_a_dropped_row() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "FINSEC", "mission_section");
+    let bob = app.user_with_hats(&admin, "bob", &office, &[]);
+    let res = app.post_json(
+        &format!("/api/v1/users/{}/hats", bob.user_id),
+        Some(&admin.access),
+        &json!({"hat": "finance_officer"}),
+    );
+    assert_eq!(res.status().as_u16(), 202);
+    let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    corrupt(
+        &app,
+        &format!("UPDATE hat_grant_requests SET status = 'parked' WHERE id = '{id}'"),
+    );
+    let body = assert_problem(
+        app.get_as("/api/v1/hat-grant-requests?status=all", &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "parked");
+    let body = assert_problem(
+        app.get_as(&format!("/api/v1/hat-grant-requests/{id}"), &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "parked");
+    // An unknown stored hat in a request is refused the same way.
+    corrupt(
+        &app,
+        &format!("UPDATE hat_grant_requests SET status = 'pending', hat = 'warlord' WHERE id = '{id}'"),
+    );
+    let body = assert_problem(
+        app.get_as("/api/v1/hat-grant-requests", &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+    // The list filter is an enum: an unknown value is a clear 400 naming the values.
+    let body = assert_problem(
+        app.get_as("/api/v1/hat-grant-requests?status=parked", &admin.access),
+        400,
+        "bad-request",
+    );
+    assert!(body["detail"].as_str().unwrap().contains("confirmed"), "{body}");
+}
+
+#[test]
+fn an_unknown_stored_hat_of_a_grant_is_a_500_not_a_skipped_grant() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "QIPSEC", "mission_office");
+    let bob = app.user_with_hats(&admin, "bob", &office, &["auditor"]);
+    let hats: Value = app
+        .get_as(&format!("/api/v1/users/{}/hats", bob.user_id), &admin.access)
+        .json()
+        .unwrap();
+    let hat_id = hats[0]["id"].as_str().unwrap().to_owned();
+    corrupt(
+        &app,
+        &format!("UPDATE hats SET hat = 'warlord' WHERE id = '{hat_id}'"),
+    );
+    let body = assert_problem(
+        app.get_as(&format!("/api/v1/users/{}/hats", bob.user_id), &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+    // Bob's requests fail rather than go on without the grant.
+    let body = assert_problem(app.get_as("/api/v1/me", &bob.access), 500, "internal");
+    assert_opaque(&body, "warlord");
+}
+
+#[test]
+fn an_unknown_stored_notification_kind_is_an_opaque_500() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "DSS", "mission_office");
+    let second = app.user_with_hats(&admin, "admin2", &office, &["admin"]);
+    let bob = app.user_with_hats(&admin, "bob", &office, &[]);
+    let res = app.post_json(
+        &format!("/api/v1/users/{}/hats", bob.user_id),
+        Some(&admin.access),
+        &json!({"hat": "hc"}),
+    );
+    assert_eq!(res.status().as_u16(), 202, "pending");
+    let page: Value = app
+        .get_as("/api/v1/me/notifications", &second.access)
+        .json()
+        .unwrap();
+    let item = &page["items"][0];
+    assert_eq!(item["kind"], "hat_grant.pending", "{page}");
+    let id = item["id"].as_str().unwrap();
+    corrupt(
+        &app,
+        &format!("UPDATE notifications SET kind = 'hat_grant.whispered' WHERE id = '{id}'"),
+    );
+    let body = assert_problem(
+        app.get_as("/api/v1/me/notifications", &second.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "whispered");
+}
+
+#[test]
+fn an_unknown_stored_ledger_transaction_kind_is_an_opaque_500_not_skipped_money() {
+    let m = Mission::new();
+    let admin = &m._admin;
+    let donor = m.app.create_org(admin, "DONOR", "contributor");
+    let office = m.app.create_org(admin, "FINSEC", "mission_office");
+    let finance = m
+        .app
+        .user_with_hats(admin, "finance", &office, &["finance_officer"]);
+    let res = m
+        .app
+        .client
+        .post(m.app.url(&format!("/api/v1/pools/{}/contributions", m.pool_id)))
+        .bearer_auth(&finance.access)
+        .header("Idempotency-Key", "stored-kinds")
+        .json(&json!({"contributor_organization_id": donor, "amount": "1000.00", "currency": "USD"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let transaction: Value = res.json().unwrap();
+    assert_eq!(transaction["kind"], "contribution");
+    let statement = format!("/api/v1/pools/{}/statement", m.pool_id);
+    assert_eq!(m.app.get_as(&statement, &finance.access).status().as_u16(), 200);
+
+    // A transaction kind this code never writes, in the daily totals statements are summed from: the statement
+    // does not leave that money out.
+    corrupt(
+        &m.app,
+        &format!(
+            "UPDATE ledger_daily_totals SET transaction_kind = 'donation' WHERE account_kind = 'unallocated' \
+             AND pool_id = '{}'",
+            m.pool_id
+        ),
+    );
+    let body = assert_problem(m.app.get_as(&statement, &finance.access), 500, "internal");
+    assert_opaque(&body, "donation");
 }

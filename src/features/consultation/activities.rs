@@ -346,8 +346,10 @@ pub fn import_activities(
     let id_col = col(ID_TAGS);
     let own = acting_organization(actor);
     let orgs = crate::features::identity::repo::list_organizations(conn, None, 100_000)?;
-    let may_import_for_others =
-        actor.hat() == Some(Hat::QipOfficer) || orgs.iter().any(|o| o.id == own && o.kind == "coordination");
+    let may_import_for_others = actor.hat() == Some(Hat::QipOfficer)
+        || orgs
+            .iter()
+            .any(|o| o.id == own && o.kind == crate::domain::status::OrganizationKind::Coordination);
     let sectors = reference::list_sectors(conn)?;
     let mut errors = Vec::new();
     let mut parsed: Vec<(String, String, String, ActivityInput)> = Vec::new();

@@ -16,7 +16,8 @@ pub struct ProposalFacts {
     pub id: String,
     pub organization_id: String,
     pub reference: Option<String>,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: crate::domain::lifecycle::State,
     pub title: String,
     pub sector_code: Option<String>,
     pub adm1_pcode: Option<String>,
@@ -93,6 +94,7 @@ impl Params {
 pub struct MovementRow {
     #[diesel(sql_type = Text)]
     pub id: String,
+    /// Stored names: read with `TransactionKind::try_from` (an unknown one is an error).
     #[diesel(sql_type = Text)]
     pub kind: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -450,6 +452,7 @@ pub fn flag_categories(
 pub struct DecidedStep {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub position: i32,
+    /// A stored hat: read with `Hat::try_from` (an unknown one is an error).
     #[diesel(sql_type = Text)]
     pub hat: String,
     #[diesel(sql_type = Text)]

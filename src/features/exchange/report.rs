@@ -63,7 +63,7 @@ pub struct People {
 pub struct ReportTurnaround {
     /// Step position in the chain and its reason kind (`base`, `waiver`, …).
     pub step: String,
-    pub hat: String,
+    pub hat: crate::access::Hat,
     pub decided: usize,
     pub average_days: f64,
     pub max_days: f64,
@@ -200,7 +200,7 @@ pub fn pool_report(
                 add(&mut reached, &b);
             }
         }
-        let mut turnaround: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+        let mut turnaround: BTreeMap<(String, crate::access::Hat), Vec<f64>> = BTreeMap::new();
         for s in repo::decided_steps(tx, pool_id, start, end)? {
             let kind = serde_json::from_str::<serde_json::Value>(&s.reason)
                 .ok()
@@ -208,7 +208,10 @@ pub fn pool_report(
                 .unwrap_or_else(|| "step".into());
             let days = (s.decided_at - s.opened_at).num_seconds() as f64 / 86_400.0;
             turnaround
-                .entry((format!("{}:{kind}", s.position), s.hat))
+                .entry((
+                    format!("{}:{kind}", s.position),
+                    crate::access::Hat::try_from(s.hat)?,
+                ))
                 .or_default()
                 .push(days);
         }
@@ -341,7 +344,7 @@ pub fn report_csv(report: &PoolReport) -> Vec<u8> {
         row([
             "approval_turnaround_days",
             &a.step,
-            &a.hat,
+            a.hat.as_str(),
             &a.decided.to_string(),
             "",
             "",

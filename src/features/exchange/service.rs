@@ -45,10 +45,11 @@ fn publisher(settings: &ExchangeSettings) -> Publisher {
     }
 }
 
-fn movement(row: &MovementRow) -> Option<Movement> {
+/// The movement a ledger row counts as; an unknown stored kind of the reversed transaction is an error.
+fn movement(row: &MovementRow) -> Result<Movement, crate::domain::status::UnknownStored> {
     let reversal = row.original_kind.is_some();
-    let kind = TransactionKind::parse(row.original_kind.as_deref().unwrap_or(&row.kind))?;
-    Some(Movement {
+    let kind = TransactionKind::try_from(row.original_kind.clone().unwrap_or_else(|| row.kind.clone()))?;
+    Ok(Movement {
         kind,
         reversal,
         amount_minor: row.amount_minor,
@@ -97,7 +98,7 @@ pub fn iati_activities(conn: &mut DbConn, settings: &ExchangeSettings, pool_id: 
         let mut last_updated = pool.updated_at;
         for row in &movements {
             last_updated = last_updated.max(row.created_at);
-            let Some(m) = movement(row) else { continue };
+            let m = movement(row)?;
             match (&row.proposal_id, m.kind) {
                 (None, TransactionKind::Contribution) => contributions.push(m),
                 (Some(p), _) => by_proposal.entry(p.clone()).or_default().push(m),
@@ -116,7 +117,7 @@ pub fn iati_activities(conn: &mut DbConn, settings: &ExchangeSettings, pool_id: 
         let projects = projects_rows
             .into_iter()
             .filter_map(|p| {
-                let state: State = p.state.parse().ok()?;
+                let state: State = p.state;
                 let content: ProposalContent = serde_json::from_str(&p.content).unwrap_or_default();
                 let movements = by_proposal.remove(&p.id).unwrap_or_default();
                 let actual_start = movements
@@ -319,7 +320,7 @@ pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>
             name_of(&p.adm2_pcode),
             content.planned_start.map(|d| d.to_string()).unwrap_or_default(),
             content.planned_end.map(|d| d.to_string()).unwrap_or_default(),
-            p.state.clone(),
+            p.state.as_str().to_owned(),
             c.code().to_owned(),
             p.requested_minor.map(|m| format_amount(m, c)).unwrap_or_default(),
             // Committed as it stands: commitments less releases.
@@ -362,7 +363,8 @@ pub fn transactions_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&s
     let rows = repo::movements_page(conn, &pool.id, after, EXPORT_PAGE_ROWS)?;
     let mut bytes = Vec::new();
     for r in &rows {
-        let typed = movement(r).and_then(|m| iati::transaction_type(m.kind, m.reversal));
+        let m = movement(r)?;
+        let typed = iati::transaction_type(m.kind, m.reversal);
         let cells = [
             r.id.clone(),
             r.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),

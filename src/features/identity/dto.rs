@@ -7,55 +7,9 @@ use utoipa::ToSchema;
 
 use super::repo::{HatGrantRequestRow, HatRow, OrganizationRow, UserRow};
 use crate::access::Hat;
-use crate::domain::status::{GrantRequestStatus, UserStatus};
+use crate::domain::status::{AccountStatus, GrantRequestStatus, UserStatus};
 
-/// Kinds of organisation (DESIGN.md §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrganizationKind {
-    MilitaryUnit,
-    MissionSection,
-    UnAgency,
-    Ngo,
-    Coordination,
-    LocalAuthority,
-    Contributor,
-    MissionOffice,
-}
-
-impl OrganizationKind {
-    pub const ALL: [OrganizationKind; 8] = [
-        OrganizationKind::MilitaryUnit,
-        OrganizationKind::MissionSection,
-        OrganizationKind::UnAgency,
-        OrganizationKind::Ngo,
-        OrganizationKind::Coordination,
-        OrganizationKind::LocalAuthority,
-        OrganizationKind::Contributor,
-        OrganizationKind::MissionOffice,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrganizationKind::MilitaryUnit => "military_unit",
-            OrganizationKind::MissionSection => "mission_section",
-            OrganizationKind::UnAgency => "un_agency",
-            OrganizationKind::Ngo => "ngo",
-            OrganizationKind::Coordination => "coordination",
-            OrganizationKind::LocalAuthority => "local_authority",
-            OrganizationKind::Contributor => "contributor",
-            OrganizationKind::MissionOffice => "mission_office",
-        }
-    }
-
-    /// Humanitarian organisations (answer consultations, keep the 3W registry).
-    pub fn is_humanitarian(self) -> bool {
-        matches!(
-            self,
-            OrganizationKind::UnAgency | OrganizationKind::Ngo | OrganizationKind::Coordination
-        )
-    }
-}
+pub use crate::domain::status::OrganizationKind;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -139,8 +93,7 @@ pub struct Organization {
     pub id: String,
     pub code: String,
     pub name: String,
-    #[schema(value_type = OrganizationKind)]
-    pub kind: String,
+    pub kind: OrganizationKind,
     pub created_at: DateTime<Utc>,
 }
 
@@ -238,7 +191,7 @@ impl User {
     /// The view of a user row; the effective status accounts for a lock that has run out.
     pub fn from_row(r: UserRow, now: chrono::NaiveDateTime) -> Self {
         let locked = r.locked_until.filter(|until| *until > now);
-        let status = if r.status == UserStatus::Disabled.as_str() {
+        let status = if r.status == AccountStatus::Disabled {
             UserStatus::Disabled
         } else if locked.is_some() {
             UserStatus::Locked
@@ -296,15 +249,14 @@ pub struct HatGrantView {
 }
 
 impl HatGrantView {
-    pub fn from_row(r: HatRow, now: chrono::NaiveDateTime) -> Option<Self> {
-        let hat: Hat = r.hat.parse().ok()?;
+    pub fn from_row(r: HatRow, now: chrono::NaiveDateTime) -> Self {
         let active = r.revoked_at.is_none()
             && r.valid_from.is_none_or(|f| f <= now)
             && r.valid_until.is_none_or(|u| now < u);
-        Some(Self {
+        Self {
             id: r.id,
             user_id: r.user_id,
-            hat,
+            hat: r.hat,
             scope_organization_id: r.scope_organization_id,
             scope_adm1: r.scope_adm1,
             valid_from: r.valid_from.map(|t| t.and_utc()),
@@ -315,7 +267,7 @@ impl HatGrantView {
             revoked_by: r.revoked_by,
             revoked_at: r.revoked_at.map(|t| t.and_utc()),
             active,
-        })
+        }
     }
 }
 
@@ -346,18 +298,16 @@ pub struct HatGrantRequestView {
 }
 
 impl HatGrantRequestView {
-    pub fn from_row(r: HatGrantRequestRow, now: chrono::NaiveDateTime) -> Option<Self> {
-        let hat: Hat = r.hat.parse().ok()?;
-        let stored: GrantRequestStatus = r.status.parse().ok()?;
-        let status = if stored == GrantRequestStatus::Pending && r.expires_at <= now {
+    pub fn from_row(r: HatGrantRequestRow, now: chrono::NaiveDateTime) -> Self {
+        let status = if r.status == GrantRequestStatus::Pending && r.expires_at <= now {
             GrantRequestStatus::Expired
         } else {
-            stored
+            r.status
         };
-        Some(Self {
+        Self {
             id: r.id,
             user_id: r.user_id,
-            hat,
+            hat: r.hat,
             scope_organization_id: r.scope_organization_id,
             scope_adm1: r.scope_adm1,
             valid_from: r.valid_from.map(|t| t.and_utc()),
@@ -372,7 +322,7 @@ impl HatGrantRequestView {
             decided_at: r.decided_at.map(|t| t.and_utc()),
             decision_reason: r.decision_reason,
             hat_id: r.hat_id,
-        })
+        }
     }
 }
 
@@ -396,7 +346,23 @@ pub struct RefuseHatGrant {
 #[into_params(parameter_in = Query)]
 pub struct HatGrantRequestFilter {
     /// `pending` (the default: waiting and not expired), `expired`, `confirmed`, `refused`, `cancelled` or `all`.
-    pub status: Option<String>,
+    #[param(inline)]
+    pub status: Option<HatGrantRequestListStatus>,
+}
+
+/// Which grant requests a list shows: one status, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HatGrantRequestListStatus {
+    /// Waiting and not expired.
+    #[default]
+    Pending,
+    /// Pending past `expires_at`: can no longer be confirmed.
+    Expired,
+    Confirmed,
+    Refused,
+    Cancelled,
+    All,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -411,6 +377,6 @@ pub struct Me {
 #[into_params(parameter_in = Query)]
 pub struct UserFilter {
     pub organization_id: Option<String>,
-    /// `active`, `locked` or `disabled` (as stored: `locked` matches accounts locked by failed sign-ins).
-    pub status: Option<String>,
+    /// `active`, `locked` (locked by failed sign-ins now) or `disabled`: the status the user is shown with.
+    pub status: Option<UserStatus>,
 }

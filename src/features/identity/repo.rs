@@ -4,12 +4,14 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::access::Hat;
 use crate::db::DbConn;
 use crate::db::schema::{
     hat_grant_requests, hats, login_throttles, organizations, password_setup_tokens, refresh_tokens,
     session_cutoffs, users,
 };
 use crate::domain::lockout::{KNOWN_ADDRESS_DAYS, ThrottleState};
+use crate::domain::status::{AccountStatus, GrantRequestStatus, OrganizationKind, UserStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organizations)]
@@ -17,7 +19,8 @@ pub struct OrganizationRow {
     pub id: String,
     pub code: String,
     pub name: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: OrganizationKind,
     pub created_at: NaiveDateTime,
 }
 
@@ -29,7 +32,8 @@ pub struct UserRow {
     pub display_name: String,
     pub email: String,
     pub organization_id: String,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: AccountStatus,
     pub password_hash: String,
     pub failed_logins: i32,
     pub failed_window_start: Option<NaiveDateTime>,
@@ -44,7 +48,8 @@ pub struct UserRow {
 pub struct HatRow {
     pub id: String,
     pub user_id: String,
-    pub hat: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub hat: Hat,
     pub scope_organization_id: Option<String>,
     pub scope_adm1: Option<String>,
     pub valid_from: Option<NaiveDateTime>,
@@ -73,7 +78,7 @@ pub struct RefreshTokenRow {
 
 pub fn insert_organization(conn: &mut DbConn, row: &OrganizationRow) -> QueryResult<()> {
     diesel::insert_into(organizations::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -111,7 +116,7 @@ pub fn list_organizations(
 
 pub fn insert_user(conn: &mut DbConn, row: &UserRow) -> QueryResult<()> {
     diesel::insert_into(users::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -132,10 +137,12 @@ pub fn find_user_by_username(conn: &mut DbConn, username: &str) -> QueryResult<O
         .optional()
 }
 
+/// Users, keyset-paged by id; `status` is the shown status at `now` (`locked` = active with a lock running).
 pub fn list_users(
     conn: &mut DbConn,
     organization_id: Option<&str>,
-    status: Option<&str>,
+    status: Option<UserStatus>,
+    now: NaiveDateTime,
     after_id: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<UserRow>> {
@@ -143,18 +150,29 @@ pub fn list_users(
     if let Some(org) = organization_id {
         q = q.filter(users::organization_id.eq(org.to_owned()));
     }
-    if let Some(status) = status {
-        q = q.filter(users::status.eq(status.to_owned()));
-    }
+    let active = users::status.eq(AccountStatus::Active.as_str());
+    q = match status {
+        None => q,
+        Some(UserStatus::Disabled) => q.filter(users::status.eq(AccountStatus::Disabled.as_str())),
+        Some(UserStatus::Locked) => q.filter(active).filter(users::locked_until.gt(now)),
+        Some(UserStatus::Active) => q
+            .filter(active)
+            .filter(users::locked_until.is_null().or(users::locked_until.le(now))),
+    };
     if let Some(after) = after_id {
         q = q.filter(users::id.gt(after.to_owned()));
     }
     q.order(users::id.asc()).limit(limit).load(conn)
 }
 
-pub fn set_user_status(conn: &mut DbConn, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn set_user_status(
+    conn: &mut DbConn,
+    id: &str,
+    status: AccountStatus,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
-        .set((users::status.eq(status), users::updated_at.eq(now)))
+        .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
         .execute(conn)
 }
 
@@ -192,7 +210,7 @@ pub fn mark_account_throttled(
 
 pub fn insert_hat(conn: &mut DbConn, row: &HatRow) -> QueryResult<()> {
     diesel::insert_into(hats::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -234,7 +252,7 @@ pub fn revoke_hat(conn: &mut DbConn, id: &str, by: &str, now: NaiveDateTime) -> 
 pub fn admin_exists(conn: &mut DbConn) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         hats::table
-            .filter(hats::hat.eq("admin"))
+            .filter(hats::hat.eq(Hat::Admin.as_str()))
             .filter(hats::revoked_at.is_null()),
     ))
     .get_result(conn)
@@ -451,7 +469,8 @@ pub fn clear_login_throttles(conn: &mut DbConn, account: &str) -> QueryResult<us
 pub struct HatGrantRequestRow {
     pub id: String,
     pub user_id: String,
-    pub hat: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub hat: Hat,
     pub scope_organization_id: Option<String>,
     pub scope_adm1: Option<String>,
     pub valid_from: Option<NaiveDateTime>,
@@ -460,7 +479,8 @@ pub struct HatGrantRequestRow {
     pub requested_by: String,
     pub requested_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: GrantRequestStatus,
     pub decided_by: Option<String>,
     pub decided_via: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
@@ -470,7 +490,7 @@ pub struct HatGrantRequestRow {
 
 pub fn insert_hat_grant_request(conn: &mut DbConn, row: &HatGrantRequestRow) -> QueryResult<()> {
     diesel::insert_into(hat_grant_requests::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -485,20 +505,20 @@ pub fn find_hat_grant_request(conn: &mut DbConn, id: &str) -> QueryResult<Option
 
 /// Which requests a list shows.
 #[derive(Debug, Clone, Copy)]
-pub enum RequestFilter<'a> {
+pub enum RequestFilter {
     /// Pending and not expired at this instant.
     PendingAt(NaiveDateTime),
     /// Pending but past their expiry at this instant.
     ExpiredAt(NaiveDateTime),
     /// Settled with this status (`confirmed`, `refused`, `cancelled`).
-    Settled(&'a str),
+    Settled(GrantRequestStatus),
     All,
 }
 
 /// Requests matching `filter`, oldest first, keyset-paged by id.
 pub fn list_hat_grant_requests(
     conn: &mut DbConn,
-    filter: RequestFilter<'_>,
+    filter: RequestFilter,
     after_id: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<HatGrantRequestRow>> {
@@ -507,12 +527,12 @@ pub fn list_hat_grant_requests(
         .into_boxed();
     q = match filter {
         RequestFilter::PendingAt(now) => q
-            .filter(hat_grant_requests::status.eq("pending"))
+            .filter(hat_grant_requests::status.eq(GrantRequestStatus::Pending.as_str()))
             .filter(hat_grant_requests::expires_at.gt(now)),
         RequestFilter::ExpiredAt(now) => q
-            .filter(hat_grant_requests::status.eq("pending"))
+            .filter(hat_grant_requests::status.eq(GrantRequestStatus::Pending.as_str()))
             .filter(hat_grant_requests::expires_at.le(now)),
-        RequestFilter::Settled(status) => q.filter(hat_grant_requests::status.eq(status.to_owned())),
+        RequestFilter::Settled(status) => q.filter(hat_grant_requests::status.eq(status.as_str())),
         RequestFilter::All => q,
     };
     if let Some(after) = after_id {
@@ -524,7 +544,7 @@ pub fn list_hat_grant_requests(
 /// How a pending request ended.
 pub struct Settlement<'a> {
     /// `confirmed`, `refused` or `cancelled`.
-    pub status: &'a str,
+    pub status: GrantRequestStatus,
     /// The administrator who settled it (`None` from the console).
     pub decided_by: Option<&'a str>,
     /// `api` or `console`.
@@ -540,10 +560,10 @@ pub fn settle_hat_grant_request(conn: &mut DbConn, id: &str, s: &Settlement<'_>)
     diesel::update(
         hat_grant_requests::table
             .find(id)
-            .filter(hat_grant_requests::status.eq("pending")),
+            .filter(hat_grant_requests::status.eq(GrantRequestStatus::Pending.as_str())),
     )
     .set((
-        hat_grant_requests::status.eq(s.status),
+        hat_grant_requests::status.eq(s.status.as_str()),
         hat_grant_requests::decided_by.eq(s.decided_by),
         hat_grant_requests::decided_via.eq(s.decided_via),
         hat_grant_requests::decided_at.eq(s.at),

@@ -256,7 +256,7 @@ async fn list_users(
         service::list_users(
             conn,
             filter.organization_id.as_deref(),
-            filter.status.as_deref(),
+            filter.status,
             req.after.as_deref(),
             req.limit,
         )
@@ -439,7 +439,7 @@ async fn list_hat_grant_requests(
     let req = page.resolve::<String>(&state.settings.server)?;
     let status = filter.into_inner().status;
     let rows = with_conn(&state, move |conn, _| {
-        service::list_hat_grant_requests(conn, status.as_deref(), req.after.as_deref(), req.limit)
+        service::list_hat_grant_requests(conn, status.unwrap_or_default(), req.after.as_deref(), req.limit)
     })
     .await?;
     Ok(web::Json(Page::from_rows(rows, req.limit, |r| r.id.clone())))

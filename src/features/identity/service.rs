@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::AuthRuntime;
 use super::dto::{
-    GrantOutcome, HatGrantRequestView, HatGrantView, LoginRequest, Me, NewHatGrant, NewOrganization, NewUser,
-    Organization, PasswordReset, SetupPasswordRequest, TokenResponse, User, UserWithSetupToken,
+    GrantOutcome, HatGrantRequestListStatus, HatGrantRequestView, HatGrantView, LoginRequest, Me,
+    NewHatGrant, NewOrganization, NewUser, Organization, PasswordReset, SetupPasswordRequest, TokenResponse,
+    User, UserWithSetupToken,
 };
 use super::repo::{
     self, HatGrantRequestRow, HatRow, OrganizationRow, RefreshTokenRow, RequestFilter, Settlement,
@@ -24,7 +25,7 @@ use crate::config::DualControlSettings;
 use crate::db::{self, DbConn, DbPool};
 use crate::domain::lockout::{self, retry_after_secs, wait_before_attempt};
 use crate::domain::password_policy::{password_problems, password_problems_for};
-use crate::domain::status::GrantRequestStatus;
+use crate::domain::status::{AccountStatus, GrantRequestStatus, OrganizationKind, UserStatus};
 use crate::error::{AppError, AppResult, ErrorKind, FieldError};
 use crate::features::audit::{self, AuditContext, Outcome, now_micros};
 use crate::request_meta::RequestMeta;
@@ -170,7 +171,7 @@ pub fn login(
             )?;
             return Ok(Err(refused()));
         }
-        if current.status == "disabled" {
+        if current.status == AccountStatus::Disabled {
             audit::append(
                 tx,
                 ctx.event("auth.login", "session", Some(&current.id))
@@ -333,7 +334,7 @@ pub fn refresh_in_tx(
     db::lock_row(tx, "refresh_tokens", &row.id)?;
     let user = repo::find_user(tx, &row.user_id)?.ok_or_else(invalid)?;
     let ctx = user_context(&user, meta);
-    if row.revoked_at.is_some() || row.expires_at <= now || user.status == "disabled" {
+    if row.revoked_at.is_some() || row.expires_at <= now || user.status == AccountStatus::Disabled {
         return Ok(Err(invalid()));
     }
     let family_started = repo::family_started_at(tx, &row.family_id)?.unwrap_or(row.issued_at);
@@ -393,16 +394,16 @@ pub fn logout(conn: &mut DbConn, token: &str, meta: &RequestMeta) -> AppResult<(
     })
 }
 
-fn grant_of(row: &HatRow) -> Option<HatGrant> {
-    Some(HatGrant {
+fn grant_of(row: &HatRow) -> HatGrant {
+    HatGrant {
         id: row.id.clone(),
-        hat: row.hat.parse().ok()?,
+        hat: row.hat,
         scope_organization_id: row.scope_organization_id.clone(),
         scope_adm1: row.scope_adm1.clone(),
         valid_from: row.valid_from,
         valid_until: row.valid_until,
         acting: row.acting,
-    })
+    }
 }
 
 /// Turns a verified token subject into an `Actor` for `requirement`: the account must exist and not be
@@ -420,7 +421,7 @@ pub fn authorize_request(
         || AppError::unauthorized("The account behind this token cannot act now; sign in again.");
     let (user, sessions_valid_after) =
         repo::find_user_with_cutoff(conn, &claims.sub)?.ok_or_else(unauthorized)?;
-    if user.status == "disabled" {
+    if user.status == AccountStatus::Disabled {
         return Err(unauthorized());
     }
     // A password reset (or disabling) ends every access token issued before it, at once.
@@ -430,7 +431,7 @@ pub fn authorize_request(
     let now = now_micros();
     let grants: Vec<HatGrant> = repo::unrevoked_hats_of_user(conn, &user.id)?
         .iter()
-        .filter_map(grant_of)
+        .map(grant_of)
         .filter(|g| g.is_valid_at(now))
         .collect();
     let mut actor = Actor {
@@ -504,7 +505,7 @@ pub fn me(conn: &mut DbConn, actor: &Actor) -> AppResult<Me> {
         .ok_or_else(|| AppError::not_found("No such organisation."))?;
     let hats = repo::unrevoked_hats_of_user(conn, &user.id)?
         .into_iter()
-        .filter_map(|r| HatGrantView::from_row(r, now))
+        .map(|r| HatGrantView::from_row(r, now))
         .filter(|h| h.active)
         .collect();
     Ok(Me {
@@ -552,7 +553,7 @@ pub fn create_organization(
             id: uuid::Uuid::now_v7().to_string(),
             code: input.code.clone(),
             name: input.name.trim().to_owned(),
-            kind: input.kind.as_str().to_owned(),
+            kind: input.kind,
             created_at: now_micros(),
         };
         repo::insert_organization(tx, &row)?;
@@ -715,7 +716,7 @@ pub fn create_user(
             display_name: input.display_name.trim().to_owned(),
             email: email.to_owned(),
             organization_id: input.organization_id.clone(),
-            status: "active".into(),
+            status: AccountStatus::Active,
             password_hash,
             failed_logins: 0,
             failed_window_start: None,
@@ -761,21 +762,13 @@ pub fn get_user(conn: &mut DbConn, id: &str) -> AppResult<User> {
 pub fn list_users(
     conn: &mut DbConn,
     organization_id: Option<&str>,
-    status: Option<&str>,
+    status: Option<UserStatus>,
     after: Option<&str>,
     limit: u32,
 ) -> AppResult<Vec<User>> {
-    if let Some(s) = status {
-        if !["active", "locked", "disabled"].contains(&s) {
-            return Err(AppError::invalid_field(
-                "status",
-                "must be active, locked or disabled",
-            ));
-        }
-    }
     let now = now_micros();
     Ok(
-        repo::list_users(conn, organization_id, status, after, i64::from(limit) + 1)?
+        repo::list_users(conn, organization_id, status, now, after, i64::from(limit) + 1)?
             .into_iter()
             .map(|u| User::from_row(u, now))
             .collect(),
@@ -796,11 +789,11 @@ pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled
             repo::find_user(tx, user_id)?.ok_or_else(|| AppError::not_found("No user with this id."))?;
         let before_view = User::from_row(before, now);
         if enabled {
-            repo::set_user_status(tx, user_id, "active", now)?;
+            repo::set_user_status(tx, user_id, AccountStatus::Active, now)?;
             repo::clear_lockout(tx, user_id)?;
             repo::clear_login_throttles(tx, &before_view.username)?;
         } else {
-            repo::set_user_status(tx, user_id, "disabled", now)?;
+            repo::set_user_status(tx, user_id, AccountStatus::Disabled, now)?;
             repo::revoke_user_tokens(tx, user_id, now)?;
             repo::revoke_setup_tokens_of_user(tx, user_id, now)?;
             repo::set_session_cutoff(tx, user_id, now)?;
@@ -897,17 +890,13 @@ fn suspend_privileged_hats(
     let privileged = repo::unrevoked_hats_of_user(tx, user_id)?
         .into_iter()
         .filter(|h| h.valid_until.is_none_or(|until| until > now))
-        .filter(|h| {
-            h.hat
-                .parse::<access::Hat>()
-                .is_ok_and(access::Hat::needs_second_administrator)
-        });
+        .filter(|h| h.hat.needs_second_administrator());
     let mut pending = Vec::new();
     for hat in privileged {
         let before = HatGrantView::from_row(hat.clone(), now);
         repo::revoke_hat(tx, &hat.id, &actor.user_id, now)?;
         let after = repo::find_hat(tx, &hat.id)?
-            .and_then(|r| HatGrantView::from_row(r, now))
+            .map(|r| HatGrantView::from_row(r, now))
             .ok_or_else(|| AppError::internal("revoked hat vanished"))?;
         audit::append(
             tx,
@@ -939,7 +928,7 @@ fn pending_request(
     HatGrantRequestRow {
         id: uuid::Uuid::now_v7().to_string(),
         user_id: hat.user_id.clone(),
-        hat: hat.hat.clone(),
+        hat: hat.hat,
         scope_organization_id: hat.scope_organization_id.clone(),
         scope_adm1: hat.scope_adm1.clone(),
         valid_from: hat.valid_from,
@@ -948,7 +937,7 @@ fn pending_request(
         requested_by: requested_by.to_owned(),
         requested_at: now,
         expires_at: now + hours(dual.grant_confirmation_ttl_hours),
-        status: "pending".into(),
+        status: GrantRequestStatus::Pending,
         decided_by: None,
         decided_via: None,
         decided_at: None,
@@ -965,8 +954,7 @@ fn insert_grant_request(
 ) -> AppResult<HatGrantRequestView> {
     let now = row.requested_at;
     repo::insert_hat_grant_request(tx, &row)?;
-    let view =
-        HatGrantRequestView::from_row(row, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+    let view = HatGrantRequestView::from_row(row, now);
     audit::append(
         tx,
         actor
@@ -1024,7 +1012,7 @@ pub fn setup_password(
         Some("setup token replaced or revoked")
     } else if token.expires_at <= now {
         Some("setup token expired")
-    } else if user.status == "disabled" {
+    } else if user.status == AccountStatus::Disabled {
         Some("account disabled")
     } else {
         None
@@ -1073,7 +1061,7 @@ pub fn list_hats(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<HatGrantView
     let now = now_micros();
     Ok(repo::hats_of_user(conn, user_id)?
         .into_iter()
-        .filter_map(|r| HatGrantView::from_row(r, now))
+        .map(|r| HatGrantView::from_row(r, now))
         .collect())
 }
 
@@ -1126,7 +1114,7 @@ pub fn grant_hat(
     let row = HatRow {
         id: uuid::Uuid::now_v7().to_string(),
         user_id: user_id.to_owned(),
-        hat: input.hat.as_str().to_owned(),
+        hat: input.hat,
         scope_organization_id: input.scope_organization_id.clone(),
         scope_adm1: input.scope_adm1.as_ref().map(|a| a.trim().to_owned()),
         valid_from: input.valid_from.map(|t| t.naive_utc()),
@@ -1146,8 +1134,7 @@ pub fn grant_hat(
     }
     db::write_tx(conn, |tx| {
         repo::insert_hat(tx, &row)?;
-        let view =
-            HatGrantView::from_row(row, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let view = HatGrantView::from_row(row, now);
         audit::append(
             tx,
             actor
@@ -1165,34 +1152,30 @@ pub fn grant_hat(
 /// or `all`.
 pub fn list_hat_grant_requests(
     conn: &mut DbConn,
-    status: Option<&str>,
+    status: HatGrantRequestListStatus,
     after: Option<&str>,
     limit: u32,
 ) -> AppResult<Vec<HatGrantRequestView>> {
     let now = now_micros();
-    let filter = match status.unwrap_or("pending") {
-        "pending" => RequestFilter::PendingAt(now),
-        "expired" => RequestFilter::ExpiredAt(now),
-        s @ ("confirmed" | "refused" | "cancelled") => RequestFilter::Settled(s),
-        "all" => RequestFilter::All,
-        _ => {
-            return Err(AppError::invalid_field(
-                "status",
-                "must be pending, expired, confirmed, refused, cancelled or all",
-            ));
-        }
+    let filter = match status {
+        HatGrantRequestListStatus::Pending => RequestFilter::PendingAt(now),
+        HatGrantRequestListStatus::Expired => RequestFilter::ExpiredAt(now),
+        HatGrantRequestListStatus::Confirmed => RequestFilter::Settled(GrantRequestStatus::Confirmed),
+        HatGrantRequestListStatus::Refused => RequestFilter::Settled(GrantRequestStatus::Refused),
+        HatGrantRequestListStatus::Cancelled => RequestFilter::Settled(GrantRequestStatus::Cancelled),
+        HatGrantRequestListStatus::All => RequestFilter::All,
     };
     Ok(
         repo::list_hat_grant_requests(conn, filter, after, i64::from(limit) + 1)?
             .into_iter()
-            .filter_map(|r| HatGrantRequestView::from_row(r, now))
+            .map(|r| HatGrantRequestView::from_row(r, now))
             .collect(),
     )
 }
 
 pub fn get_hat_grant_request(conn: &mut DbConn, id: &str) -> AppResult<HatGrantRequestView> {
     repo::find_hat_grant_request(conn, id)?
-        .and_then(|r| HatGrantRequestView::from_row(r, now_micros()))
+        .map(|r| HatGrantRequestView::from_row(r, now_micros()))
         .ok_or_else(|| AppError::not_found("No hat grant request with this id."))
 }
 
@@ -1224,8 +1207,7 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
         db::lock_row(tx, "hat_grant_requests", request_id)?;
         let row = repo::find_hat_grant_request(tx, request_id)?
             .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
-        let before = HatGrantRequestView::from_row(row.clone(), now)
-            .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let before = HatGrantRequestView::from_row(row.clone(), now);
         let refused_as =
             |tx: &mut DbConn, kind: ErrorKind, message: String| -> AppResult<AppResult<HatGrantView>> {
                 audit::append(
@@ -1265,7 +1247,7 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
         let hat = HatRow {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: row.user_id.clone(),
-            hat: row.hat.clone(),
+            hat: row.hat,
             scope_organization_id: row.scope_organization_id.clone(),
             scope_adm1: row.scope_adm1.clone(),
             valid_from: row.valid_from,
@@ -1281,7 +1263,7 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
             tx,
             request_id,
             &Settlement {
-                status: "confirmed",
+                status: GrantRequestStatus::Confirmed,
                 decided_by,
                 decided_via: via,
                 reason: None,
@@ -1293,10 +1275,9 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
             return Err(AppError::conflict("This request was settled meanwhile."));
         }
         let after = repo::find_hat_grant_request(tx, request_id)?
-            .and_then(|r| HatGrantRequestView::from_row(r, now))
+            .map(|r| HatGrantRequestView::from_row(r, now))
             .ok_or_else(|| AppError::internal("settled request vanished"))?;
-        let grant =
-            HatGrantView::from_row(hat, now).ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let grant = HatGrantView::from_row(hat, now);
         let by = match &confirmer {
             Confirmer::Administrator(actor) => format!("second administrator {}", actor.username),
             Confirmer::Console { host_user } => format!(
@@ -1376,8 +1357,7 @@ pub fn refuse_hat_grant(
         db::lock_row(tx, "hat_grant_requests", request_id)?;
         let row = repo::find_hat_grant_request(tx, request_id)?
             .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;
-        let before = HatGrantRequestView::from_row(row.clone(), now)
-            .ok_or_else(|| AppError::internal("stored an unknown hat"))?;
+        let before = HatGrantRequestView::from_row(row.clone(), now);
         if before.status != GrantRequestStatus::Pending {
             return Err(AppError::conflict(format!(
                 "This request is {} and can no longer be refused.",
@@ -1385,9 +1365,9 @@ pub fn refuse_hat_grant(
             )));
         }
         let status = if row.requested_by == actor.user_id {
-            "cancelled"
+            GrantRequestStatus::Cancelled
         } else {
-            "refused"
+            GrantRequestStatus::Refused
         };
         repo::settle_hat_grant_request(
             tx,
@@ -1402,9 +1382,9 @@ pub fn refuse_hat_grant(
             },
         )?;
         let after = repo::find_hat_grant_request(tx, request_id)?
-            .and_then(|r| HatGrantRequestView::from_row(r, now))
+            .map(|r| HatGrantRequestView::from_row(r, now))
             .ok_or_else(|| AppError::internal("settled request vanished"))?;
-        let action = if status == "cancelled" {
+        let action = if status == GrantRequestStatus::Cancelled {
             "hat.grant_cancel"
         } else {
             "hat.grant_refuse"
@@ -1437,7 +1417,7 @@ pub fn revoke_hat(conn: &mut DbConn, actor: &Actor, user_id: &str, hat_id: &str)
         let before = HatGrantView::from_row(row, now);
         repo::revoke_hat(tx, hat_id, &actor.user_id, now)?;
         let after = repo::find_hat(tx, hat_id)?
-            .and_then(|r| HatGrantView::from_row(r, now))
+            .map(|r| HatGrantView::from_row(r, now))
             .ok_or_else(|| AppError::internal("revoked hat vanished"))?;
         audit::append(
             tx,
@@ -1492,7 +1472,7 @@ pub fn bootstrap_admin(
         let ctx = AuditContext::system(None);
         let org = match repo::list_organizations(tx, None, 1000)?
             .into_iter()
-            .find(|o| o.kind == "mission_office")
+            .find(|o| o.kind == OrganizationKind::MissionOffice)
         {
             Some(org) => org,
             None => {
@@ -1500,7 +1480,7 @@ pub fn bootstrap_admin(
                     id: uuid::Uuid::now_v7().to_string(),
                     code: "MISSION".into(),
                     name: "Mission office".into(),
-                    kind: "mission_office".into(),
+                    kind: OrganizationKind::MissionOffice,
                     created_at: now,
                 };
                 repo::insert_organization(tx, &org)?;
@@ -1518,7 +1498,7 @@ pub fn bootstrap_admin(
             display_name: "Administrator".into(),
             email: format!("{username}@mission.invalid"),
             organization_id: org.id.clone(),
-            status: "active".into(),
+            status: AccountStatus::Active,
             password_hash: hash,
             failed_logins: 0,
             failed_window_start: None,
@@ -1542,7 +1522,7 @@ pub fn bootstrap_admin(
         let hat = HatRow {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: user.id.clone(),
-            hat: "admin".into(),
+            hat: access::Hat::Admin,
             scope_organization_id: None,
             scope_adm1: None,
             valid_from: None,

@@ -16,12 +16,54 @@ use crate::db::schema::{
 use crate::db::{self, DbConn};
 use crate::domain::ledger_rules::{AccountKind, TransactionKind};
 
+/// What the check found wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = LedgerProblemKind)]
+pub enum ProblemKind {
+    /// A transaction's entries do not sum to zero (or it has none).
+    UnbalancedTransaction,
+    /// A stored balance differs from the sum of its account's entries.
+    BalanceMismatch,
+    /// An account other than a contributor's is below zero.
+    NegativeBalance,
+    /// Contributions differ from unallocated + committed + disbursed.
+    PoolDoesNotAddUp,
+    /// The daily totals differ from the entries they summarise.
+    DailyTotalsMismatch,
+    /// The monthly totals differ from the entries they summarise.
+    MonthlyTotalsMismatch,
+    /// One idempotency key made more than one transaction.
+    DuplicateIdempotencyKey,
+    /// A tranche's `paid` differs from its disbursements.
+    TranchePaidMismatch,
+    /// A tranche payment points at no disbursement of its proposal.
+    PaymentWithoutDisbursement,
+    /// A proposal with tranches has a disbursement on none of them.
+    DisbursementOutsideTranches,
+}
+
+impl ProblemKind {
+    /// The serde (API) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::UnbalancedTransaction => "unbalanced_transaction",
+            ProblemKind::BalanceMismatch => "balance_mismatch",
+            ProblemKind::NegativeBalance => "negative_balance",
+            ProblemKind::PoolDoesNotAddUp => "pool_does_not_add_up",
+            ProblemKind::DailyTotalsMismatch => "daily_totals_mismatch",
+            ProblemKind::MonthlyTotalsMismatch => "monthly_totals_mismatch",
+            ProblemKind::DuplicateIdempotencyKey => "duplicate_idempotency_key",
+            ProblemKind::TranchePaidMismatch => "tranche_paid_mismatch",
+            ProblemKind::PaymentWithoutDisbursement => "payment_without_disbursement",
+            ProblemKind::DisbursementOutsideTranches => "disbursement_outside_tranches",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LedgerProblem {
-    /// `unbalanced_transaction`, `balance_mismatch`, `negative_balance`, `pool_does_not_add_up`,
-    /// `duplicate_idempotency_key`, `tranche_paid_mismatch`, `payment_without_disbursement`,
-    /// `disbursement_outside_tranches`.
-    pub kind: String,
+    pub kind: ProblemKind,
     /// The transaction, account or pool concerned.
     pub subject: String,
     pub detail: String,
@@ -43,9 +85,9 @@ pub fn check(conn: &mut DbConn) -> QueryResult<LedgerReport> {
 
 fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
     let mut problems = Vec::new();
-    let mut problem = |kind: &str, subject: &str, detail: String| {
+    let mut problem = |kind: ProblemKind, subject: &str, detail: String| {
         problems.push(LedgerProblem {
-            kind: kind.into(),
+            kind,
             subject: subject.into(),
             detail,
         })
@@ -70,11 +112,11 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
         match per_tx.get(tx) {
             Some(0) => {}
             Some(sum) => problem(
-                "unbalanced_transaction",
+                ProblemKind::UnbalancedTransaction,
                 tx,
                 format!("entries sum to {sum}, not 0"),
             ),
-            None => problem("unbalanced_transaction", tx, "has no entries".into()),
+            None => problem(ProblemKind::UnbalancedTransaction, tx, "has no entries".into()),
         }
     }
     let balances: Vec<(String, String, String, i64)> = ledger_balances::table
@@ -91,22 +133,20 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
         let from_entries = per_account.get(account).copied().unwrap_or(0);
         if i128::from(*balance) != from_entries {
             problem(
-                "balance_mismatch",
+                ProblemKind::BalanceMismatch,
                 account,
                 format!("stored balance {balance}, entries sum to {from_entries}"),
             );
         }
-        let kind = AccountKind::parse(kind);
-        if *balance < 0 && !kind.is_some_and(AccountKind::may_go_negative) {
+        let kind: AccountKind = super::repo::read_stored(kind.clone())?;
+        if *balance < 0 && !kind.may_go_negative() {
             problem(
-                "negative_balance",
+                ProblemKind::NegativeBalance,
                 account,
-                format!("{kind:?} account at {balance}"),
+                format!("{} account at {balance}", kind.as_str()),
             );
         }
-        if let Some(k) = kind {
-            *per_pool.entry(pool.clone()).or_default().entry(k).or_insert(0) += i128::from(*balance);
-        }
+        *per_pool.entry(pool.clone()).or_default().entry(kind).or_insert(0) += i128::from(*balance);
     }
     for (pool, totals) in &per_pool {
         let get = |k: AccountKind| totals.get(&k).copied().unwrap_or(0);
@@ -114,7 +154,7 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
         let held = get(AccountKind::Unallocated) + get(AccountKind::Commitment) + get(AccountKind::Disbursed);
         if contributed != held {
             problem(
-                "pool_does_not_add_up",
+                ProblemKind::PoolDoesNotAddUp,
                 pool,
                 format!("contributions {contributed} ≠ unallocated + committed + disbursed {held}"),
             );
@@ -123,16 +163,17 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
     // The daily and monthly totals the database keeps (statements, pool balances) must equal the entries they
     // summarise.
     for pool in per_pool.keys() {
-        let totals = |rows: Vec<super::repo::MovementTotal>| -> BTreeMap<(String, String), (i64, i64)> {
-            rows.into_iter()
-                .map(|r| ((r.account_kind, r.transaction_kind), (r.total, r.entries)))
-                .collect()
-        };
+        let totals =
+            |rows: Vec<super::repo::MovementTotal>| -> BTreeMap<(AccountKind, TransactionKind), (i64, i64)> {
+                rows.into_iter()
+                    .map(|r| ((r.account_kind, r.transaction_kind), (r.total, r.entries)))
+                    .collect()
+            };
         let from_entries = totals(super::repo::pool_movement_totals(conn, pool, None, None)?);
         let kept = totals(super::repo::pool_daily_totals(conn, pool)?);
         if from_entries != kept {
             problem(
-                "daily_totals_mismatch",
+                ProblemKind::DailyTotalsMismatch,
                 pool,
                 format!("entries give {from_entries:?}, daily totals say {kept:?}"),
             );
@@ -141,7 +182,7 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
         let (kept, from_entries) = super::repo::pool_monthly_totals_both_ways(conn, pool)?;
         if from_entries != kept {
             problem(
-                "monthly_totals_mismatch",
+                ProblemKind::MonthlyTotalsMismatch,
                 pool,
                 format!("entries give {from_entries:?}, monthly totals say {kept:?}"),
             );
@@ -155,7 +196,11 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
         *seen.entry(key).or_insert(0) += 1;
     }
     for (key, count) in seen.into_iter().filter(|(_, c)| *c > 1) {
-        problem("duplicate_idempotency_key", &key, format!("{count} transactions"));
+        problem(
+            ProblemKind::DuplicateIdempotencyKey,
+            &key,
+            format!("{count} transactions"),
+        );
     }
     let tranches_checked = check_tranches(conn, &mut problem)?;
     Ok(LedgerReport {
@@ -171,7 +216,10 @@ fn check_in_snapshot(conn: &mut DbConn) -> QueryResult<LedgerReport> {
 /// Every tranche's `paid` equals the disbursements its payments posted, less those reversed (raw reversals of
 /// disbursements are refused now; older ones still count). A payment must point at a disbursement of its
 /// proposal, and a proposal with tranches has no disbursement outside them. Returns the tranches checked.
-fn check_tranches(conn: &mut DbConn, problem: &mut impl FnMut(&str, &str, String)) -> QueryResult<u64> {
+fn check_tranches(
+    conn: &mut DbConn,
+    problem: &mut impl FnMut(ProblemKind, &str, String),
+) -> QueryResult<u64> {
     let tranche_rows: Vec<(String, i32, i64)> = tranches::table
         .select((tranches::proposal_id, tranches::number, tranches::paid_minor))
         .load(conn)?;
@@ -211,7 +259,7 @@ fn check_tranches(conn: &mut DbConn, problem: &mut impl FnMut(&str, &str, String
                 }
             }
             _ => problem(
-                "payment_without_disbursement",
+                ProblemKind::PaymentWithoutDisbursement,
                 transaction,
                 format!(
                     "payment on tranche {number} of proposal {proposal} has no disbursement of that proposal"
@@ -225,7 +273,7 @@ fn check_tranches(conn: &mut DbConn, problem: &mut impl FnMut(&str, &str, String
         let from_ledger = posted.get(&(proposal.clone(), *number)).copied().unwrap_or(0);
         if i128::from(*paid) != from_ledger {
             problem(
-                "tranche_paid_mismatch",
+                ProblemKind::TranchePaidMismatch,
                 &format!("{proposal}/tranches/{number}"),
                 format!("tranche says {paid} paid, its disbursements net to {from_ledger}"),
             );
@@ -235,7 +283,7 @@ fn check_tranches(conn: &mut DbConn, problem: &mut impl FnMut(&str, &str, String
         if let Some(p) = proposal.as_deref().filter(|p| with_tranches.contains(p)) {
             if !on_a_tranche.contains(transaction.as_str()) && !reversed.contains(transaction) {
                 problem(
-                    "disbursement_outside_tranches",
+                    ProblemKind::DisbursementOutsideTranches,
                     transaction,
                     format!("disbursement of proposal {p} is on none of its tranches"),
                 );

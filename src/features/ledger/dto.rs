@@ -52,7 +52,7 @@ pub struct ReverseRequest {
 pub struct Entry {
     pub account_id: String,
     /// `contributor`, `unallocated`, `commitment` or `disbursed`.
-    pub account_kind: String,
+    pub account_kind: crate::domain::ledger_rules::AccountKind,
     /// Organisation (contributor) or proposal (commitment, disbursed).
     pub owner_id: Option<String>,
     /// Signed, in the pool's currency.

@@ -6,13 +6,22 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConn;
 use crate::db::schema::{ledger_accounts, ledger_balances, ledger_entries, ledger_transactions};
+use crate::domain::ledger_rules::{AccountKind, TransactionKind};
+use crate::domain::status::UnknownStored;
+
+/// A stored name read in a tuple (where `deserialize_as` cannot apply): an unknown one fails the query like
+/// a row field would.
+pub fn read_stored<T: TryFrom<String, Error = UnknownStored>>(text: String) -> QueryResult<T> {
+    T::try_from(text).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = ledger_accounts)]
 pub struct AccountRow {
     pub id: String,
     pub pool_id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: AccountKind,
     pub owner_id: String,
     pub currency: String,
     pub created_at: NaiveDateTime,
@@ -23,7 +32,8 @@ pub struct AccountRow {
 pub struct TransactionRow {
     pub id: String,
     pub pool_id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: TransactionKind,
     pub proposal_id: Option<String>,
     pub amount_minor: i64,
     pub reference: Option<String>,
@@ -54,11 +64,12 @@ pub struct EntryRow {
 pub fn account(
     conn: &mut DbConn,
     pool_id: &str,
-    kind: &str,
+    kind: AccountKind,
     owner_id: &str,
     currency: &str,
     now: NaiveDateTime,
 ) -> QueryResult<AccountRow> {
+    let kind = kind.as_str();
     let existing = ledger_accounts::table
         .filter(ledger_accounts::pool_id.eq(pool_id))
         .filter(ledger_accounts::kind.eq(kind))
@@ -134,7 +145,7 @@ pub fn set_balance(conn: &mut DbConn, account_id: &str, balance: i64) -> QueryRe
 
 pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResult<()> {
     diesel::insert_into(ledger_transactions::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -257,7 +268,10 @@ pub fn reversal_of(conn: &mut DbConn, original_id: &str) -> QueryResult<Option<S
 }
 
 /// Entries of a transaction with their account's kind and owner.
-pub fn entries_of(conn: &mut DbConn, transaction_id: &str) -> QueryResult<Vec<(EntryRow, String, String)>> {
+pub fn entries_of(
+    conn: &mut DbConn,
+    transaction_id: &str,
+) -> QueryResult<Vec<(EntryRow, AccountKind, String)>> {
     ledger_entries::table
         .inner_join(ledger_accounts::table)
         .filter(ledger_entries::transaction_id.eq(transaction_id))
@@ -267,14 +281,17 @@ pub fn entries_of(conn: &mut DbConn, transaction_id: &str) -> QueryResult<Vec<(E
             ledger_accounts::kind,
             ledger_accounts::owner_id,
         ))
-        .load(conn)
+        .load::<(EntryRow, String, String)>(conn)?
+        .into_iter()
+        .map(|(entry, kind, owner)| Ok((entry, read_stored(kind)?, owner)))
+        .collect()
 }
 
 /// Entries of several transactions (a page) in one statement, in transaction then leg order.
 pub fn entries_of_many(
     conn: &mut DbConn,
     transaction_ids: &[String],
-) -> QueryResult<Vec<(EntryRow, String, String)>> {
+) -> QueryResult<Vec<(EntryRow, AccountKind, String)>> {
     if transaction_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -287,7 +304,10 @@ pub fn entries_of_many(
             ledger_accounts::kind,
             ledger_accounts::owner_id,
         ))
-        .load(conn)
+        .load::<(EntryRow, String, String)>(conn)?
+        .into_iter()
+        .map(|(entry, kind, owner)| Ok((entry, read_stored(kind)?, owner)))
+        .collect()
 }
 
 /// (original, reversal) pairs for those of `original_ids` that were reversed, in one statement.
@@ -304,12 +324,19 @@ pub fn reversals_of_many(conn: &mut DbConn, original_ids: &[String]) -> QueryRes
 
 /// A total per account kind (pool balances) — summed by the database, so the answer is a handful of rows
 /// however many accounts the pool has.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct KindTotal {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub kind: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub kind: AccountKind,
     pub total: i64,
+}
+
+/// [`KindTotal`] as the database answers it, before its kind is read.
+#[derive(QueryableByName)]
+struct StoredKindTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
 }
 
 /// The pool's balances summed per account kind, from the monthly totals the database keeps as entries are
@@ -329,7 +356,15 @@ pub fn pool_balance_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<
     };
     diesel::sql_query(sql)
         .bind::<diesel::sql_types::Text, _>(pool_id)
-        .load(conn)
+        .load::<StoredKindTotal>(conn)?
+        .into_iter()
+        .map(|r| {
+            Ok(KindTotal {
+                kind: read_stored(r.kind)?,
+                total: r.total,
+            })
+        })
+        .collect()
 }
 
 /// Movements of a pool per (account kind, transaction kind) for the days in `[from, to)` (either end open),
@@ -394,7 +429,7 @@ pub fn pool_period_totals(
             Some(day) => query.bind::<Date, _>(day),
         };
     }
-    query.load(conn)
+    read_movement_totals(query.load(conn)?)
 }
 
 /// All movements of a pool as the daily totals alone record them (for `ledger check`, which compares both
@@ -412,9 +447,11 @@ pub fn pool_daily_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<Mo
              GROUP BY account_kind, transaction_kind"
         }
     };
-    diesel::sql_query(sql)
-        .bind::<diesel::sql_types::Text, _>(pool_id)
-        .load(conn)
+    read_movement_totals(
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(pool_id)
+            .load(conn)?,
+    )
 }
 
 /// A month's movements per (account kind, transaction kind), as a monthly-roll-up row would hold them.
@@ -480,7 +517,7 @@ pub fn balance_of(conn: &mut DbConn, pool_id: &str, kind: &str, owner_id: &str) 
 
 #[derive(Debug, Clone, Default)]
 pub struct TransactionFilter {
-    pub kind: Option<String>,
+    pub kind: Option<TransactionKind>,
     pub proposal_id: Option<String>,
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
@@ -499,7 +536,7 @@ pub fn list_transactions(
         .select(TransactionRow::as_select())
         .into_boxed();
     if let Some(v) = &filter.kind {
-        q = q.filter(ledger_transactions::kind.eq(v.clone()));
+        q = q.filter(ledger_transactions::kind.eq(v.as_str()));
     }
     if let Some(v) = &filter.proposal_id {
         q = q.filter(ledger_transactions::proposal_id.eq(v.clone()));
@@ -519,16 +556,39 @@ pub fn list_transactions(
 /// Ledger movements of a pool summed per (account kind, transaction kind), with the number of entries, for
 /// transactions created in `[from, to)` (either end open). The database does the sums over the
 /// `(pool_id, created_at)` index range, so memory is bounded by the number of kinds, not of entries.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct MovementTotal {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub account_kind: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub transaction_kind: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub account_kind: AccountKind,
+    pub transaction_kind: TransactionKind,
     pub total: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub entries: i64,
+}
+
+/// [`MovementTotal`] as the database answers it, before its kinds are read.
+#[derive(QueryableByName)]
+struct StoredMovementTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    account_kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    transaction_kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    entries: i64,
+}
+
+/// Reads the kinds of movement totals: an unknown stored kind fails the query.
+fn read_movement_totals(rows: Vec<StoredMovementTotal>) -> QueryResult<Vec<MovementTotal>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(MovementTotal {
+                account_kind: read_stored(r.account_kind)?,
+                transaction_kind: read_stored(r.transaction_kind)?,
+                total: r.total,
+                entries: r.entries,
+            })
+        })
+        .collect()
 }
 
 pub fn pool_movement_totals(
@@ -570,5 +630,5 @@ pub fn pool_movement_totals(
         Some(t) => query.bind::<Timestamp, _>(t),
         None => query,
     };
-    query.load(conn)
+    read_movement_totals(query.load(conn)?)
 }

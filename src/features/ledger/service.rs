@@ -97,14 +97,7 @@ pub fn post(
     let now = now_micros();
     let mut accounts = Vec::with_capacity(legs.len());
     for leg in legs {
-        let account = repo::account(
-            tx,
-            &pool.id,
-            leg.kind.as_str(),
-            &leg.owner,
-            pool.currency.code(),
-            now,
-        )?;
+        let account = repo::account(tx, &pool.id, leg.kind, &leg.owner, pool.currency.code(), now)?;
         accounts.push(account);
     }
     // Lock each touched balance row once, in ascending account id.
@@ -145,7 +138,7 @@ pub fn post(
     let row = TransactionRow {
         id: uuid::Uuid::now_v7().to_string(),
         pool_id: pool.id.clone(),
-        kind: kind.as_str().to_owned(),
+        kind,
         proposal_id: details.proposal_id,
         amount_minor,
         reference: details.reference,
@@ -182,8 +175,12 @@ pub fn post(
     });
     audit::append(
         tx,
-        ctx.event(&format!("ledger.{}", row.kind), "transaction", Some(&row.id))
-            .after(summary),
+        ctx.event(
+            &format!("ledger.{}", row.kind.as_str()),
+            "transaction",
+            Some(&row.id),
+        )
+        .after(summary),
     )?;
     Ok(row)
 }
@@ -360,8 +357,7 @@ pub fn reverse(
     }
     let original = repo::find_transaction(tx, transaction_id)?
         .ok_or_else(|| AppError::not_found("No transaction with this id."))?;
-    let kind = TransactionKind::parse(&original.kind)
-        .ok_or_else(|| AppError::internal("unknown transaction kind"))?;
+    let kind = original.kind;
     if let Err(refused) = may_reverse(kind) {
         return Err(AppError::conflict(refused.message())
             .with_extension("transaction_kind", json!(kind))
@@ -376,16 +372,12 @@ pub fn reverse(
     let pool = PoolRef::load(tx, &original.pool_id)?;
     let legs: Vec<Leg> = repo::entries_of(tx, transaction_id)?
         .into_iter()
-        .map(|(entry, kind, owner)| {
-            AccountKind::parse(&kind)
-                .map(|k| Leg {
-                    kind: k,
-                    owner,
-                    amount: -entry.amount_minor,
-                })
-                .ok_or_else(|| AppError::internal("unknown account kind"))
+        .map(|(entry, kind, owner)| Leg {
+            kind,
+            owner,
+            amount: -entry.amount_minor,
         })
-        .collect::<AppResult<_>>()?;
+        .collect();
     details.reversal_of = Some(original.id.clone());
     details.proposal_id = original.proposal_id.clone();
     details.contributor_id = original.contributor_id.clone();
@@ -427,7 +419,7 @@ fn transaction_views(
 fn view_of(
     pool: &PoolRef,
     row: &TransactionRow,
-    entries: Vec<(repo::EntryRow, String, String)>,
+    entries: Vec<(repo::EntryRow, AccountKind, String)>,
     reversed_by: Option<String>,
 ) -> AppResult<Transaction> {
     let entries = entries
@@ -440,8 +432,7 @@ fn view_of(
         })
         .collect();
     let original_currency = row.original_currency.as_deref().and_then(currency);
-    let kind =
-        TransactionKind::parse(&row.kind).ok_or_else(|| AppError::internal("unknown transaction kind"))?;
+    let kind = row.kind;
     Ok(Transaction {
         id: row.id.clone(),
         pool_id: row.pool_id.clone(),
@@ -480,9 +471,7 @@ pub fn get_transaction(conn: &mut DbConn, id: &str) -> AppResult<Transaction> {
 pub fn pool_totals(conn: &mut DbConn, pool_id: &str) -> AppResult<BTreeMap<AccountKind, i64>> {
     let mut totals: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
     for row in repo::pool_balance_totals(conn, pool_id)? {
-        if let Some(k) = AccountKind::parse(&row.kind) {
-            *totals.entry(k).or_insert(0) += row.total;
-        }
+        *totals.entry(row.kind).or_insert(0) += row.total;
     }
     Ok(totals)
 }
@@ -505,9 +494,7 @@ pub fn pool_balances_view(
 fn sums_by_account(rows: &[repo::MovementTotal]) -> BTreeMap<AccountKind, i64> {
     let mut out: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
     for row in rows {
-        if let Some(k) = AccountKind::parse(&row.account_kind) {
-            *out.entry(k).or_insert(0) += row.total;
-        }
+        *out.entry(row.account_kind).or_insert(0) += row.total;
     }
     out
 }
@@ -551,24 +538,21 @@ pub fn statement(
         for (k, v) in &moved {
             *closing.entry(*k).or_insert(0) += v;
         }
-        let mut lines: BTreeMap<String, (u64, BTreeMap<AccountKind, i64>)> = BTreeMap::new();
+        // Lines in the order of the kinds' names.
+        let mut lines: BTreeMap<&str, (TransactionKind, u64, BTreeMap<AccountKind, i64>)> = BTreeMap::new();
         for row in &within {
             let entry = lines
-                .entry(row.transaction_kind.clone())
-                .or_insert_with(|| (0, BTreeMap::new()));
-            if let Some(k) = AccountKind::parse(&row.account_kind) {
-                *entry.1.entry(k).or_insert(0) += row.total;
-            }
-            entry.0 += u64::try_from(row.entries).unwrap_or(0);
+                .entry(row.transaction_kind.as_str())
+                .or_insert_with(|| (row.transaction_kind, 0, BTreeMap::new()));
+            *entry.2.entry(row.account_kind).or_insert(0) += row.total;
+            entry.1 += u64::try_from(row.entries).unwrap_or(0);
         }
         let movements = lines
-            .into_iter()
-            .filter_map(|(kind, (legs, sums))| {
-                TransactionKind::parse(&kind).map(|k| StatementLine {
-                    kind: k,
-                    entries: legs,
-                    effect: totals_line(&sums, pool.currency),
-                })
+            .into_values()
+            .map(|(kind, legs, sums)| StatementLine {
+                kind,
+                entries: legs,
+                effect: totals_line(&sums, pool.currency),
             })
             .collect();
         let check_closing = sums_by_account(&repo::pool_period_totals(tx, pool_id, None, end_day)?);
@@ -745,7 +729,7 @@ pub fn list_transactions(
 ) -> AppResult<Vec<Transaction>> {
     let pool = PoolRef::load(conn, pool_id)?;
     let filter = repo::TransactionFilter {
-        kind: query.kind.map(|k| k.as_str().to_owned()),
+        kind: query.kind,
         proposal_id: query.proposal_id.clone(),
         from: query.from.map(|t| t.naive_utc()),
         to: query.to.map(|t| t.naive_utc()),

@@ -11,7 +11,7 @@ use super::repo::{DeliveryRow, FeedRow, WebhookRow};
 pub struct Notification {
     pub id: String,
     /// e.g. `consultation.requested`, `approval.step_awaiting_decision` (docs/NOTIFICATIONS.md).
-    pub kind: String,
+    pub kind: super::kinds::Kind,
     /// Neutral: never the text of a flag, a confidential note or a comment.
     pub summary: String,
     /// Why you got it.

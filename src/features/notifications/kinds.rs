@@ -1,36 +1,91 @@
 //! Which audit actions are worth telling someone about, and as what kind of notification. Pure: no I/O.
 //! Matched on the audit action strings (DESIGN.md §7), so it keeps working whatever type carries them.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::status::UnknownStored;
 
 /// What a notification is about; the `type` of webhook payloads and the `kind` of feed items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Stored in the outbox and the feed by its name (`as_str`, also the serde name); reading an unknown stored name
+// is an error (`UnknownStored`), never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NotificationKind)]
 pub enum Kind {
+    #[serde(rename = "consultation.requested")]
     ConsultationRequested,
+    #[serde(rename = "consultation.deadline_soon")]
     ConsultationDeadlineSoon,
+    #[serde(rename = "consultation.lapsed")]
     ConsultationLapsed,
+    #[serde(rename = "flag.raised")]
     FlagRaised,
+    #[serde(rename = "flag.withdrawn")]
     FlagWithdrawn,
+    #[serde(rename = "flag.resolved")]
     FlagResolved,
+    #[serde(rename = "flag.overridden")]
     FlagOverridden,
+    #[serde(rename = "approval.step_awaiting_decision")]
     StepAwaitingDecision,
+    #[serde(rename = "approval.step_decided")]
     StepDecided,
+    #[serde(rename = "proposal.returned")]
     ProposalReturned,
+    #[serde(rename = "proposal.rejected")]
     ProposalRejected,
+    #[serde(rename = "proposal.approved")]
     ProposalApproved,
+    #[serde(rename = "tranche.payable")]
     TranchePayable,
+    #[serde(rename = "tranche.paid")]
     TranchePaid,
+    #[serde(rename = "report.due")]
     ReportDue,
+    #[serde(rename = "report.overdue")]
     ReportOverdue,
+    #[serde(rename = "report.submitted")]
     ReportSubmitted,
+    #[serde(rename = "report.accepted")]
     ReportAccepted,
+    #[serde(rename = "report.returned")]
     ReportReturned,
+    #[serde(rename = "proposal.cancelled")]
     ProposalCancelled,
+    #[serde(rename = "proposal.closed")]
     ProposalClosed,
+    #[serde(rename = "hat_grant.pending")]
     HatGrantPending,
 }
 
 impl Kind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [Kind] = &[
+        Kind::ConsultationRequested,
+        Kind::ConsultationDeadlineSoon,
+        Kind::ConsultationLapsed,
+        Kind::FlagRaised,
+        Kind::FlagWithdrawn,
+        Kind::FlagResolved,
+        Kind::FlagOverridden,
+        Kind::StepAwaitingDecision,
+        Kind::StepDecided,
+        Kind::ProposalReturned,
+        Kind::ProposalRejected,
+        Kind::ProposalApproved,
+        Kind::TranchePayable,
+        Kind::TranchePaid,
+        Kind::ReportDue,
+        Kind::ReportOverdue,
+        Kind::ReportSubmitted,
+        Kind::ReportAccepted,
+        Kind::ReportReturned,
+        Kind::ProposalCancelled,
+        Kind::ProposalClosed,
+        Kind::HatGrantPending,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ConsultationRequested => "consultation.requested",
@@ -90,6 +145,28 @@ impl Kind {
                 "A grant of a privileged hat waits for a second administrator.".to_owned()
             }
         }
+    }
+}
+
+/// Reading a stored kind (diesel's `deserialize_as`): an unknown name fails the query.
+impl TryFrom<String> for Kind {
+    type Error = UnknownStored;
+
+    fn try_from(text: String) -> Result<Kind, UnknownStored> {
+        match Kind::ALL.iter().copied().find(|k| k.as_str() == text) {
+            Some(kind) => Ok(kind),
+            None => Err(UnknownStored {
+                kind: "notification kind",
+                given: text,
+            }),
+        }
+    }
+}
+
+/// Writing a stored kind (diesel's `serialize_as`).
+impl From<Kind> for String {
+    fn from(kind: Kind) -> String {
+        kind.as_str().to_owned()
     }
 }
 
@@ -203,6 +280,15 @@ mod tests {
         assert!(kinds_for("consultation.open", "denied", None).is_empty());
         assert!(kinds_for("audit.read", "success", None).is_empty());
         assert!(kinds_for("auth.login", "success", None).is_empty());
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_stored_name_and_serde() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::try_from(kind.as_str().to_owned()), Ok(*kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
+        }
+        assert!(Kind::try_from("report.lost".to_owned()).is_err());
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub fn enqueue(
         conn,
         &EventRow {
             id: event_id.clone(),
-            kind: kind.as_str().to_owned(),
+            kind,
             audit_event_id: source.audit_event_id.map(str::to_owned),
             dedupe_key: source.dedupe_key.map(str::to_owned),
             entity_type: source.entity_type.to_owned(),
@@ -246,7 +246,7 @@ pub fn enqueue(
                 id: uuid::Uuid::now_v7().to_string(),
                 user_id: user_id.clone(),
                 event_id: event_id.clone(),
-                kind: kind.as_str().to_owned(),
+                kind,
                 summary: summary.to_owned(),
                 reason: reason.clone(),
                 link: link.to_owned(),
@@ -296,7 +296,7 @@ pub fn mark_reminded(
         conn,
         &EventRow {
             id: uuid::Uuid::now_v7().to_string(),
-            kind: kind.as_str().to_owned(),
+            kind,
             audit_event_id: None,
             dedupe_key: source.dedupe_key.map(str::to_owned),
             entity_type: source.entity_type.to_owned(),

@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::kinds::Kind;
 use crate::domain::status::DeliveryStatus;
 
 use crate::db::DbConn;
@@ -15,7 +16,8 @@ use crate::db::schema::{
 #[diesel(table_name = notification_events)]
 pub struct EventRow {
     pub id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: Kind,
     pub audit_event_id: Option<String>,
     pub dedupe_key: Option<String>,
     pub entity_type: String,
@@ -55,7 +57,8 @@ pub struct FeedRow {
     pub id: String,
     pub user_id: String,
     pub event_id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: Kind,
     pub summary: String,
     pub reason: String,
     pub link: String,
@@ -80,7 +83,7 @@ pub struct WebhookRow {
 
 pub fn insert_event(conn: &mut DbConn, row: &EventRow) -> QueryResult<()> {
     diesel::insert_into(notification_events::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }
@@ -109,7 +112,7 @@ pub fn insert_delivery(conn: &mut DbConn, row: &DeliveryRow) -> QueryResult<()> 
 
 pub fn insert_feed_item(conn: &mut DbConn, row: &FeedRow) -> QueryResult<()> {
     diesel::insert_into(notifications::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }

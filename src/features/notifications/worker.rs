@@ -153,7 +153,7 @@ impl Worker {
             Ok(None) => return Outcome::Dead("reader no longer exists".into()),
             Err(e) => return Outcome::Failed(format!("database: {e}"), None),
         };
-        if user.status == "disabled" || user.email.trim().is_empty() {
+        if user.status == crate::domain::status::AccountStatus::Disabled || user.email.trim().is_empty() {
             return Outcome::Dead("reader disabled or without an email address".into());
         }
         let items: Vec<Item> = events

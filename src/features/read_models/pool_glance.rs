@@ -89,11 +89,12 @@ pub fn balances_over_time(
 ) -> AppResult<Vec<BalancePoint>> {
     PoolRef::load(conn, pool_id.as_str())?;
     let rows = movements_by_day(conn, pool_id.as_str())?;
-    Ok(running_balances(
-        rows.into_iter()
-            .filter_map(|r| AccountKind::parse(&r.account_kind).map(|k| (r.day, k, r.total))),
-        max_points,
-    ))
+    // An unknown stored account kind is an error, never a skipped row.
+    let rows = rows
+        .into_iter()
+        .map(|r| Ok((r.day, AccountKind::try_from(r.account_kind)?, r.total)))
+        .collect::<Result<Vec<_>, crate::domain::status::UnknownStored>>()?;
+    Ok(running_balances(rows, max_points))
 }
 
 #[cfg(test)]
