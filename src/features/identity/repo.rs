@@ -671,3 +671,36 @@ pub fn set_session_cutoff(conn: &mut DbConn, user_id: &str, at: NaiveDateTime) -
         .execute(conn)
         .map(|_| ())
 }
+
+/// What authorizing a request reads, in one statement: the user, the cutoff before which its access tokens
+/// are void, and its unrevoked hats (in id order). Read on every request, so a disabled account, a reset or a
+/// revoked hat takes effect on the next one.
+pub fn user_for_request(
+    conn: &mut DbConn,
+    id: &str,
+) -> QueryResult<Option<(UserRow, Option<NaiveDateTime>, Vec<HatRow>)>> {
+    let rows: Vec<(UserRow, Option<NaiveDateTime>, Option<HatRow>)> = users::table
+        .left_join(session_cutoffs::table)
+        .left_join(
+            hats::table.on(hats::user_id
+                .eq(users::id)
+                .and(hats::revoked_at.is_null())),
+        )
+        .filter(users::id.eq(id))
+        .order(hats::id.asc())
+        .select((
+            UserRow::as_select(),
+            session_cutoffs::sessions_valid_after.nullable(),
+            Option::<HatRow>::as_select(),
+        ))
+        .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((user, cutoff, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let hats = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, _, hat)| hat))
+        .collect();
+    Ok(Some((user, cutoff, hats)))
+}

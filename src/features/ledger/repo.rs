@@ -479,3 +479,138 @@ pub fn pool_movement_totals(
     };
     query.load(conn)
 }
+
+#[derive(QueryableByName)]
+struct FoundAccount {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    owner_id: String,
+}
+
+/// The account ids of several `(kind, owner)` accounts of one pool in one statement, in the order asked;
+/// accounts not yet created are created (with a zero balance row) by [`account`]. The posting path's lookup:
+/// one round trip however many legs, none extra once the accounts exist.
+pub fn accounts_of(
+    conn: &mut DbConn,
+    pool_id: &str,
+    wanted: &[(&str, &str)],
+    currency: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 1;
+    let mut param = || {
+        n += 1;
+        if pg { format!("${n}") } else { "?".to_owned() }
+    };
+    let pairs: Vec<String> = wanted
+        .iter()
+        .map(|_| format!("(kind = {} AND owner_id = {})", param(), param()))
+        .collect();
+    let sql = format!(
+        "SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = {} AND ({})",
+        if pg { "$1" } else { "?" },
+        pairs.join(" OR ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(pool_id.to_owned());
+    for (kind, owner) in wanted {
+        query = query
+            .bind::<Text, _>((*kind).to_owned())
+            .bind::<Text, _>((*owner).to_owned());
+    }
+    let found: Vec<FoundAccount> = query.load(conn)?;
+    wanted
+        .iter()
+        .map(|(kind, owner)| {
+            match found.iter().find(|a| a.kind == *kind && a.owner_id == *owner) {
+                Some(a) => Ok(a.id.clone()),
+                None => account(conn, pool_id, kind, owner, currency, now).map(|a| a.id),
+            }
+        })
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct NewBalance {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = BigInt)]
+    balance_minor: i64,
+}
+
+/// PostgreSQL: adds each delta to its account's balance in one statement — the rows locked `FOR UPDATE` in
+/// ascending account id first (the order every posting locks in), then updated — and returns the new balances
+/// in account-id order. The caller checks them against the guards and rolls back on a refusal. Holding the
+/// hot rows for one statement and the commit is what lets postings to one pool follow each other quickly.
+pub fn add_to_balances_pg(conn: &mut DbConn, deltas: &[(String, i64)]) -> QueryResult<Vec<(String, i64)>> {
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        format!("${n}")
+    };
+    let mut cases = String::new();
+    for _ in deltas {
+        let (id, delta) = (param(), param());
+        cases.push_str(&format!(" WHEN {id} THEN CAST({delta} AS BIGINT)"));
+    }
+    let ids: Vec<String> = deltas.iter().map(|_| param()).collect();
+    let sql = format!(
+        "WITH locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN ({}) \
+         ORDER BY account_id FOR UPDATE) \
+         UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + CASE b.account_id{cases} END \
+         FROM locked WHERE b.account_id = locked.account_id RETURNING b.account_id, b.balance_minor",
+        ids.join(", ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for (id, delta) in deltas {
+        query = query.bind::<Text, _>(id.clone()).bind::<BigInt, _>(*delta);
+    }
+    for (id, _) in deltas {
+        query = query.bind::<Text, _>(id.clone());
+    }
+    let mut rows: Vec<NewBalance> = query.load(conn)?;
+    if rows.len() != deltas.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    rows.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.account_id, r.balance_minor))
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct PoolAndContributor {
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    contributor_exists: bool,
+}
+
+/// A contribution's two reads in one statement: the pool's currency (`None`: no such pool) and whether the
+/// contributing organisation exists.
+pub fn pool_currency_and_organization(
+    conn: &mut DbConn,
+    pool_id: &str,
+    organization_id: &str,
+) -> QueryResult<Option<(String, bool)>> {
+    let sql = match conn {
+        DbConn::Pg(_) => {
+            "SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = $2) AS contributor_exists \
+             FROM pools WHERE id = $1"
+        }
+        DbConn::Sqlite(_) => {
+            "SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = ?2) AS contributor_exists \
+             FROM pools WHERE id = ?1"
+        }
+    };
+    let found: Option<PoolAndContributor> = diesel::sql_query(sql)
+        .bind::<Text, _>(pool_id)
+        .bind::<Text, _>(organization_id)
+        .get_result(conn)
+        .optional()?;
+    Ok(found.map(|f| (f.currency, f.contributor_exists)))
+}
