@@ -476,7 +476,8 @@ fn random_concurrent_movements_keep_every_invariant() {
                             amount,
                             None,
                             PostingDetails::default(),
-                        ),
+                        )
+                        .map(|posted| posted.row),
                         2 => {
                             ledger::commit_funds(c, &ctx, pool, &proposal, amount, PostingDetails::default())
                         }
@@ -493,6 +494,7 @@ fn random_concurrent_movements_keep_every_invariant() {
                         _ => match posted.get(rng.next(posted.len().max(1) as u64) as usize) {
                             Some(id) => {
                                 ledger::reverse(c, &ctx, id, "random reversal", PostingDetails::default())
+                                    .map(|posted| posted.row)
                             }
                             None => ledger::contribute(
                                 c,
@@ -502,7 +504,8 @@ fn random_concurrent_movements_keep_every_invariant() {
                                 amount,
                                 None,
                                 PostingDetails::default(),
-                            ),
+                            )
+                            .map(|posted| posted.row),
                         },
                     });
                     match result {
