@@ -534,52 +534,64 @@ pub fn accounts_of(
 }
 
 #[derive(QueryableByName)]
-struct NewBalance {
+struct BalanceBefore {
     #[diesel(sql_type = Text)]
     account_id: String,
     #[diesel(sql_type = BigInt)]
-    balance_minor: i64,
+    before: i64,
 }
 
-/// PostgreSQL: adds each delta to its account's balance in one statement — the rows locked `FOR UPDATE` in
-/// ascending account id first (the order every posting locks in), then updated — and returns the new balances
-/// in account-id order. The caller checks them against the guards and rolls back on a refusal. Holding the
-/// hot rows for one statement and the commit is what lets postings to one pool follow each other quickly.
-pub fn add_to_balances_pg(conn: &mut DbConn, deltas: &[(String, i64)]) -> QueryResult<Vec<(String, i64)>> {
-    let mut n = 0;
-    let mut param = || {
-        n += 1;
-        format!("${n}")
-    };
-    let mut cases = String::new();
-    for _ in deltas {
-        let (id, delta) = (param(), param());
-        cases.push_str(&format!(" WHEN {id} THEN CAST({delta} AS BIGINT)"));
-    }
-    let ids: Vec<String> = deltas.iter().map(|_| param()).collect();
+/// One account's change for [`add_to_balances_pg`]: the account, the amount to add, and whether the account
+/// must not go below zero (then a change that would take it there is not applied; the caller refuses it).
+pub struct BalanceChange {
+    pub account_id: String,
+    pub delta: i64,
+    pub guarded: bool,
+}
+
+/// PostgreSQL: adds each change to its account's balance in one statement — the rows locked `FOR UPDATE` in
+/// ascending account id first (the order every posting locks in), then updated — and returns each balance as
+/// it was before, in account-id order, for the caller to check against the guards (a refusal rolls the
+/// transaction back). A change that would take a guarded account below zero leaves that row as it was, so the
+/// table's check constraint never fires and the caller can answer with the available amount. Holding the hot
+/// rows for one statement and the commit is what lets postings to one pool follow each other quickly.
+pub fn add_to_balances_pg(conn: &mut DbConn, changes: &[BalanceChange]) -> QueryResult<Vec<(String, i64)>> {
+    let values: Vec<String> = (0..changes.len())
+        .map(|i| {
+            format!(
+                "(${}, CAST(${} AS BIGINT), CAST(${} AS BOOLEAN))",
+                3 * i + 1,
+                3 * i + 2,
+                3 * i + 3
+            )
+        })
+        .collect();
+    let ids: Vec<String> = (0..changes.len()).map(|i| format!("${}", 3 * i + 1)).collect();
     let sql = format!(
-        "WITH locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN ({}) \
-         ORDER BY account_id FOR UPDATE) \
-         UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + CASE b.account_id{cases} END \
-         FROM locked WHERE b.account_id = locked.account_id RETURNING b.account_id, b.balance_minor",
-        ids.join(", ")
+        "WITH locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN ({}) \
+         ORDER BY account_id FOR UPDATE), \
+         change (account_id, delta, guarded) AS (VALUES {}) \
+         UPDATE ledger_balances AS b SET balance_minor = CASE \
+         WHEN change.guarded AND b.balance_minor + change.delta < 0 THEN b.balance_minor \
+         ELSE b.balance_minor + change.delta END \
+         FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
+         RETURNING b.account_id, locked.balance_minor AS before",
+        ids.join(", "),
+        values.join(", ")
     );
     let mut query = diesel::sql_query(sql).into_boxed();
-    for (id, delta) in deltas {
-        query = query.bind::<Text, _>(id.clone()).bind::<BigInt, _>(*delta);
+    for change in changes {
+        query = query
+            .bind::<Text, _>(change.account_id.clone())
+            .bind::<BigInt, _>(change.delta)
+            .bind::<diesel::sql_types::Bool, _>(change.guarded);
     }
-    for (id, _) in deltas {
-        query = query.bind::<Text, _>(id.clone());
-    }
-    let mut rows: Vec<NewBalance> = query.load(conn)?;
-    if rows.len() != deltas.len() {
+    let mut rows: Vec<BalanceBefore> = query.load(conn)?;
+    if rows.len() != changes.len() {
         return Err(diesel::result::Error::NotFound);
     }
     rows.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.account_id, r.balance_minor))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.account_id, r.before)).collect())
 }
 
 #[derive(QueryableByName)]

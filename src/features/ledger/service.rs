@@ -222,19 +222,22 @@ fn apply_to_balances(
         e => AppError::invalid_field("amount", format!("cannot be posted: {e:?}")),
     };
     if let DbConn::Pg(_) = tx {
-        let deltas: Vec<(String, i64)> = by_account
+        let changes: Vec<repo::BalanceChange> = by_account
             .iter()
-            .map(|(id, (_, delta))| (id.clone(), *delta))
+            .map(|(id, (kind, delta))| repo::BalanceChange {
+                account_id: id.clone(),
+                delta: *delta,
+                guarded: !kind.may_go_negative(),
+            })
             .collect();
-        let updated = repo::add_to_balances_pg(tx, &deltas).map_err(|e| {
+        let before = repo::add_to_balances_pg(tx, &changes).map_err(|e| {
             if is_out_of_range(&e) {
                 refused(GuardError::Overflow)
             } else {
                 AppError::from(e)
             }
         })?;
-        for ((kind, delta), (_, after)) in by_account.values().zip(updated) {
-            let before = after.checked_sub(*delta).ok_or_else(|| refused(GuardError::Overflow))?;
+        for ((kind, delta), (_, before)) in by_account.values().zip(before) {
             apply_leg(*kind, before, *delta).map_err(refused)?;
         }
         return Ok(());
