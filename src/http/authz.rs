@@ -56,7 +56,8 @@ async fn buffer_body(req: &mut ServiceRequest, limit: usize) -> Result<(), AppEr
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::bad_request(format!("The request body could not be read: {e}.")))?;
+        let chunk =
+            chunk.map_err(|e| AppError::bad_request(format!("The request body could not be read: {e}.")))?;
         if body.len() + chunk.len() > limit {
             return Err(AppError::new(
                 ErrorKind::PayloadTooLarge,

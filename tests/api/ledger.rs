@@ -150,7 +150,11 @@ fn a_posting_answers_with_the_view_a_read_returns() {
         .unwrap();
     assert_eq!(foreign["original_amount"], "100.00");
     assert_eq!(read(foreign["id"].as_str().unwrap()), foreign);
-    let reversal = t.reverse(plain["id"].as_str().unwrap(), "view-3", "entered twice by mistake");
+    let reversal = t.reverse(
+        plain["id"].as_str().unwrap(),
+        "view-3",
+        "entered twice by mistake",
+    );
     assert_eq!(reversal.status().as_u16(), 201);
     let reversal: Value = reversal.json().unwrap();
     assert_eq!(read(reversal["id"].as_str().unwrap()), reversal);

@@ -681,11 +681,7 @@ pub fn user_for_request(
 ) -> QueryResult<Option<(UserRow, Option<NaiveDateTime>, Vec<HatRow>)>> {
     let rows: Vec<(UserRow, Option<NaiveDateTime>, Option<HatRow>)> = users::table
         .left_join(session_cutoffs::table)
-        .left_join(
-            hats::table.on(hats::user_id
-                .eq(users::id)
-                .and(hats::revoked_at.is_null())),
-        )
+        .left_join(hats::table.on(hats::user_id.eq(users::id).and(hats::revoked_at.is_null())))
         .filter(users::id.eq(id))
         .order(hats::id.asc())
         .select((

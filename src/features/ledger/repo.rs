@@ -515,7 +515,9 @@ pub fn accounts_of(
         if pg { "$1" } else { "?" },
         pairs.join(" OR ")
     );
-    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(pool_id.to_owned());
+    let mut query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(pool_id.to_owned());
     for (kind, owner) in wanted {
         query = query
             .bind::<Text, _>((*kind).to_owned())
@@ -524,12 +526,12 @@ pub fn accounts_of(
     let found: Vec<FoundAccount> = query.load(conn)?;
     wanted
         .iter()
-        .map(|(kind, owner)| {
-            match found.iter().find(|a| a.kind == *kind && a.owner_id == *owner) {
+        .map(
+            |(kind, owner)| match found.iter().find(|a| a.kind == *kind && a.owner_id == *owner) {
                 Some(a) => Ok(a.id.clone()),
                 None => account(conn, pool_id, kind, owner, currency, now).map(|a| a.id),
-            }
-        })
+            },
+        )
         .collect()
 }
 

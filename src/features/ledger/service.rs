@@ -245,7 +245,10 @@ fn apply_to_balances(
     let locked = repo::lock_balances(tx, &by_account.keys().cloned().collect::<Vec<_>>())?;
     let mut new_balances = Vec::with_capacity(by_account.len());
     for ((account_id, (kind, delta)), (_, balance)) in by_account.iter().zip(locked) {
-        new_balances.push((account_id.clone(), apply_leg(*kind, balance, *delta).map_err(refused)?));
+        new_balances.push((
+            account_id.clone(),
+            apply_leg(*kind, balance, *delta).map_err(refused)?,
+        ));
     }
     repo::set_balances(tx, &new_balances)?;
     Ok(())
