@@ -655,3 +655,6 @@ diesel::table! {
         entries -> BigInt,
     }
 }
+
+// Authorization reads a user, its session cut-off and its hats in one statement (issue 14).
+diesel::allow_tables_to_appear_in_same_query!(hats, session_cutoffs);

@@ -30,8 +30,7 @@ tokio::task_local! {
     static HANDED_CONN: RefCell<Option<PooledDbConn>>;
 }
 
-/// The connection the authorization of the running request checked out, if it was handed on and not yet
-/// taken. `http::with_conn` uses it instead of checking out a second one.
+/// The connection the authorization of the running request checked out, if not yet taken. `http::with_conn` uses it instead of checking out a second one.
 pub(crate) fn take_handed_conn() -> Option<PooledDbConn> {
     HANDED_CONN
         .try_with(|slot| slot.borrow_mut().take())
@@ -39,15 +38,37 @@ pub(crate) fn take_handed_conn() -> Option<PooledDbConn> {
         .flatten()
 }
 
-/// Whether the request carries no body. Only then is the authorization's connection handed on to the
-/// handler: a body is read between authorization and handler, and a client sending it slowly must not hold a
-/// pooled connection meanwhile (such requests check out again in the handler).
+/// Whether the request carries no body.
 fn has_no_body(req: &ServiceRequest) -> bool {
     let headers = req.headers();
     !headers.contains_key(header::TRANSFER_ENCODING)
         && headers
             .get(header::CONTENT_LENGTH)
             .is_none_or(|len| len.to_str().is_ok_and(|len| len.trim() == "0"))
+}
+
+/// Reads the request's body as sent (still encoded, if it is) before a connection is checked out, and puts it
+/// back for the handler's extractors, which decode it and apply their own limits as before. A client sending
+/// its body slowly so holds no pooled connection, and the request still checks out only once. Anything over
+/// the largest body limit is refused here.
+async fn buffer_body(req: &mut ServiceRequest, limit: usize) -> Result<(), AppError> {
+    use futures_util::StreamExt;
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::bad_request(format!("The request body could not be read: {e}.")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("The request body is larger than the limit of {limit} bytes."),
+            )
+            .with_extension("limit_bytes", serde_json::json!(limit)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    req.set_payload(Payload::from(body.freeze()));
+    Ok(())
 }
 
 /// The outcome of authorization for a guarded route: the caller, and the route template the decision was
@@ -122,7 +143,14 @@ pub async fn authorize(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let route = format!("{method} {template}");
-    let hand_on = has_no_body(&req);
+    let mut req = req;
+    if !has_no_body(&req) {
+        let server = &state.settings.server;
+        let limit = server.json_limit_bytes.max(server.upload_limit_bytes);
+        if let Err(e) = buffer_body(&mut req, limit).await {
+            return Ok(req.error_response(e));
+        }
+    }
     let authorized = crate::telemetry::blocking(move || {
         let mut conn = state.pool.get()?;
         let actor = identity::service::authorize_request(
@@ -133,7 +161,7 @@ pub async fn authorize(
             &route,
             &meta,
         )?;
-        Ok((actor, hand_on.then_some(conn)))
+        Ok((actor, conn))
     })
     .await;
     match authorized {
@@ -144,14 +172,9 @@ pub async fn authorize(
             });
             // The handler runs inside this future, so it finds the connection in the task-local slot; one
             // it did not take goes back to the pool when the response head is ready.
-            let res = match conn {
-                Some(conn) => {
-                    HANDED_CONN
-                        .scope(RefCell::new(Some(conn)), next.call(req))
-                        .await?
-                }
-                None => next.call(req).await?,
-            };
+            let res = HANDED_CONN
+                .scope(RefCell::new(Some(conn)), next.call(req))
+                .await?;
             if let Some(ran) = res.request().match_pattern().filter(|ran| *ran != template) {
                 // A handler that asks for the caller was refused it (see the extractor); one that does not ran
                 // on another route's decision. Either way the route table and the router disagree: say so.

@@ -127,6 +127,40 @@ fn a_contribution_is_posted_once_per_idempotency_key() {
     );
 }
 
+/// A posting answers with a view built from what it wrote (no read-back): it must be the very view a later
+/// read returns, for a contribution in the pool's currency, one converted from another, and a reversal.
+#[test]
+fn a_posting_answers_with_the_view_a_read_returns() {
+    let t = setup();
+    let read = |id: &str| -> Value {
+        t.m.app
+            .get_as(&format!("/api/v1/transactions/{id}"), &t.finance.access)
+            .json()
+            .unwrap()
+    };
+    let plain: Value = t.contribute(Some("view-1"), &t.usd("12.34")).json().unwrap();
+    assert_eq!(read(plain["id"].as_str().unwrap()), plain);
+    let foreign: Value = t
+        .contribute(
+            Some("view-2"),
+            &json!({"contributor_organization_id": t.donor, "amount": "100.00", "currency": "EUR",
+                    "exchange_rate": "1.0845", "memo": "in euros"}),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(foreign["original_amount"], "100.00");
+    assert_eq!(read(foreign["id"].as_str().unwrap()), foreign);
+    let reversal = t.reverse(
+        plain["id"].as_str().unwrap(),
+        "view-3",
+        "entered twice by mistake",
+    );
+    assert_eq!(reversal.status().as_u16(), 201);
+    let reversal: Value = reversal.json().unwrap();
+    assert_eq!(read(reversal["id"].as_str().unwrap()), reversal);
+    assert_eq!(read(plain["id"].as_str().unwrap())["reversed_by"], reversal["id"]);
+}
+
 #[test]
 fn a_foreign_currency_contribution_keeps_its_original_and_rounds_half_even() {
     let t = setup();
@@ -446,7 +480,8 @@ fn random_concurrent_movements_keep_every_invariant() {
                             amount,
                             None,
                             PostingDetails::default(),
-                        ),
+                        )
+                        .map(|posted| posted.row),
                         2 => {
                             ledger::commit_funds(c, &ctx, pool, &proposal, amount, PostingDetails::default())
                         }
@@ -463,6 +498,7 @@ fn random_concurrent_movements_keep_every_invariant() {
                         _ => match posted.get(rng.next(posted.len().max(1) as u64) as usize) {
                             Some(id) => {
                                 ledger::reverse(c, &ctx, id, "random reversal", PostingDetails::default())
+                                    .map(|posted| posted.row)
                             }
                             None => ledger::contribute(
                                 c,
@@ -472,7 +508,8 @@ fn random_concurrent_movements_keep_every_invariant() {
                                 amount,
                                 None,
                                 PostingDetails::default(),
-                            ),
+                            )
+                            .map(|posted| posted.row),
                         },
                     });
                     match result {

@@ -691,3 +691,35 @@ pub fn set_session_cutoff(conn: &mut DbConn, user_id: &str, at: NaiveDateTime) -
         .execute(conn)
         .map(|_| ())
 }
+
+/// A user, the cut-off before which its access tokens are void, and its unrevoked hats.
+pub type UserForRequest = (UserRow, Option<NaiveDateTime>, Vec<HatRow>);
+
+/// One row of [`user_for_request`]'s join: the user, its cut-off, one of its hats (none: it has none).
+type UserHatRow = (UserRow, Option<NaiveDateTime>, Option<HatRow>);
+
+/// What authorizing a request reads, in one statement: the user, the cutoff before which its access tokens
+/// are void, and its unrevoked hats (in id order). Read on every request, so a disabled account, a reset or a
+/// revoked hat takes effect on the next one.
+pub fn user_for_request(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserForRequest>> {
+    let rows: Vec<UserHatRow> = users::table
+        .left_join(session_cutoffs::table)
+        .left_join(hats::table.on(hats::user_id.eq(users::id).and(hats::revoked_at.is_null())))
+        .filter(users::id.eq(id))
+        .order(hats::id.asc())
+        .select((
+            UserRow::as_select(),
+            session_cutoffs::sessions_valid_after.nullable(),
+            Option::<HatRow>::as_select(),
+        ))
+        .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((user, cutoff, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let hats = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, _, hat)| hat))
+        .collect();
+    Ok(Some((user, cutoff, hats)))
+}

@@ -419,8 +419,8 @@ pub fn authorize_request(
 ) -> AppResult<Actor> {
     let unauthorized =
         || AppError::unauthorized("The account behind this token cannot act now; sign in again.");
-    let (user, sessions_valid_after) =
-        repo::find_user_with_cutoff(conn, &claims.sub)?.ok_or_else(unauthorized)?;
+    let (user, sessions_valid_after, hats) =
+        repo::user_for_request(conn, &claims.sub)?.ok_or_else(unauthorized)?;
     if user.status == AccountStatus::Disabled {
         return Err(unauthorized());
     }
@@ -429,7 +429,7 @@ pub fn authorize_request(
         return Err(unauthorized());
     }
     let now = now_micros();
-    let grants: Vec<HatGrant> = repo::unrevoked_hats_of_user(conn, &user.id)?
+    let grants: Vec<HatGrant> = hats
         .iter()
         .map(grant_of)
         .filter(|g| g.is_valid_at(now))

@@ -81,12 +81,6 @@ struct KeyRow {
     expires_at: NaiveDateTime,
 }
 
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    locked: bool,
-}
-
 /// What the key's record says before the operation runs.
 enum Claim {
     /// No live record: run the operation and insert the record.
@@ -104,26 +98,66 @@ fn advisory_lock_id(req: &IdempotentRequest) -> i64 {
     i64::from_be_bytes(first)
 }
 
+#[derive(QueryableByName)]
+struct ClaimedKey {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    request_hash: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    status: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    response_status: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    response_body: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    expires_at: Option<NaiveDateTime>,
+}
+
+/// PostgreSQL: takes the key's advisory lock and reads its record in one statement (one round trip). The
+/// record is read in the statement's snapshot, which may predate the lock: a duplicate that committed in
+/// between is then not seen, runs, and is stopped by the unique keys (its idempotency record and the
+/// transaction's key) — answered 409 "retry", never posted twice.
+fn lock_and_read_pg(tx: &mut DbConn, req: &IdempotentRequest) -> AppResult<Option<KeyRow>> {
+    let got: ClaimedKey = diesel::sql_query(
+        "SELECT l.locked, k.request_hash, k.status, k.response_status, k.response_body, k.expires_at \
+         FROM (SELECT pg_try_advisory_xact_lock($1) AS locked) AS l \
+         LEFT JOIN idempotency_keys AS k ON l.locked AND k.user_id = $2 AND k.idem_key = $3",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(advisory_lock_id(req))
+    .bind::<diesel::sql_types::Text, _>(&req.user_id)
+    .bind::<diesel::sql_types::Text, _>(&req.key)
+    .get_result(tx)?;
+    if !got.locked {
+        return Err(AppError::new(
+            ErrorKind::RequestInProgress,
+            "A request with this Idempotency-Key is being processed right now; retry shortly to receive its result.",
+        )
+        .with_header(actix_web::http::header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS));
+    }
+    Ok(match (got.request_hash, got.status, got.expires_at) {
+        (Some(request_hash), Some(status), Some(expires_at)) => Some(KeyRow {
+            request_hash,
+            status,
+            response_status: got.response_status,
+            response_body: got.response_body,
+            expires_at,
+        }),
+        _ => None,
+    })
+}
+
 /// Claims the key for the current transaction. Must be the transaction's first statement, so a waiting
 /// duplicate holds no other lock.
 fn claim_in_tx(tx: &mut DbConn, req: &IdempotentRequest, now: NaiveDateTime) -> AppResult<Claim> {
-    if let DbConn::Pg(_) = tx {
-        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-            .bind::<diesel::sql_types::BigInt, _>(advisory_lock_id(req))
-            .get_result(tx)?;
-        if !got.locked {
-            return Err(AppError::new(
-                ErrorKind::RequestInProgress,
-                "A request with this Idempotency-Key is being processed right now; retry shortly to receive its result.",
-            )
-            .with_header(actix_web::http::header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS));
-        }
-    }
-    let row: Option<KeyRow> = idempotency_keys::table
-        .find((&req.user_id, &req.key))
-        .select(KeyRow::as_select())
-        .first(tx)
-        .optional()?;
+    let row: Option<KeyRow> = match tx {
+        DbConn::Pg(_) => lock_and_read_pg(tx, req)?,
+        DbConn::Sqlite(_) => idempotency_keys::table
+            .find((&req.user_id, &req.key))
+            .select(KeyRow::as_select())
+            .first(tx)
+            .optional()?,
+    };
     let Some(row) = row else {
         return Ok(Claim::Fresh);
     };

@@ -632,3 +632,152 @@ pub fn pool_movement_totals(
     };
     read_movement_totals(query.load(conn)?)
 }
+
+#[derive(QueryableByName)]
+struct FoundAccount {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    owner_id: String,
+}
+
+/// The account ids of several `(kind, owner)` accounts of one pool in one statement, in the order asked;
+/// accounts not yet created are created (with a zero balance row) by [`account`]. The posting path's lookup:
+/// one round trip however many legs, none extra once the accounts exist.
+pub fn accounts_of(
+    conn: &mut DbConn,
+    pool_id: &str,
+    wanted: &[(AccountKind, &str)],
+    currency: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let pg = matches!(conn, DbConn::Pg(_));
+    let mut n = 1;
+    let mut param = || {
+        n += 1;
+        if pg { format!("${n}") } else { "?".to_owned() }
+    };
+    let pairs: Vec<String> = wanted
+        .iter()
+        .map(|_| format!("(kind = {} AND owner_id = {})", param(), param()))
+        .collect();
+    let sql = format!(
+        "SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = {} AND ({})",
+        if pg { "$1" } else { "?" },
+        pairs.join(" OR ")
+    );
+    let mut query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(pool_id.to_owned());
+    for (kind, owner) in wanted {
+        query = query
+            .bind::<Text, _>(kind.as_str().to_owned())
+            .bind::<Text, _>((*owner).to_owned());
+    }
+    let found: Vec<FoundAccount> = query.load(conn)?;
+    wanted
+        .iter()
+        .map(
+            |(kind, owner)| match found.iter().find(|a| a.kind == kind.as_str() && a.owner_id == *owner) {
+                Some(a) => Ok(a.id.clone()),
+                None => account(conn, pool_id, *kind, owner, currency, now).map(|a| a.id),
+            },
+        )
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct BalanceBefore {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = BigInt)]
+    before: i64,
+}
+
+/// One account's change for [`add_to_balances_pg`]: the account, the amount to add, and whether the account
+/// must not go below zero (then a change that would take it there is not applied; the caller refuses it).
+pub struct BalanceChange {
+    pub account_id: String,
+    pub delta: i64,
+    pub guarded: bool,
+}
+
+/// PostgreSQL: adds each change to its account's balance in one statement — the rows locked `FOR UPDATE` in
+/// ascending account id first (the order every posting locks in), then updated — and returns each balance as
+/// it was before, in account-id order, for the caller to check against the guards (a refusal rolls the
+/// transaction back). A change that would take a guarded account below zero leaves that row as it was, so the
+/// table's check constraint never fires and the caller can answer with the available amount. Holding the hot
+/// rows for one statement and the commit is what lets postings to one pool follow each other quickly.
+pub fn add_to_balances_pg(conn: &mut DbConn, changes: &[BalanceChange]) -> QueryResult<Vec<(String, i64)>> {
+    let values: Vec<String> = (0..changes.len())
+        .map(|i| {
+            format!(
+                "(${}, CAST(${} AS BIGINT), CAST(${} AS BOOLEAN))",
+                3 * i + 1,
+                3 * i + 2,
+                3 * i + 3
+            )
+        })
+        .collect();
+    let ids: Vec<String> = (0..changes.len()).map(|i| format!("${}", 3 * i + 1)).collect();
+    let sql = format!(
+        "WITH locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN ({}) \
+         ORDER BY account_id FOR UPDATE), \
+         change (account_id, delta, guarded) AS (VALUES {}) \
+         UPDATE ledger_balances AS b SET balance_minor = CASE \
+         WHEN change.guarded AND b.balance_minor + change.delta < 0 THEN b.balance_minor \
+         ELSE b.balance_minor + change.delta END \
+         FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
+         RETURNING b.account_id, locked.balance_minor AS before",
+        ids.join(", "),
+        values.join(", ")
+    );
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for change in changes {
+        query = query
+            .bind::<Text, _>(change.account_id.clone())
+            .bind::<BigInt, _>(change.delta)
+            .bind::<diesel::sql_types::Bool, _>(change.guarded);
+    }
+    let mut rows: Vec<BalanceBefore> = query.load(conn)?;
+    if rows.len() != changes.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    rows.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    Ok(rows.into_iter().map(|r| (r.account_id, r.before)).collect())
+}
+
+#[derive(QueryableByName)]
+struct PoolAndContributor {
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    contributor_exists: bool,
+}
+
+/// A contribution's two reads in one statement: the pool's currency (`None`: no such pool) and whether the
+/// contributing organisation exists.
+pub fn pool_currency_and_organization(
+    conn: &mut DbConn,
+    pool_id: &str,
+    organization_id: &str,
+) -> QueryResult<Option<(String, bool)>> {
+    let sql = match conn {
+        DbConn::Pg(_) => {
+            "SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = $2) AS contributor_exists \
+             FROM pools WHERE id = $1"
+        }
+        DbConn::Sqlite(_) => {
+            "SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = ?2) AS contributor_exists \
+             FROM pools WHERE id = ?1"
+        }
+    };
+    let found: Option<PoolAndContributor> = diesel::sql_query(sql)
+        .bind::<Text, _>(pool_id)
+        .bind::<Text, _>(organization_id)
+        .get_result(conn)
+        .optional()?;
+    Ok(found.map(|f| (f.currency, f.contributor_exists)))
+}

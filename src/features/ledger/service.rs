@@ -79,10 +79,32 @@ fn insufficient(kind: AccountKind, available: i64, needed: i64, currency: Curren
     .with_extension("needed", json!(format_amount(needed, currency)))
 }
 
-/// Posts one transaction: resolves (creating on first use) and locks the accounts' balance rows in account-id
-/// order, checks the guards (legs non-zero and balanced; no guarded account below zero), writes the
-/// transaction, its entries, the new balances and the audit event. Must run inside the caller's write
-/// transaction; nothing else writes these tables.
+/// A posting as written: its transaction row and its entries with their accounts' kind and owner, enough to
+/// answer with the transaction's view without reading it back.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub row: TransactionRow,
+    pool: PoolRef,
+    entries: Vec<(EntryRow, AccountKind, String)>,
+}
+
+impl Posted {
+    /// The view of the new transaction (a posting just written has no reversal yet).
+    pub fn view(self) -> AppResult<Transaction> {
+        view_of(&self.pool, &self.row, self.entries, None)
+    }
+
+    /// The stored response of a money request that made this posting: 201 with its view, and its id.
+    pub fn stored(self) -> AppResult<(u16, String, Option<String>)> {
+        let id = self.row.id.clone();
+        let body = serde_json::to_string(&self.view()?).map_err(|e| AppError::internal(e.to_string()))?;
+        Ok((201, body, Some(id)))
+    }
+}
+
+/// Posts one transaction: resolves (creating on first use) the accounts, checks the guards (legs non-zero and
+/// balanced; no guarded account below zero), writes the transaction, its entries, the audit event and the new
+/// balances. Must run inside the caller's write transaction; nothing else writes these tables.
 pub fn post(
     tx: &mut DbConn,
     ctx: &AuditContext,
@@ -91,44 +113,37 @@ pub fn post(
     legs: &[Leg],
     details: PostingDetails,
 ) -> AppResult<TransactionRow> {
+    post_recorded(tx, ctx, pool, kind, legs, details).map(|posted| posted.row)
+}
+
+/// [`post`], returning what it wrote. The balance rows are locked last, in one statement with their update
+/// (PostgreSQL), so a hot account is held only for that statement and the commit; every posting locks them
+/// in ascending account id, and a refusal by a guard rolls the whole transaction back.
+pub fn post_recorded(
+    tx: &mut DbConn,
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    kind: TransactionKind,
+    legs: &[Leg],
+    details: PostingDetails,
+) -> AppResult<Posted> {
     let amounts: Vec<i64> = legs.iter().map(|l| l.amount).collect();
     check_legs(&amounts)
         .map_err(|e| AppError::internal(format!("posting refused by ledger guard: {e:?}")))?;
     let now = now_micros();
-    let mut accounts = Vec::with_capacity(legs.len());
-    for leg in legs {
-        let account = repo::account(tx, &pool.id, leg.kind, &leg.owner, pool.currency.code(), now)?;
-        accounts.push(account);
-    }
-    // Lock each touched balance row once, in ascending account id.
+    let wanted: Vec<(AccountKind, &str)> = legs
+        .iter()
+        .map(|leg| (leg.kind, leg.owner.as_str()))
+        .collect();
+    let accounts = repo::accounts_of(tx, &pool.id, &wanted, pool.currency.code(), now)?;
+    // Each touched account's net change, in ascending account id.
     let mut by_account: BTreeMap<String, (AccountKind, i64)> = BTreeMap::new();
-    for (leg, account) in legs.iter().zip(&accounts) {
-        let entry = by_account.entry(account.id.clone()).or_insert((leg.kind, 0));
+    for (leg, account_id) in legs.iter().zip(&accounts) {
+        let entry = by_account.entry(account_id.clone()).or_insert((leg.kind, 0));
         entry.1 = entry
             .1
             .checked_add(leg.amount)
             .ok_or_else(|| AppError::invalid_field("amount", "is too large"))?;
-    }
-    let mut new_balances = Vec::with_capacity(by_account.len());
-    // One statement locks every touched balance row, in ascending account id.
-    let locked = repo::lock_balances(tx, &by_account.keys().cloned().collect::<Vec<_>>())?;
-    for ((account_id, (kind, delta)), (_, balance)) in by_account.iter().zip(locked) {
-        match apply_leg(*kind, balance, *delta) {
-            Ok(after) => new_balances.push((account_id.clone(), after)),
-            Err(GuardError::Insufficient {
-                kind,
-                available,
-                needed,
-            }) => {
-                return Err(insufficient(kind, available, needed, pool.currency));
-            }
-            Err(e) => {
-                return Err(AppError::invalid_field(
-                    "amount",
-                    format!("cannot be posted: {e:?}"),
-                ));
-            }
-        }
     }
     let amount_minor = legs
         .iter()
@@ -159,15 +174,14 @@ pub fn post(
         .iter()
         .zip(&accounts)
         .enumerate()
-        .map(|(i, (leg, account))| EntryRow {
+        .map(|(i, (leg, account_id))| EntryRow {
             transaction_id: row.id.clone(),
             leg: i32::try_from(i).unwrap_or(i32::MAX),
-            account_id: account.id.clone(),
+            account_id: account_id.clone(),
             amount_minor: leg.amount,
         })
         .collect();
     repo::insert_entries(tx, &entries)?;
-    repo::set_balances(tx, &new_balances)?;
     let summary = json!({
         "transaction_id": row.id, "kind": row.kind, "amount": format_amount(amount_minor, pool.currency),
         "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
@@ -182,7 +196,71 @@ pub fn post(
         )
         .after(summary),
     )?;
-    Ok(row)
+    apply_to_balances(tx, &by_account, pool.currency)?;
+    let entries = entries
+        .into_iter()
+        .zip(legs)
+        .map(|(entry, leg)| (entry, leg.kind, leg.owner.clone()))
+        .collect();
+    Ok(Posted {
+        row,
+        pool: pool.clone(),
+        entries,
+    })
+}
+
+/// Applies each account's net change to its balance row, refusing (so rolling back) a guarded account that
+/// would go below zero. PostgreSQL locks and updates the rows in one statement and checks the new balances;
+/// SQLite (whose write transaction already holds the only write lock) reads, checks and writes.
+fn apply_to_balances(
+    tx: &mut DbConn,
+    by_account: &BTreeMap<String, (AccountKind, i64)>,
+    currency: Currency,
+) -> AppResult<()> {
+    let refused = |e: GuardError| match e {
+        GuardError::Insufficient {
+            kind,
+            available,
+            needed,
+        } => insufficient(kind, available, needed, currency),
+        e => AppError::invalid_field("amount", format!("cannot be posted: {e:?}")),
+    };
+    if let DbConn::Pg(_) = tx {
+        let changes: Vec<repo::BalanceChange> = by_account
+            .iter()
+            .map(|(id, (kind, delta))| repo::BalanceChange {
+                account_id: id.clone(),
+                delta: *delta,
+                guarded: !kind.may_go_negative(),
+            })
+            .collect();
+        let before = repo::add_to_balances_pg(tx, &changes).map_err(|e| {
+            if is_out_of_range(&e) {
+                refused(GuardError::Overflow)
+            } else {
+                AppError::from(e)
+            }
+        })?;
+        for ((kind, delta), (_, before)) in by_account.values().zip(before) {
+            apply_leg(*kind, before, *delta).map_err(refused)?;
+        }
+        return Ok(());
+    }
+    let locked = repo::lock_balances(tx, &by_account.keys().cloned().collect::<Vec<_>>())?;
+    let mut new_balances = Vec::with_capacity(by_account.len());
+    for ((account_id, (kind, delta)), (_, balance)) in by_account.iter().zip(locked) {
+        new_balances.push((
+            account_id.clone(),
+            apply_leg(*kind, balance, *delta).map_err(refused)?,
+        ));
+    }
+    repo::set_balances(tx, &new_balances)?;
+    Ok(())
+}
+
+/// PostgreSQL refused an arithmetic result outside `bigint` (a balance that would overflow).
+fn is_out_of_range(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("out of range"))
 }
 
 fn positive(amount: i64) -> AppResult<i64> {
@@ -229,7 +307,7 @@ pub fn contribute(
     amount: i64,
     foreign: Option<ForeignAmount>,
     mut details: PostingDetails,
-) -> AppResult<TransactionRow> {
+) -> AppResult<Posted> {
     positive(amount)?;
     details.contributor_id = Some(contributor_id.to_owned());
     if let Some(f) = foreign {
@@ -238,7 +316,7 @@ pub fn contribute(
         details.fx_rate = Some(f.rate.normalize().to_string());
     }
     let legs = movement(TransactionKind::Contribution, contributor_id, "", amount)?;
-    post(tx, ctx, pool, TransactionKind::Contribution, &legs, details)
+    post_recorded(tx, ctx, pool, TransactionKind::Contribution, &legs, details)
 }
 
 /// Commits `amount` of the pool's unallocated money to a proposal (final approval). Refused with the
@@ -348,7 +426,7 @@ pub fn reverse(
     transaction_id: &str,
     reason: &str,
     mut details: PostingDetails,
-) -> AppResult<TransactionRow> {
+) -> AppResult<Posted> {
     if reason.trim().len() < 5 {
         return Err(AppError::invalid_field(
             "reason",
@@ -382,7 +460,7 @@ pub fn reverse(
     details.proposal_id = original.proposal_id.clone();
     details.contributor_id = original.contributor_id.clone();
     details.memo = Some(reason.trim().to_owned());
-    post(tx, ctx, &pool, TransactionKind::Reversal, &legs, details)
+    post_recorded(tx, ctx, &pool, TransactionKind::Reversal, &legs, details)
 }
 
 // ---- reads
@@ -577,12 +655,6 @@ use super::idempotency::{self, IdempotentRequest, StoredResponse};
 use crate::access::Actor;
 use crate::error::FieldError;
 
-fn stored_view(tx: &mut DbConn, row: &TransactionRow) -> AppResult<(u16, String, Option<String>)> {
-    let view = transaction_view(tx, row)?;
-    let body = serde_json::to_string(&view).map_err(|e| AppError::internal(e.to_string()))?;
-    Ok((201, body, Some(row.id.clone())))
-}
-
 fn optional_text(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     match value.as_deref().map(str::trim) {
         Some(v) if v.chars().count() > 500 => {
@@ -603,10 +675,15 @@ pub fn contribution_request(
     input: &NewContribution,
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
-    let pool = PoolRef::load(conn, pool_id)?;
+    let (pool_currency, contributor_exists) =
+        repo::pool_currency_and_organization(conn, pool_id, &input.contributor_organization_id)?
+            .ok_or_else(|| AppError::not_found("No pool with this id."))?;
+    let pool = PoolRef {
+        id: pool_id.to_owned(),
+        currency: currency(&pool_currency).ok_or_else(|| AppError::internal("pool currency unknown"))?,
+    };
     let mut errors = Vec::new();
-    if crate::features::identity::repo::find_organization(conn, &input.contributor_organization_id)?.is_none()
-    {
+    if !contributor_exists {
         errors.push(FieldError::new(
             "contributor_organization_id",
             "no organisation has this id",
@@ -678,7 +755,7 @@ pub fn contribution_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = contribute(
+        contribute(
             tx,
             &ctx,
             &pool,
@@ -686,8 +763,8 @@ pub fn contribution_request(
             amount,
             foreign.clone(),
             details,
-        )?;
-        stored_view(tx, &row)
+        )?
+        .stored()
     })
 }
 
@@ -715,8 +792,7 @@ pub fn reversal_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = reverse(tx, &ctx, transaction_id, reason, details)?;
-        stored_view(tx, &row)
+        reverse(tx, &ctx, transaction_id, reason, details)?.stored()
     })
 }
 
