@@ -188,8 +188,12 @@ impl PasswordHashing {
         .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         // At startup, on this thread: nothing else hashes yet.
         let random: [u8; 16] = rand::random();
-        let dummy = hash_with(&params, &mut HashMemory::default(), hex::encode(random).as_bytes())
-            .map_err(|e| format!("argon2 hashing failed: {e}"))?;
+        let dummy = hash_with(
+            &params,
+            &mut HashMemory::default(),
+            hex::encode(random).as_bytes(),
+        )
+        .map_err(|e| format!("argon2 hashing failed: {e}"))?;
         Ok(Self {
             params,
             dummy_hash: Arc::from(dummy),
@@ -325,7 +329,10 @@ mod tests {
             assert_eq!(refused.kind().status().as_u16(), 503);
         });
         assert_eq!(ran.load(Ordering::SeqCst), 0, "the late job spent no work");
-        assert!(pool.run(|_| Ok(())).is_ok(), "free again once the first hash ends");
+        assert!(
+            pool.run(|_| Ok(())).is_ok(),
+            "free again once the first hash ends"
+        );
     }
 
     #[test]
@@ -384,5 +391,36 @@ mod tests {
         assert!(!hashing.verify("tr0ub4dor&3", &theirs).expect("verify"));
         assert!(argon2.verify_password(b"correct horse", phc.as_str()).is_ok());
         assert_eq!(hashing.pool().threads(), settings.max_concurrent_hashes);
+    }
+
+    #[test]
+    fn hashing_threads_run_at_the_lowest_priority_when_asked() {
+        // Nice of the calling thread: field 19 of /proc/thread-self/stat (fields after the name's `)`).
+        fn own_nice() -> i64 {
+            std::fs::read_to_string("/proc/thread-self/stat")
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(0)
+        }
+        let low = HashPool::new(1, Duration::from_secs(5), true).expect("pool");
+        assert_eq!(low.run(|_| Ok(own_nice())).expect("ran"), 19);
+        let normal = HashPool::new(1, Duration::from_secs(5), false).expect("pool");
+        assert_eq!(normal.run(|_| Ok(own_nice())).expect("ran"), own_nice());
+    }
+
+    #[test]
+    fn a_hashing_thread_reuses_its_memory() {
+        let pool = HashPool::new(1, Duration::from_secs(5), true).expect("pool");
+        let first = pool
+            .run(|memory| Ok(memory.blocks(1024).as_ptr() as usize))
+            .expect("ran");
+        let again = pool
+            .run(|memory| Ok(memory.blocks(512).as_ptr() as usize))
+            .expect("ran");
+        assert_eq!(first, again, "the same buffer, not a new allocation");
     }
 }
