@@ -21,8 +21,11 @@ const QUEUED_PER_THREAD: usize = 16;
 /// deadline when a thread was free as it was queued: it starts at once.
 struct HashJob {
     deadline: Option<Instant>,
-    run: Box<dyn FnOnce(&mut HashMemory, bool) + Send>,
+    run: HashWork,
 }
+
+/// The work of a job, given the thread's memory and whether it came too late (then it only answers).
+type HashWork = Box<dyn FnOnce(&mut HashMemory, bool) + Send>;
 
 /// The argon2 working memory of one hashing thread, allocated once at the largest cost seen and reused by every
 /// hash on that thread: the process's memory stays flat however many sign-ins come (a fresh 19 MiB per hash
