@@ -1,38 +1,68 @@
 //! Sign-in flood benchmark (docs/BENCHMARKS.md, issue 14 item 3): other requests' latency and the server's
 //! memory while wrong-password sign-ins flood in from many client addresses.
 //!
+//! The server is the release binary (`qip-pool serve`, what `cargo bench` builds beside this bench) in a
+//! process of its own, configured as an operator would: `QIP__…` variables (the bench's own `QIP__AUTH__…`
+//! overrides pass through, e.g. `QIP__AUTH__MAX_CONCURRENT_HASHES=2`). Its memory is read from
+//! `/proc/<pid>/status`, so the clients' memory is not counted.
+//!
 //! 1. Baseline: QIP_BENCH_READERS (2) clients read `GET /api/v1/pools/{id}` and `GET /api/v1/me/tasks` with a
 //!    bearer token for QIP_BENCH_SECONDS (10) — p50/p99.
 //! 2. Flood: the same readers again while QIP_BENCH_FLOODERS (16) clients, each bound to its own address
-//!    127.0.0.<10+k>, post sign-ins with wrong passwords as fast as they are answered.
+//!    127.0.0.<10+k>, post sign-ins with wrong passwords as fast as they are answered. The flooders are async
+//!    tasks on one thread, so they take at most one core of the client side, as remote clients would take none.
 //! 3. Prints the p99 ratio flood / baseline (target <= 2.0), the sign-in answers by status (200/401/429/503)
-//!    and the peak RSS of the process holding the server during each phase (target <= 200 MB).
+//!    and the server process's peak RSS during each phase (target <= 200 MB).
 //!
-//! The server runs with the shipped defaults (`auth.max_concurrent_hashes`, `auth.hash_wait_ms`, per-address
-//! sign-in rate limit). PostgreSQL: `scripts/with-postgres.sh cargo bench --bench login_flood`; without it,
-//! SQLite: `cargo bench --bench login_flood`.
+//! PostgreSQL: `scripts/with-postgres.sh cargo bench --bench login_flood`; without it, SQLite:
+//! `cargo bench --bench login_flood`.
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 #[path = "common/mod.rs"]
 #[expect(
     dead_code,
-    reason = "the PostgreSQL-only server plumbing there does not serve SQLite; this bench starts its own"
+    reason = "the in-process server plumbing there is not used: this bench runs the server binary"
 )]
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use qip_pool::config::{Secret, Settings};
+use qip_pool::config::Settings;
 use serde_json::{Value, json};
 
 use common::{ADMIN_PASSWORD, env_or, percentile};
 
 const USER_PASSWORD: &str = "bench-user-passphrase-1";
+const JWT_SECRET: &str = "bench-secret-0123456789abcdef-0123456789";
+
+/// The server binary in its own process; killed when dropped.
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `qip-pool ARGS` over `url` with the bench's settings (plus any `QIP__` variables of the bench's environment).
+fn qip(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
+    cmd.args(args)
+        .env("QIP__DATABASE__URL", url)
+        .env("QIP__AUTH__JWT_SECRET", JWT_SECRET)
+        .env("QIP__LOG__FILTER", "error");
+    cmd
+}
 
 fn main() {
     let seconds = env_or("QIP_BENCH_SECONDS", 10);
@@ -51,12 +81,41 @@ fn main() {
         }
         None => format!("sqlite://{}/flood.sqlite3", sqlite_dir.path().display()),
     };
-    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
-    settings.database.url = Secret::new(url);
-    settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
+    // The server's effective settings, as it will load them (defaults plus the environment's `QIP__`).
+    let settings = Settings::load(None).unwrap();
     let (max_hashes, hash_wait) = (settings.auth.max_concurrent_hashes, settings.auth.hash_wait_ms);
+    let low_priority = settings.auth.hash_threads_low_priority;
     let per_address = settings.auth.auth_rate_limit_per_minute;
-    let (pool, base, handle) = common::serve(settings);
+
+    let mut bootstrap = qip(
+        &url,
+        &["admin", "bootstrap", "--username", "admin", "--password-stdin"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    writeln!(bootstrap.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
+    assert!(bootstrap.wait().unwrap().success(), "admin bootstrap");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child: qip(&url, &["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let server_pid = server.child.id();
+    let started = Instant::now();
+    while reqwest::blocking::get(format!("{base}/readyz"))
+        .is_err_and(|_| started.elapsed() < Duration::from_secs(60))
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Set-up sign-ins come from their own address, away from the flood's.
     let client = reqwest::blocking::Client::builder()
@@ -99,12 +158,11 @@ fn main() {
         json!({"hat": "qip_officer"}),
     );
     if granted["status"] == "pending" {
-        qip_pool::features::identity::service::confirm_hat_grant_from_console(
-            &mut pool.get().unwrap(),
-            granted["id"].as_str().unwrap(),
-            Some("bench"),
-        )
-        .unwrap();
+        let confirmed = qip(&url, &["admin", "confirm-grant", granted["id"].as_str().unwrap()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(confirmed.success(), "confirm the hat grant");
     }
     let token = login("qip", USER_PASSWORD);
     let pool_id = call(
@@ -153,54 +211,34 @@ fn main() {
     };
 
     // 1. Baseline.
-    reset_peak_rss();
+    reset_peak_rss(server_pid);
     let baseline = read_for(Instant::now() + Duration::from_secs(seconds));
-    let rss_baseline = peak_rss_mb();
+    let rss_baseline = rss_mb(server_pid, "VmHWM:");
 
     // 2. The same reads under a flood of wrong-password sign-ins from many addresses.
-    reset_peak_rss();
+    reset_peak_rss(server_pid);
     let until = Instant::now() + Duration::from_secs(seconds);
     let (flooded, answers) = std::thread::scope(|s| {
-        let flood: Vec<_> = (0..flooders)
-            .map(|k| {
-                let base = &base;
-                s.spawn(move || {
-                    let client = reqwest::blocking::Client::builder()
-                        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + k as u8)))
-                        .build()
-                        .unwrap();
-                    let mut answers: BTreeMap<u16, u64> = BTreeMap::new();
-                    let mut n = 0u64;
-                    while Instant::now() < until {
-                        let res = client
-                            .post(format!("{base}/api/v1/auth/login"))
-                            .json(&json!({"username": if n % 2 == 0 { "qip".to_owned() } else { format!("nobody-{k}-{n}") },
-                                          "password": format!("wrong-password-{n}")}))
-                            .send()
-                            .unwrap();
-                        *answers.entry(res.status().as_u16()).or_insert(0) += 1;
-                        let _ = res.bytes();
-                        n += 1;
-                    }
-                    answers
-                })
-            })
-            .collect();
+        let base = &base;
+        let flood = s.spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(flood_until(base, flooders, until))
+        });
         let reads = read_for(until);
-        let mut answers: BTreeMap<u16, u64> = BTreeMap::new();
-        for h in flood {
-            for (status, count) in h.join().unwrap() {
-                *answers.entry(status).or_insert(0) += count;
-            }
-        }
-        (reads, answers)
+        (reads, flood.join().unwrap())
     });
-    let rss_flood = peak_rss_mb();
+    let rss_flood = rss_mb(server_pid, "VmHWM:");
+    let rss_after = rss_mb(server_pid, "VmRSS:");
+    let hash_threads = thread_niceness(server_pid, "qip-hash-");
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "login_flood: reads during a wrong-password sign-in flood from {flooders} addresses ({}, {readers} readers, {seconds} s per phase; \
-         auth.max_concurrent_hashes = {max_hashes}, auth.hash_wait_ms = {hash_wait}, {per_address} sign-ins/min per address)",
+         auth.max_concurrent_hashes = {max_hashes}, auth.hash_wait_ms = {hash_wait}, auth.hash_threads_low_priority = {low_priority}, \
+         {per_address} sign-ins/min per address; hashing threads and their nice: {hash_threads:?})",
         if pg_admin.is_some() {
             "PostgreSQL"
         } else {
@@ -208,13 +246,13 @@ fn main() {
         }
     );
     println!(
-        "  baseline  {:>6} reads   p50 {:>7.2} ms   p99 {:>7.2} ms   peak RSS {rss_baseline:.0} MB",
+        "  baseline  {:>6} reads   p50 {:>7.2} ms   p99 {:>7.2} ms   server peak RSS {rss_baseline:.0} MB",
         baseline.len(),
         ms(percentile(&baseline, 0.5)),
         ms(percentile(&baseline, 0.99))
     );
     println!(
-        "  flood     {:>6} reads   p50 {:>7.2} ms   p99 {:>7.2} ms   peak RSS {rss_flood:.0} MB",
+        "  flood     {:>6} reads   p50 {:>7.2} ms   p99 {:>7.2} ms   server peak RSS {rss_flood:.0} MB (RSS at its end {rss_after:.0} MB)",
         flooded.len(),
         ms(percentile(&flooded, 0.5)),
         ms(percentile(&flooded, 0.99))
@@ -225,28 +263,95 @@ fn main() {
         percentile(&flooded, 0.99).as_secs_f64() / percentile(&baseline, 0.99).as_secs_f64().max(1e-9)
     );
 
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    drop(pool);
+    drop(server);
     if let Some(admin) = &pg_admin {
         let mut c = PgConnection::establish(admin).unwrap();
         let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"));
     }
 }
 
-/// Resets the peak resident set size of this process (the server runs in it), so each phase reports its own.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// `flooders` clients, each from its own address, post wrong-password sign-ins (half for the real account, half
+/// for unknown names) until `until`; the answers by status.
+async fn flood_until(base: &str, flooders: usize, until: Instant) -> BTreeMap<u16, u64> {
+    let tasks: Vec<_> = (0..flooders)
+        .map(|k| {
+            let url = format!("{base}/api/v1/auth/login");
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + k as u8)))
+                    .build()
+                    .unwrap();
+                let mut answers: BTreeMap<u16, u64> = BTreeMap::new();
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    let username = if n % 2 == 0 {
+                        "qip".to_owned()
+                    } else {
+                        format!("nobody-{k}-{n}")
+                    };
+                    let res = client
+                        .post(&url)
+                        .json(&json!({"username": username, "password": format!("wrong-password-{n}")}))
+                        .send()
+                        .await
+                        .unwrap();
+                    *answers.entry(res.status().as_u16()).or_insert(0) += 1;
+                    let _ = res.bytes().await;
+                    n += 1;
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers: BTreeMap<u16, u64> = BTreeMap::new();
+    for task in tasks {
+        for (status, count) in task.await.unwrap() {
+            *answers.entry(status).or_insert(0) += count;
+        }
+    }
+    answers
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resets the server's peak resident set size, so each phase reports its own.
+fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// A memory line (`VmHWM:` peak, `VmRSS:` now) of the server's `/proc/<pid>/status`, in MB.
+fn rss_mb(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+/// The server's threads whose name starts with `prefix`, with their nice value (`/proc/<pid>/task/*/stat`).
+fn thread_niceness(pid: u32, prefix: &str) -> Vec<(String, i64)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        // Field 19 is nice; fields after the parenthesised name are split by spaces.
+        let nice = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        found.push((comm.trim().to_owned(), nice));
+    }
+    found.sort();
+    found
 }

@@ -312,6 +312,8 @@ pub struct AuthSettings {
     pub max_concurrent_hashes: u32,
     /// How long a sign-in waits for a hashing slot before a 503.
     pub hash_wait_ms: u64,
+    /// Whether the hashing threads run at the lowest CPU priority (nice 19), so other requests get the cores first.
+    pub hash_threads_low_priority: bool,
 }
 
 /// A retired signing key, still accepted when verifying tokens it signed.

@@ -1,14 +1,14 @@
 //! Password hashing with argon2id (PHC strings), at the configured cost, on a small pool of dedicated hashing
-//! threads with a bounded queue, and a dummy hash so that an unknown username costs the same time as a wrong
-//! password.
+//! threads (each with one reused argon2 buffer, at a lower CPU priority) with a bounded queue, and a dummy hash
+//! so that an unknown username costs the same time as a wrong password.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::AuthSettings;
 use crate::error::AppError;
@@ -21,14 +21,36 @@ const QUEUED_PER_THREAD: usize = 16;
 /// deadline when a thread was free as it was queued: it starts at once.
 struct HashJob {
     deadline: Option<Instant>,
-    run: Box<dyn FnOnce(bool) + Send>,
+    run: HashWork,
+}
+
+/// The work of a job, given the thread's memory and whether it came too late (then it only answers).
+type HashWork = Box<dyn FnOnce(&mut HashMemory, bool) + Send>;
+
+/// The argon2 working memory of one hashing thread, allocated once at the largest cost seen and reused by every
+/// hash on that thread: the process's memory stays flat however many sign-ins come (a fresh 19 MiB per hash
+/// went back to malloc, which kept it in the thread's arena or returned it only to fault it in again).
+#[derive(Default)]
+pub struct HashMemory {
+    blocks: Vec<Block>,
+}
+
+impl HashMemory {
+    /// `count` blocks (grown on first use or for a costlier stored hash, never shrunk).
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.blocks.len() < count {
+            self.blocks.resize(count, Block::default());
+        }
+        &mut self.blocks[..count]
+    }
 }
 
 /// Runs password hashes on `threads` dedicated threads fed by a bounded queue. argon2id takes ~19 MiB and a
 /// core per hash: on the threads of the blocking pool a sign-in flood from many addresses spread those buffers
 /// over as many malloc arenas (RSS 550–650 MB) and took the cores of every other request. Here at most
-/// `threads` hashes run at once, their buffers live in `threads` arenas, and a hash that cannot start within
-/// `wait` (or finds the queue full) is a 503 the client may retry, without spending any work.
+/// `threads` hashes run at once, each thread reuses one buffer, with `low_priority` the threads run at nice 19
+/// (the scheduler then gives a core to any other request that wants it first), and a hash that cannot start within `wait`
+/// (or finds the queue full) is a 503 the client may retry, without spending any work.
 pub struct HashPool {
     queue: Mutex<Option<SyncSender<HashJob>>>,
     wait: Duration,
@@ -38,7 +60,7 @@ pub struct HashPool {
 }
 
 impl HashPool {
-    pub fn new(threads: u32, wait: Duration) -> Result<Self, String> {
+    pub fn new(threads: u32, wait: Duration, low_priority: bool) -> Result<Self, String> {
         let threads = threads.max(1);
         let capacity = QUEUED_PER_THREAD * threads as usize;
         let (sender, receiver) = mpsc::sync_channel::<HashJob>(capacity);
@@ -48,7 +70,12 @@ impl HashPool {
             let (receiver, pending) = (Arc::clone(&receiver), Arc::clone(&pending));
             std::thread::Builder::new()
                 .name(format!("qip-hash-{n}"))
-                .spawn(move || hash_worker(&receiver, &pending))
+                .spawn(move || {
+                    if low_priority {
+                        lower_priority();
+                    }
+                    hash_worker(&receiver, &pending)
+                })
                 .map_err(|e| format!("cannot start password hashing thread: {e}"))?;
         }
         Ok(Self {
@@ -63,7 +90,7 @@ impl HashPool {
     /// full, or when no thread took the job within the pool's wait.
     pub fn run<T, F>(&self, work: F) -> Result<T, AppError>
     where
-        F: FnOnce() -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut HashMemory) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
         let busy =
@@ -73,8 +100,8 @@ impl HashPool {
         let ahead = self.pending.fetch_add(1, Ordering::SeqCst);
         let job = HashJob {
             deadline: (ahead >= self.threads).then(|| Instant::now() + self.wait),
-            run: Box::new(move |late| {
-                let result = if late { Err(busy()) } else { work() };
+            run: Box::new(move |memory, late| {
+                let result = if late { Err(busy()) } else { work(memory) };
                 // The caller may be gone (its request ended): nothing to tell then.
                 let _ = reply.send(result);
             }),
@@ -112,7 +139,24 @@ impl Drop for HashPool {
     }
 }
 
+/// Puts this thread at the lowest CPU priority of the normal policy (nice 19; on Linux nice is per thread).
+/// Best effort: where the system refuses, the thread hashes at normal priority and says so.
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+    if let Err(e) = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    ) {
+        tracing::warn!(error = %e, "cannot lower the password hashing thread's priority");
+    }
+}
+
 fn hash_worker(receiver: &Mutex<Receiver<HashJob>>, pending: &AtomicU32) {
+    let mut memory = HashMemory::default();
     loop {
         let job = {
             let receiver = receiver.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,7 +167,7 @@ fn hash_worker(receiver: &Mutex<Receiver<HashJob>>, pending: &AtomicU32) {
         };
         let late = job.deadline.is_some_and(|deadline| Instant::now() > deadline);
         // A panicking hash must not take the thread with it: its caller sees the dropped reply as an error.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(late)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(&mut memory, late)));
         pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -145,35 +189,31 @@ impl PasswordHashing {
             None,
         )
         .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
-        let mut hashing = Self {
+        // At startup, on this thread: nothing else hashes yet.
+        let random: [u8; 16] = rand::random();
+        let dummy = hash_with(
+            &params,
+            &mut HashMemory::default(),
+            hex::encode(random).as_bytes(),
+        )
+        .map_err(|e| format!("argon2 hashing failed: {e}"))?;
+        Ok(Self {
             params,
-            dummy_hash: Arc::from(""),
+            dummy_hash: Arc::from(dummy),
             pool: Arc::new(HashPool::new(
                 settings.max_concurrent_hashes,
                 Duration::from_millis(settings.hash_wait_ms),
+                settings.hash_threads_low_priority,
             )?),
-        };
-        // At startup, on this thread: nothing else hashes yet.
-        let random: [u8; 16] = rand::random();
-        let dummy = Self::argon2(hashing.params.clone())
-            .hash_password(hex::encode(random).as_bytes())
-            .map_err(|e| format!("argon2 hashing failed: {e}"))?;
-        hashing.dummy_hash = Arc::from(dummy.to_string());
-        Ok(hashing)
-    }
-
-    fn argon2(params: Params) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        })
     }
 
     /// A PHC string `$argon2id$v=19$m=…,t=…,p=…$salt$hash` with a fresh random salt, computed on a hashing
     /// thread (the caller blocks: call it on the blocking pool and outside any database transaction).
     pub fn hash(&self, password: &str) -> Result<String, AppError> {
         let (params, password) = (self.params.clone(), password.to_owned());
-        self.pool.run(move || {
-            Self::argon2(params)
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
+        self.pool.run(move |memory| {
+            hash_with(&params, memory, password.as_bytes())
                 .map_err(|e| AppError::internal(format!("argon2 hashing failed: {e}")))
         })
     }
@@ -181,12 +221,9 @@ impl PasswordHashing {
     /// Verifies against a stored PHC string (its own parameters are used) on a hashing thread. Unparseable
     /// hashes never match. Fails only when the hashing queue is full or no thread took it in time (503).
     pub fn verify(&self, password: &str, phc: &str) -> Result<bool, AppError> {
-        let (params, password, phc) = (self.params.clone(), password.to_owned(), phc.to_owned());
-        self.pool.run(move || {
-            Ok(Self::argon2(params)
-                .verify_password(password.as_bytes(), phc.as_str())
-                .is_ok())
-        })
+        let (password, phc) = (password.to_owned(), phc.to_owned());
+        self.pool
+            .run(move |memory| Ok(verify_with(memory, password.as_bytes(), &phc)))
     }
 
     /// Spends the same work as a real verification, for unknown users.
@@ -200,19 +237,68 @@ impl PasswordHashing {
     }
 }
 
+/// argon2id at `params` with a fresh random salt into `memory`, as a PHC string.
+fn hash_with(params: &Params, memory: &mut HashMemory, password: &[u8]) -> Result<String, String> {
+    let salt = Salt::generate();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2
+        .hash_password_into_with_memory(password, &salt, &mut out, memory.blocks(params.block_count()))
+        .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| e.to_string())?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (its algorithm, version and cost), computed in `memory`.
+/// What `argon2::PasswordVerifier` does, without allocating the working memory for each hash.
+fn verify_with(memory: &mut HashMemory, password: &[u8], phc: &str) -> bool {
+    let Ok(stored) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match stored.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&stored) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    if argon2
+        .hash_password_into_with_memory(password, salt, &mut out, memory.blocks(params.block_count()))
+        .is_err()
+    {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(&out).is_ok_and(|computed| &computed == expected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn never_more_than_the_threads_hash_at_once() {
-        let pool = Arc::new(HashPool::new(2, Duration::from_secs(5)).expect("pool"));
+        let pool = Arc::new(HashPool::new(2, Duration::from_secs(5), true).expect("pool"));
         let (now, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
         std::thread::scope(|s| {
             for _ in 0..8 {
                 let (pool, now, peak) = (Arc::clone(&pool), Arc::clone(&now), Arc::clone(&peak));
                 s.spawn(move || {
-                    pool.run(move || {
+                    pool.run(move |_| {
                         let running = now.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(running, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(20));
@@ -228,12 +314,12 @@ mod tests {
 
     #[test]
     fn a_job_that_waited_past_the_deadline_is_refused_without_running() {
-        let pool = Arc::new(HashPool::new(1, Duration::from_millis(30)).expect("pool"));
+        let pool = Arc::new(HashPool::new(1, Duration::from_millis(30), true).expect("pool"));
         let ran = Arc::new(AtomicU32::new(0));
         std::thread::scope(|s| {
             let blocker = Arc::clone(&pool);
             s.spawn(move || {
-                blocker.run(|| {
+                blocker.run(|_| {
                     std::thread::sleep(Duration::from_millis(120));
                     Ok(())
                 })
@@ -241,24 +327,27 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             let counted = Arc::clone(&ran);
             let refused = pool
-                .run(move || Ok(counted.fetch_add(1, Ordering::SeqCst)))
+                .run(move |_| Ok(counted.fetch_add(1, Ordering::SeqCst)))
                 .expect_err("no thread free within 30 ms");
             assert_eq!(refused.kind().status().as_u16(), 503);
         });
         assert_eq!(ran.load(Ordering::SeqCst), 0, "the late job spent no work");
-        assert!(pool.run(|| Ok(())).is_ok(), "free again once the first hash ends");
+        assert!(
+            pool.run(|_| Ok(())).is_ok(),
+            "free again once the first hash ends"
+        );
     }
 
     #[test]
     fn a_full_queue_is_refused_at_once() {
-        let pool = Arc::new(HashPool::new(1, Duration::from_secs(5)).expect("pool"));
+        let pool = Arc::new(HashPool::new(1, Duration::from_secs(5), true).expect("pool"));
         let (release, hold) = mpsc::channel::<()>();
         let hold = Arc::new(Mutex::new(hold));
         std::thread::scope(|s| {
             let blocker = Arc::clone(&pool);
             let held = Arc::clone(&hold);
             s.spawn(move || {
-                blocker.run(move || {
+                blocker.run(move |_| {
                     let _ = held.lock().expect("lock").recv();
                     Ok(())
                 })
@@ -267,12 +356,12 @@ mod tests {
             let waiting: Vec<_> = (0..QUEUED_PER_THREAD)
                 .map(|_| {
                     let pool = Arc::clone(&pool);
-                    s.spawn(move || pool.run(|| Ok(())))
+                    s.spawn(move || pool.run(|_| Ok(())))
                 })
                 .collect();
             std::thread::sleep(Duration::from_millis(50));
             let started = Instant::now();
-            let refused = pool.run(|| Ok(())).expect_err("queue full");
+            let refused = pool.run(|_| Ok(())).expect_err("queue full");
             assert_eq!(refused.kind().status().as_u16(), 503);
             assert!(
                 started.elapsed() < Duration::from_secs(1),
@@ -296,6 +385,45 @@ mod tests {
         assert!(hashing.verify("correct horse", &phc).expect("verify"));
         assert!(!hashing.verify("wrong horse", &phc).expect("verify"));
         assert!(!hashing.verify("x", "not a phc string").expect("verify"));
+        // Hashes stored by the argon2 crate's own hasher (every hash before the reused buffers) still verify,
+        // and ours verify with its verifier.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, hashing.params.clone());
+        let theirs = argon2.hash_password(b"tr0ub4dor").expect("hash").to_string();
+        assert!(hashing.verify("tr0ub4dor", &theirs).expect("verify"));
+        assert!(!hashing.verify("tr0ub4dor&3", &theirs).expect("verify"));
+        assert!(argon2.verify_password(b"correct horse", phc.as_str()).is_ok());
         assert_eq!(hashing.pool().threads(), settings.max_concurrent_hashes);
+    }
+
+    #[test]
+    fn hashing_threads_run_at_the_lowest_priority_when_asked() {
+        // Nice of the calling thread: field 19 of /proc/thread-self/stat (fields after the name's `)`).
+        fn own_nice() -> i64 {
+            std::fs::read_to_string("/proc/thread-self/stat")
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(0)
+        }
+        let low = HashPool::new(1, Duration::from_secs(5), true).expect("pool");
+        assert_eq!(low.run(|_| Ok(own_nice())).expect("ran"), 19);
+        let normal = HashPool::new(1, Duration::from_secs(5), false).expect("pool");
+        assert_eq!(normal.run(|_| Ok(own_nice())).expect("ran"), own_nice());
+    }
+
+    #[test]
+    fn a_hashing_thread_reuses_its_memory() {
+        let pool = HashPool::new(1, Duration::from_secs(5), true).expect("pool");
+        let first = pool
+            .run(|memory| Ok(memory.blocks(1024).as_ptr() as usize))
+            .expect("ran");
+        let again = pool
+            .run(|memory| Ok(memory.blocks(512).as_ptr() as usize))
+            .expect("ran");
+        assert_eq!(first, again, "the same buffer, not a new allocation");
     }
 }
