@@ -429,11 +429,7 @@ pub fn authorize_request(
         return Err(unauthorized());
     }
     let now = now_micros();
-    let grants: Vec<HatGrant> = hats
-        .iter()
-        .map(grant_of)
-        .filter(|g| g.is_valid_at(now))
-        .collect();
+    let grants: Vec<HatGrant> = hats.iter().map(grant_of).filter(|g| g.is_valid_at(now)).collect();
     let mut actor = Actor {
         user_id: user.id.clone(),
         username: user.username.clone(),

@@ -679,12 +679,15 @@ pub fn accounts_of(
     let found: Vec<FoundAccount> = query.load(conn)?;
     wanted
         .iter()
-        .map(
-            |(kind, owner)| match found.iter().find(|a| a.kind == kind.as_str() && a.owner_id == *owner) {
+        .map(|(kind, owner)| {
+            match found
+                .iter()
+                .find(|a| a.kind == kind.as_str() && a.owner_id == *owner)
+            {
                 Some(a) => Ok(a.id.clone()),
                 None => account(conn, pool_id, *kind, owner, currency, now).map(|a| a.id),
-            },
-        )
+            }
+        })
         .collect()
 }
 

@@ -131,10 +131,7 @@ pub fn post_recorded(
     check_legs(&amounts)
         .map_err(|e| AppError::internal(format!("posting refused by ledger guard: {e:?}")))?;
     let now = now_micros();
-    let wanted: Vec<(AccountKind, &str)> = legs
-        .iter()
-        .map(|leg| (leg.kind, leg.owner.as_str()))
-        .collect();
+    let wanted: Vec<(AccountKind, &str)> = legs.iter().map(|leg| (leg.kind, leg.owner.as_str())).collect();
     let accounts = repo::accounts_of(tx, &pool.id, &wanted, pool.currency.code(), now)?;
     // Each touched account's net change, in ascending account id.
     let mut by_account: BTreeMap<String, (AccountKind, i64)> = BTreeMap::new();
