@@ -285,16 +285,18 @@ fn an_unknown_stored_ledger_transaction_kind_is_an_opaque_500_not_skipped_money(
     let statement = format!("/api/v1/pools/{}/statement", m.pool_id);
     assert_eq!(m.app.get_as(&statement, &finance.access).status().as_u16(), 200);
 
-    // A transaction kind this code never writes, in the daily totals statements are summed from: the statement
-    // does not leave that money out.
-    corrupt(
-        &m.app,
-        &format!(
-            "UPDATE ledger_daily_totals SET transaction_kind = 'donation' WHERE account_kind = 'unallocated' \
-             AND pool_id = '{}'",
-            m.pool_id
-        ),
-    );
+    // A transaction kind this code never writes, in the daily and monthly totals statements are summed from:
+    // the statement does not leave that money out.
+    for table in ["ledger_daily_totals", "ledger_monthly_totals"] {
+        corrupt(
+            &m.app,
+            &format!(
+                "UPDATE {table} SET transaction_kind = 'donation' WHERE account_kind = 'unallocated' \
+                 AND pool_id = '{}'",
+                m.pool_id
+            ),
+        );
+    }
     let body = assert_problem(m.app.get_as(&statement, &finance.access), 500, "internal");
     assert_opaque(&body, "donation");
 }
