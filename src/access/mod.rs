@@ -94,28 +94,11 @@ impl FromStr for Hat {
     }
 }
 
-/// Reading a stored hat (diesel's `deserialize_as`): a hat this code does not know fails the query, so a grant
-/// or request holding one is an error (a 500 with the cause logged), never skipped.
-impl TryFrom<String> for Hat {
-    type Error = crate::domain::status::UnknownStored;
-
-    fn try_from(text: String) -> Result<Hat, Self::Error> {
-        match Hat::ALL.into_iter().find(|h| h.as_str() == text) {
-            Some(hat) => Ok(hat),
-            None => Err(crate::domain::status::UnknownStored {
-                kind: "hat",
-                given: text,
-            }),
-        }
-    }
-}
-
-/// Writing a stored hat (diesel's `serialize_as`).
-impl From<Hat> for String {
-    fn from(hat: Hat) -> String {
-        hat.as_str().to_owned()
-    }
-}
+// Stored as its name: a hat this code does not know fails the query, so a grant or request holding one is an
+// error (a 500 with the cause logged), never skipped.
+crate::domain::status::stored_name!(Hat, "hat", |text| Hat::ALL
+    .into_iter()
+    .find(|h| h.as_str() == text));
 
 /// `a, b, c` for messages.
 pub fn hat_list(hats: &[Hat]) -> String {

@@ -104,44 +104,11 @@ impl TransactionKind {
     }
 }
 
-/// Reading a stored account kind (diesel's `deserialize_as`): on the money path an unknown kind fails the
-/// query; it is never skipped or summed as something else.
-impl TryFrom<String> for AccountKind {
-    type Error = super::status::UnknownStored;
+// Stored as their names; an unknown stored kind fails the query on the money path, it is never skipped or
+// summed as something else.
+super::status::stored_name!(AccountKind, "ledger account kind", AccountKind::parse);
 
-    fn try_from(text: String) -> Result<AccountKind, Self::Error> {
-        AccountKind::parse(&text).ok_or(super::status::UnknownStored {
-            kind: "ledger account kind",
-            given: text,
-        })
-    }
-}
-
-/// Writing a stored account kind (diesel's `serialize_as`).
-impl From<AccountKind> for String {
-    fn from(kind: AccountKind) -> String {
-        kind.as_str().to_owned()
-    }
-}
-
-/// Reading a stored transaction kind (diesel's `deserialize_as`): an unknown kind fails the query.
-impl TryFrom<String> for TransactionKind {
-    type Error = super::status::UnknownStored;
-
-    fn try_from(text: String) -> Result<TransactionKind, Self::Error> {
-        TransactionKind::parse(&text).ok_or(super::status::UnknownStored {
-            kind: "ledger transaction kind",
-            given: text,
-        })
-    }
-}
-
-/// Writing a stored transaction kind (diesel's `serialize_as`).
-impl From<TransactionKind> for String {
-    fn from(kind: TransactionKind) -> String {
-        kind.as_str().to_owned()
-    }
-}
+super::status::stored_name!(TransactionKind, "ledger transaction kind", TransactionKind::parse);
 
 /// Why a transaction may not be reversed by a raw reversal, and what corrects it instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

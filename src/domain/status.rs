@@ -22,6 +22,32 @@ impl fmt::Display for UnknownStored {
 
 impl std::error::Error for UnknownStored {}
 
+/// The diesel `deserialize_as` / `serialize_as` pair for an enum stored as its name, for enums declared outside
+/// [`stored_enum!`]: reading a name `$parse` does not know fails with [`UnknownStored`] (the query fails, the
+/// row is never skipped or defaulted); writing stores `as_str()`.
+macro_rules! stored_name {
+    ($name:ty, $what:literal, $parse:expr) => {
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::status::UnknownStored;
+
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                let parse: fn(&str) -> Option<$name> = $parse;
+                parse(&text).ok_or($crate::domain::status::UnknownStored {
+                    kind: $what,
+                    given: text,
+                })
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_owned()
+            }
+        }
+    };
+}
+pub(crate) use stored_name;
+
 /// Declares a stored enum: its variants and their stored names, `ALL`, `as_str`, `FromStr` (refusing unknown
 /// names with [`UnknownStored`]), `Display`, and the serde/OpenAPI derives.
 macro_rules! stored_enum {

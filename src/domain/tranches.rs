@@ -49,25 +49,9 @@ impl PayCondition {
     }
 }
 
-/// Reading the stored condition (diesel's `deserialize_as`): on the money path an unknown condition fails the
-/// query; it never becomes "payable on approval".
-impl TryFrom<String> for PayCondition {
-    type Error = super::status::UnknownStored;
-
-    fn try_from(text: String) -> Result<PayCondition, super::status::UnknownStored> {
-        PayCondition::parse(&text).ok_or(super::status::UnknownStored {
-            kind: "tranche pay condition",
-            given: text,
-        })
-    }
-}
-
-/// Writing the stored condition (diesel's `serialize_as`).
-impl From<PayCondition> for String {
-    fn from(condition: PayCondition) -> String {
-        condition.as_str().to_owned()
-    }
-}
+// Stored as its name: on the money path an unknown condition fails the query; it never becomes "payable on
+// approval".
+super::status::stored_name!(PayCondition, "tranche pay condition", PayCondition::parse);
 
 /// One planned tranche: percent, amount in minor units, condition.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::status::UnknownStored;
-
 /// What a notification is about; the `type` of webhook payloads and the `kind` of feed items.
 // Stored in the outbox and the feed by its name (`as_str`, also the serde name); reading an unknown stored name
 // is an error (`UnknownStored`), never a default.
@@ -148,27 +146,11 @@ impl Kind {
     }
 }
 
-/// Reading a stored kind (diesel's `deserialize_as`): an unknown name fails the query.
-impl TryFrom<String> for Kind {
-    type Error = UnknownStored;
-
-    fn try_from(text: String) -> Result<Kind, UnknownStored> {
-        match Kind::ALL.iter().copied().find(|k| k.as_str() == text) {
-            Some(kind) => Ok(kind),
-            None => Err(UnknownStored {
-                kind: "notification kind",
-                given: text,
-            }),
-        }
-    }
-}
-
-/// Writing a stored kind (diesel's `serialize_as`).
-impl From<Kind> for String {
-    fn from(kind: Kind) -> String {
-        kind.as_str().to_owned()
-    }
-}
+// Stored as its name: an unknown name fails the query.
+crate::domain::status::stored_name!(Kind, "notification kind", |text| Kind::ALL
+    .iter()
+    .copied()
+    .find(|k| k.as_str() == text));
 
 /// Whether an audit action may give rise to a notification at all (the cheap test `capture` makes first).
 pub fn watched(action: &str) -> bool {
