@@ -178,6 +178,16 @@ fn fix_schemas(doc: &mut Value, settings: &Settings) {
             {"properties": {"sector_code": {"type": "null"}}}
         ]}});
     }
+    // Flags come with an objection and only with one (`consultation::service::respond`).
+    if let Some(response) = schemas.get_mut("ResponseInput") {
+        response["if"] = json!({"properties": {"kind": {"const": "objection"}}, "required": ["kind"]});
+        // Said with `not`, as for `NewRule` (Redocly closes a branch's own `properties`).
+        response["then"] = json!({"not": {"anyOf": [
+            {"not": {"required": ["flags"], "properties": {"flags": {"type": "array"}}}},
+            {"properties": {"flags": {"maxItems": 0}}}
+        ]}});
+        response["else"] = json!({"not": {"required": ["flags"], "properties": {"flags": {"minItems": 1}}}});
+    }
     // Internally tagged enums with `deny_unknown_fields`: the derive leaves their variants open, the server
     // refuses a member no variant names (422).
     for tagged in ["NewReport", "StepApplies"] {
@@ -376,6 +386,7 @@ fn business_rule(op_id: &str) -> Option<&'static str> {
         }
         "create_user" => "A 422 `validation` when `organization_id` names no organisation.",
         "create_pool" => "A 422 `validation` when `funding_end` is not after `funding_start`.",
+        "create_activity" | "update_activity" => "A 422 `validation` when `end_date` is before `start_date`.",
         "import_activities" | "import_areas" => {
             "A 422 `validation` lists every faulty line of the file (its header rows, columns and values), \
              which a `text/csv` schema cannot describe."

@@ -129,7 +129,8 @@ async fn update_activity(
 
 /// Close an activity (its organisation): closed activities are no longer screened.
 #[utoipa::path(tag = "consultation", security(("bearer" = [])),
-    responses((status = 200, body = Activity), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Activity), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The activity is closed already", body = Problem, content_type = "application/problem+json")))]
 #[post("/activities/{id}/close")]
 async fn close_activity(
     state: web::Data<AppState>,
