@@ -565,7 +565,8 @@ fn complete_operation(
                 "required": true,
                 "description": "Required: the `ETag` of the version you are changing, exactly as received (strong \
                                 comparison: a weak `W/\"3\"` never matches). Without it the answer is 428.",
-                "schema": {"type": "string", "pattern": "^\"[0-9]+\"$", "example": "\"1\""}
+                // Up to 18 digits: every such value is a version the server can read (an i64).
+                "schema": {"type": "string", "pattern": "^\"[0-9]{1,18}\"$", "example": "\"1\""}
             }));
         }
         if method == "get" && ETAG_OPERATIONS.contains(&op_id.as_str()) {
