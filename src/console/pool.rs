@@ -68,10 +68,10 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
     let load = move |conn: &mut crate::db::DbConn, _: &crate::access::Actor| {
         let pool_id = PoolId::from(id.as_str());
         let pool = pools::get_pool(conn, &pool_id)?;
-        let statement = ledger::statement(conn, &id, None, None)?;
-        let report = report::pool_report(conn, &id, None, None)?;
+        let statement = ledger::statement(conn, &pool_id, None, None)?;
+        let report = report::pool_report(conn, &pool_id, None, None)?;
         let balances = pool_glance::balances_over_time(conn, &pool_id, BALANCE_POINTS)?;
-        let currency = ledger::PoolRef::load(conn, &id)?.currency;
+        let currency = ledger::PoolRef::load(conn, &pool_id)?.currency;
         Ok(Glance {
             currency,
             pool,

@@ -84,6 +84,9 @@ typed_id! {
     RoundId;
     /// An implementation report (`reports.id`).
     ReportId;
+    /// A ledger transaction (`ledger_transactions.id`): never to be confused with the pool it belongs to or
+    /// the proposal it moves money for.
+    TransactionId;
 }
 
 #[cfg(test)]

@@ -300,13 +300,13 @@ pub fn seed(conn: &mut DbConn, auth: &AuthRuntime) -> AppResult<Vec<DemoLogin>> 
         },
     )?;
     let finance = person("finance", Hat::FinanceOfficer);
-    let pool_ref = crate::features::ledger::service::PoolRef::load(conn, &pool.id)?;
+    let pool_ref = crate::features::ledger::service::PoolRef::load(conn, &pool.id.as_str().into())?;
     crate::db::write_tx(conn, |tx| {
         crate::features::ledger::service::contribute(
             tx,
             &finance.audit(),
             &pool_ref,
-            &org("DONOR-A"),
+            &org("DONOR-A").into(),
             25_000_000, // 250,000.00 USD
             None,
             crate::features::ledger::service::PostingDetails {

@@ -213,13 +213,13 @@ fn reversal_restores_balances_once_and_keeps_every_guard() {
     // A contribution whose money is committed cannot be reversed: the guard names what is available.
     let tx: Value = t.contribute(Some("c2"), &t.usd("300.00")).json().unwrap();
     let mut conn = t.m.app.conn();
-    let pool = PoolRef::load(&mut conn, &t.m.pool_id).unwrap();
+    let pool = PoolRef::load(&mut conn, &t.m.pool_id.as_str().into()).unwrap();
     db::write_tx(&mut conn, |c| {
         ledger::commit_funds(
             c,
             &AuditContext::system(None),
             &pool,
-            "p-1",
+            &"p-1".into(),
             200_00,
             PostingDetails::default(),
         )
@@ -245,13 +245,13 @@ fn statement_reconciles_and_transactions_filter_by_kind() {
     t.contribute(Some("s1"), &t.usd("1000.00"));
     t.contribute(Some("s2"), &t.usd("250.50"));
     let mut conn = t.m.app.conn();
-    let pool = PoolRef::load(&mut conn, &t.m.pool_id).unwrap();
+    let pool = PoolRef::load(&mut conn, &t.m.pool_id.as_str().into()).unwrap();
     let ctx = AuditContext::system(None);
     db::write_tx(&mut conn, |c| {
-        ledger::commit_funds(c, &ctx, &pool, "p-1", 600_00, PostingDetails::default())?;
-        ledger::disburse(c, &ctx, &pool, "p-1", 360_00, PostingDetails::default())?;
-        ledger::refund(c, &ctx, &pool, "p-1", 10_00, PostingDetails::default())?;
-        ledger::release_commitment(c, &ctx, &pool, "p-1", 40_00, PostingDetails::default())
+        ledger::commit_funds(c, &ctx, &pool, &"p-1".into(), 600_00, PostingDetails::default())?;
+        ledger::disburse(c, &ctx, &pool, &"p-1".into(), 360_00, PostingDetails::default())?;
+        ledger::refund(c, &ctx, &pool, &"p-1".into(), 10_00, PostingDetails::default())?;
+        ledger::release_commitment(c, &ctx, &pool, &"p-1".into(), 40_00, PostingDetails::default())
     })
     .unwrap();
     drop(conn);
@@ -364,7 +364,7 @@ fn fund(conn: &mut DbConn, pool: &PoolRef, donor: &str, amount: i64) {
             c,
             &AuditContext::system(None),
             pool,
-            donor,
+            &donor.into(),
             amount,
             None,
             PostingDetails::default(),
@@ -377,7 +377,7 @@ fn fund(conn: &mut DbConn, pool: &PoolRef, donor: &str, amount: i64) {
 fn fifty_concurrent_commitments_on_money_for_ten_exactly_ten_succeed() {
     let t = setup();
     let mut conn = t.m.app.conn();
-    let pool = PoolRef::load(&mut conn, &t.m.pool_id).unwrap();
+    let pool = PoolRef::load(&mut conn, &t.m.pool_id.as_str().into()).unwrap();
     fund(&mut conn, &pool, &t.donor, 10 * 1_000_00);
     drop(conn);
     let successes = AtomicI64::new(0);
@@ -392,7 +392,7 @@ fn fifty_concurrent_commitments_on_money_for_ten_exactly_ten_succeed() {
                         c,
                         &AuditContext::system(None),
                         pool,
-                        &format!("p-{i}"),
+                        &format!("p-{i}").into(),
                         1_000_00,
                         PostingDetails::default(),
                     )
@@ -448,12 +448,12 @@ impl Lcg {
 fn random_concurrent_movements_keep_every_invariant() {
     let t = setup();
     let mut conn = t.m.app.conn();
-    let mut pools = vec![PoolRef::load(&mut conn, &t.m.pool_id).unwrap()];
+    let mut pools = vec![PoolRef::load(&mut conn, &t.m.pool_id.as_str().into()).unwrap()];
     for code in ["P2", "P3"] {
         let res = t.m.app.post_json("/api/v1/pools", Some(&t.m.qip.access),
             &json!({"code": code, "name": code, "currency": "USD", "funding_start": "2026-01-01", "funding_end": "2027-12-31"}));
         let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
-        pools.push(PoolRef::load(&mut conn, &id).unwrap());
+        pools.push(PoolRef::load(&mut conn, &id.as_str().into()).unwrap());
     }
     drop(conn);
     let contributed = AtomicI64::new(0);
@@ -476,35 +476,58 @@ fn random_concurrent_movements_keep_every_invariant() {
                             c,
                             &ctx,
                             pool,
-                            &t.donor,
+                            &t.donor.as_str().into(),
                             amount,
                             None,
                             PostingDetails::default(),
                         )
                         .map(|posted| posted.row),
-                        2 => {
-                            ledger::commit_funds(c, &ctx, pool, &proposal, amount, PostingDetails::default())
-                        }
+                        2 => ledger::commit_funds(
+                            c,
+                            &ctx,
+                            pool,
+                            &proposal.as_str().into(),
+                            amount,
+                            PostingDetails::default(),
+                        ),
                         3 => ledger::release_commitment(
                             c,
                             &ctx,
                             pool,
-                            &proposal,
+                            &proposal.as_str().into(),
                             amount,
                             PostingDetails::default(),
                         ),
-                        4 => ledger::disburse(c, &ctx, pool, &proposal, amount, PostingDetails::default()),
-                        5 => ledger::refund(c, &ctx, pool, &proposal, amount, PostingDetails::default()),
+                        4 => ledger::disburse(
+                            c,
+                            &ctx,
+                            pool,
+                            &proposal.as_str().into(),
+                            amount,
+                            PostingDetails::default(),
+                        ),
+                        5 => ledger::refund(
+                            c,
+                            &ctx,
+                            pool,
+                            &proposal.as_str().into(),
+                            amount,
+                            PostingDetails::default(),
+                        ),
                         _ => match posted.get(rng.next(posted.len().max(1) as u64) as usize) {
-                            Some(id) => {
-                                ledger::reverse(c, &ctx, id, "random reversal", PostingDetails::default())
-                                    .map(|posted| posted.row)
-                            }
+                            Some(id) => ledger::reverse(
+                                c,
+                                &ctx,
+                                &id.as_str().into(),
+                                "random reversal",
+                                PostingDetails::default(),
+                            )
+                            .map(|posted| posted.row),
                             None => ledger::contribute(
                                 c,
                                 &ctx,
                                 pool,
-                                &t.donor,
+                                &t.donor.as_str().into(),
                                 amount,
                                 None,
                                 PostingDetails::default(),

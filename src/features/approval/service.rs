@@ -255,12 +255,19 @@ pub fn decide(
             let amount = version
                 .requested_minor
                 .ok_or_else(|| AppError::internal("submitted version without amount"))?;
-            let pool = PoolRef::load(tx, &proposal.pool_id)?;
+            let pool = PoolRef::load(tx, &proposal.pool())?;
             let details = PostingDetails {
                 memo: proposal.reference.clone(),
                 ..Default::default()
             };
-            let row = ledger::commit_funds(tx, &actor.audit(), &pool, &proposal.id, amount, details)?;
+            let row = ledger::commit_funds(
+                tx,
+                &actor.audit(),
+                &pool,
+                &proposal.proposal_id(),
+                amount,
+                details,
+            )?;
             commitment = Some(row.id);
             crate::features::implementation::service::create_tranches(tx, &proposal, &version, amount)?;
         }

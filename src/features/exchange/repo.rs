@@ -1,14 +1,32 @@
 //! Read-only queries of the exchange feature over other features' tables (proposals, ledger, reference data,
-//! 3W). Sums are done by the database; pages are keyset pages on ids.
+//! 3W). Sums are done by the database; pages are keyset pages on ids. Stored kinds, states and hats are read
+//! as their enums here (raw-SQL rows through `read_stored`): an unknown stored value fails the query (a 500
+//! with the cause logged), so no row is skipped or counted under a default.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 
+use crate::access::Hat;
 use crate::db::DbConn;
 use crate::db::schema::{
     activities, areas, closeouts, organizations, proposal_versions, proposals, reports, sectors,
 };
+use crate::domain::approval_policy::StepReason;
+use crate::domain::ledger_rules::TransactionKind;
+use crate::domain::lifecycle::State;
+use crate::domain::status::{FlagCategory, OrganizationKind, ReportKind, ReportStatus, RoundOutcome};
+use crate::features::ledger::repo::read_stored;
+
+/// An optional stored name (a nullable column in a raw-SQL row): absent stays absent, an unknown one fails the
+/// query.
+fn read_stored_opt<T, E>(text: Option<String>) -> QueryResult<Option<T>>
+where
+    T: TryFrom<String, Error = E>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    text.map(read_stored).transpose()
+}
 
 /// A proposal with the content of its current version.
 #[derive(Debug, Clone, Queryable)]
@@ -31,7 +49,7 @@ pub struct ProposalFacts {
 pub fn proposals_page(
     conn: &mut DbConn,
     pool_id: &str,
-    states: Option<&[&str]>,
+    states: Option<&[State]>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<ProposalFacts>> {
@@ -57,8 +75,8 @@ pub fn proposals_page(
         ))
         .into_boxed();
     q = match states {
-        Some(s) => q.filter(proposals::state.eq_any(s.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>())),
-        None => q.filter(proposals::state.ne("draft")),
+        Some(s) => q.filter(proposals::state.eq_any(s.iter().map(|v| v.as_str()).collect::<Vec<_>>())),
+        None => q.filter(proposals::state.ne(State::Draft.as_str())),
     };
     if let Some(a) = after {
         q = q.filter(proposals::id.gt(a.to_owned()));
@@ -90,31 +108,68 @@ impl Params {
 }
 
 /// A ledger movement with the kind it counts as: a reversal counts as the kind it reverses, negated.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct MovementRow {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    /// Stored names: read with `TransactionKind::try_from` (an unknown one is an error).
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub original_kind: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
+    pub kind: TransactionKind,
+    /// The kind of the transaction this one reverses (a reversal's).
+    pub original_kind: Option<TransactionKind>,
     pub proposal_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub proposal_reference: Option<String>,
-    #[diesel(sql_type = BigInt)]
     pub amount_minor: i64,
-    #[diesel(sql_type = Nullable<Text>)]
     pub contributor_code: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub contributor_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub reference: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub reversal_of: Option<String>,
-    #[diesel(sql_type = Timestamp)]
     pub created_at: NaiveDateTime,
+}
+
+/// [`MovementRow`] as the database answers it, before its kinds are read.
+#[derive(QueryableByName)]
+struct StoredMovementRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    original_kind: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    proposal_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    proposal_reference: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    amount_minor: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    contributor_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    contributor_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    reference: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    reversal_of: Option<String>,
+    #[diesel(sql_type = Timestamp)]
+    created_at: NaiveDateTime,
+}
+
+/// Reads the kinds of movement rows: an unknown stored kind fails the query.
+fn read_movements(rows: Vec<StoredMovementRow>) -> QueryResult<Vec<MovementRow>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(MovementRow {
+                id: r.id,
+                kind: read_stored(r.kind)?,
+                original_kind: read_stored_opt(r.original_kind)?,
+                proposal_id: r.proposal_id,
+                proposal_reference: r.proposal_reference,
+                amount_minor: r.amount_minor,
+                contributor_code: r.contributor_code,
+                contributor_name: r.contributor_name,
+                reference: r.reference,
+                reversal_of: r.reversal_of,
+                created_at: r.created_at,
+            })
+        })
+        .collect()
 }
 
 const MOVEMENT_SELECT: &str = "SELECT t.id, t.kind, o.kind AS original_kind, \
@@ -143,7 +198,7 @@ pub fn movements_page(
         Some(a) => q.bind::<Text, _>(a),
         None => q,
     };
-    q.bind::<BigInt, _>(limit).load(conn)
+    read_movements(q.bind::<BigInt, _>(limit).load(conn)?)
 }
 
 /// Every movement of the pool, oldest first, for the IATI file (contributions on the fund, the rest on their
@@ -154,18 +209,26 @@ pub fn movements_for_publication(conn: &mut DbConn, pool_id: &str) -> QueryResul
         "{MOVEMENT_SELECT} WHERE t.pool_id = {} ORDER BY t.created_at, t.id",
         p.next()
     );
-    diesel::sql_query(sql).bind::<Text, _>(pool_id).load(conn)
+    read_movements(diesel::sql_query(sql).bind::<Text, _>(pool_id).load(conn)?)
 }
 
 /// Net money per proposal and kind (reversals counted as their original kind, negated).
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct ProposalMoney {
-    #[diesel(sql_type = Text)]
     pub proposal_id: String,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = BigInt)]
+    pub kind: TransactionKind,
     pub total: i64,
+}
+
+/// [`ProposalMoney`] as the database answers it, before its kind is read.
+#[derive(QueryableByName)]
+struct StoredProposalMoney {
+    #[diesel(sql_type = Text)]
+    proposal_id: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
 }
 
 pub fn money_of_proposals(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<ProposalMoney>> {
@@ -186,24 +249,45 @@ pub fn money_of_proposals(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<
     for id in ids {
         q = q.bind::<Text, _>(id.clone());
     }
-    q.load(conn)
+    q.load::<StoredProposalMoney>(conn)?
+        .into_iter()
+        .map(|r| {
+            Ok(ProposalMoney {
+                proposal_id: r.proposal_id,
+                kind: read_stored(r.kind)?,
+                total: r.total,
+            })
+        })
+        .collect()
 }
 
 /// Net money of a pool's movements in `[from, to)` per kind and proposal dimension, summed by the database.
-#[derive(Debug, Clone, QueryableByName)]
+/// `state` and the other dimensions are absent for money of no proposal (contributions).
+#[derive(Debug, Clone)]
 pub struct DimensionMoney {
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub state: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
+    pub kind: TransactionKind,
+    pub state: Option<State>,
     pub sector_code: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub adm1_pcode: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub organization_id: Option<String>,
-    #[diesel(sql_type = BigInt)]
     pub total: i64,
+}
+
+/// [`DimensionMoney`] as the database answers it, before its kind and state are read.
+#[derive(QueryableByName)]
+struct StoredDimensionMoney {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    state: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    sector_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    adm1_pcode: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    organization_id: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
 }
 
 pub fn money_by_dimension(
@@ -232,14 +316,26 @@ pub fn money_by_dimension(
     );
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
     let q = bind_period(q, from, to);
-    q.load(conn)
+    q.load::<StoredDimensionMoney>(conn)?
+        .into_iter()
+        .map(|r| {
+            Ok(DimensionMoney {
+                kind: read_stored(r.kind)?,
+                state: read_stored_opt(r.state)?,
+                sector_code: r.sector_code,
+                adm1_pcode: r.adm1_pcode,
+                organization_id: r.organization_id,
+                total: r.total,
+            })
+        })
+        .collect()
 }
 
 /// `(id, code, name, kind)` of the organisations with these ids.
 pub fn organizations_by_id(
     conn: &mut DbConn,
     ids: &[String],
-) -> QueryResult<Vec<(String, String, String, String)>> {
+) -> QueryResult<Vec<(String, String, String, OrganizationKind)>> {
     organizations::table
         .filter(organizations::id.eq_any(ids.to_vec()))
         .select((
@@ -248,7 +344,10 @@ pub fn organizations_by_id(
             organizations::name,
             organizations::kind,
         ))
-        .load(conn)
+        .load::<(String, String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, code, name, kind)| Ok((id, code, name, read_stored(kind)?)))
+        .collect()
 }
 
 /// `(pcode, name)` of these areas.
@@ -283,8 +382,8 @@ pub fn closed_on(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, 
 pub fn accepted_completions(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
     reports::table
         .filter(reports::proposal_id.eq_any(ids.to_vec()))
-        .filter(reports::kind.eq("completion"))
-        .filter(reports::status.eq("accepted"))
+        .filter(reports::kind.eq(ReportKind::Completion.as_str()))
+        .filter(reports::status.eq(ReportStatus::Accepted.as_str()))
         .select((reports::proposal_id, reports::content))
         .load(conn)
 }
@@ -336,20 +435,31 @@ pub fn activities_page(
 
 /// Proposals of the pool first submitted in `[from, to)` (all non-drafts when open): `(state, sector, adm1,
 /// organisation, requested, count)`, counted and summed by the database.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct ProposalCount {
-    #[diesel(sql_type = Text)]
-    pub state: String,
-    #[diesel(sql_type = Nullable<Text>)]
+    pub state: State,
     pub sector_code: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub adm1_pcode: Option<String>,
-    #[diesel(sql_type = Text)]
     pub organization_id: String,
-    #[diesel(sql_type = BigInt)]
     pub requested: i64,
-    #[diesel(sql_type = BigInt)]
     pub proposals: i64,
+}
+
+/// [`ProposalCount`] as the database answers it, before its state is read.
+#[derive(QueryableByName)]
+struct StoredProposalCount {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    sector_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    adm1_pcode: Option<String>,
+    #[diesel(sql_type = Text)]
+    organization_id: String,
+    #[diesel(sql_type = BigInt)]
+    requested: i64,
+    #[diesel(sql_type = BigInt)]
+    proposals: i64,
 }
 
 pub fn proposal_counts(
@@ -374,16 +484,29 @@ pub fn proposal_counts(
     sql.push_str(" GROUP BY state, sector_code, adm1_pcode, organization_id");
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
     let q = bind_period(q, from, to);
-    q.load(conn)
+    q.load::<StoredProposalCount>(conn)?
+        .into_iter()
+        .map(|r| {
+            Ok(ProposalCount {
+                state: read_stored(r.state)?,
+                sector_code: r.sector_code,
+                adm1_pcode: r.adm1_pcode,
+                organization_id: r.organization_id,
+                requested: r.requested,
+                proposals: r.proposals,
+            })
+        })
+        .collect()
 }
 
-/// Counts of consultation outcomes or flag categories of the pool's proposals in `[from, to)`.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct KeyCount {
-    #[diesel(sql_type = Text)]
-    pub key: String,
+/// Counts of consultation outcomes or flag categories of the pool's proposals in `[from, to)`, by their
+/// stored name (absent: a round still open), before the name is read.
+#[derive(QueryableByName)]
+struct KeyCount {
+    #[diesel(sql_type = Nullable<Text>)]
+    key: Option<String>,
     #[diesel(sql_type = BigInt)]
-    pub count: i64,
+    count: i64,
 }
 
 fn key_counts(
@@ -409,32 +532,35 @@ fn key_counts(
     q.load(conn)
 }
 
-/// Closed consultation rounds by outcome.
+/// Consultation rounds by outcome (`None`: still open), with their number.
 pub fn round_outcomes(
     conn: &mut DbConn,
     pool_id: &str,
     from: Option<NaiveDateTime>,
     to: Option<NaiveDateTime>,
-) -> QueryResult<Vec<KeyCount>> {
+) -> QueryResult<Vec<(Option<RoundOutcome>, i64)>> {
     key_counts(
         conn,
-        "SELECT COALESCE(r.outcome, 'open') AS key, CAST(COUNT(*) AS BIGINT) AS count \
+        "SELECT r.outcome AS key, CAST(COUNT(*) AS BIGINT) AS count \
          FROM consultation_rounds r JOIN proposals pr ON pr.id = r.proposal_id",
         "r.opened_at",
         pool_id,
         from,
         to,
-        "COALESCE(r.outcome, 'open')",
-    )
+        "r.outcome",
+    )?
+    .into_iter()
+    .map(|k| Ok((read_stored_opt(k.key)?, k.count)))
+    .collect()
 }
 
-/// Flags raised, by `category:severity` (their texts are never read here).
+/// Flags raised, by category, with their number (their texts are never read here).
 pub fn flag_categories(
     conn: &mut DbConn,
     pool_id: &str,
     from: Option<NaiveDateTime>,
     to: Option<NaiveDateTime>,
-) -> QueryResult<Vec<KeyCount>> {
+) -> QueryResult<Vec<(FlagCategory, i64)>> {
     key_counts(
         conn,
         "SELECT f.category AS key, CAST(COUNT(*) AS BIGINT) AS count \
@@ -444,23 +570,41 @@ pub fn flag_categories(
         from,
         to,
         "f.category",
-    )
+    )?
+    .into_iter()
+    .map(|k| {
+        let category = k.key.ok_or(diesel::result::Error::DeserializationError(
+            "flag category is null".into(),
+        ))?;
+        Ok((read_stored(category)?, k.count))
+    })
+    .collect()
 }
 
 /// Decided approval steps: `(position, hat, reason, opened, decided)`.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct DecidedStep {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
     pub position: i32,
-    /// A stored hat: read with `Hat::try_from` (an unknown one is an error).
-    #[diesel(sql_type = Text)]
-    pub hat: String,
-    #[diesel(sql_type = Text)]
-    pub reason: String,
-    #[diesel(sql_type = Timestamp)]
+    pub hat: Hat,
+    pub reason: StepReason,
     pub opened_at: NaiveDateTime,
-    #[diesel(sql_type = Timestamp)]
     pub decided_at: NaiveDateTime,
+}
+
+/// [`DecidedStep`] as the database answers it, before its hat and reason are read.
+#[derive(QueryableByName)]
+struct StoredDecidedStep {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    position: i32,
+    #[diesel(sql_type = Text)]
+    hat: String,
+    /// The step's reason as stored (JSON).
+    #[diesel(sql_type = Text)]
+    reason: String,
+    #[diesel(sql_type = Timestamp)]
+    opened_at: NaiveDateTime,
+    #[diesel(sql_type = Timestamp)]
+    decided_at: NaiveDateTime,
 }
 
 pub fn decided_steps(
@@ -484,7 +628,20 @@ pub fn decided_steps(
     }
     let q = diesel::sql_query(sql).bind::<Text, _>(pool_id).into_boxed();
     let q = bind_period(q, from, to);
-    q.load(conn)
+    q.load::<StoredDecidedStep>(conn)?
+        .into_iter()
+        .map(|s| {
+            Ok(DecidedStep {
+                position: s.position,
+                hat: read_stored(s.hat)?,
+                // A reason this code cannot read fails the query like an unknown stored name.
+                reason: serde_json::from_str(&s.reason)
+                    .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?,
+                opened_at: s.opened_at,
+                decided_at: s.decided_at,
+            })
+        })
+        .collect()
 }
 
 /// `(content)` of the pool's non-draft proposals first submitted in `[from, to)`, and the accepted completion
@@ -502,7 +659,7 @@ pub fn beneficiary_sources(
                 .and(proposal_versions::number.eq(proposals::current_version))),
         )
         .filter(proposals::pool_id.eq(pool_id.to_owned()))
-        .filter(proposals::state.ne("draft"))
+        .filter(proposals::state.ne(State::Draft.as_str()))
         .filter(proposals::first_submitted_at.is_not_null())
         .select((proposals::id, proposal_versions::content))
         .into_boxed();

@@ -12,6 +12,9 @@ use super::csv_safe;
 use super::repo;
 use super::service::{org_lookup, reached_of};
 use crate::db::DbConn;
+use crate::domain::approval_policy::StepReason;
+use crate::domain::ids::PoolId;
+use crate::domain::ledger_rules::TransactionKind;
 use crate::domain::money::{Currency, format_amount};
 use crate::domain::proposal::{Beneficiaries, ProposalContent};
 use crate::error::{AppError, AppResult};
@@ -97,18 +100,36 @@ pub struct PoolReport {
 struct Acc {
     proposals: i64,
     requested: i64,
-    money: BTreeMap<String, i64>,
+    money: BTreeMap<TransactionKind, i64>,
 }
 
-fn money_of(m: &BTreeMap<String, i64>, c: Currency) -> Money {
-    let get = |k: &str| format_amount(m.get(k).copied().unwrap_or(0), c);
+/// The money columns of a line from its net totals per transaction kind (reversals are already counted as
+/// the kind they reverse, so `TransactionKind::Reversal` has no column).
+fn money_of(m: &BTreeMap<TransactionKind, i64>, c: Currency) -> Money {
+    let get = |k: TransactionKind| format_amount(m.get(&k).copied().unwrap_or(0), c);
     Money {
-        contributed: get("contribution"),
-        committed: get("commitment"),
-        released: get("release"),
-        disbursed: get("disbursement"),
-        refunded: get("refund"),
+        contributed: get(TransactionKind::Contribution),
+        committed: get(TransactionKind::Commitment),
+        released: get(TransactionKind::Release),
+        disbursed: get(TransactionKind::Disbursement),
+        refunded: get(TransactionKind::Refund),
     }
+}
+
+/// The name of a step's reason kind in the turnaround's `position:kind` (the reason's serde tag).
+fn reason_kind(reason: &StepReason) -> &'static str {
+    match reason {
+        StepReason::Always => "always",
+        StepReason::AmountAtLeast { .. } => "amount_at_least",
+        StepReason::SectorIn { .. } => "sector_in",
+        StepReason::Waiver => "waiver",
+        StepReason::FinancialBand { .. } => "financial_band",
+    }
+}
+
+/// The key of a dimension line: its stored text, or `none` for a proposal without one.
+fn key_or_none(key: Option<String>) -> String {
+    key.unwrap_or_else(|| "none".into())
 }
 
 fn add(people: &mut People, b: &Beneficiaries) {
@@ -121,11 +142,12 @@ fn add(people: &mut People, b: &Beneficiaries) {
 /// The report of `[from, to]` (dates inclusive, as the statement's).
 pub fn pool_report(
     conn: &mut DbConn,
-    pool_id: &str,
+    pool_id: &PoolId,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> AppResult<PoolReport> {
     let pool = PoolRef::load(conn, pool_id)?;
+    let pool_id = pool_id.as_str();
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
             return Err(AppError::invalid_field("to", "must not be before from"));
@@ -136,21 +158,22 @@ pub fn pool_report(
     crate::db::snapshot_tx(conn, |tx| {
         let c = pool.currency;
         let mut dims: [BTreeMap<String, Acc>; 4] = Default::default();
-        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        let mut totals: BTreeMap<TransactionKind, i64> = BTreeMap::new();
         for row in repo::money_by_dimension(tx, pool_id, start, end)? {
-            *totals.entry(row.kind.clone()).or_insert(0) += row.total;
-            if row.state.is_none() {
+            *totals.entry(row.kind).or_insert(0) += row.total;
+            // Money of no proposal (contributions) is in the totals only.
+            let Some(state) = row.state else {
                 continue;
-            }
+            };
             let keys = [
-                row.state.clone(),
-                row.sector_code.clone(),
-                row.adm1_pcode.clone(),
-                row.organization_id.clone(),
+                Some(state.as_str().to_owned()),
+                row.sector_code,
+                row.adm1_pcode,
+                row.organization_id,
             ];
             for (dim, key) in dims.iter_mut().zip(keys) {
-                let acc = dim.entry(key.unwrap_or_else(|| "none".into())).or_default();
-                *acc.money.entry(row.kind.clone()).or_insert(0) += row.total;
+                let acc = dim.entry(key_or_none(key)).or_default();
+                *acc.money.entry(row.kind).or_insert(0) += row.total;
             }
         }
         let (mut count, mut requested) = (0, 0);
@@ -158,13 +181,13 @@ pub fn pool_report(
             count += row.proposals;
             requested += row.requested;
             let keys = [
-                Some(row.state.clone()),
-                row.sector_code.clone(),
-                row.adm1_pcode.clone(),
-                Some(row.organization_id.clone()),
+                Some(row.state.as_str().to_owned()),
+                row.sector_code,
+                row.adm1_pcode,
+                Some(row.organization_id),
             ];
             for (dim, key) in dims.iter_mut().zip(keys) {
-                let acc = dim.entry(key.unwrap_or_else(|| "none".into())).or_default();
+                let acc = dim.entry(key_or_none(key)).or_default();
                 acc.proposals += row.proposals;
                 acc.requested += row.requested;
             }
@@ -202,16 +225,9 @@ pub fn pool_report(
         }
         let mut turnaround: BTreeMap<(String, crate::access::Hat), Vec<f64>> = BTreeMap::new();
         for s in repo::decided_steps(tx, pool_id, start, end)? {
-            let kind = serde_json::from_str::<serde_json::Value>(&s.reason)
-                .ok()
-                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "step".into());
             let days = (s.decided_at - s.opened_at).num_seconds() as f64 / 86_400.0;
             turnaround
-                .entry((
-                    format!("{}:{kind}", s.position),
-                    crate::access::Hat::try_from(s.hat)?,
-                ))
+                .entry((format!("{}:{}", s.position, reason_kind(&s.reason)), s.hat))
                 .or_default()
                 .push(days);
         }
@@ -231,11 +247,11 @@ pub fn pool_report(
             beneficiaries_reached: reached,
             consultation_outcomes: repo::round_outcomes(tx, pool_id, start, end)?
                 .into_iter()
-                .map(|k| (k.key, k.count))
+                .map(|(outcome, count)| (outcome.map_or("open", |o| o.as_str()).to_owned(), count))
                 .collect(),
             flags_by_category: repo::flag_categories(tx, pool_id, start, end)?
                 .into_iter()
-                .map(|k| (k.key, k.count))
+                .map(|(category, count)| (category.as_str().to_owned(), count))
                 .collect(),
             approval_turnaround: turnaround
                 .into_iter()

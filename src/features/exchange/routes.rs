@@ -14,6 +14,7 @@ use super::service::{self, CsvPage};
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::db::DbConn;
+use crate::domain::ids::PoolId;
 use crate::error::{AppResult, Problem};
 use crate::features::ledger::service::PoolRef;
 use crate::http::with_conn;
@@ -79,7 +80,7 @@ async fn iati_activities(
     _actor: Actor,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let pool_id = id.into_inner();
+    let pool_id = PoolId::from(id.into_inner());
     let xml = with_conn(&state, move |conn, s| {
         service::iati_activities(conn, &s.settings.exchange, &pool_id)
     })
@@ -89,7 +90,7 @@ async fn iati_activities(
         .body(xml))
 }
 
-async fn load_pool(state: &web::Data<AppState>, pool_id: String) -> AppResult<PoolRef> {
+async fn load_pool(state: &web::Data<AppState>, pool_id: PoolId) -> AppResult<PoolRef> {
     with_conn(state, move |conn, _| PoolRef::load(conn, &pool_id)).await
 }
 
@@ -111,7 +112,7 @@ async fn proposals_csv(
     _actor: Actor,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let pool = load_pool(&state, id.into_inner()).await?;
+    let pool = load_pool(&state, PoolId::from(id.into_inner())).await?;
     let fetch: PageFn = Arc::new(move |conn, after| service::proposals_csv_page(conn, &pool, after));
     Ok(csv_stream(
         state,
@@ -138,7 +139,7 @@ async fn transactions_csv(
     _actor: Actor,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let pool = load_pool(&state, id.into_inner()).await?;
+    let pool = load_pool(&state, PoolId::from(id.into_inner())).await?;
     let fetch: PageFn = Arc::new(move |conn, after| service::transactions_csv_page(conn, &pool, after));
     Ok(csv_stream(
         state,
@@ -209,7 +210,7 @@ async fn pool_report(
         }
     }
     let csv = wants_csv(&req, query.format.as_deref());
-    let pool_id = id.into_inner();
+    let pool_id = PoolId::from(id.into_inner());
     let (from, to) = (query.from, query.to);
     let report = with_conn(&state, move |conn, _| {
         report::pool_report(conn, &pool_id, from, to)

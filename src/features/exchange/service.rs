@@ -10,10 +10,12 @@ use super::iati::{self, Fund, Movement, Project, Publisher};
 use super::repo::{self, MovementRow, ProposalFacts};
 use crate::config::ExchangeSettings;
 use crate::db::DbConn;
+use crate::domain::ids::PoolId;
 use crate::domain::ledger_rules::TransactionKind;
 use crate::domain::lifecycle::State;
 use crate::domain::money::format_amount;
 use crate::domain::proposal::{Beneficiaries, ProposalContent};
+use crate::domain::status::OrganizationKind;
 use crate::error::{AppError, AppResult};
 use crate::features::ledger::service::PoolRef;
 
@@ -22,12 +24,12 @@ pub const EXPORT_PAGE_ROWS: i64 = 500;
 
 /// States in which a proposal is published to IATI: from approval onward (a cancelled proposal was approved
 /// first; withdrawn and rejected ones never became activities).
-pub const PUBLISHED_STATES: [&str; 5] = [
-    "approved",
-    "in_implementation",
-    "completed",
-    "closed",
-    "cancelled",
+pub const PUBLISHED_STATES: [State; 5] = [
+    State::Approved,
+    State::InImplementation,
+    State::Completed,
+    State::Closed,
+    State::Cancelled,
 ];
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -45,22 +47,25 @@ fn publisher(settings: &ExchangeSettings) -> Publisher {
     }
 }
 
-/// The movement a ledger row counts as; an unknown stored kind of the reversed transaction is an error.
-fn movement(row: &MovementRow) -> Result<Movement, crate::domain::status::UnknownStored> {
-    let reversal = row.original_kind.is_some();
-    let kind = TransactionKind::try_from(row.original_kind.clone().unwrap_or_else(|| row.kind.clone()))?;
-    Ok(Movement {
-        kind,
-        reversal,
+/// The movement a ledger row counts as: a reversal counts as the kind of the transaction it reverses.
+fn movement(row: &MovementRow) -> Movement {
+    Movement {
+        kind: row.original_kind.unwrap_or(row.kind),
+        reversal: row.original_kind.is_some(),
         amount_minor: row.amount_minor,
         date: row.created_at.date(),
         contributor: row.contributor_name.clone(),
-    })
+    }
 }
 
 /// The IATI 2.03 activity file of a pool: the fund and its projects from approval onward.
-pub fn iati_activities(conn: &mut DbConn, settings: &ExchangeSettings, pool_id: &str) -> AppResult<String> {
+pub fn iati_activities(
+    conn: &mut DbConn,
+    settings: &ExchangeSettings,
+    pool_id: &PoolId,
+) -> AppResult<String> {
     let pool_ref = PoolRef::load(conn, pool_id)?;
+    let pool_id = pool_id.as_str();
     let pool = crate::features::pools::repo::find_pool(conn, pool_id)?
         .ok_or_else(|| AppError::not_found("No pool with this id."))?;
     crate::db::snapshot_tx(conn, |tx| {
@@ -98,7 +103,7 @@ pub fn iati_activities(conn: &mut DbConn, settings: &ExchangeSettings, pool_id: 
         let mut last_updated = pool.updated_at;
         for row in &movements {
             last_updated = last_updated.max(row.created_at);
-            let m = movement(row)?;
+            let m = movement(row);
             match (&row.proposal_id, m.kind) {
                 (None, TransactionKind::Contribution) => contributions.push(m),
                 (Some(p), _) => by_proposal.entry(p.clone()).or_default().push(m),
@@ -179,7 +184,7 @@ pub fn iati_activities(conn: &mut DbConn, settings: &ExchangeSettings, pool_id: 
 pub fn org_lookup(
     conn: &mut DbConn,
     ids: impl Iterator<Item = String>,
-) -> AppResult<HashMap<String, (String, String, String)>> {
+) -> AppResult<HashMap<String, (String, String, OrganizationKind)>> {
     let mut ids: Vec<String> = ids.collect();
     ids.sort_unstable();
     ids.dedup();
@@ -266,7 +271,7 @@ pub fn reached_of(content: &str) -> Option<Beneficiaries> {
 pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>) -> AppResult<CsvPage> {
     let rows = repo::proposals_page(conn, &pool.id, None, after, EXPORT_PAGE_ROWS)?;
     let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
-    let mut money: HashMap<(String, String), i64> = HashMap::new();
+    let mut money: HashMap<(String, TransactionKind), i64> = HashMap::new();
     for m in repo::money_of_proposals(conn, &ids)? {
         money.insert((m.proposal_id, m.kind), m.total);
     }
@@ -286,10 +291,10 @@ pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>
         .map(|(code, name, _, _)| (code, name))
         .collect();
     let c = pool.currency;
-    let amount = |id: &str, kinds: &[(&str, i64)]| -> String {
+    let amount = |id: &str, kinds: &[(TransactionKind, i64)]| -> String {
         let total: i64 = kinds
             .iter()
-            .map(|(k, sign)| sign * money.get(&(id.to_owned(), (*k).to_owned())).copied().unwrap_or(0))
+            .map(|(k, sign)| sign * money.get(&(id.to_owned(), *k)).copied().unwrap_or(0))
             .sum();
         format_amount(total, c)
     };
@@ -324,9 +329,12 @@ pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>
             c.code().to_owned(),
             p.requested_minor.map(|m| format_amount(m, c)).unwrap_or_default(),
             // Committed as it stands: commitments less releases.
-            amount(&p.id, &[("commitment", 1), ("release", -1)]),
-            amount(&p.id, &[("disbursement", 1)]),
-            amount(&p.id, &[("refund", 1)]),
+            amount(
+                &p.id,
+                &[(TransactionKind::Commitment, 1), (TransactionKind::Release, -1)],
+            ),
+            amount(&p.id, &[(TransactionKind::Disbursement, 1)]),
+            amount(&p.id, &[(TransactionKind::Refund, 1)]),
             tw,
             tm,
             tg,
@@ -363,12 +371,12 @@ pub fn transactions_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&s
     let rows = repo::movements_page(conn, &pool.id, after, EXPORT_PAGE_ROWS)?;
     let mut bytes = Vec::new();
     for r in &rows {
-        let m = movement(r)?;
+        let m = movement(r);
         let typed = iati::transaction_type(m.kind, m.reversal);
         let cells = [
             r.id.clone(),
             r.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            r.kind.clone(),
+            r.kind.as_str().to_owned(),
             typed.map(|(code, _)| code.to_string()).unwrap_or_default(),
             format_amount(typed.map_or(1, |(_, sign)| sign) * r.amount_minor, pool.currency),
             pool.currency.code().to_owned(),

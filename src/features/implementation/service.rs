@@ -10,6 +10,7 @@ use super::repo::{self, CloseoutRow, PaymentRow, ReportRow, TrancheRow};
 use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
 use crate::domain::ids::{ProposalId, ReportId};
+use crate::domain::ledger_rules::AccountKind;
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
 use crate::domain::proposal::{PartnerKind, ProposalContent};
@@ -116,7 +117,7 @@ fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche
 
 pub fn list_tranches(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Vec<Tranche>> {
     let proposal = load_visible(conn, actor, proposal_id)?;
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool())?;
     let f = facts(conn, &proposal)?;
     Ok(repo::tranches_of(conn, proposal_id.as_str())?
         .iter()
@@ -147,7 +148,7 @@ pub fn disbursement_request(
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
     let proposal = load_visible(conn, actor, proposal_id)?;
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool())?;
     let mut errors = Vec::new();
     let amount = match parse_positive_amount(&input.amount, pool.currency) {
         Ok(a) => Some(a),
@@ -226,7 +227,7 @@ pub fn disbursement_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = ledger::disburse(tx, &ctx, &pool, proposal_id.as_str(), amount, details)?;
+        let row = ledger::disburse(tx, &ctx, &pool, proposal_id, amount, details)?;
         repo::insert_payment(
             tx,
             &PaymentRow {
@@ -295,7 +296,7 @@ pub fn refund_request(
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
     let proposal = load_visible(conn, actor, proposal_id)?;
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool())?;
     let amount = parse_positive_amount(&input.amount, pool.currency)
         .map_err(|e| AppError::invalid_field("amount", e.to_string()))?;
     if input.reason.trim().len() < 5 {
@@ -313,7 +314,7 @@ pub fn refund_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = ledger::refund(tx, &ctx, &pool, proposal_id.as_str(), amount, details)?;
+        let row = ledger::refund(tx, &ctx, &pool, proposal_id, amount, details)?;
         audit::append(
             tx,
             ctx.event("implementation.refund", "proposal", Some(proposal_id.as_str()))
@@ -347,7 +348,7 @@ pub fn submit_report(
     input: &NewReport,
 ) -> AppResult<Report> {
     let proposal = load_visible(conn, actor, proposal_id)?;
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool())?;
     let mut errors = Vec::new();
     let (kind, expenditure_text, content, allowed_in): (_, _, _, &[State]) = match input {
         NewReport::Progress {
@@ -439,7 +440,7 @@ pub fn submit_report(
 
 pub fn list_reports(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Vec<Report>> {
     let proposal = load_visible(conn, actor, proposal_id)?;
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
+    let pool = PoolRef::load(conn, &proposal.pool())?;
     Ok(repo::reports_of(conn, proposal_id.as_str())?
         .into_iter()
         .map(|r| report_view(r, pool.currency))
@@ -509,7 +510,7 @@ pub fn decide_report(
                     .after(detail(locked.state())),
             )?;
         }
-        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
+        let pool = PoolRef::load(tx, &locked.row().pool())?;
         let row = repo::find_report(tx, report_id)?.ok_or_else(|| AppError::internal("report vanished"))?;
         Ok(report_view(row, pool.currency))
     })
@@ -534,16 +535,15 @@ pub fn cancel(
     db::write_tx(conn, |tx| {
         let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
         locked.check(Action::Cancel)?;
-        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
-        let committed =
-            crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id.as_str())?;
+        let pool = PoolRef::load(tx, &locked.row().pool())?;
+        let committed = ledger::proposal_balance(tx, &pool.pool_id(), AccountKind::Commitment, proposal_id)?;
         let mut released = 0;
         if committed > 0 {
             ledger::release_commitment(
                 tx,
                 &ctx,
                 &pool,
-                proposal_id.as_str(),
+                proposal_id,
                 committed,
                 PostingDetails {
                     memo: Some(format!("cancelled: {}", reason.trim())),
@@ -607,7 +607,7 @@ pub fn close(
     db::write_tx(conn, |tx| {
         let mut locked = workflow::lock(tx, proposal_id, Some(expected))?;
         locked.check(Action::Close)?;
-        let pool = PoolRef::load(tx, &locked.row().pool_id)?;
+        let pool = PoolRef::load(tx, &locked.row().pool())?;
         let unpaid: Vec<TrancheRow> = repo::tranches_of(tx, proposal_id.as_str())?
             .into_iter()
             .filter(|t| t.status == TrancheStatus::Scheduled)
@@ -622,14 +622,13 @@ pub fn close(
                     .join(", ")
             )));
         }
-        let committed =
-            crate::features::ledger::repo::balance_of(tx, &pool.id, "commitment", proposal_id.as_str())?;
+        let committed = ledger::proposal_balance(tx, &pool.pool_id(), AccountKind::Commitment, proposal_id)?;
         if committed > 0 {
             ledger::release_commitment(
                 tx,
                 &ctx,
                 &pool,
-                proposal_id.as_str(),
+                proposal_id,
                 committed,
                 PostingDetails {
                     memo: Some("close-out".into()),

@@ -7,11 +7,15 @@ use diesel::sql_types::{BigInt, Text};
 use crate::db::DbConn;
 use crate::db::schema::{ledger_accounts, ledger_balances, ledger_entries, ledger_transactions};
 use crate::domain::ledger_rules::{AccountKind, TransactionKind};
-use crate::domain::status::UnknownStored;
 
-/// A stored name read in a tuple (where `deserialize_as` cannot apply): an unknown one fails the query like
-/// a row field would.
-pub fn read_stored<T: TryFrom<String, Error = UnknownStored>>(text: String) -> QueryResult<T> {
+/// A stored name read in a tuple or a raw-SQL row (where `deserialize_as` cannot apply): an unknown one
+/// ([`crate::domain::status::UnknownStored`], or the lifecycle's `UnknownName` for a proposal state) fails the query like a row field
+/// would.
+pub fn read_stored<T, E>(text: String) -> QueryResult<T>
+where
+    T: TryFrom<String, Error = E>,
+    E: std::error::Error + Send + Sync + 'static,
+{
     T::try_from(text).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
 }
 
@@ -503,11 +507,11 @@ pub fn pool_monthly_totals_both_ways(
 }
 
 /// The balance of one account kind of a pool for one owner (0 when the account does not exist yet).
-pub fn balance_of(conn: &mut DbConn, pool_id: &str, kind: &str, owner_id: &str) -> QueryResult<i64> {
+pub fn balance_of(conn: &mut DbConn, pool_id: &str, kind: AccountKind, owner_id: &str) -> QueryResult<i64> {
     ledger_balances::table
         .inner_join(ledger_accounts::table)
         .filter(ledger_accounts::pool_id.eq(pool_id))
-        .filter(ledger_accounts::kind.eq(kind))
+        .filter(ledger_accounts::kind.eq(kind.as_str()))
         .filter(ledger_accounts::owner_id.eq(owner_id))
         .select(ledger_balances::balance_minor)
         .first(conn)

@@ -10,6 +10,7 @@ use super::idempotency::{IdempotentRequest, StoredResponse};
 use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
+use crate::domain::ids::{PoolId, TransactionId};
 use crate::error::{AppError, AppResult, Problem};
 use crate::http::extract::deserialize_error;
 use crate::http::pagination::{Page, PageQuery};
@@ -75,7 +76,7 @@ async fn contribute(
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
     let (idem, input): (_, NewContribution) = idempotent_input(&req, &actor, body.into_inner())?;
-    let pool_id = id.into_inner();
+    let pool_id = PoolId::from(id.into_inner());
     let stored = with_conn(&state, move |conn, s| {
         service::contribution_request(conn, retention(s), &actor, &pool_id, &input, &idem)
     })
@@ -99,9 +100,10 @@ async fn list_transactions(
     query: web::Query<TransactionQuery>,
 ) -> AppResult<web::Json<Page<Transaction>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
-    let (pool_id, query) = (id.into_inner(), query.into_inner());
+    let (pool_id, query) = (PoolId::from(id.into_inner()), query.into_inner());
+    let before = req.after.map(TransactionId::from);
     let rows = with_conn(&state, move |conn, _| {
-        service::list_transactions(conn, &pool_id, &query, req.after.as_deref(), req.limit)
+        service::list_transactions(conn, &pool_id, &query, before.as_ref(), req.limit)
     })
     .await?;
     Ok(web::Json(Page::from_rows(rows, req.limit, |t| t.id.clone())))
@@ -121,7 +123,7 @@ async fn statement(
     id: web::Path<String>,
     query: web::Query<StatementQuery>,
 ) -> AppResult<web::Json<Statement>> {
-    let (pool_id, q) = (id.into_inner(), query.into_inner());
+    let (pool_id, q) = (PoolId::from(id.into_inner()), query.into_inner());
     with_conn(&state, move |conn, _| {
         service::statement(conn, &pool_id, q.from, q.to)
     })
@@ -141,7 +143,7 @@ async fn get_transaction(
     _actor: Actor,
     id: web::Path<String>,
 ) -> AppResult<web::Json<Transaction>> {
-    let id = id.into_inner();
+    let id = TransactionId::from(id.into_inner());
     with_conn(&state, move |conn, _| service::get_transaction(conn, &id))
         .await
         .map(web::Json)
@@ -168,7 +170,7 @@ async fn reverse(
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
     let (idem, input): (_, ReverseRequest) = idempotent_input(&req, &actor, body.into_inner())?;
-    let id = id.into_inner();
+    let id = TransactionId::from(id.into_inner());
     let stored = with_conn(&state, move |conn, s| {
         service::reversal_request(conn, retention(s), &actor, &id, &input.reason, &idem)
     })

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::dto::{Entry, PoolBalancesView, Statement, StatementLine, Transaction};
 use super::repo::{self, EntryRow, TransactionRow};
 use crate::db::DbConn;
+use crate::domain::ids::{OrganisationId, PoolId, ProposalId, TransactionId};
 use crate::domain::ledger_rules::{
     AccountKind, GuardError, TransactionKind, apply_leg, check_legs, may_reverse,
 };
@@ -50,11 +51,16 @@ pub struct PoolRef {
 }
 
 impl PoolRef {
-    pub fn load(conn: &mut DbConn, pool_id: &str) -> AppResult<PoolRef> {
-        let row = crate::features::pools::repo::find_pool(conn, pool_id)?
+    pub fn load(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<PoolRef> {
+        let row = crate::features::pools::repo::find_pool(conn, pool_id.as_str())?
             .ok_or_else(|| AppError::not_found("No pool with this id."))?;
         let currency = currency(&row.currency).ok_or_else(|| AppError::internal("pool currency unknown"))?;
         Ok(PoolRef { id: row.id, currency })
+    }
+
+    /// The pool's id, typed (the posting path keeps the stored text in `id`).
+    pub fn pool_id(&self) -> PoolId {
+        PoolId::from(self.id.as_str())
     }
 }
 
@@ -300,19 +306,19 @@ pub fn contribute(
     tx: &mut DbConn,
     ctx: &AuditContext,
     pool: &PoolRef,
-    contributor_id: &str,
+    contributor_id: &OrganisationId,
     amount: i64,
     foreign: Option<ForeignAmount>,
     mut details: PostingDetails,
 ) -> AppResult<Posted> {
     positive(amount)?;
-    details.contributor_id = Some(contributor_id.to_owned());
+    details.contributor_id = Some(contributor_id.to_string());
     if let Some(f) = foreign {
         details.original_currency = Some(f.currency.code().to_owned());
         details.original_minor = Some(f.original_minor);
         details.fx_rate = Some(f.rate.normalize().to_string());
     }
-    let legs = movement(TransactionKind::Contribution, contributor_id, "", amount)?;
+    let legs = movement(TransactionKind::Contribution, contributor_id.as_str(), "", amount)?;
     post_recorded(tx, ctx, pool, TransactionKind::Contribution, &legs, details)
 }
 
@@ -322,12 +328,12 @@ pub fn commit_funds(
     tx: &mut DbConn,
     ctx: &AuditContext,
     pool: &PoolRef,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     amount: i64,
     details: PostingDetails,
 ) -> AppResult<TransactionRow> {
     positive(amount)?;
-    let legs = movement(TransactionKind::Commitment, "", proposal_id, amount)?;
+    let legs = movement(TransactionKind::Commitment, "", proposal_id.as_str(), amount)?;
     post(
         tx,
         ctx,
@@ -335,7 +341,7 @@ pub fn commit_funds(
         TransactionKind::Commitment,
         &legs,
         PostingDetails {
-            proposal_id: Some(proposal_id.into()),
+            proposal_id: Some(proposal_id.to_string()),
             ..details
         },
     )
@@ -346,12 +352,12 @@ pub fn release_commitment(
     tx: &mut DbConn,
     ctx: &AuditContext,
     pool: &PoolRef,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     amount: i64,
     details: PostingDetails,
 ) -> AppResult<TransactionRow> {
     positive(amount)?;
-    let legs = movement(TransactionKind::Release, proposal_id, "", amount)?;
+    let legs = movement(TransactionKind::Release, proposal_id.as_str(), "", amount)?;
     post(
         tx,
         ctx,
@@ -359,7 +365,7 @@ pub fn release_commitment(
         TransactionKind::Release,
         &legs,
         PostingDetails {
-            proposal_id: Some(proposal_id.into()),
+            proposal_id: Some(proposal_id.to_string()),
             ..details
         },
     )
@@ -370,12 +376,17 @@ pub fn disburse(
     tx: &mut DbConn,
     ctx: &AuditContext,
     pool: &PoolRef,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     amount: i64,
     details: PostingDetails,
 ) -> AppResult<TransactionRow> {
     positive(amount)?;
-    let legs = movement(TransactionKind::Disbursement, proposal_id, proposal_id, amount)?;
+    let legs = movement(
+        TransactionKind::Disbursement,
+        proposal_id.as_str(),
+        proposal_id.as_str(),
+        amount,
+    )?;
     post(
         tx,
         ctx,
@@ -383,7 +394,7 @@ pub fn disburse(
         TransactionKind::Disbursement,
         &legs,
         PostingDetails {
-            proposal_id: Some(proposal_id.into()),
+            proposal_id: Some(proposal_id.to_string()),
             ..details
         },
     )
@@ -394,12 +405,12 @@ pub fn refund(
     tx: &mut DbConn,
     ctx: &AuditContext,
     pool: &PoolRef,
-    proposal_id: &str,
+    proposal_id: &ProposalId,
     amount: i64,
     details: PostingDetails,
 ) -> AppResult<TransactionRow> {
     positive(amount)?;
-    let legs = movement(TransactionKind::Refund, proposal_id, "", amount)?;
+    let legs = movement(TransactionKind::Refund, proposal_id.as_str(), "", amount)?;
     post(
         tx,
         ctx,
@@ -407,7 +418,7 @@ pub fn refund(
         TransactionKind::Refund,
         &legs,
         PostingDetails {
-            proposal_id: Some(proposal_id.into()),
+            proposal_id: Some(proposal_id.to_string()),
             ..details
         },
     )
@@ -420,7 +431,7 @@ pub fn refund(
 pub fn reverse(
     tx: &mut DbConn,
     ctx: &AuditContext,
-    transaction_id: &str,
+    transaction_id: &TransactionId,
     reason: &str,
     mut details: PostingDetails,
 ) -> AppResult<Posted> {
@@ -430,7 +441,7 @@ pub fn reverse(
             "must explain the reversal (at least 5 characters)",
         ));
     }
-    let original = repo::find_transaction(tx, transaction_id)?
+    let original = repo::find_transaction(tx, transaction_id.as_str())?
         .ok_or_else(|| AppError::not_found("No transaction with this id."))?;
     let kind = original.kind;
     if let Err(refused) = may_reverse(kind) {
@@ -438,14 +449,14 @@ pub fn reverse(
             .with_extension("transaction_kind", json!(kind))
             .with_extension("correction", json!(refused.correction())));
     }
-    if let Some(existing) = repo::reversal_of(tx, transaction_id)? {
+    if let Some(existing) = repo::reversal_of(tx, transaction_id.as_str())? {
         return Err(
             AppError::conflict(format!("This transaction was reversed already by {existing}."))
                 .with_extension("reversed_by", json!(existing)),
         );
     }
-    let pool = PoolRef::load(tx, &original.pool_id)?;
-    let legs: Vec<Leg> = repo::entries_of(tx, transaction_id)?
+    let pool = PoolRef::load(tx, &PoolId::from(original.pool_id.as_str()))?;
+    let legs: Vec<Leg> = repo::entries_of(tx, transaction_id.as_str())?
         .into_iter()
         .map(|(entry, kind, owner)| Leg {
             kind,
@@ -463,7 +474,7 @@ pub fn reverse(
 // ---- reads
 
 pub fn transaction_view(conn: &mut DbConn, row: &TransactionRow) -> AppResult<Transaction> {
-    let pool = PoolRef::load(conn, &row.pool_id)?;
+    let pool = PoolRef::load(conn, &PoolId::from(row.pool_id.as_str()))?;
     let entries = repo::entries_of(conn, &row.id)?;
     let reversed_by = repo::reversal_of(conn, &row.id)?;
     view_of(&pool, row, entries, reversed_by)
@@ -535,17 +546,33 @@ fn view_of(
     })
 }
 
-pub fn get_transaction(conn: &mut DbConn, id: &str) -> AppResult<Transaction> {
-    let row = repo::find_transaction(conn, id)?
+pub fn get_transaction(conn: &mut DbConn, id: &TransactionId) -> AppResult<Transaction> {
+    let row = repo::find_transaction(conn, id.as_str())?
         .ok_or_else(|| AppError::not_found("No transaction with this id."))?;
     transaction_view(conn, &row)
 }
 
+/// The balance of a proposal's account of `kind` (its commitment or what was disbursed to it) in a pool; 0
+/// before the account exists. The ledger's balances are read through here, not through its repo.
+pub fn proposal_balance(
+    conn: &mut DbConn,
+    pool_id: &PoolId,
+    kind: AccountKind,
+    proposal_id: &ProposalId,
+) -> AppResult<i64> {
+    Ok(repo::balance_of(
+        conn,
+        pool_id.as_str(),
+        kind,
+        proposal_id.as_str(),
+    )?)
+}
+
 /// The pool's totals from its balance rows: contributed (what contributors gave, net), unallocated,
 /// committed and disbursed.
-pub fn pool_totals(conn: &mut DbConn, pool_id: &str) -> AppResult<BTreeMap<AccountKind, i64>> {
+pub fn pool_totals(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<BTreeMap<AccountKind, i64>> {
     let mut totals: BTreeMap<AccountKind, i64> = AccountKind::ALL.iter().map(|k| (*k, 0)).collect();
-    for row in repo::pool_balance_totals(conn, pool_id)? {
+    for row in repo::pool_balance_totals(conn, pool_id.as_str())? {
         *totals.entry(row.kind).or_insert(0) += row.total;
     }
     Ok(totals)
@@ -553,7 +580,7 @@ pub fn pool_totals(conn: &mut DbConn, pool_id: &str) -> AppResult<BTreeMap<Accou
 
 pub fn pool_balances_view(
     conn: &mut DbConn,
-    pool_id: &str,
+    pool_id: &PoolId,
     currency: Currency,
 ) -> AppResult<PoolBalancesView> {
     let t = pool_totals(conn, pool_id)?;
@@ -588,7 +615,7 @@ fn totals_line(sums: &BTreeMap<AccountKind, i64>, currency: Currency) -> PoolBal
 /// statement reconciles by construction and says so (`reconciles`), checked against the entries themselves.
 pub fn statement(
     conn: &mut DbConn,
-    pool_id: &str,
+    pool_id: &PoolId,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> AppResult<Statement> {
@@ -603,10 +630,10 @@ pub fn statement(
     crate::db::snapshot_tx(conn, |tx| {
         // Dates are whole UTC days, so the daily totals answer exactly.
         let before = match from {
-            Some(f) => repo::pool_period_totals(tx, pool_id, None, Some(f))?,
+            Some(f) => repo::pool_period_totals(tx, pool_id.as_str(), None, Some(f))?,
             None => Vec::new(),
         };
-        let within = repo::pool_period_totals(tx, pool_id, from, end_day)?;
+        let within = repo::pool_period_totals(tx, pool_id.as_str(), from, end_day)?;
         let opening = sums_by_account(&before);
         let moved = sums_by_account(&within);
         let mut closing = opening.clone();
@@ -630,10 +657,10 @@ pub fn statement(
                 effect: totals_line(&sums, pool.currency),
             })
             .collect();
-        let check_closing = sums_by_account(&repo::pool_period_totals(tx, pool_id, None, end_day)?);
+        let check_closing = sums_by_account(&repo::pool_period_totals(tx, pool_id.as_str(), None, end_day)?);
         let balanced = |m: &BTreeMap<AccountKind, i64>| m.values().sum::<i64>() == 0;
         Ok(Statement {
-            pool_id: pool_id.to_owned(),
+            pool_id: pool_id.to_string(),
             currency: pool.currency.code().to_owned(),
             from,
             to,
@@ -668,15 +695,15 @@ pub fn contribution_request(
     conn: &mut DbConn,
     retention: chrono::Duration,
     actor: &Actor,
-    pool_id: &str,
+    pool_id: &PoolId,
     input: &NewContribution,
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
     let (pool_currency, contributor_exists) =
-        repo::pool_currency_and_organization(conn, pool_id, &input.contributor_organization_id)?
+        repo::pool_currency_and_organization(conn, pool_id.as_str(), &input.contributor_organization_id)?
             .ok_or_else(|| AppError::not_found("No pool with this id."))?;
     let pool = PoolRef {
-        id: pool_id.to_owned(),
+        id: pool_id.to_string(),
         currency: currency(&pool_currency).ok_or_else(|| AppError::internal("pool currency unknown"))?,
     };
     let mut errors = Vec::new();
@@ -756,7 +783,7 @@ pub fn contribution_request(
             tx,
             &ctx,
             &pool,
-            &input.contributor_organization_id,
+            &OrganisationId::from(input.contributor_organization_id.as_str()),
             amount,
             foreign.clone(),
             details,
@@ -770,11 +797,11 @@ pub fn reversal_request(
     conn: &mut DbConn,
     retention: chrono::Duration,
     actor: &Actor,
-    transaction_id: &str,
+    transaction_id: &TransactionId,
     reason: &str,
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
-    if repo::find_transaction(conn, transaction_id)?.is_none() {
+    if repo::find_transaction(conn, transaction_id.as_str())?.is_none() {
         return Err(AppError::not_found("No transaction with this id."));
     }
     if reason.trim().len() < 5 {
@@ -795,9 +822,9 @@ pub fn reversal_request(
 
 pub fn list_transactions(
     conn: &mut DbConn,
-    pool_id: &str,
+    pool_id: &PoolId,
     query: &super::dto::TransactionQuery,
-    before: Option<&str>,
+    before: Option<&TransactionId>,
     limit: u32,
 ) -> AppResult<Vec<Transaction>> {
     let pool = PoolRef::load(conn, pool_id)?;
@@ -807,6 +834,12 @@ pub fn list_transactions(
         from: query.from.map(|t| t.naive_utc()),
         to: query.to.map(|t| t.naive_utc()),
     };
-    let rows = repo::list_transactions(conn, pool_id, &filter, before, i64::from(limit) + 1)?;
+    let rows = repo::list_transactions(
+        conn,
+        pool_id.as_str(),
+        &filter,
+        before.map(TransactionId::as_str),
+        i64::from(limit) + 1,
+    )?;
     transaction_views(conn, &pool, &rows)
 }

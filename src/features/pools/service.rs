@@ -216,7 +216,11 @@ pub fn update_pool(
 /// A pool view with its ledger balances.
 fn view_with_balances(conn: &mut DbConn, pool: &LoadedPool) -> AppResult<Pool> {
     let mut v = view(pool);
-    let b = crate::features::ledger::service::pool_balances_view(conn, &pool.row.id, pool.currency)?;
+    let b = crate::features::ledger::service::pool_balances_view(
+        conn,
+        &pool.row.id.as_str().into(),
+        pool.currency,
+    )?;
     v.balances = Some(super::dto::PoolBalances {
         contributed: b.contributed,
         unallocated: b.unallocated,

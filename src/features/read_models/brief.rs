@@ -26,8 +26,8 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppR
         version
     };
     let content: ProposalContent = serde_json::from_str(&shown.content).unwrap_or_default();
-    let pool = PoolRef::load(conn, &proposal.pool_id)?;
-    let unallocated = ledger::pool_totals(conn, &proposal.pool_id)?
+    let pool = PoolRef::load(conn, &proposal.pool())?;
+    let unallocated = ledger::pool_totals(conn, &proposal.pool())?
         .get(&crate::domain::ledger_rules::AccountKind::Unallocated)
         .copied()
         .unwrap_or(0);

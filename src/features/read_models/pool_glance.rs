@@ -87,7 +87,7 @@ pub fn balances_over_time(
     pool_id: &PoolId,
     max_points: usize,
 ) -> AppResult<Vec<BalancePoint>> {
-    PoolRef::load(conn, pool_id.as_str())?;
+    PoolRef::load(conn, pool_id)?;
     let rows = movements_by_day(conn, pool_id.as_str())?;
     // An unknown stored account kind is an error, never a skipped row.
     let rows = rows

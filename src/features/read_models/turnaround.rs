@@ -21,7 +21,7 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// Per step kind and per hat: decisions, median and 90th-percentile days from open to decision, overdue now.
 pub fn turnaround(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<Turnaround> {
-    PoolRef::load(conn, pool_id.as_str())?;
+    PoolRef::load(conn, pool_id)?;
     let now = now_micros();
     let steps = repo::steps_of_pool(conn, pool_id.as_str())?;
     let mut groups: BTreeMap<(String, String), (Vec<f64>, usize)> = BTreeMap::new();
