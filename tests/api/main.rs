@@ -49,4 +49,5 @@ mod sec_reversals;
 mod sec_signin;
 mod statement_periods;
 mod stored_kinds;
+mod stored_kinds_ledger;
 mod workflow;

@@ -45,11 +45,10 @@ pub struct ProposalFacts {
     pub content: String,
 }
 
-/// Proposals of a pool in `states` (all but drafts when `None`), by id after `after`, at most `limit`.
+/// Proposals of a pool but drafts, by id after `after`, at most `limit`.
 pub fn proposals_page(
     conn: &mut DbConn,
     pool_id: &str,
-    states: Option<&[State]>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<ProposalFacts>> {
@@ -60,6 +59,7 @@ pub fn proposals_page(
                 .and(proposal_versions::number.eq(proposals::current_version))),
         )
         .filter(proposals::pool_id.eq(pool_id.to_owned()))
+        .filter(proposals::state.ne(State::Draft.as_str()))
         .select((
             proposals::id,
             proposals::organization_id,
@@ -74,10 +74,6 @@ pub fn proposals_page(
             proposal_versions::content,
         ))
         .into_boxed();
-    q = match states {
-        Some(s) => q.filter(proposals::state.eq_any(s.iter().map(|v| v.as_str()).collect::<Vec<_>>())),
-        None => q.filter(proposals::state.ne(State::Draft.as_str())),
-    };
     if let Some(a) = after {
         q = q.filter(proposals::id.gt(a.to_owned()));
     }

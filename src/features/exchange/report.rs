@@ -10,13 +10,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::csv_safe;
 use super::repo;
-use super::service::{org_lookup, reached_of};
+use super::service::{org_lookup, reached_of, read_content};
 use crate::db::DbConn;
 use crate::domain::approval_policy::StepReason;
 use crate::domain::ids::PoolId;
 use crate::domain::ledger_rules::TransactionKind;
 use crate::domain::money::{Currency, format_amount};
-use crate::domain::proposal::{Beneficiaries, ProposalContent};
+use crate::domain::proposal::Beneficiaries;
 use crate::error::{AppError, AppResult};
 use crate::features::ledger::service::PoolRef;
 
@@ -212,16 +212,13 @@ pub fn pool_report(
         let (targeted_src, reached_src) = repo::beneficiary_sources(tx, pool_id, start, end)?;
         let mut targeted = People::default();
         for content in &targeted_src {
-            let content: ProposalContent = serde_json::from_str(content).unwrap_or_default();
-            if let Some(b) = &content.beneficiaries {
+            if let Some(b) = &read_content(content)?.beneficiaries {
                 add(&mut targeted, b);
             }
         }
         let mut reached = People::default();
         for content in &reached_src {
-            if let Some(b) = reached_of(content) {
-                add(&mut reached, &b);
-            }
+            add(&mut reached, &reached_of(content)?);
         }
         let mut turnaround: BTreeMap<(String, crate::access::Hat), Vec<f64>> = BTreeMap::new();
         for s in repo::decided_steps(tx, pool_id, start, end)? {

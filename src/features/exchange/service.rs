@@ -73,16 +73,12 @@ pub fn iati_activities(
         let mut projects_rows: Vec<ProposalFacts> = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = repo::proposals_page(
-                tx,
-                pool_id,
-                Some(&PUBLISHED_STATES),
-                after.as_deref(),
-                EXPORT_PAGE_ROWS,
-            )?;
+            // Every submitted proposal is read (and its state with it), then the published ones kept: a
+            // state this code cannot read fails the file rather than dropping a project and its money.
+            let page = repo::proposals_page(tx, pool_id, after.as_deref(), EXPORT_PAGE_ROWS)?;
             let done = page.len() < usize::try_from(EXPORT_PAGE_ROWS).unwrap_or(usize::MAX);
             after = page.last().map(|p| p.id.clone());
-            projects_rows.extend(page);
+            projects_rows.extend(page.into_iter().filter(|p| PUBLISHED_STATES.contains(&p.state)));
             if done {
                 break;
             }
@@ -121,9 +117,9 @@ pub fn iati_activities(
         };
         let projects = projects_rows
             .into_iter()
-            .filter_map(|p| {
+            .map(|p| {
                 let state: State = p.state;
-                let content: ProposalContent = serde_json::from_str(&p.content).unwrap_or_default();
+                let content = read_content(&p.content)?;
                 let movements = by_proposal.remove(&p.id).unwrap_or_default();
                 let actual_start = movements
                     .iter()
@@ -139,8 +135,13 @@ pub fn iati_activities(
                     .iter()
                     .map(|m| m.date.and_hms_opt(0, 0, 0).unwrap_or_default())
                     .fold(p.updated_at, NaiveDateTime::max);
-                Some(Project {
-                    reference: p.reference.clone()?,
+                // Every proposal from approval onward was given its reference at submission: one without is
+                // a stored row this code never wrote, not a project to leave out of the file.
+                let reference = p.reference.clone().ok_or_else(|| {
+                    AppError::internal(format!("published proposal {} has no reference", p.id))
+                })?;
+                Ok(Project {
+                    reference,
                     state,
                     title: p.title.clone(),
                     summary: content.summary.clone(),
@@ -170,7 +171,7 @@ pub fn iati_activities(
                     movements,
                 })
             })
-            .collect::<Vec<_>>();
+            .collect::<AppResult<Vec<_>>>()?;
         Ok(iati::activities_xml(
             &publisher(settings),
             &fund,
@@ -260,16 +261,29 @@ fn beneficiary_cells(b: Option<&Beneficiaries>) -> [String; 4] {
     }
 }
 
-/// Beneficiaries reached, from an accepted completion report's content.
-pub fn reached_of(content: &str) -> Option<Beneficiaries> {
-    serde_json::from_str::<serde_json::Value>(content)
-        .ok()
-        .and_then(|v| serde_json::from_value(v.get("beneficiaries_reached")?.clone()).ok())
+/// A proposal version's stored content; content this code cannot read is an error (500), never counted as
+/// empty.
+pub fn read_content(content: &str) -> AppResult<ProposalContent> {
+    serde_json::from_str(content).map_err(|e| AppError::internal(format!("stored content unreadable: {e}")))
+}
+
+/// What the exchange reads of an accepted completion report's content (the report requires it).
+#[derive(serde::Deserialize)]
+struct CompletionContent {
+    beneficiaries_reached: Beneficiaries,
+}
+
+/// Beneficiaries reached, from an accepted completion report's content; content without them is an error,
+/// never counted as nobody reached.
+pub fn reached_of(content: &str) -> AppResult<Beneficiaries> {
+    serde_json::from_str::<CompletionContent>(content)
+        .map(|c| c.beneficiaries_reached)
+        .map_err(|e| AppError::internal(format!("stored completion report unreadable: {e}")))
 }
 
 /// A page of the proposals export (non-draft proposals of the pool, by id).
 pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>) -> AppResult<CsvPage> {
-    let rows = repo::proposals_page(conn, &pool.id, None, after, EXPORT_PAGE_ROWS)?;
+    let rows = repo::proposals_page(conn, &pool.id, after, EXPORT_PAGE_ROWS)?;
     let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
     let mut money: HashMap<(String, TransactionKind), i64> = HashMap::new();
     for m in repo::money_of_proposals(conn, &ids)? {
@@ -277,8 +291,8 @@ pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>
     }
     let reached: HashMap<String, Beneficiaries> = repo::accepted_completions(conn, &ids)?
         .into_iter()
-        .filter_map(|(id, c)| reached_of(&c).map(|b| (id, b)))
-        .collect();
+        .map(|(id, c)| reached_of(&c).map(|b| (id, b)))
+        .collect::<AppResult<_>>()?;
     let orgs = org_lookup(conn, rows.iter().map(|p| p.organization_id.clone()))?;
     let areas = area_lookup(
         conn,
@@ -300,7 +314,7 @@ pub fn proposals_csv_page(conn: &mut DbConn, pool: &PoolRef, after: Option<&str>
     };
     let mut bytes = Vec::new();
     for p in &rows {
-        let content: ProposalContent = serde_json::from_str(&p.content).unwrap_or_default();
+        let content = read_content(&p.content)?;
         let org = orgs.get(&p.organization_id);
         let name_of = |code: &Option<String>| {
             code.as_ref()

@@ -459,18 +459,43 @@ pub fn pool_daily_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<Mo
 }
 
 /// A month's movements per (account kind, transaction kind), as a monthly-roll-up row would hold them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MonthTotal {
-    #[diesel(sql_type = diesel::sql_types::Text)]
     pub month: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub account_kind: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub transaction_kind: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub account_kind: AccountKind,
+    pub transaction_kind: TransactionKind,
     pub total: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub entries: i64,
+}
+
+/// [`MonthTotal`] as the database answers it, before its kinds are read.
+#[derive(QueryableByName)]
+struct StoredMonthTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    month: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    account_kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    transaction_kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    entries: i64,
+}
+
+/// Reads the kinds of month totals (an unknown stored kind fails the query), in the order given.
+fn read_month_totals(rows: Vec<StoredMonthTotal>) -> QueryResult<Vec<MonthTotal>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(MonthTotal {
+                month: r.month,
+                account_kind: read_stored(r.account_kind)?,
+                transaction_kind: read_stored(r.transaction_kind)?,
+                total: r.total,
+                entries: r.entries,
+            })
+        })
+        .collect()
 }
 
 /// A pool's monthly roll-up rows (`kept`) and the same figures summed from its entries (`from_entries`), both
@@ -497,12 +522,16 @@ pub fn pool_monthly_totals_both_ways(
              JOIN ledger_accounts a ON a.id = e.account_id WHERE t.pool_id = ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         ),
     };
-    let kept = diesel::sql_query(kept)
-        .bind::<diesel::sql_types::Text, _>(pool_id)
-        .load(conn)?;
-    let from_entries = diesel::sql_query(from_entries)
-        .bind::<diesel::sql_types::Text, _>(pool_id)
-        .load(conn)?;
+    let kept = read_month_totals(
+        diesel::sql_query(kept)
+            .bind::<diesel::sql_types::Text, _>(pool_id)
+            .load(conn)?,
+    )?;
+    let from_entries = read_month_totals(
+        diesel::sql_query(from_entries)
+            .bind::<diesel::sql_types::Text, _>(pool_id)
+            .load(conn)?,
+    )?;
     Ok((kept, from_entries))
 }
 

@@ -517,7 +517,14 @@ fn view_of(
             amount: format_amount(e.amount_minor, pool.currency),
         })
         .collect();
-    let original_currency = row.original_currency.as_deref().and_then(currency);
+    // A stored currency code this service does not know is an error, never an original amount left out.
+    let original_currency = row
+        .original_currency
+        .as_deref()
+        .map(|code| {
+            currency(code).ok_or_else(|| AppError::internal(format!("stored currency `{code}` unknown")))
+        })
+        .transpose()?;
     let kind = row.kind;
     Ok(Transaction {
         id: row.id.clone(),
