@@ -291,3 +291,56 @@ fn an_unknown_stored_account_kind_in_the_monthly_totals_fails_the_ledger_check()
     // The check reads the roll-up as kinds; one it cannot read is not compared as text.
     assert_opaque_500(app.get_as("/api/v1/ledger/check", &finance.access), "piggy_bank");
 }
+
+#[test]
+fn an_unknown_stored_idempotency_status_is_a_500_not_a_free_key() {
+    let (app, finance, pool) = demo();
+    let contribution = a_transaction(&app, &finance, &pool, "contribution");
+    let original: Value = app
+        .get_as(&format!("/api/v1/transactions/{contribution}"), &finance.access)
+        .json()
+        .unwrap();
+    let contributor = original["contributor_organization_id"].as_str().unwrap();
+    let send = || {
+        app.client
+            .post(app.url(&format!("/api/v1/pools/{pool}/contributions")))
+            .bearer_auth(&finance.access)
+            .header("Idempotency-Key", "stored-status")
+            .json(
+                &serde_json::json!({"contributor_organization_id": contributor, "amount": "10.00",
+                "currency": "USD"}),
+            )
+            .send()
+            .unwrap()
+    };
+    let first = send();
+    assert_eq!(first.status().as_u16(), 201);
+    let replay = send();
+    assert_eq!(replay.status().as_u16(), 201);
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    let count = |app: &TestApp| -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger_transactions")
+            .get_result::<N>(&mut *app.conn())
+            .unwrap()
+            .n
+    };
+    let before = count(&app);
+    corrupt(
+        &app,
+        "UPDATE idempotency_keys SET status = 'mulling' WHERE idem_key = 'stored-status'",
+    );
+    // A record this code cannot read is not a key to run the request again under.
+    assert_opaque_500(send(), "mulling");
+    assert_eq!(count(&app), before);
+}

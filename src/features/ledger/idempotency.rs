@@ -81,6 +81,31 @@ struct KeyRow {
     expires_at: NaiveDateTime,
 }
 
+/// Where a key's stored record stands: `done` (its response kept), or `in_progress` (left only by a version
+/// that committed claims separately). Any other stored name is an error, never a free key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyStatus {
+    InProgress,
+    Done,
+}
+
+impl KeyStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::InProgress => "in_progress",
+            KeyStatus::Done => "done",
+        }
+    }
+
+    fn parse(text: &str) -> Option<KeyStatus> {
+        [KeyStatus::InProgress, KeyStatus::Done]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+crate::domain::status::stored_name!(KeyStatus, "idempotency key status", KeyStatus::parse);
+
 /// What the key's record says before the operation runs.
 enum Claim {
     /// No live record: run the operation and insert the record.
@@ -170,8 +195,9 @@ fn claim_in_tx(tx: &mut DbConn, req: &IdempotentRequest, now: NaiveDateTime) -> 
             "This Idempotency-Key was used for a different request; use a new key for a new request.",
         ));
     }
-    match (row.status.as_str(), row.response_status, row.response_body) {
-        ("done", Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
+    let stored = KeyStatus::try_from(row.status).map_err(|e| AppError::internal(e.to_string()))?;
+    match (stored, row.response_status, row.response_body) {
+        (KeyStatus::Done, Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
             status: u16::try_from(status).unwrap_or(200),
             body,
             replayed: true,
@@ -236,7 +262,7 @@ where
         let (status, body, transaction_id) = operation(tx)?;
         let record = (
             idempotency_keys::request_hash.eq(&req.request_hash),
-            idempotency_keys::status.eq("done"),
+            idempotency_keys::status.eq(KeyStatus::Done.as_str()),
             idempotency_keys::response_status.eq(i32::from(status)),
             idempotency_keys::response_body.eq(&body),
             idempotency_keys::transaction_id.eq(&transaction_id),
