@@ -316,18 +316,31 @@ mod tests {
     fn a_job_that_waited_past_the_deadline_is_refused_without_running() {
         let pool = Arc::new(HashPool::new(1, Duration::from_millis(30), true).expect("pool"));
         let ran = Arc::new(AtomicU32::new(0));
+        // Channels, not sleeps, order the jobs: the blocker holds the only thread until the late job's
+        // deadline has certainly passed, whatever the machine's load.
+        let (started, blocker_running) = mpsc::channel::<()>();
+        let (release, hold) = mpsc::channel::<()>();
         std::thread::scope(|s| {
             let blocker = Arc::clone(&pool);
             s.spawn(move || {
-                blocker.run(|_| {
-                    std::thread::sleep(Duration::from_millis(120));
+                blocker.run(move |_| {
+                    let _ = started.send(());
+                    let _ = hold.recv();
                     Ok(())
                 })
             });
-            std::thread::sleep(Duration::from_millis(20));
+            blocker_running.recv().expect("the blocker runs");
+            let late = Arc::clone(&pool);
             let counted = Arc::clone(&ran);
-            let refused = pool
-                .run(move |_| Ok(counted.fetch_add(1, Ordering::SeqCst)))
+            let waiter = s.spawn(move || late.run(move |_| Ok(counted.fetch_add(1, Ordering::SeqCst))));
+            while pool.pending.load(Ordering::SeqCst) < 2 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(60));
+            release.send(()).expect("release");
+            let refused = waiter
+                .join()
+                .expect("thread")
                 .expect_err("no thread free within 30 ms");
             assert_eq!(refused.kind().status().as_u16(), 503);
         });
@@ -346,19 +359,26 @@ mod tests {
         std::thread::scope(|s| {
             let blocker = Arc::clone(&pool);
             let held = Arc::clone(&hold);
+            let (started, blocker_running) = mpsc::channel::<()>();
             s.spawn(move || {
                 blocker.run(move |_| {
+                    let _ = started.send(());
                     let _ = held.lock().expect("lock").recv();
                     Ok(())
                 })
             });
-            std::thread::sleep(Duration::from_millis(20));
+            blocker_running.recv().expect("the blocker runs");
             let waiting: Vec<_> = (0..QUEUED_PER_THREAD)
                 .map(|_| {
                     let pool = Arc::clone(&pool);
                     s.spawn(move || pool.run(|_| Ok(())))
                 })
                 .collect();
+            // Every waiter has counted itself before the last one knocks; the pause covers the step from
+            // counting to enqueueing.
+            while (pool.pending.load(Ordering::SeqCst) as usize) < 1 + QUEUED_PER_THREAD {
+                std::thread::yield_now();
+            }
             std::thread::sleep(Duration::from_millis(50));
             let started = Instant::now();
             let refused = pool.run(|_| Ok(())).expect_err("queue full");
