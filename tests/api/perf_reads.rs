@@ -159,11 +159,16 @@ fn a_paid_tranche_leaves_the_finance_officers_tasks_and_the_pages_still_hold_the
     let res =
         d.m.app
             .client
-            .post(d.m.app.url(&format!("/api/v1/proposals/{paid}/tranches/1/disbursements")))
+            .post(
+                d.m.app
+                    .url(&format!("/api/v1/proposals/{paid}/tranches/1/disbursements")),
+            )
             .bearer_auth(&d.finance.access)
             .header("Idempotency-Key", "pay-middle-1")
-            .json(&json!({"amount": first["amount"], "paid_on": chrono::Utc::now().date_naive(),
-                          "payment_reference": "PAY-MIDDLE-1"}))
+            .json(
+                &json!({"amount": first["amount"], "paid_on": chrono::Utc::now().date_naive(),
+                          "payment_reference": "PAY-MIDDLE-1"}),
+            )
             .send()
             .unwrap();
     assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
@@ -205,5 +210,8 @@ fn a_paid_tranche_leaves_the_finance_officers_tasks_and_the_pages_still_hold_the
         path = next;
         assert!(paged.len() <= all.len(), "paging ends");
     }
-    assert_eq!(paged, all, "one task a page, after the cursor each time, is the whole list");
+    assert_eq!(
+        paged, all,
+        "one task a page, after the cursor each time, is the whole list"
+    );
 }

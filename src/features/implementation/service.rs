@@ -695,10 +695,12 @@ pub fn implementation_due_dates(conn: &mut DbConn) -> AppResult<Vec<(ProposalRow
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let first_paid: HashMap<String, NaiveDate> =
-        repo::first_payments_in_implementation(conn)?.into_iter().collect();
-    let settings_version: HashMap<String, i32> =
-        repo::settings_versions_in_implementation(conn)?.into_iter().collect();
+    let first_paid: HashMap<String, NaiveDate> = repo::first_payments_in_implementation(conn)?
+        .into_iter()
+        .collect();
+    let settings_version: HashMap<String, i32> = repo::settings_versions_in_implementation(conn)?
+        .into_iter()
+        .collect();
     let mut max_days: HashMap<(String, Option<i32>), i64> = HashMap::new();
     let mut out = Vec::new();
     for p in rows {

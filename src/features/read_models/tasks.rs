@@ -676,10 +676,7 @@ fn tranche_candidates(
             param()
         ));
     }
-    sql.push_str(&format!(
-        " ORDER BY t.proposal_id, t.number LIMIT {}",
-        param()
-    ));
+    sql.push_str(&format!(" ORDER BY t.proposal_id, t.number LIMIT {}", param()));
     let mut query = diesel::sql_query(sql)
         .into_boxed()
         .bind::<Text, _>(payer.to_owned());
