@@ -524,15 +524,20 @@ fn explain_main_queries(conn: &mut DbConn, backend: Backend, ids: &Ids) {
                 .to_owned(),
         ),
         (
-            "my tasks (finance_officer): tranches payable now that this officer may pay",
+            "my tasks (finance_officer): tranches payable now that this officer may pay (the service's statement)",
             format!(
-                "SELECT p.id, t.number FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
+                "SELECT p.id, p.reference, p.title, t.number, t.condition, t.amount_minor, t.paid_minor \
+                 FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
                  WHERE t.status = 'scheduled' AND t.amount_minor > t.paid_minor \
                  AND p.state IN ('approved', 'in_implementation', 'completed') \
                  AND NOT EXISTS (SELECT 1 FROM approval_steps s WHERE s.proposal_id = p.id AND s.decided_by = '{finance}') \
                  AND (t.condition NOT IN ('on_progress_report_accepted', 'on_completion_report_accepted', 'against_accepted_reports') \
+                   OR (t.condition = 'on_progress_report_accepted' AND EXISTS (SELECT 1 FROM reports r \
+                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.kind IN ('progress', 'completion'))) \
                    OR (t.condition = 'on_completion_report_accepted' AND EXISTS (SELECT 1 FROM reports r \
-                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.kind = 'completion'))) \
+                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.kind = 'completion')) \
+                   OR (t.condition = 'against_accepted_reports' AND EXISTS (SELECT 1 FROM reports r \
+                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.expenditure_minor IS NOT NULL))) \
                  ORDER BY t.proposal_id, t.number LIMIT 51"
             ),
         ),
