@@ -2,7 +2,11 @@
 //! over HTTP (users, hats, a pool), bulk-loads realistic rows with set-based SQL (generate_series on
 //! PostgreSQL, a recursive CTE on SQLite), ANALYZEs, and measures p50/p99 of every read endpoint at a small
 //! history (1k transactions) and again after growing it in place to the full size; prints full/1k ratios of
-//! p99 (target <= 1.5) and the peak RSS of the process holding the server (target <= 200 MB).
+//! p99 (target <= 1.5) and the peak RSS of the server (target <= 200 MB).
+//!
+//! The server is the release binary (`qip-pool serve`, built by `cargo bench` beside this bench) in a process
+//! of its own with the shipped defaults (any `QIP__…` variables of the bench's environment pass through); its
+//! memory is read from `/proc/<pid>/status` at each step, so the bench's client and bulk loader are not counted.
 //!
 //! PostgreSQL: `scripts/with-postgres.sh cargo bench --bench scale`; SQLite: `cargo bench --bench scale`.
 //! Tunables: QIP_BENCH_SCALE=full|small (full: 500k transactions / 1M entries / 100k proposals / 1M audit
@@ -18,10 +22,12 @@
 #[path = "common/mod.rs"]
 #[expect(
     dead_code,
-    reason = "the PostgreSQL-only server plumbing there does not serve SQLite; this bench starts its own"
+    reason = "the in-process server plumbing there is not used: this bench runs the server binary"
 )]
 mod common;
 
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -33,6 +39,7 @@ use serde_json::{Value, json};
 use common::{ADMIN_PASSWORD, env_or, percentile};
 
 const USER_PASSWORD: &str = "bench-user-passphrase-1";
+const JWT_SECRET: &str = "bench-secret-0123456789abcdef-0123456789";
 /// The current workload, loaded with the first tier and never grown.
 const WORKLOAD_PROPOSALS: u64 = 200;
 
@@ -74,9 +81,11 @@ fn main() {
             audit_events: 200_000,
         },
     };
+    // The small size has some history too (100 closed, rejected, withdrawn or completed proposals), so a page
+    // of closed proposals is a full page at both sizes rather than an empty one at 1k.
     let base = Sizes {
         transactions: 1_000,
-        proposals: WORKLOAD_PROPOSALS,
+        proposals: WORKLOAD_PROPOSALS + 100,
         audit_events: 2_000,
     };
 
@@ -93,12 +102,45 @@ fn main() {
         }
         None => format!("sqlite://{}/scale.sqlite3", sqlite_dir.path().display()),
     };
+    // The server: the release binary in a process of its own with the shipped defaults (pool size, workers,
+    // hashing limits), so its memory is read from its own /proc entry, without the bench's client, bulk loader
+    // and their allocations.
+    let mut bootstrap = qip(
+        &url,
+        &["admin", "bootstrap", "--username", "admin", "--password-stdin"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    writeln!(bootstrap.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
+    assert!(bootstrap.wait().unwrap().success(), "admin bootstrap");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child: qip(&url, &["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let server_pid = server.child.id();
+    let started = Instant::now();
+    while reqwest::blocking::get(format!("{base_url}/readyz")).map_or(true, |r| !r.status().is_success())
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let memory = Memory { pid: server_pid };
+    memory.report("idle after start");
+    // The bench's own connections (bulk loader, console-side grant confirmation), outside the server.
     let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
     settings.database.url = Secret::new(url.clone());
-    settings.database.pool_size = 8;
-    settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
-    settings.auth.auth_rate_limit_per_minute = 1_000_000;
-    let (pool, base_url, handle) = common::serve(settings);
+    settings.database.pool_size = 2;
+    let pool = qip_pool::db::build_pool(&settings.database).unwrap();
 
     // The mission, over HTTP.
     let client = reqwest::blocking::Client::new();
@@ -180,6 +222,7 @@ fn main() {
         qip: qip_id,
         dsrsg: dsrsg_id,
     };
+    memory.report("after the set-up over HTTP (sign-ins hashed)");
     let mut conn = pool.get().unwrap();
     let loader = Loader { backend, ids: &ids };
 
@@ -296,9 +339,11 @@ fn main() {
         base.transactions,
         started.elapsed().as_secs_f64()
     );
-    reset_peak_rss();
+    memory.report("after set-up and the 1k load");
+    memory.reset_peak();
     let small = measure(&mut conn, "1k");
-    let rss_small = peak_rss_mb();
+    let rss_small = memory.peak_mb();
+    memory.report("after the 1k reads");
     let started = Instant::now();
     loader.load(&mut conn, &base, &full);
     analyze(&mut conn, backend);
@@ -310,9 +355,11 @@ fn main() {
     let entries = count_of(&mut conn, "SELECT COUNT(*) AS n FROM ledger_entries");
     let balances = count_of(&mut conn, "SELECT COUNT(*) AS n FROM ledger_balances");
     println!("  rows: {entries} entries, {balances} balance rows");
-    reset_peak_rss();
+    memory.report("after growing the history (the server idle)");
+    memory.reset_peak();
     let large = measure(&mut conn, "full");
-    let rss_large = peak_rss_mb();
+    let rss_large = memory.peak_mb();
+    memory.report("after the full-size reads");
 
     println!("scale: p99 full / p99 1k (target <= 1.50)");
     let mut worst: f64 = 0.0;
@@ -331,7 +378,7 @@ fn main() {
     // Postings at full history: contributions over HTTP from QIP_BENCH_CLIENTS (8) clients.
     let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
     let post_seconds = env_or("QIP_BENCH_SECONDS", 10);
-    reset_peak_rss();
+    memory.reset_peak();
     let deadline = Instant::now() + Duration::from_secs(post_seconds);
     let started = Instant::now();
     let mut posts: Vec<Duration> = std::thread::scope(|s| {
@@ -370,14 +417,22 @@ fn main() {
         posts.len() as f64 / elapsed,
         percentile(&posts, 0.5).as_secs_f64() * 1e3,
         percentile(&posts, 0.99).as_secs_f64() * 1e3,
-        peak_rss_mb()
+        memory.peak_mb()
     );
     println!(
-        "  peak RSS of the process holding the server: {rss_small:.0} MB during the 1k reads, {rss_large:.0} MB during the full-size reads (target <= 200 MB)"
+        "  peak RSS of the server process: {rss_small:.0} MB during the 1k reads, {rss_large:.0} MB during the full-size reads (target <= 200 MB)"
+    );
+    memory.report("at the end");
+    let bench = Memory {
+        pid: std::process::id(),
+    };
+    println!(
+        "  for comparison, this bench process (HTTP client, bulk loader): peak RSS {:.0} MB",
+        bench.field_mb("VmHWM:")
     );
 
     drop(conn);
-    actix_web::rt::System::new().block_on(handle.stop(true));
+    drop(server);
     drop(pool);
     if let Some(admin) = &pg_admin {
         let mut c = PgConnection::establish(admin).unwrap();
@@ -469,21 +524,26 @@ fn explain_main_queries(conn: &mut DbConn, backend: Backend, ids: &Ids) {
                 .to_owned(),
         ),
         (
-            "my tasks (finance_officer): tranches payable now that this officer may pay",
+            "my tasks (finance_officer): tranches payable now that this officer may pay (the service's statement)",
             format!(
-                "SELECT p.id, t.number FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
+                "SELECT p.id, p.reference, p.title, t.number, t.condition, t.amount_minor, t.paid_minor \
+                 FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
                  WHERE t.status = 'scheduled' AND t.amount_minor > t.paid_minor \
                  AND p.state IN ('approved', 'in_implementation', 'completed') \
                  AND NOT EXISTS (SELECT 1 FROM approval_steps s WHERE s.proposal_id = p.id AND s.decided_by = '{finance}') \
                  AND (t.condition NOT IN ('on_progress_report_accepted', 'on_completion_report_accepted', 'against_accepted_reports') \
+                   OR (t.condition = 'on_progress_report_accepted' AND EXISTS (SELECT 1 FROM reports r \
+                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.kind IN ('progress', 'completion'))) \
                    OR (t.condition = 'on_completion_report_accepted' AND EXISTS (SELECT 1 FROM reports r \
-                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.kind = 'completion'))) \
-                 ORDER BY p.id, t.number LIMIT 51"
+                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.kind = 'completion')) \
+                   OR (t.condition = 'against_accepted_reports' AND EXISTS (SELECT 1 FROM reports r \
+                       WHERE r.proposal_id = p.id AND r.status = 'accepted' AND r.expenditure_minor IS NOT NULL))) \
+                 ORDER BY t.proposal_id, t.number LIMIT 51"
             ),
         ),
         (
             "audit events page",
-            "SELECT seq, action FROM audit_events ORDER BY seq DESC LIMIT 51".to_owned(),
+            "SELECT event_no, seq, action FROM audit_events ORDER BY event_no DESC LIMIT 51".to_owned(),
         ),
         (
             "proposals by state (as the list issues it for a qip_officer: every column, submitted scope)",
@@ -567,22 +627,70 @@ fn analyze(conn: &mut DbConn, backend: Backend) {
     conn.batch_execute(sql).unwrap();
 }
 
-/// Resets the peak resident set size of this process (the server runs in it), so each phase reports its own.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// The server binary in its own process; killed when dropped.
+struct Server {
+    child: Child,
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `qip-pool ARGS` over `url` with the shipped defaults, the bench's secret and no sign-in rate limit (plus any
+/// `QIP__` variables of the bench's environment, e.g. `QIP__DATABASE__POOL_SIZE=4` to compare).
+fn qip(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
+    cmd.args(args)
+        .env("QIP__DATABASE__URL", url)
+        .env("QIP__AUTH__JWT_SECRET", JWT_SECRET)
+        .env("QIP__AUTH__AUTH_RATE_LIMIT_PER_MINUTE", "1000000")
+        .env("QIP__LOG__FILTER", "error");
+    cmd
+}
+
+/// The server process's memory, from `/proc/<pid>/status`.
+struct Memory {
+    pid: u32,
+}
+
+impl Memory {
+    /// Resets the peak resident set size (`VmHWM`) to the current one, so each phase reports its own.
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5");
+    }
+
+    fn peak_mb(&self) -> f64 {
+        self.field_mb("VmHWM:")
+    }
+
+    /// Prints the current RSS (and its anonymous part) and the thread count.
+    fn report(&self, moment: &str) {
+        let threads = self.field("Threads:").unwrap_or(f64::NAN);
+        println!(
+            "  server memory {moment}: RSS {:.0} MB (anonymous {:.0} MB), peak {:.0} MB, {threads} threads",
+            self.field_mb("VmRSS:"),
+            self.field_mb("RssAnon:"),
+            self.field_mb("VmHWM:"),
+        );
+    }
+
+    fn field_mb(&self, name: &str) -> f64 {
+        self.field(name).map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+
+    fn field(&self, name: &str) -> Option<f64> {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
 }
 
 struct Loader<'a> {
@@ -816,12 +924,14 @@ impl Loader<'_> {
             ))
             .unwrap();
         }
-        // Payments: the first disbursement of each proposal loaded now pays its first tranche (history and the
-        // workload in implementation, paid long ago so their implementations are overdue).
+        // Payments: the first disbursement of each proposal pays its first tranche (history and the workload in
+        // implementation, paid long ago so their implementations are overdue), once that disbursement is loaded
+        // (transaction 5p - 1 of proposal p).
+        let paid_through = |s: &Sizes| s.proposals.min(s.transactions / 5);
         self.series(
             conn,
-            p0,
-            p1,
+            paid_through(from) + 1,
+            paid_through(to),
             "INSERT INTO tranche_payments (transaction_id, proposal_id, tranche_number, amount_minor, paid_on, payment_reference, paid_by, created_at)",
             &format!(
                 "'tx-' || {txp}, {pid}, 1, 100000, {paid_on}, 'PAY-' || i, '{finance}', {created}",

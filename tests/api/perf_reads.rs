@@ -137,3 +137,81 @@ fn a_transactions_page_shows_entries_and_reversals_of_every_row() {
         assert_eq!(&single, item, "the page shows what the single read shows");
     }
 }
+
+#[test]
+fn a_paid_tranche_leaves_the_finance_officers_tasks_and_the_pages_still_hold_the_rest_in_order() {
+    let d = desk("100000.00");
+    let mut ids = Vec::new();
+    for title in ["Well", "Market stalls", "Bridge rails"] {
+        let (id, _) = d.in_review(title, "10000.00");
+        assert_eq!(d.approve_all(&id)["state"], "approved");
+        ids.push(id);
+    }
+    ids.sort();
+    // Pay the middle proposal's first tranche in full: it is no longer scheduled, so no longer a task.
+    let paid = ids[1].clone();
+    let tranches: Vec<Value> =
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{paid}/tranches"), &d.finance.access)
+            .json()
+            .unwrap();
+    let first = tranches.iter().find(|t| t["number"] == 1).unwrap();
+    let res =
+        d.m.app
+            .client
+            .post(
+                d.m.app
+                    .url(&format!("/api/v1/proposals/{paid}/tranches/1/disbursements")),
+            )
+            .bearer_auth(&d.finance.access)
+            .header("Idempotency-Key", "pay-middle-1")
+            .json(
+                &json!({"amount": first["amount"], "paid_on": chrono::Utc::now().date_naive(),
+                          "payment_reference": "PAY-MIDDLE-1"}),
+            )
+            .send()
+            .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
+
+    let tranche_tasks = |tasks: &[Value]| -> Vec<(String, String)> {
+        tasks
+            .iter()
+            .filter(|t| t["kind"] == "tranche_to_pay")
+            .map(|t| {
+                (
+                    t["proposal_id"].as_str().unwrap().to_owned(),
+                    t["link"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (all, next) = tasks_page(&d.m.app, &d.finance, "/api/v1/me/tasks");
+    assert!(next.is_none());
+    let expected: Vec<(String, String)> = [&ids[0], &ids[2]]
+        .iter()
+        .map(|id| {
+            (
+                (*id).clone(),
+                format!("/api/v1/proposals/{id}/tranches/1/disbursements"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tranche_tasks(&all),
+        expected,
+        "the first tranches still scheduled, in proposal order; the paid one is gone"
+    );
+
+    let mut paged = Vec::new();
+    let mut path = Some("/api/v1/me/tasks?limit=1".to_owned());
+    while let Some(p) = path {
+        let (page, next) = tasks_page(&d.m.app, &d.finance, &p);
+        paged.extend(page);
+        path = next;
+        assert!(paged.len() <= all.len(), "paging ends");
+    }
+    assert_eq!(
+        paged, all,
+        "one task a page, after the cursor each time, is the whole list"
+    );
+}

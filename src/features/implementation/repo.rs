@@ -152,11 +152,36 @@ pub fn insert_payment(conn: &mut DbConn, row: &PaymentRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-pub fn first_payment_on(conn: &mut DbConn, proposal_id: &str) -> QueryResult<Option<NaiveDate>> {
-    tranche_payments::table
-        .filter(tranche_payments::proposal_id.eq(proposal_id))
-        .select(diesel::dsl::min(tranche_payments::paid_on))
-        .first(conn)
+/// The first payment date of every proposal in implementation that has one, in one grouped statement (the
+/// deadline sweeper and reminders read them all each run; one statement per proposal grew with the work).
+pub fn first_payments_in_implementation(conn: &mut DbConn) -> QueryResult<Vec<(String, NaiveDate)>> {
+    use crate::db::schema::proposals;
+    let rows: Vec<(String, Option<NaiveDate>)> = tranche_payments::table
+        .inner_join(proposals::table.on(proposals::id.eq(tranche_payments::proposal_id)))
+        .filter(proposals::state.eq(crate::domain::lifecycle::State::InImplementation.as_str()))
+        .group_by(tranche_payments::proposal_id)
+        .select((
+            tranche_payments::proposal_id,
+            diesel::dsl::min(tranche_payments::paid_on),
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(p, d)| d.map(|d| (p, d))).collect())
+}
+
+/// The pool settings version each proposal in implementation was submitted under (its current version's), in
+/// one statement; a proposal whose current version records none is absent.
+pub fn settings_versions_in_implementation(conn: &mut DbConn) -> QueryResult<Vec<(String, i32)>> {
+    use crate::db::schema::{proposal_versions, proposals};
+    let rows: Vec<(String, Option<i32>)> = proposals::table
+        .inner_join(
+            proposal_versions::table.on(proposal_versions::proposal_id
+                .eq(proposals::id)
+                .and(proposal_versions::number.eq(proposals::current_version))),
+        )
+        .filter(proposals::state.eq(crate::domain::lifecycle::State::InImplementation.as_str()))
+        .select((proposals::id, proposal_versions::pool_settings_version))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(p, v)| v.map(|v| (p, v))).collect())
 }
 
 pub fn insert_closeout(conn: &mut DbConn, row: &CloseoutRow) -> QueryResult<()> {

@@ -686,23 +686,40 @@ pub fn overdue_implementations(
 }
 
 /// Every implementation with the date its completion report falls due (first payment + the pool's maximum
-/// duration).
+/// duration). Three statements for all of them (proposals, first payments, settings versions) plus one settings
+/// read per pool and settings version in use: the sweeper runs this every minute on every instance.
 pub fn implementation_due_dates(conn: &mut DbConn) -> AppResult<Vec<(ProposalRow, NaiveDate)>> {
+    use std::collections::HashMap;
     let rows = proposals_repo::in_state(conn, State::InImplementation)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first_paid: HashMap<String, NaiveDate> = repo::first_payments_in_implementation(conn)?
+        .into_iter()
+        .collect();
+    let settings_version: HashMap<String, i32> = repo::settings_versions_in_implementation(conn)?
+        .into_iter()
+        .collect();
+    let mut max_days: HashMap<(String, Option<i32>), i64> = HashMap::new();
     let mut out = Vec::new();
     for p in rows {
-        let Some(first) = repo::first_payment_on(conn, &p.id)? else {
+        let Some(first) = first_paid.get(&p.id).copied() else {
             continue;
         };
-        let Some(version) = proposals_repo::find_version(conn, &p.id, p.current_version)? else {
-            continue;
+        let sv = settings_version.get(&p.id).copied();
+        let days = match max_days.get(&(p.pool_id.clone(), sv)) {
+            Some(days) => *days,
+            None => {
+                let pool_row = crate::features::pools::repo::find_pool(conn, &p.pool_id)?
+                    .ok_or_else(|| AppError::internal("pool missing"))?;
+                let version = sv.unwrap_or(pool_row.settings_version);
+                let pool = pools::load_version(conn, pool_row, version)?;
+                let days = i64::from(pool.policy.max_duration_days);
+                max_days.insert((p.pool_id.clone(), sv), days);
+                days
+            }
         };
-        let pool_row = crate::features::pools::repo::find_pool(conn, &p.pool_id)?
-            .ok_or_else(|| AppError::internal("pool missing"))?;
-        let sv = version.pool_settings_version.unwrap_or(pool_row.settings_version);
-        let pool = pools::load_version(conn, pool_row, sv)?;
-        let due = first + Duration::days(i64::from(pool.policy.max_duration_days));
-        out.push((p, due));
+        out.push((p, first + Duration::days(days)));
     }
     Ok(out)
 }

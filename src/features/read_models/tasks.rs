@@ -624,7 +624,8 @@ struct TrancheCandidate {
 
 /// Scheduled tranches, in (proposal, number) order after `after`, whose condition holds as far as accepted
 /// reports go and whose proposal the payer decided no step of. Correlated EXISTS per candidate (indexed by
-/// proposal), walking the open tranches in key order: the cost follows the page, not the reports of history.
+/// proposal), walking the scheduled tranches in key order (partial index `tranches_scheduled`, migration
+/// `2026-11-30-0000V1_flat_tasks`): the cost follows the page, not the proposals or reports of history.
 fn tranche_candidates(
     conn: &mut DbConn,
     payer: &str,
@@ -664,15 +665,18 @@ fn tranche_candidates(
         on_completion = accepted("r.kind = 'completion'"),
         on_spending = accepted("r.expenditure_minor IS NOT NULL"),
     );
+    // Keyset and order on the tranche's own columns: the partial index `tranches_scheduled (proposal_id,
+    // number) WHERE status = 'scheduled'` then yields the rows in page order and the walk stops after the page,
+    // whatever the number of proposals in payable states (completed ones are history and grow).
     if after.is_some() {
         sql.push_str(&format!(
-            " AND (p.id > {} OR (p.id = {} AND t.number > {}))",
+            " AND (t.proposal_id > {} OR (t.proposal_id = {} AND t.number > {}))",
             param(),
             param(),
             param()
         ));
     }
-    sql.push_str(&format!(" ORDER BY p.id, t.number LIMIT {}", param()));
+    sql.push_str(&format!(" ORDER BY t.proposal_id, t.number LIMIT {}", param()));
     let mut query = diesel::sql_query(sql)
         .into_boxed()
         .bind::<Text, _>(payer.to_owned());

@@ -1,0 +1,1 @@
+DROP INDEX tranches_scheduled;
