@@ -80,10 +80,40 @@ fn sign_in_throttled(wait: Duration) -> AppError {
     .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
 }
 
+/// The 503 of an attempt the process-wide sign-in budget has no room for: the server's load, not the client's
+/// doing, so not a 429; Retry-After says when the budget has room again (at least a second).
+fn sign_in_budget_spent(wait: std::time::Duration) -> AppError {
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    AppError::new(
+        ErrorKind::ServiceUnavailable,
+        "Too many sign-ins are being attempted right now; retry after the number of seconds in Retry-After.",
+    )
+    .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
+}
+
+/// Asks the process-wide sign-in budget for one password-checking attempt by `account` from `address`: decided
+/// in memory, before any database work or hashing, so a refused attempt costs almost nothing.
+fn admit_password_attempt(auth: &AuthRuntime, account: &str, address: &str) -> AppResult<()> {
+    auth.sign_in_budget
+        .admit(account, address, std::time::Instant::now())
+        .map(|_| ())
+        .map_err(sign_in_budget_spent)
+}
+
+/// The budget check of `POST /auth/setup-password`, made by its handler before a connection is taken: the
+/// attempt names no account, so only the shared budget can admit it.
+pub fn admit_password_setup(auth: &AuthRuntime, meta: &RequestMeta) -> AppResult<()> {
+    admit_password_attempt(auth, "", &throttle_address(meta))
+}
+
 /// Signs a user in. Failed passwords are throttled per (account, client address), with a much higher ceiling
 /// per account (src/domain/lockout.rs); an attempt inside a wait is refused with 429 before its password is
 /// checked. Unknown users cost a dummy hash so timing does not reveal them, and are throttled alike. Every
 /// checked attempt is audited with its outcome and client address, and each wait once, when it starts.
+///
+/// Before all that, the attempt must find room in the process-wide sign-in budget (`auth.sign_in_budget_*`,
+/// in memory): over it, 503 with Retry-After and nothing read, hashed, written or audited. An account signing
+/// in from an address it signed in from before, with no failure since, may use a small reserve then.
 ///
 /// The password hash runs with no database connection held (a connection for the first look, none while the
 /// hash waits for its slot and runs, another for the outcome): a sign-in flood then queues on the hash gate,
@@ -95,9 +125,30 @@ pub fn login(
     meta: &RequestMeta,
 ) -> AppResult<TokenResponse> {
     input.check_bounds()?;
-    let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let account = throttle_account_key(&input.username);
     let address = throttle_address(meta);
+    admit_password_attempt(auth, &account, &address)?;
+    let outcome = check_sign_in(pool, auth, input, meta, &account, &address);
+    match &outcome {
+        Ok(_) => auth
+            .sign_in_budget
+            .signed_in(&account, &address, std::time::Instant::now()),
+        Err(e) if e.kind() == ErrorKind::Unauthorized => auth.sign_in_budget.failed(&account, &address),
+        Err(_) => {}
+    }
+    outcome
+}
+
+/// [`login`] once admitted: the throttle look, the hash, the outcome's transaction.
+fn check_sign_in(
+    pool: &DbPool,
+    auth: &AuthRuntime,
+    input: &LoginRequest,
+    meta: &RequestMeta,
+    account: &str,
+    address: &str,
+) -> AppResult<TokenResponse> {
+    let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let user = {
         let mut conn = pool.get()?;
         let before = repo::find_login_throttles(&mut conn, &account, &address)?;
