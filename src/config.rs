@@ -315,7 +315,7 @@ pub struct AuthSettings {
     /// Whether the hashing threads run at the lowest CPU priority (nice 19), so other requests get the cores first.
     pub hash_threads_low_priority: bool,
     /// Password-checking attempts (sign-in, password setup) admitted per second across all clients, decided in
-    /// memory before any database work or hashing; over it, 503 with Retry-After.
+    /// memory before any database work or hashing; over it, 429 with Retry-After.
     pub sign_in_budget_per_second: u32,
     /// Attempts the budget admits at once after a quiet spell (the bucket's size).
     pub sign_in_budget_burst: u32,

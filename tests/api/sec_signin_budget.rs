@@ -1,5 +1,5 @@
 //! Issue 14 item 3, a sign-in flood costs little: the process-wide sign-in budget (`auth.sign_in_budget_*`)
-//! refuses password-checking attempts over it with a 503 problem and Retry-After, from memory — nothing read,
+//! refuses password-checking attempts over it with a 429 problem and Retry-After, from memory — nothing read,
 //! hashed, counted or audited for a refused attempt — while an account signing in from an address it signed in
 //! from before still gets in, and everyone does again once the budget refills.
 
@@ -47,8 +47,8 @@ fn failures_counted(app: &TestApp, account: &str) -> i64 {
         .sum()
 }
 
-/// Sends `attempt` until the first 503 (at most 40 times) and checks that it changed neither the audit trail
-/// nor the failure counters of `account`, while every admitted attempt before it did; the 503's problem body.
+/// Sends `attempt` until the first refusal (429, at most 40 times) and checks that it changed neither the audit trail
+/// nor the failure counters of `account`, while every admitted attempt before it did; the refusal's problem body.
 #[track_caller]
 fn spend_the_budget(
     app: &TestApp,
@@ -58,7 +58,7 @@ fn spend_the_budget(
     for n in 0..40 {
         let (events, failures) = (app.audit_rows().len(), failures_counted(app, account));
         let res = attempt();
-        if res.status().as_u16() != 503 {
+        if res.status().as_u16() != 429 {
             assert_eq!(res.status().as_u16(), 401, "an admitted attempt is checked");
             assert!(app.audit_rows().len() > events, "an admitted attempt is audited");
             continue;
@@ -66,7 +66,7 @@ fn spend_the_budget(
         assert!(n >= 1, "the burst admits the first attempts");
         let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert_eq!(retry_after, 1, "one token a second: retry in a second");
-        let body = assert_problem(res, 503, "service-unavailable");
+        let body = assert_problem(res, 429, "too-many-requests");
         assert!(
             body["detail"]
                 .as_str()
@@ -89,7 +89,7 @@ fn spend_the_budget(
 }
 
 #[test]
-fn a_spent_sign_in_budget_refuses_with_503_before_any_database_work_and_admits_again_once_refilled() {
+fn a_spent_sign_in_budget_refuses_with_429_before_any_database_work_and_admits_again_once_refilled() {
     let (app, admin) = app_with_a_small_budget();
     let org = app.create_org(&admin, "FIELD", "mission_section");
     let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
@@ -102,7 +102,7 @@ fn a_spent_sign_in_budget_refuses_with_503_before_any_database_work_and_admits_a
     // The real account, never signed in from here, waits like everyone else: no hash, no failure, no audit.
     let events = app.audit_rows().len();
     let res = login(&app, "fielduser", "wrong password");
-    if res.status().as_u16() == 503 {
+    if res.status().as_u16() == 429 {
         assert_eq!(app.audit_rows().len(), events);
         assert_eq!(failures_counted(&app, "fielduser"), 0);
     }

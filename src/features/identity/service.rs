@@ -80,12 +80,13 @@ fn sign_in_throttled(wait: Duration) -> AppError {
     .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
 }
 
-/// The 503 of an attempt the process-wide sign-in budget has no room for: the server's load, not the client's
-/// doing, so not a 429; Retry-After says when the budget has room again (at least a second).
+/// The 429 of an attempt the process-wide sign-in budget has no room for; Retry-After says when the budget has
+/// room again (at least a second). A 429 like the per-address limit's, not a 503: clients wait either out alike,
+/// and every 5xx is logged as an error, which a flood of refusals must not turn into a flood of log lines.
 fn sign_in_budget_spent(wait: std::time::Duration) -> AppError {
     let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     AppError::new(
-        ErrorKind::ServiceUnavailable,
+        ErrorKind::TooManyRequests,
         "Too many sign-ins are being attempted right now; retry after the number of seconds in Retry-After.",
     )
     .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
@@ -112,7 +113,7 @@ pub fn admit_password_setup(auth: &AuthRuntime, meta: &RequestMeta) -> AppResult
 /// checked attempt is audited with its outcome and client address, and each wait once, when it starts.
 ///
 /// Before all that, the attempt must find room in the process-wide sign-in budget (`auth.sign_in_budget_*`,
-/// in memory): over it, 503 with Retry-After and nothing read, hashed, written or audited. An account signing
+/// in memory): over it, 429 with Retry-After and nothing read, hashed, written or audited. An account signing
 /// in from an address it signed in from before, with no failure since, may use a small reserve then.
 ///
 /// The password hash runs with no database connection held (a connection for the first look, none while the
