@@ -152,7 +152,7 @@ fn check_sign_in(
     let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let user = {
         let mut conn = pool.get()?;
-        let before = repo::find_login_throttles(&mut conn, &account, &address)?;
+        let before = repo::find_login_throttles(&mut conn, account, address)?;
         if let Some(wait) = wait_before_attempt(
             &before.pair,
             &before.account,
@@ -176,8 +176,8 @@ fn check_sign_in(
         if let Some(user) = &user {
             db::lock_row(tx, "users", &user.id)?;
         }
-        repo::lock_login_throttles(tx, &account, &address, now)?;
-        let throttles = repo::find_login_throttles(tx, &account, &address)?;
+        repo::lock_login_throttles(tx, account, address, now)?;
+        let throttles = repo::find_login_throttles(tx, account, address)?;
         // A concurrent failure may have started a wait since the first look.
         if let Some(wait) = wait_before_attempt(
             &throttles.pair,
@@ -201,8 +201,8 @@ fn check_sign_in(
                 tx,
                 &ctx,
                 None,
-                &account,
-                &address,
+                account,
+                address,
                 &throttles,
                 now,
                 "unknown username",
@@ -215,8 +215,8 @@ fn check_sign_in(
                 tx,
                 &ctx,
                 Some(&current.id),
-                &account,
-                &address,
+                account,
+                address,
                 &throttles,
                 now,
                 "wrong password",
@@ -234,8 +234,8 @@ fn check_sign_in(
         }
         repo::save_login_throttle(
             tx,
-            &account,
-            &address,
+            account,
+            address,
             &throttles.pair.after_success(),
             Some(now),
             now,
