@@ -13,6 +13,10 @@
 //!    tasks on one thread, so they take at most one core of the client side, as remote clients would take none.
 //! 3. Prints the p99 ratio flood / baseline (target <= 2.0), the sign-in answers by status (200/401/429/503)
 //!    and the server process's peak RSS during each phase (target <= 200 MB).
+//! 4. The field users: during the flood, once a second, the real account signs in with its password from the
+//!    address it signed in from before (127.0.0.2: the sign-in budget's known-client reserve) and the
+//!    administrator from an address it never used (127.0.0.4); after the flood, the administrator from another
+//!    new address (127.0.0.5) until it gets in. Their answers are printed (a 200 in the first case is the aim).
 //!
 //! PostgreSQL: `scripts/with-postgres.sh cargo bench --bench login_flood`; without it, SQLite:
 //! `cargo bench --bench login_flood`.
@@ -86,6 +90,12 @@ fn main() {
     let (max_hashes, hash_wait) = (settings.auth.max_concurrent_hashes, settings.auth.hash_wait_ms);
     let low_priority = settings.auth.hash_threads_low_priority;
     let per_address = settings.auth.auth_rate_limit_per_minute;
+    let budget = (
+        settings.auth.sign_in_budget_per_second,
+        settings.auth.sign_in_budget_burst,
+        settings.auth.known_client_budget_per_second,
+        settings.auth.known_client_budget_burst,
+    );
 
     let mut bootstrap = qip(
         &url,
@@ -227,9 +237,37 @@ fn main() {
                 .unwrap()
                 .block_on(flood_until(base, flooders, until))
         });
+        let known = s.spawn(move || field_sign_ins(base, [127, 0, 0, 2], "qip", USER_PASSWORD, until));
+        let new = s.spawn(move || field_sign_ins(base, [127, 0, 0, 4], "admin", ADMIN_PASSWORD, until));
         let reads = read_for(until);
-        (reads, flood.join().unwrap())
+        (
+            reads,
+            (flood.join().unwrap(), known.join().unwrap(), new.join().unwrap()),
+        )
     });
+    let (answers, known_answers, new_answers) = answers;
+    // After the flood: a new address signs in as soon as the budget has room again.
+    let after = Instant::now();
+    let client = reqwest::blocking::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5)))
+        .build()
+        .unwrap();
+    let mut after_answers: Vec<u16> = Vec::new();
+    while after.elapsed() < Duration::from_secs(30) {
+        let status = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+        after_answers.push(status);
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after_ms = after.elapsed().as_secs_f64() * 1e3;
     let rss_flood = rss_mb(server_pid, "VmHWM:");
     let rss_after = rss_mb(server_pid, "VmRSS:");
     let hash_threads = thread_niceness(server_pid, "qip-hash-");
@@ -238,12 +276,16 @@ fn main() {
     println!(
         "login_flood: reads during a wrong-password sign-in flood from {flooders} addresses ({}, {readers} readers, {seconds} s per phase; \
          auth.max_concurrent_hashes = {max_hashes}, auth.hash_wait_ms = {hash_wait}, auth.hash_threads_low_priority = {low_priority}, \
-         {per_address} sign-ins/min per address; hashing threads and their nice: {hash_threads:?})",
+         {per_address} sign-ins/min per address; sign-in budget {}/s burst {}, known clients {}/s burst {}; hashing threads and their nice: {hash_threads:?})",
         if pg_admin.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
-        }
+        },
+        budget.0,
+        budget.1,
+        budget.2,
+        budget.3
     );
     println!(
         "  baseline  {:>6} reads   p50 {:>7.2} ms   p99 {:>7.2} ms   server peak RSS {rss_baseline:.0} MB",
@@ -258,6 +300,11 @@ fn main() {
         ms(percentile(&flooded, 0.99))
     );
     println!("  sign-in answers during the flood: {answers:?}");
+    println!(
+        "  field sign-ins during the flood, once a second: qip from its usual address {known_answers:?}, \
+         admin from a new address {new_answers:?}; after it, admin from another new address: {after_answers:?} \
+         in {after_ms:.0} ms"
+    );
     println!(
         "  ratio p99 flood/baseline = {:.2}   (target <= 2.00; RSS target <= 200 MB)",
         percentile(&flooded, 0.99).as_secs_f64() / percentile(&baseline, 0.99).as_secs_f64().max(1e-9)
@@ -308,6 +355,35 @@ async fn flood_until(base: &str, flooders: usize, until: Instant) -> BTreeMap<u1
         for (status, count) in task.await.unwrap() {
             *answers.entry(status).or_insert(0) += count;
         }
+    }
+    answers
+}
+
+/// Signs `username` in with the right password from `addr` once a second until `until`; the answers by status.
+fn field_sign_ins(
+    base: &str,
+    addr: [u8; 4],
+    username: &str,
+    password: &str,
+    until: Instant,
+) -> BTreeMap<u16, u64> {
+    let client = reqwest::blocking::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::from(addr)))
+        .build()
+        .unwrap();
+    let mut answers: BTreeMap<u16, u64> = BTreeMap::new();
+    std::thread::sleep(Duration::from_millis(500));
+    while Instant::now() < until {
+        let next = Instant::now() + Duration::from_secs(1);
+        let status = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+        *answers.entry(status).or_insert(0) += 1;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     answers
 }

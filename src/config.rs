@@ -314,6 +314,16 @@ pub struct AuthSettings {
     pub hash_wait_ms: u64,
     /// Whether the hashing threads run at the lowest CPU priority (nice 19), so other requests get the cores first.
     pub hash_threads_low_priority: bool,
+    /// Password-checking attempts (sign-in, password setup) admitted per second across all clients, decided in
+    /// memory before any database work or hashing; over it, 429 with Retry-After.
+    pub sign_in_budget_per_second: u32,
+    /// Attempts the budget admits at once after a quiet spell (the bucket's size).
+    pub sign_in_budget_burst: u32,
+    /// Attempts per second admitted beyond the spent budget for an account signing in from an address it signed
+    /// in from before in this process, with no failure since (so a flood cannot lock out known clients).
+    pub known_client_budget_per_second: u32,
+    /// The known clients' bucket size.
+    pub known_client_budget_burst: u32,
 }
 
 /// A retired signing key, still accepted when verifying tokens it signed.
@@ -468,6 +478,15 @@ impl Settings {
         }
         if self.auth.max_concurrent_hashes == 0 {
             return invalid("auth.max_concurrent_hashes must be at least 1");
+        }
+        if self.auth.sign_in_budget_per_second == 0
+            || self.auth.sign_in_budget_burst == 0
+            || self.auth.known_client_budget_per_second == 0
+            || self.auth.known_client_budget_burst == 0
+        {
+            return invalid(
+                "auth.sign_in_budget_per_second, auth.sign_in_budget_burst, auth.known_client_budget_per_second and auth.known_client_budget_burst must be at least 1",
+            );
         }
         if self.auth.auth_rate_limit_per_minute == 0 {
             return invalid("auth.auth_rate_limit_per_minute must be at least 1");

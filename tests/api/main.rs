@@ -47,6 +47,7 @@ mod sec_dual_control;
 mod sec_locking;
 mod sec_reversals;
 mod sec_signin;
+mod sec_signin_budget;
 mod statement_periods;
 mod stored_kinds;
 mod stored_kinds_ledger;

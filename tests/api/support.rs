@@ -119,6 +119,8 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.auth.argon2_memory_kib = 1024;
     settings.auth.argon2_iterations = 1;
     settings.auth.auth_rate_limit_per_minute = 100_000;
+    settings.auth.sign_in_budget_per_second = 100_000;
+    settings.auth.sign_in_budget_burst = 100_000;
     settings
 }
 

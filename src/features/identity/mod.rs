@@ -10,13 +10,15 @@ pub mod service;
 pub mod tokens;
 
 use crate::config::AuthSettings;
-use rate_limit::RateLimiter;
+use rate_limit::{RateLimiter, SignInBudget};
 
 /// Process-wide authentication machinery, built once at startup.
 pub struct AuthRuntime {
     pub keys: tokens::JwtKeys,
     pub hashing: passwords::PasswordHashing,
     pub limiter: RateLimiter,
+    /// Password-checking attempts admitted across all clients (`auth.sign_in_budget_*`).
+    pub sign_in_budget: SignInBudget,
     pub refresh_ttl_days: i64,
     /// Absolute lifetime of a sign-in's refresh-token family, from the sign-in.
     pub refresh_family_max_days: i64,
@@ -28,6 +30,12 @@ impl AuthRuntime {
             keys: tokens::JwtKeys::new(settings)?,
             hashing: passwords::PasswordHashing::new(settings)?,
             limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
+            sign_in_budget: SignInBudget::new(
+                settings.sign_in_budget_per_second,
+                settings.sign_in_budget_burst,
+                settings.known_client_budget_per_second,
+                settings.known_client_budget_burst,
+            ),
             refresh_ttl_days: i64::try_from(settings.refresh_token_ttl_days).unwrap_or(14),
             refresh_family_max_days: i64::try_from(settings.refresh_family_max_days).unwrap_or(30),
         })

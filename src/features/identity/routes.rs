@@ -125,6 +125,8 @@ async fn setup_password(
     body: web::Json<SetupPasswordRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
+    // The sign-in budget first, from memory: a flood of made-up tokens takes no connection and writes nothing.
+    service::admit_password_setup(&state.auth, &meta)?;
     with_conn(&state, move |conn, s| {
         service::setup_password(conn, &s.auth, &body, &meta)
     })

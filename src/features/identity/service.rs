@@ -80,10 +80,41 @@ fn sign_in_throttled(wait: Duration) -> AppError {
     .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
 }
 
+/// The 429 of an attempt the process-wide sign-in budget has no room for; Retry-After says when the budget has
+/// room again (at least a second). A 429 like the per-address limit's, not a 503: clients wait either out alike,
+/// and every 5xx is logged as an error, which a flood of refusals must not turn into a flood of log lines.
+fn sign_in_budget_spent(wait: std::time::Duration) -> AppError {
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    AppError::new(
+        ErrorKind::TooManyRequests,
+        "Too many sign-ins are being attempted right now; retry after the number of seconds in Retry-After.",
+    )
+    .with_header(actix_web::http::header::RETRY_AFTER, &secs.to_string())
+}
+
+/// Asks the process-wide sign-in budget for one password-checking attempt by `account` from `address`: decided
+/// in memory, before any database work or hashing, so a refused attempt costs almost nothing.
+fn admit_password_attempt(auth: &AuthRuntime, account: &str, address: &str) -> AppResult<()> {
+    auth.sign_in_budget
+        .admit(account, address, std::time::Instant::now())
+        .map(|_| ())
+        .map_err(sign_in_budget_spent)
+}
+
+/// The budget check of `POST /auth/setup-password`, made by its handler before a connection is taken: the
+/// attempt names no account, so only the shared budget can admit it.
+pub fn admit_password_setup(auth: &AuthRuntime, meta: &RequestMeta) -> AppResult<()> {
+    admit_password_attempt(auth, "", &throttle_address(meta))
+}
+
 /// Signs a user in. Failed passwords are throttled per (account, client address), with a much higher ceiling
 /// per account (src/domain/lockout.rs); an attempt inside a wait is refused with 429 before its password is
 /// checked. Unknown users cost a dummy hash so timing does not reveal them, and are throttled alike. Every
 /// checked attempt is audited with its outcome and client address, and each wait once, when it starts.
+///
+/// Before all that, the attempt must find room in the process-wide sign-in budget (`auth.sign_in_budget_*`,
+/// in memory): over it, 429 with Retry-After and nothing read, hashed, written or audited. An account signing
+/// in from an address it signed in from before, with no failure since, may use a small reserve then.
 ///
 /// The password hash runs with no database connection held (a connection for the first look, none while the
 /// hash waits for its slot and runs, another for the outcome): a sign-in flood then queues on the hash gate,
@@ -95,12 +126,33 @@ pub fn login(
     meta: &RequestMeta,
 ) -> AppResult<TokenResponse> {
     input.check_bounds()?;
-    let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let account = throttle_account_key(&input.username);
     let address = throttle_address(meta);
+    admit_password_attempt(auth, &account, &address)?;
+    let outcome = check_sign_in(pool, auth, input, meta, &account, &address);
+    match &outcome {
+        Ok(_) => auth
+            .sign_in_budget
+            .signed_in(&account, &address, std::time::Instant::now()),
+        Err(e) if e.kind() == ErrorKind::Unauthorized => auth.sign_in_budget.failed(&account, &address),
+        Err(_) => {}
+    }
+    outcome
+}
+
+/// [`login`] once admitted: the throttle look, the hash, the outcome's transaction.
+fn check_sign_in(
+    pool: &DbPool,
+    auth: &AuthRuntime,
+    input: &LoginRequest,
+    meta: &RequestMeta,
+    account: &str,
+    address: &str,
+) -> AppResult<TokenResponse> {
+    let refused = || AppError::unauthorized(SIGN_IN_REFUSED);
     let user = {
         let mut conn = pool.get()?;
-        let before = repo::find_login_throttles(&mut conn, &account, &address)?;
+        let before = repo::find_login_throttles(&mut conn, account, address)?;
         if let Some(wait) = wait_before_attempt(
             &before.pair,
             &before.account,
@@ -124,8 +176,8 @@ pub fn login(
         if let Some(user) = &user {
             db::lock_row(tx, "users", &user.id)?;
         }
-        repo::lock_login_throttles(tx, &account, &address, now)?;
-        let throttles = repo::find_login_throttles(tx, &account, &address)?;
+        repo::lock_login_throttles(tx, account, address, now)?;
+        let throttles = repo::find_login_throttles(tx, account, address)?;
         // A concurrent failure may have started a wait since the first look.
         if let Some(wait) = wait_before_attempt(
             &throttles.pair,
@@ -149,8 +201,8 @@ pub fn login(
                 tx,
                 &ctx,
                 None,
-                &account,
-                &address,
+                account,
+                address,
                 &throttles,
                 now,
                 "unknown username",
@@ -163,8 +215,8 @@ pub fn login(
                 tx,
                 &ctx,
                 Some(&current.id),
-                &account,
-                &address,
+                account,
+                address,
                 &throttles,
                 now,
                 "wrong password",
@@ -182,8 +234,8 @@ pub fn login(
         }
         repo::save_login_throttle(
             tx,
-            &account,
-            &address,
+            account,
+            address,
             &throttles.pair.after_success(),
             Some(now),
             now,

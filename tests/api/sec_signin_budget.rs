@@ -1,0 +1,145 @@
+//! Issue 14 item 3, a sign-in flood costs little: the process-wide sign-in budget (`auth.sign_in_budget_*`)
+//! refuses password-checking attempts over it with a 429 problem and Retry-After, from memory — nothing read,
+//! hashed, counted or audited for a refused attempt — while an account signing in from an address it signed in
+//! from before still gets in, and everyone does again once the budget refills.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use qip_pool::db::schema::login_throttles;
+use serde_json::{Value, json};
+
+use crate::support::{Session, TestApp, USER_PASSWORD, assert_problem};
+
+/// One token a second, three at once; the known clients' reserve one a second, one at once.
+fn app_with_a_small_budget() -> (TestApp, Session) {
+    let app = TestApp::spawn_with(
+        |s| {
+            s.auth.sign_in_budget_per_second = 1;
+            s.auth.sign_in_budget_burst = 3;
+            s.auth.known_client_budget_per_second = 1;
+            s.auth.known_client_budget_burst = 1;
+        },
+        |_| {},
+    );
+    // The administrator signs in over HTTP from 127.0.0.1 (one token): a known client from now on.
+    let admin = app.bootstrap_admin();
+    (app, admin)
+}
+
+fn login(app: &TestApp, username: &str, password: &str) -> reqwest::blocking::Response {
+    app.post_json(
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": username, "password": password}),
+    )
+}
+
+/// Failures counted for `account` across its throttle rows.
+fn failures_counted(app: &TestApp, account: &str) -> i64 {
+    login_throttles::table
+        .filter(login_throttles::account.eq(account))
+        .select(login_throttles::failures)
+        .load::<i32>(&mut app.conn())
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .sum()
+}
+
+/// Sends `attempt` until the first refusal (429, at most 40 times) and checks that it changed neither the audit trail
+/// nor the failure counters of `account`, while every admitted attempt before it did; the refusal's problem body.
+#[track_caller]
+fn spend_the_budget(
+    app: &TestApp,
+    account: &str,
+    attempt: impl Fn() -> reqwest::blocking::Response,
+) -> Value {
+    for n in 0..40 {
+        let (events, failures) = (app.audit_rows().len(), failures_counted(app, account));
+        let res = attempt();
+        if res.status().as_u16() != 429 {
+            assert_eq!(res.status().as_u16(), 401, "an admitted attempt is checked");
+            assert!(app.audit_rows().len() > events, "an admitted attempt is audited");
+            continue;
+        }
+        assert!(n >= 1, "the burst admits the first attempts");
+        let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert_eq!(retry_after, 1, "one token a second: retry in a second");
+        let body = assert_problem(res, 429, "too-many-requests");
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Too many sign-ins")),
+            "{body}"
+        );
+        assert_eq!(
+            app.audit_rows().len(),
+            events,
+            "a refused attempt writes no audit event"
+        );
+        assert_eq!(
+            failures_counted(app, account),
+            failures,
+            "a refused attempt counts no failure"
+        );
+        return body;
+    }
+    panic!("40 attempts and the sign-in budget never refused one");
+}
+
+#[test]
+fn a_spent_sign_in_budget_refuses_with_429_before_any_database_work_and_admits_again_once_refilled() {
+    let (app, admin) = app_with_a_small_budget();
+    let org = app.create_org(&admin, "FIELD", "mission_section");
+    let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
+    assert_eq!(
+        app.setup_password(&setup_token, USER_PASSWORD).status().as_u16(),
+        204
+    );
+
+    spend_the_budget(&app, "nobody", || login(&app, "nobody", "wrong password"));
+    // The real account, never signed in from here, waits like everyone else: no hash, no failure, no audit.
+    let events = app.audit_rows().len();
+    let res = login(&app, "fielduser", "wrong password");
+    if res.status().as_u16() == 429 {
+        assert_eq!(app.audit_rows().len(), events);
+        assert_eq!(failures_counted(&app, "fielduser"), 0);
+    }
+
+    // A second later the budget has room again: the user signs in.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let res = login(&app, "fielduser", USER_PASSWORD);
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
+    let signed_in = app
+        .audit_rows()
+        .into_iter()
+        .filter(|e| e.action == "auth.login" && e.outcome == "success")
+        .filter(|e| e.actor_username.as_deref() == Some("fielduser"))
+        .count();
+    assert_eq!(signed_in, 1);
+}
+
+#[test]
+fn a_client_that_signed_in_before_gets_in_while_a_flood_spends_the_budget() {
+    let (app, _admin) = app_with_a_small_budget();
+    spend_the_budget(&app, "nobody", || login(&app, "nobody", "wrong password"));
+    // The administrator signed in from this address before: the reserve lets them in.
+    let res = login(&app, "admin", crate::support::ADMIN_PASSWORD);
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
+    let body: Value = res.json().unwrap();
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[test]
+fn password_setup_with_made_up_tokens_is_refused_by_the_same_budget_without_an_audit_event() {
+    let (app, _admin) = app_with_a_small_budget();
+    let attempt = || {
+        app.post_json(
+            "/api/v1/auth/setup-password",
+            None,
+            &json!({"token": "made-up-token-0123456789abcdef", "password": "a long enough passphrase 42"}),
+        )
+    };
+    spend_the_budget(&app, "", attempt);
+}
