@@ -324,6 +324,9 @@ pub struct AuthSettings {
     pub known_client_budget_per_second: u32,
     /// The known clients' bucket size.
     pub known_client_budget_burst: u32,
+    /// Milliseconds a 429 on `/api/v1/auth/*` is held before it is sent (on a timer, no thread held), so a
+    /// client that retries as soon as it is answered asks about once per hold instead of thousands of times.
+    pub refusal_hold_ms: u64,
 }
 
 /// A retired signing key, still accepted when verifying tokens it signed.

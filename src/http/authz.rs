@@ -79,6 +79,16 @@ struct AuthorizedCall {
     actor: Actor,
 }
 
+/// Holds a refusal of an `/api/v1/auth/*` request for `auth.refusal_hold_ms` on a timer before it is sent: a
+/// flooder that asks again as soon as it is answered would otherwise turn cheap refusals into thousands of
+/// requests a second competing with everyone else for the cores. No thread is held while waiting.
+async fn hold_refusal(state: &AppState) {
+    let hold = state.settings.auth.refusal_hold_ms;
+    if hold > 0 {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(hold)).await;
+    }
+}
+
 pub async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -123,7 +133,15 @@ pub async fn authorize(
                 format!("Too many sign-in requests from this address; retry in {wait} seconds."),
             )
             .with_header(header::RETRY_AFTER, &wait.to_string());
+            hold_refusal(&state).await;
             return Ok(req.error_response(err));
+        }
+        if requirement == Requirement::Public {
+            let res = next.call(req).await?;
+            if res.status() == actix_web::http::StatusCode::TOO_MANY_REQUESTS {
+                hold_refusal(&state).await;
+            }
+            return Ok(res.map_into_boxed_body());
         }
     }
     if requirement == Requirement::Public {

@@ -143,3 +143,41 @@ fn password_setup_with_made_up_tokens_is_refused_by_the_same_budget_without_an_a
     };
     spend_the_budget(&app, "", attempt);
 }
+
+/// Refusals of `/api/v1/auth/*` are held (`auth.refusal_hold_ms`) before they are sent, so a client that asks
+/// again as soon as it is answered cannot turn cheap refusals into a storm of requests; admitted attempts are not
+/// held.
+#[test]
+fn a_refused_sign_in_is_answered_after_the_hold_and_an_admitted_one_without_it() {
+    let app = TestApp::spawn_with(
+        |s| {
+            s.auth.sign_in_budget_per_second = 1;
+            s.auth.sign_in_budget_burst = 2;
+            s.auth.refusal_hold_ms = 600;
+        },
+        |_| {},
+    );
+    let started = std::time::Instant::now();
+    let res = login(&app, "nobody", "wrong password");
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "an admitted attempt is not held: {:?}",
+        started.elapsed()
+    );
+    let mut refused = None;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let res = login(&app, "nobody", "wrong password");
+        if res.status().as_u16() == 429 {
+            refused = Some((started.elapsed(), res));
+            break;
+        }
+    }
+    let (waited, res) = refused.expect("the budget of two refused within ten attempts");
+    assert!(
+        waited >= Duration::from_millis(600),
+        "the refusal was sent after {waited:?}, before the 600 ms hold"
+    );
+    assert_problem(res, 429, "too-many-requests");
+}

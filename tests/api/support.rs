@@ -121,6 +121,8 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.auth.auth_rate_limit_per_minute = 100_000;
     settings.auth.sign_in_budget_per_second = 100_000;
     settings.auth.sign_in_budget_burst = 100_000;
+    // Refusals answered at once; `sec_signin_budget` checks the hold itself.
+    settings.auth.refusal_hold_ms = 0;
     settings
 }
 
