@@ -300,3 +300,143 @@ fn an_unknown_stored_ledger_transaction_kind_is_an_opaque_500_not_skipped_money(
     let body = assert_problem(m.app.get_as(&statement, &finance.access), 500, "internal");
     assert_opaque(&body, "donation");
 }
+
+/// `SELECT COUNT(*) AS n …`, for database effects.
+fn count(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut *app.conn())
+        .unwrap()
+        .n
+}
+
+/// A proposal in review: (desk, proposal id, version, its steps in order).
+fn reviewed() -> (crate::approval::Desk, String, i64, Vec<Value>) {
+    let d = crate::approval::desk("100000.00");
+    let (id, version) = d.in_review("Borehole for Kalma school", "30000.00");
+    let steps = d.approval(&id)["steps"].as_array().unwrap().clone();
+    assert!(steps.len() >= 2, "{steps:?}");
+    (d, id, version, steps)
+}
+
+#[test]
+fn an_unknown_stored_step_hat_is_a_500_and_its_deciders_are_not_silently_skipped() {
+    let (d, id, version, steps) = reviewed();
+    let first = &steps[0];
+    let next_id = steps[1]["id"].as_str().unwrap();
+    // The next step (still to be opened) holds a hat this code never writes.
+    corrupt(
+        &d.m.app,
+        &format!("UPDATE approval_steps SET hat = 'warlord' WHERE id = '{next_id}'"),
+    );
+    let awaiting = format!(
+        "SELECT COUNT(*) AS n FROM notification_events WHERE kind = 'approval.step_awaiting_decision' \
+         AND proposal_id = '{id}'"
+    );
+    let before = count(&d.m.app, &awaiting);
+    // Approving the first step would tell the next step's deciders: with its hat unknown, the decision fails
+    // rather than commit with nobody told.
+    let hat = first["hat"].as_str().unwrap();
+    let who = if hat == "head_of_office" { &d.hoo } else { &d.dsrsg };
+    let res = d.decide(
+        who,
+        Some(hat),
+        &id,
+        first["id"].as_str().unwrap(),
+        version,
+        json!({"decision": "approve", "comment": "Cleared"}),
+    );
+    assert_opaque(&assert_problem(res, 500, "internal"), "warlord");
+    assert_eq!(
+        count(&d.m.app, &awaiting),
+        before,
+        "no notification left out a decider"
+    );
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(
+        count(
+            &d.m.app,
+            &format!(
+                "SELECT COUNT(*) AS n FROM approval_steps WHERE id = '{first_id}' AND status = 'pending' \
+                 AND decided_by IS NULL"
+            )
+        ),
+        1,
+        "the decision rolled back"
+    );
+    // Reading the steps refuses too, rather than skip or guess the step.
+    let body = assert_problem(
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/approval"), &d.m.qip.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+    let body = assert_problem(
+        d.m.app.get_as(
+            &format!("/api/v1/pools/{}/turnaround", d.m.pool_id),
+            &d.m.qip.access,
+        ),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+}
+
+#[test]
+fn an_unknown_stored_step_decision_decided_hat_or_reason_is_an_opaque_500() {
+    let (d, id, version, steps) = reviewed();
+    let first = &steps[0];
+    let first_id = first["id"].as_str().unwrap();
+    let hat = first["hat"].as_str().unwrap();
+    let who = if hat == "head_of_office" { &d.hoo } else { &d.dsrsg };
+    let res = d.decide(
+        who,
+        Some(hat),
+        &id,
+        first_id,
+        version,
+        json!({"decision": "approve", "comment": "Cleared"}),
+    );
+    assert_eq!(res.status().as_u16(), 200);
+    let approval = d.approval(&id);
+    assert_eq!(approval["steps"][0]["decision"], "approve");
+    assert_eq!(approval["steps"][0]["decided_hat"], hat);
+    let path = format!("/api/v1/proposals/{id}/approval");
+    let turnaround = format!("/api/v1/pools/{}/turnaround", d.m.pool_id);
+    for (column, planted, restored) in [
+        ("decision", "'shrug'", "'approve'".to_owned()),
+        ("decided_hat", "'warlord'", format!("'{hat}'")),
+        (
+            "reason",
+            "'{\"kind\": \"whim\"}'",
+            format!("'{}'", first["reason"]),
+        ),
+    ] {
+        corrupt(
+            &d.m.app,
+            &format!("UPDATE approval_steps SET {column} = {planted} WHERE id = '{first_id}'"),
+        );
+        let secret = planted.trim_matches('\'');
+        let body = assert_problem(d.m.app.get_as(&path, &d.m.qip.access), 500, "internal");
+        assert_opaque(&body, secret);
+        if column == "reason" {
+            // The turnaround does not file the step under an `unknown` kind.
+            let body = assert_problem(d.m.app.get_as(&turnaround, &d.m.qip.access), 500, "internal");
+            assert_opaque(&body, "whim");
+        }
+        corrupt(
+            &d.m.app,
+            &format!("UPDATE approval_steps SET {column} = {restored} WHERE id = '{first_id}'"),
+        );
+        assert_eq!(
+            d.m.app.get_as(&path, &d.m.qip.access).status().as_u16(),
+            200,
+            "{column} restored"
+        );
+    }
+}

@@ -303,8 +303,10 @@ pub fn for_proposal(
             if let Some(step) = steps.iter().find(|s| {
                 s.version_number == p.current_version
                     && s.status == crate::domain::status::StepStatus::Pending
-            }) && let Ok(hat) = step.hat.parse::<Hat>()
-            {
+            }) {
+                // The step's hat was read as a `Hat` (an unknown stored hat fails `steps_of`): its deciders are
+                // always told, never silently skipped.
+                let hat = step.hat;
                 add_deciders(
                     conn,
                     &mut r,

@@ -158,10 +158,7 @@ fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State)
                 .position(|s| s.status == StepStatus::Pending && s.opened_at.is_some())
             {
                 Some(index) => Some(OpenStep {
-                    hat: current[index]
-                        .hat
-                        .parse()
-                        .map_err(|e: String| AppError::internal(e))?,
+                    hat: current[index].hat,
                     last: index + 1 == current.len(),
                 }),
                 None => None,
