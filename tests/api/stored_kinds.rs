@@ -440,3 +440,72 @@ fn an_unknown_stored_step_decision_decided_hat_or_reason_is_an_opaque_500() {
         );
     }
 }
+
+#[test]
+fn an_unknown_stored_settlement_channel_of_a_hat_grant_request_is_an_opaque_500() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "FINSEC", "mission_section");
+    let second = app.user_with_hats(&admin, "admin2", &office, &["admin"]);
+    let bob = app.user_with_hats(&admin, "bob", &office, &[]);
+    let res = app.post_json(
+        &format!("/api/v1/users/{}/hats", bob.user_id),
+        Some(&second.access),
+        &json!({"hat": "finance_officer"}),
+    );
+    assert_eq!(res.status().as_u16(), 202);
+    let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let res = app.post_json(
+        &format!("/api/v1/hat-grant-requests/{id}/confirm"),
+        Some(&admin.access),
+        &json!({}),
+    );
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap_or_default());
+    let path = format!("/api/v1/hat-grant-requests/{id}");
+    let request: Value = app.get_as(&path, &admin.access).json().unwrap();
+    assert_eq!(request["decided_via"], "api", "{request}");
+    corrupt(
+        &app,
+        &format!("UPDATE hat_grant_requests SET decided_via = 'carrier_pigeon' WHERE id = '{id}'"),
+    );
+    let body = assert_problem(app.get_as(&path, &admin.access), 500, "internal");
+    assert_opaque(&body, "carrier_pigeon");
+    let body = assert_problem(
+        app.get_as("/api/v1/hat-grant-requests?status=all", &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "carrier_pigeon");
+}
+
+#[test]
+fn an_unknown_stored_setup_token_purpose_is_an_opaque_500_and_spends_nothing() {
+    let (app, admin) = TestApp::with_admin();
+    let org = app.create_org(&admin, "NRC", "ngo");
+    let (id, token) = app.create_user(&admin, "omar", &org);
+    corrupt(
+        &app,
+        &format!("UPDATE password_setup_tokens SET purpose = 'backdoor' WHERE user_id = '{id}'"),
+    );
+    let body = assert_problem(
+        app.setup_password(&token, "a-long-new-passphrase-42"),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "backdoor");
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT COUNT(*) AS n FROM password_setup_tokens WHERE user_id = '{id}' AND used_at IS NULL"
+            )
+        ),
+        1,
+        "the token is not spent"
+    );
+    let res = app.post_json(
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": "omar", "password": "a-long-new-passphrase-42"}),
+    );
+    assert_eq!(res.status().as_u16(), 401, "no password was set");
+}
