@@ -509,3 +509,94 @@ fn an_unknown_stored_setup_token_purpose_is_an_opaque_500_and_spends_nothing() {
     );
     assert_eq!(res.status().as_u16(), 401, "no password was set");
 }
+
+/// The one text column of the first row `sql` selects (`… AS v`).
+fn text(app: &TestApp, sql: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Text>(&mut *app.conn())
+        .unwrap()
+        .v
+}
+
+#[test]
+fn an_unknown_stored_delivery_channel_is_neither_tried_nor_dead_lettered() {
+    let (d, _, _, _) = reviewed();
+    let app = &d.m.app;
+    let pending_email = "SELECT id AS v FROM notification_deliveries WHERE channel = 'email' \
+                         AND status = 'pending' ORDER BY id LIMIT 1";
+    let delivery = text(app, pending_email);
+    corrupt(
+        app,
+        &format!("UPDATE notification_deliveries SET channel = 'pigeon' WHERE id = '{delivery}'"),
+    );
+    // The worker as `serve` runs it, writing emails to a folder.
+    let mut settings = crate::support::test_settings(&app.db.url());
+    settings.notifications.outbox_dir = std::env::temp_dir()
+        .join(format!("qip-outbox-{}", uuid::Uuid::now_v7()))
+        .display()
+        .to_string();
+    let worker = qip_pool::features::notifications::worker::Worker::new(&settings.notifications).unwrap();
+    let pool = qip_pool::db::build_pool(&settings.database).unwrap();
+    for _ in 0..5 {
+        worker.run_once(&pool);
+    }
+    // The others went out; this one is left as it was (its load fails, logged) rather than dead-lettered as
+    // if an attempt had been made on some channel.
+    assert!(
+        count(
+            app,
+            "SELECT COUNT(*) AS n FROM notification_deliveries WHERE status = 'delivered'"
+        ) > 0
+    );
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT COUNT(*) AS n FROM notification_deliveries WHERE id = '{delivery}' \
+                 AND status = 'pending' AND attempts = 0 AND last_error IS NULL"
+            )
+        ),
+        1
+    );
+}
+
+#[test]
+fn an_unknown_stored_email_preference_is_an_opaque_500_not_immediate() {
+    let d = crate::approval::desk("100000.00");
+    let app = &d.m.app;
+    let res = app
+        .client
+        .put(app.url("/api/v1/me/notification-preferences"))
+        .bearer_auth(&d.ocha.access)
+        .json(&json!({"email": "daily_digest"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    corrupt(
+        app,
+        &format!(
+            "UPDATE notification_preferences SET email_mode = 'hourly' WHERE user_id = '{}'",
+            d.ocha.user_id
+        ),
+    );
+    let body = assert_problem(
+        app.get_as("/api/v1/me/notification-preferences", &d.ocha.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "hourly");
+    // A submission that consults OCHA would email its focal point: it fails rather than email at once.
+    let (id, version) = d.m.draft("Kalma borehole", "9000.00");
+    let body = assert_problem(d.m.submit(&id, version), 500, "internal");
+    assert_opaque(&body, "hourly");
+    let proposal: Value = app
+        .get_as(&format!("/api/v1/proposals/{id}"), &d.m.unit.access)
+        .json()
+        .unwrap();
+    assert_eq!(proposal["state"], "draft", "the submission rolled back");
+}

@@ -11,6 +11,7 @@ use super::kinds::Kind;
 use crate::access::{Hat, HatGrant};
 use crate::db::DbConn;
 use crate::db::schema::{consultation_rounds, consultees, flags, hats, users};
+use crate::domain::status::ConsulteeStatus;
 use crate::features::proposals::repo::ProposalRow;
 
 /// The recipients of one notification: users (feed, email) and organisations (webhooks), each with the reason
@@ -221,7 +222,7 @@ fn consulted_orgs(conn: &mut DbConn, proposal_id: &str, only_pending: bool) -> Q
         .into_boxed();
     if only_pending {
         q = q
-            .filter(consultees::status.eq("pending"))
+            .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str()))
             .filter(consultation_rounds::closed_at.is_null());
     }
     q.load(conn)
