@@ -600,3 +600,25 @@ fn an_unknown_stored_email_preference_is_an_opaque_500_not_immediate() {
         .unwrap();
     assert_eq!(proposal["state"], "draft", "the submission rolled back");
 }
+
+#[test]
+fn an_unknown_stored_tranche_condition_is_not_a_task_to_pay_on_approval() {
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Kalma borehole", "10000.00");
+    let approved = d.approve_all(&id);
+    assert_eq!(approved["state"], "approved", "{approved}");
+    let tasks = |who: &crate::support::Session| d.m.app.get_as("/api/v1/me/tasks", &who.access);
+    let listed: Vec<Value> = tasks(&d.finance).json().unwrap();
+    let payable = |t: &&Value| t["kind"] == "tranche_to_pay" && t["proposal_id"] == id.as_str();
+    assert_eq!(listed.iter().filter(payable).count(), 1, "{listed:?}");
+    // Every tranche of the proposal gets a condition this code never writes: it is not taken for
+    // `on_approval` (payable now) — the list fails instead.
+    let changed = diesel::sql_query(format!(
+        "UPDATE tranches SET condition = 'on_full_moon' WHERE proposal_id = '{id}'"
+    ))
+    .execute(&mut *d.m.app.conn())
+    .unwrap();
+    assert!(changed >= 1);
+    let body = assert_problem(tasks(&d.finance), 500, "internal");
+    assert_opaque(&body, "on_full_moon");
+}
