@@ -622,3 +622,90 @@ fn an_unknown_stored_tranche_condition_is_not_a_task_to_pay_on_approval() {
     let body = assert_problem(tasks(&d.finance), 500, "internal");
     assert_opaque(&body, "on_full_moon");
 }
+
+#[test]
+fn an_unknown_stored_waived_limit_is_an_opaque_500_not_nothing_waived() {
+    let (d, id, _, _) = reviewed();
+    corrupt(
+        &d.m.app,
+        &format!(
+            "UPDATE proposal_versions SET waiver_reasons = '[\"curfew\"]' WHERE proposal_id = '{id}' \
+             AND number = 1"
+        ),
+    );
+    // Read as "nothing waived", the brief would hide the waiver the DSRSG step is there for.
+    for path in [
+        format!("/api/v1/proposals/{id}"),
+        format!("/api/v1/proposals/{id}/brief"),
+    ] {
+        let body = assert_problem(d.m.app.get_as(&path, &d.m.qip.access), 500, "internal");
+        assert_opaque(&body, "curfew");
+    }
+}
+
+#[test]
+fn an_unknown_stored_partner_kind_is_an_opaque_500_not_a_schedule_for_no_partner() {
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Kalma borehole", "10000.00");
+    // The implementing partner's kind decides reimbursement mode (one tranche against reports).
+    corrupt(
+        &d.m.app,
+        &format!(
+            "UPDATE proposal_versions SET content = REPLACE(content, '\"local_authority\"', '\"warlord\"') \
+             WHERE proposal_id = '{id}' AND number = 1"
+        ),
+    );
+    let body = assert_problem(
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/brief"), &d.m.qip.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+    // The steps are decided in turn; the final approval, which plans the tranches, fails and changes nothing.
+    let mut first = true;
+    let refused = loop {
+        let a = d.approval(&id);
+        let step = a["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == true)
+            .cloned()
+            .expect("a step is open until the final approval");
+        let hat = step["hat"].as_str().unwrap().to_owned();
+        let who = if hat == "head_of_office" { &d.hoo } else { &d.dsrsg };
+        let mut body = json!({"decision": "approve", "comment": "Approved"});
+        if !first && who.user_id == d.dsrsg.user_id {
+            body["multi_hat_acknowledgement"] = json!("I decide again, in another hat");
+        }
+        first = first && who.user_id != d.dsrsg.user_id;
+        let res = d.decide(
+            who,
+            Some(&hat),
+            &id,
+            step["id"].as_str().unwrap(),
+            a["version"].as_i64().unwrap(),
+            body,
+        );
+        if res.status().as_u16() != 200 {
+            break res;
+        }
+    };
+    assert_opaque(&assert_problem(refused, 500, "internal"), "warlord");
+    assert_eq!(
+        count(
+            &d.m.app,
+            &format!("SELECT COUNT(*) AS n FROM tranches WHERE proposal_id = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &d.m.app,
+            &format!("SELECT COUNT(*) AS n FROM proposals WHERE id = '{id}' AND state = 'in_review'")
+        ),
+        1,
+        "the final approval rolled back"
+    );
+}

@@ -13,27 +13,18 @@ use crate::db::{self, DbConn};
 use crate::domain::approval_policy::plan_steps;
 use crate::domain::ids::{ProposalId, StepId};
 use crate::domain::lifecycle::Action;
-use crate::domain::pool_policy::LimitExceeded;
 use crate::domain::status::{Decision, StepStatus};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditAction, Automatic, deny, now_micros};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
-use crate::features::proposals::service::load_visible;
+use crate::features::proposals::service::{load_visible, waived};
 use crate::features::proposals::workflow::{self, By, Record};
 
 pub(crate) fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
     proposals_repo::find_version(tx, &proposal.id, proposal.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))
-}
-
-pub(crate) fn waived(version: &VersionRow) -> Vec<LimitExceeded> {
-    version
-        .waiver_reasons
-        .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
 }
 
 /// Instantiates the approval policy the proposal was checked against as concrete steps on its current
@@ -53,7 +44,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
     let pool = pools::load_version(tx, pool_row, settings_version)?;
     let amount = version.requested_minor.unwrap_or(0);
     let sector = proposal.sector_code.clone().unwrap_or_default();
-    let plan = plan_steps(&pool.policy, amount, &sector, !waived(&version).is_empty())
+    let plan = plan_steps(&pool.policy, amount, &sector, !waived(&version)?.is_empty())
         .map_err(|e| AppError::internal(format!("approval policy cannot be instantiated: {e:?}")))?;
     let now = now_micros();
     for (i, step) in plan.iter().enumerate() {
