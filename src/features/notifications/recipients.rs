@@ -11,7 +11,7 @@ use super::kinds::Kind;
 use crate::access::{Hat, HatGrant};
 use crate::db::DbConn;
 use crate::db::schema::{consultation_rounds, consultees, flags, hats, users};
-use crate::domain::status::ConsulteeStatus;
+use crate::domain::status::{AccountStatus, ConsulteeStatus};
 use crate::features::proposals::repo::ProposalRow;
 
 /// The recipients of one notification: users (feed, email) and organisations (webhooks), each with the reason
@@ -82,7 +82,7 @@ pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<V
         .filter(hats::hat.eq(hat.as_str()))
         .filter(hats::revoked_at.is_null())
         // A locked account (too many failed sign-ins) is still someone to tell; a disabled one is not.
-        .filter(users::status.ne("disabled"))
+        .filter(users::status.ne(AccountStatus::Disabled.as_str()))
         .select((
             hats::id,
             hats::user_id,
