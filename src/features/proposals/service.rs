@@ -157,16 +157,13 @@ fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State)
                 .iter()
                 .filter(|s| s.version_number == row.current_version)
                 .collect();
-            match current
+            current
                 .iter()
                 .position(|s| s.status == StepStatus::Pending && s.opened_at.is_some())
-            {
-                Some(index) => Some(OpenStep {
+                .map(|index| OpenStep {
                     hat: current[index].hat,
                     last: index + 1 == current.len(),
-                }),
-                None => None,
-            }
+                })
         }
         _ => None,
     };
