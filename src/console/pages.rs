@@ -175,7 +175,7 @@ fn step_row(s: &Step) -> Markup {
             td {
                 @if let Some(d) = &s.decision {
                     (d) " by " (s.decided_by.as_deref().unwrap_or("?"))
-                    " as " (s.decided_hat.as_deref().unwrap_or("?"))
+                    " as " (s.decided_hat.map_or("?", |h| h.as_str()))
                     @if s.acting { " (acting)" }
                     @if let Some(c) = &s.comment { br; "“" (c) "”" }
                 }

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod schema;
+pub mod stored;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;

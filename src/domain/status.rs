@@ -337,6 +337,55 @@ impl OrganizationKind {
     }
 }
 
+stored_enum!(
+    /// A decision on an approval step.
+    Decision, "approval step decision" {
+        Approve => "approve",
+        /// Back to the submitter for a revision.
+        Return => "return",
+        Reject => "reject",
+    }
+);
+
+stored_enum!(
+    /// How a notification delivery reaches its recipient.
+    DeliveryChannel, "notification delivery channel" {
+        /// An email to a user (at once or in the daily digest).
+        Email => "email",
+        /// A signed POST to an organisation's webhook endpoint.
+        Webhook => "webhook",
+    }
+);
+
+stored_enum!(
+    /// Where a hat grant request was settled.
+    DecidedVia, "hat grant request settlement channel" {
+        /// By a second administrator over the API.
+        Api => "api",
+        /// At the server's console (`qip-pool admin confirm-grant`).
+        Console => "console",
+    }
+);
+
+stored_enum!(
+    /// Why a password setup token was issued.
+    SetupTokenPurpose, "setup token purpose" {
+        /// The account was just created.
+        Create => "create",
+        /// An administrator reset the password.
+        Reset => "reset",
+    }
+);
+
+stored_enum!(
+    /// A reader's email preference for notifications (no stored preference means `immediate`).
+    EmailMode, "email preference" {
+        Immediate => "immediate",
+        DailyDigest => "daily_digest",
+        Off => "off",
+    }
+);
+
 /// An answer is the consultee's status in its round.
 impl From<ResponseKind> for ConsulteeStatus {
     fn from(kind: ResponseKind) -> Self {
@@ -391,6 +440,11 @@ mod tests {
         round_trips(GrantRequestStatus::ALL);
         round_trips(AccountStatus::ALL);
         round_trips(OrganizationKind::ALL);
+        round_trips(Decision::ALL);
+        round_trips(DeliveryChannel::ALL);
+        round_trips(DecidedVia::ALL);
+        round_trips(SetupTokenPurpose::ALL);
+        round_trips(EmailMode::ALL);
     }
 
     #[test]

@@ -300,3 +300,412 @@ fn an_unknown_stored_ledger_transaction_kind_is_an_opaque_500_not_skipped_money(
     let body = assert_problem(m.app.get_as(&statement, &finance.access), 500, "internal");
     assert_opaque(&body, "donation");
 }
+
+/// `SELECT COUNT(*) AS n …`, for database effects.
+fn count(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut *app.conn())
+        .unwrap()
+        .n
+}
+
+/// A proposal in review: (desk, proposal id, version, its steps in order).
+fn reviewed() -> (crate::approval::Desk, String, i64, Vec<Value>) {
+    let d = crate::approval::desk("100000.00");
+    let (id, version) = d.in_review("Borehole for Kalma school", "30000.00");
+    let steps = d.approval(&id)["steps"].as_array().unwrap().clone();
+    assert!(steps.len() >= 2, "{steps:?}");
+    (d, id, version, steps)
+}
+
+#[test]
+fn an_unknown_stored_step_hat_is_a_500_and_its_deciders_are_not_silently_skipped() {
+    let (d, id, version, steps) = reviewed();
+    let first = &steps[0];
+    let next_id = steps[1]["id"].as_str().unwrap();
+    // The next step (still to be opened) holds a hat this code never writes.
+    corrupt(
+        &d.m.app,
+        &format!("UPDATE approval_steps SET hat = 'warlord' WHERE id = '{next_id}'"),
+    );
+    let awaiting = format!(
+        "SELECT COUNT(*) AS n FROM notification_events WHERE kind = 'approval.step_awaiting_decision' \
+         AND proposal_id = '{id}'"
+    );
+    let before = count(&d.m.app, &awaiting);
+    // Approving the first step would tell the next step's deciders: with its hat unknown, the decision fails
+    // rather than commit with nobody told.
+    let hat = first["hat"].as_str().unwrap();
+    let who = if hat == "head_of_office" { &d.hoo } else { &d.dsrsg };
+    let res = d.decide(
+        who,
+        Some(hat),
+        &id,
+        first["id"].as_str().unwrap(),
+        version,
+        json!({"decision": "approve", "comment": "Cleared"}),
+    );
+    assert_opaque(&assert_problem(res, 500, "internal"), "warlord");
+    assert_eq!(
+        count(&d.m.app, &awaiting),
+        before,
+        "no notification left out a decider"
+    );
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(
+        count(
+            &d.m.app,
+            &format!(
+                "SELECT COUNT(*) AS n FROM approval_steps WHERE id = '{first_id}' AND status = 'pending' \
+                 AND decided_by IS NULL"
+            )
+        ),
+        1,
+        "the decision rolled back"
+    );
+    // Reading the steps refuses too, rather than skip or guess the step.
+    let body = assert_problem(
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/approval"), &d.m.qip.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+    let body = assert_problem(
+        d.m.app.get_as(
+            &format!("/api/v1/pools/{}/turnaround", d.m.pool_id),
+            &d.m.qip.access,
+        ),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+}
+
+#[test]
+fn an_unknown_stored_step_decision_decided_hat_or_reason_is_an_opaque_500() {
+    let (d, id, version, steps) = reviewed();
+    let first = &steps[0];
+    let first_id = first["id"].as_str().unwrap();
+    let hat = first["hat"].as_str().unwrap();
+    let who = if hat == "head_of_office" { &d.hoo } else { &d.dsrsg };
+    let res = d.decide(
+        who,
+        Some(hat),
+        &id,
+        first_id,
+        version,
+        json!({"decision": "approve", "comment": "Cleared"}),
+    );
+    assert_eq!(res.status().as_u16(), 200);
+    let approval = d.approval(&id);
+    assert_eq!(approval["steps"][0]["decision"], "approve");
+    assert_eq!(approval["steps"][0]["decided_hat"], hat);
+    let path = format!("/api/v1/proposals/{id}/approval");
+    let turnaround = format!("/api/v1/pools/{}/turnaround", d.m.pool_id);
+    for (column, planted, restored) in [
+        ("decision", "'shrug'", "'approve'".to_owned()),
+        ("decided_hat", "'warlord'", format!("'{hat}'")),
+        (
+            "reason",
+            "'{\"kind\": \"whim\"}'",
+            format!("'{}'", first["reason"]),
+        ),
+    ] {
+        corrupt(
+            &d.m.app,
+            &format!("UPDATE approval_steps SET {column} = {planted} WHERE id = '{first_id}'"),
+        );
+        let secret = planted.trim_matches('\'');
+        let body = assert_problem(d.m.app.get_as(&path, &d.m.qip.access), 500, "internal");
+        assert_opaque(&body, secret);
+        if column == "reason" {
+            // The turnaround does not file the step under an `unknown` kind.
+            let body = assert_problem(d.m.app.get_as(&turnaround, &d.m.qip.access), 500, "internal");
+            assert_opaque(&body, "whim");
+        }
+        corrupt(
+            &d.m.app,
+            &format!("UPDATE approval_steps SET {column} = {restored} WHERE id = '{first_id}'"),
+        );
+        assert_eq!(
+            d.m.app.get_as(&path, &d.m.qip.access).status().as_u16(),
+            200,
+            "{column} restored"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_stored_settlement_channel_of_a_hat_grant_request_is_an_opaque_500() {
+    let (app, admin) = TestApp::with_admin();
+    let office = app.create_org(&admin, "FINSEC", "mission_section");
+    let second = app.user_with_hats(&admin, "admin2", &office, &["admin"]);
+    let bob = app.user_with_hats(&admin, "bob", &office, &[]);
+    let res = app.post_json(
+        &format!("/api/v1/users/{}/hats", bob.user_id),
+        Some(&second.access),
+        &json!({"hat": "finance_officer"}),
+    );
+    assert_eq!(res.status().as_u16(), 202);
+    let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let res = app.post_json(
+        &format!("/api/v1/hat-grant-requests/{id}/confirm"),
+        Some(&admin.access),
+        &json!({}),
+    );
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap_or_default());
+    let path = format!("/api/v1/hat-grant-requests/{id}");
+    let request: Value = app.get_as(&path, &admin.access).json().unwrap();
+    assert_eq!(request["decided_via"], "api", "{request}");
+    corrupt(
+        &app,
+        &format!("UPDATE hat_grant_requests SET decided_via = 'carrier_pigeon' WHERE id = '{id}'"),
+    );
+    let body = assert_problem(app.get_as(&path, &admin.access), 500, "internal");
+    assert_opaque(&body, "carrier_pigeon");
+    let body = assert_problem(
+        app.get_as("/api/v1/hat-grant-requests?status=all", &admin.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "carrier_pigeon");
+}
+
+#[test]
+fn an_unknown_stored_setup_token_purpose_is_an_opaque_500_and_spends_nothing() {
+    let (app, admin) = TestApp::with_admin();
+    let org = app.create_org(&admin, "NRC", "ngo");
+    let (id, token) = app.create_user(&admin, "omar", &org);
+    corrupt(
+        &app,
+        &format!("UPDATE password_setup_tokens SET purpose = 'backdoor' WHERE user_id = '{id}'"),
+    );
+    let body = assert_problem(
+        app.setup_password(&token, "a-long-new-passphrase-42"),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "backdoor");
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT COUNT(*) AS n FROM password_setup_tokens WHERE user_id = '{id}' AND used_at IS NULL"
+            )
+        ),
+        1,
+        "the token is not spent"
+    );
+    let res = app.post_json(
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": "omar", "password": "a-long-new-passphrase-42"}),
+    );
+    assert_eq!(res.status().as_u16(), 401, "no password was set");
+}
+
+/// The one text column of the first row `sql` selects (`… AS v`).
+fn text(app: &TestApp, sql: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Text>(&mut *app.conn())
+        .unwrap()
+        .v
+}
+
+#[test]
+fn an_unknown_stored_delivery_channel_is_neither_tried_nor_dead_lettered() {
+    let (d, _, _, _) = reviewed();
+    let app = &d.m.app;
+    let pending_email = "SELECT id AS v FROM notification_deliveries WHERE channel = 'email' \
+                         AND status = 'pending' ORDER BY id LIMIT 1";
+    let delivery = text(app, pending_email);
+    corrupt(
+        app,
+        &format!("UPDATE notification_deliveries SET channel = 'pigeon' WHERE id = '{delivery}'"),
+    );
+    // The worker as `serve` runs it, writing emails to a folder.
+    let mut settings = crate::support::test_settings(&app.db.url());
+    settings.notifications.outbox_dir = std::env::temp_dir()
+        .join(format!("qip-outbox-{}", uuid::Uuid::now_v7()))
+        .display()
+        .to_string();
+    let worker = qip_pool::features::notifications::worker::Worker::new(&settings.notifications).unwrap();
+    let pool = qip_pool::db::build_pool(&settings.database).unwrap();
+    for _ in 0..5 {
+        worker.run_once(&pool);
+    }
+    // The others went out; this one is left as it was (its load fails, logged) rather than dead-lettered as
+    // if an attempt had been made on some channel.
+    assert!(
+        count(
+            app,
+            "SELECT COUNT(*) AS n FROM notification_deliveries WHERE status = 'delivered'"
+        ) > 0
+    );
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT COUNT(*) AS n FROM notification_deliveries WHERE id = '{delivery}' \
+                 AND status = 'pending' AND attempts = 0 AND last_error IS NULL"
+            )
+        ),
+        1
+    );
+}
+
+#[test]
+fn an_unknown_stored_email_preference_is_an_opaque_500_not_immediate() {
+    let d = crate::approval::desk("100000.00");
+    let app = &d.m.app;
+    let res = app
+        .client
+        .put(app.url("/api/v1/me/notification-preferences"))
+        .bearer_auth(&d.ocha.access)
+        .json(&json!({"email": "daily_digest"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    corrupt(
+        app,
+        &format!(
+            "UPDATE notification_preferences SET email_mode = 'hourly' WHERE user_id = '{}'",
+            d.ocha.user_id
+        ),
+    );
+    let body = assert_problem(
+        app.get_as("/api/v1/me/notification-preferences", &d.ocha.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "hourly");
+    // A submission that consults OCHA would email its focal point: it fails rather than email at once.
+    let (id, version) = d.m.draft("Kalma borehole", "9000.00");
+    let body = assert_problem(d.m.submit(&id, version), 500, "internal");
+    assert_opaque(&body, "hourly");
+    let proposal: Value = app
+        .get_as(&format!("/api/v1/proposals/{id}"), &d.m.unit.access)
+        .json()
+        .unwrap();
+    assert_eq!(proposal["state"], "draft", "the submission rolled back");
+}
+
+#[test]
+fn an_unknown_stored_tranche_condition_is_not_a_task_to_pay_on_approval() {
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Kalma borehole", "10000.00");
+    let approved = d.approve_all(&id);
+    assert_eq!(approved["state"], "approved", "{approved}");
+    let tasks = |who: &crate::support::Session| d.m.app.get_as("/api/v1/me/tasks", &who.access);
+    let listed: Vec<Value> = tasks(&d.finance).json().unwrap();
+    let payable = |t: &&Value| t["kind"] == "tranche_to_pay" && t["proposal_id"] == id.as_str();
+    assert_eq!(listed.iter().filter(payable).count(), 1, "{listed:?}");
+    // Every tranche of the proposal gets a condition this code never writes: it is not taken for
+    // `on_approval` (payable now) — the list fails instead.
+    let changed = diesel::sql_query(format!(
+        "UPDATE tranches SET condition = 'on_full_moon' WHERE proposal_id = '{id}'"
+    ))
+    .execute(&mut *d.m.app.conn())
+    .unwrap();
+    assert!(changed >= 1);
+    let body = assert_problem(tasks(&d.finance), 500, "internal");
+    assert_opaque(&body, "on_full_moon");
+}
+
+#[test]
+fn an_unknown_stored_waived_limit_is_an_opaque_500_not_nothing_waived() {
+    let (d, id, _, _) = reviewed();
+    corrupt(
+        &d.m.app,
+        &format!(
+            "UPDATE proposal_versions SET waiver_reasons = '[\"curfew\"]' WHERE proposal_id = '{id}' \
+             AND number = 1"
+        ),
+    );
+    // Read as "nothing waived", the brief would hide the waiver the DSRSG step is there for.
+    for path in [
+        format!("/api/v1/proposals/{id}"),
+        format!("/api/v1/proposals/{id}/brief"),
+    ] {
+        let body = assert_problem(d.m.app.get_as(&path, &d.m.qip.access), 500, "internal");
+        assert_opaque(&body, "curfew");
+    }
+}
+
+#[test]
+fn an_unknown_stored_partner_kind_is_an_opaque_500_not_a_schedule_for_no_partner() {
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Kalma borehole", "10000.00");
+    // The implementing partner's kind decides reimbursement mode (one tranche against reports).
+    corrupt(
+        &d.m.app,
+        &format!(
+            "UPDATE proposal_versions SET content = REPLACE(content, '\"local_authority\"', '\"warlord\"') \
+             WHERE proposal_id = '{id}' AND number = 1"
+        ),
+    );
+    let body = assert_problem(
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/brief"), &d.m.qip.access),
+        500,
+        "internal",
+    );
+    assert_opaque(&body, "warlord");
+    // The steps are decided in turn; the final approval, which plans the tranches, fails and changes nothing.
+    let mut first = true;
+    let refused = loop {
+        let a = d.approval(&id);
+        let step = a["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == true)
+            .cloned()
+            .expect("a step is open until the final approval");
+        let hat = step["hat"].as_str().unwrap().to_owned();
+        let who = if hat == "head_of_office" { &d.hoo } else { &d.dsrsg };
+        let mut body = json!({"decision": "approve", "comment": "Approved"});
+        if !first && who.user_id == d.dsrsg.user_id {
+            body["multi_hat_acknowledgement"] = json!("I decide again, in another hat");
+        }
+        first = first && who.user_id != d.dsrsg.user_id;
+        let res = d.decide(
+            who,
+            Some(&hat),
+            &id,
+            step["id"].as_str().unwrap(),
+            a["version"].as_i64().unwrap(),
+            body,
+        );
+        if res.status().as_u16() != 200 {
+            break res;
+        }
+    };
+    assert_opaque(&assert_problem(refused, 500, "internal"), "warlord");
+    assert_eq!(
+        count(
+            &d.m.app,
+            &format!("SELECT COUNT(*) AS n FROM tranches WHERE proposal_id = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &d.m.app,
+            &format!("SELECT COUNT(*) AS n FROM proposals WHERE id = '{id}' AND state = 'in_review'")
+        ),
+        1,
+        "the final approval rolled back"
+    );
+}

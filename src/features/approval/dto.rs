@@ -7,24 +7,8 @@ use utoipa::ToSchema;
 use crate::access::Hat;
 use crate::domain::approval_policy::StepReason;
 use crate::domain::lifecycle::State;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approve,
-    Return,
-    Reject,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approve => "approve",
-            Decision::Return => "return",
-            Decision::Reject => "reject",
-        }
-    }
-}
+pub use crate::domain::status::Decision;
+use crate::domain::status::StepStatus;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,18 +34,18 @@ pub struct Step {
     pub reason: StepReason,
     pub financial: bool,
     pub sla_days: i32,
-    /// `pending`, `approved`, `returned`, `rejected` or `superseded`.
-    pub status: crate::domain::status::StepStatus,
+    pub status: StepStatus,
     /// The step that can be decided now.
     pub current: bool,
     pub opened_at: Option<DateTime<Utc>>,
     pub due_at: Option<DateTime<Utc>>,
     pub overdue: bool,
     pub decided_by: Option<String>,
-    pub decided_hat: Option<String>,
+    /// The hat the decider decided in (the step's hat).
+    pub decided_hat: Option<Hat>,
     pub acting: bool,
     pub decided_at: Option<DateTime<Utc>>,
-    pub decision: Option<String>,
+    pub decision: Option<Decision>,
     pub comment: Option<String>,
     pub conditions: Option<String>,
     pub multi_hat_acknowledgement: Option<String>,
@@ -121,12 +105,21 @@ pub struct Task {
     pub link: String,
 }
 
+/// What a turnaround line groups decisions by (lines come grouped by hat first, then by step kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnaroundGroup {
+    /// The hat that decides the steps.
+    Hat,
+    /// The step kind: the `kind` of the step's reason.
+    StepKind,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TurnaroundLine {
-    /// The step kind (`always`, `amount_at_least`, `waiver`, `financial_band`, …) or the hat, per `group`.
+    /// Per `group`: the step kind (`always`, `amount_at_least`, `sector_in`, `waiver`, `financial_band`) or the hat.
     pub key: String,
-    /// `step_kind` or `hat`.
-    pub group: String,
+    pub group: TurnaroundGroup,
     pub decided: usize,
     pub median_days: Option<f64>,
     pub p90_days: Option<f64>,

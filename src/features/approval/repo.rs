@@ -3,9 +3,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::access::Hat;
 use crate::db::DbConn;
 use crate::db::schema::approval_steps;
-use crate::domain::status::StepStatus;
+use crate::domain::approval_policy::StepReason;
+use crate::domain::status::{Decision, StepStatus, UnknownStored};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = approval_steps)]
@@ -14,7 +16,9 @@ pub struct StepRow {
     pub proposal_id: String,
     pub version_number: i32,
     pub position: i32,
-    pub hat: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub hat: Hat,
+    /// The policy rule that asked for the step (`StepReason` as JSON; read with [`StepRow::reason`]).
     pub reason: String,
     pub financial: bool,
     pub sla_days: i32,
@@ -24,14 +28,26 @@ pub struct StepRow {
     pub due_at: Option<NaiveDateTime>,
     pub overdue: bool,
     pub decided_by: Option<String>,
-    pub decided_hat: Option<String>,
+    /// Read and written as the stored name (`crate::db::stored`): an unknown stored hat fails the query.
+    pub decided_hat: Option<Hat>,
     pub acting: bool,
     pub decided_at: Option<NaiveDateTime>,
-    pub decision: Option<String>,
+    pub decision: Option<Decision>,
     pub comment: Option<String>,
     pub conditions: Option<String>,
     pub multi_hat_acknowledgement: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+impl StepRow {
+    /// The policy rule that asked for the step: stored JSON this code wrote, so one it cannot read is an error
+    /// (a 500 with the cause logged), never a default reason.
+    pub fn reason(&self) -> Result<StepReason, UnknownStored> {
+        serde_json::from_str(&self.reason).map_err(|_| UnknownStored {
+            kind: "approval step reason",
+            given: self.reason.clone(),
+        })
+    }
 }
 
 pub fn insert_step(conn: &mut DbConn, row: &StepRow) -> QueryResult<()> {
@@ -60,10 +76,10 @@ pub fn save_step(conn: &mut DbConn, row: &StepRow) -> QueryResult<usize> {
             approval_steps::opened_at.eq(row.opened_at),
             approval_steps::due_at.eq(row.due_at),
             approval_steps::decided_by.eq(&row.decided_by),
-            approval_steps::decided_hat.eq(&row.decided_hat),
+            approval_steps::decided_hat.eq(row.decided_hat),
             approval_steps::acting.eq(row.acting),
             approval_steps::decided_at.eq(row.decided_at),
-            approval_steps::decision.eq(&row.decision),
+            approval_steps::decision.eq(row.decision),
             approval_steps::comment.eq(&row.comment),
             approval_steps::conditions.eq(&row.conditions),
             approval_steps::multi_hat_acknowledgement.eq(&row.multi_hat_acknowledgement),
@@ -84,11 +100,11 @@ pub fn mark_overdue(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize>
 }
 
 /// Opened, undecided steps deciding in one of `hats` (my tasks).
-pub fn open_steps_for_hats(conn: &mut DbConn, hats: &[String]) -> QueryResult<Vec<StepRow>> {
+pub fn open_steps_for_hats(conn: &mut DbConn, hats: &[Hat]) -> QueryResult<Vec<StepRow>> {
     approval_steps::table
         .filter(approval_steps::status.eq(StepStatus::Pending.as_str()))
         .filter(approval_steps::opened_at.is_not_null())
-        .filter(approval_steps::hat.eq_any(hats))
+        .filter(approval_steps::hat.eq_any(hats.iter().map(|h| h.as_str())))
         .select(StepRow::as_select())
         .load(conn)
 }

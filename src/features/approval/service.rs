@@ -6,34 +6,25 @@
 use chrono::Duration;
 use serde_json::json;
 
-use super::dto::{Approval, Decision, DecisionInput, Step};
+use super::dto::{Approval, DecisionInput, Step};
 use super::repo::{self, StepRow};
-use crate::access::Actor;
+use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
-use crate::domain::approval_policy::{StepReason, plan_steps};
+use crate::domain::approval_policy::plan_steps;
 use crate::domain::ids::{ProposalId, StepId};
 use crate::domain::lifecycle::Action;
-use crate::domain::pool_policy::LimitExceeded;
-use crate::domain::status::StepStatus;
+use crate::domain::status::{Decision, StepStatus};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, AuditAction, Automatic, deny, now_micros};
 use crate::features::ledger::service::{self as ledger, PoolRef, PostingDetails};
 use crate::features::pools::service as pools;
 use crate::features::proposals::repo::{self as proposals_repo, ProposalRow, VersionRow};
-use crate::features::proposals::service::load_visible;
+use crate::features::proposals::service::{load_visible, waived};
 use crate::features::proposals::workflow::{self, By, Record};
 
 pub(crate) fn current_version(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<VersionRow> {
     proposals_repo::find_version(tx, &proposal.id, proposal.current_version)?
         .ok_or_else(|| AppError::internal("current version missing"))
-}
-
-pub(crate) fn waived(version: &VersionRow) -> Vec<LimitExceeded> {
-    version
-        .waiver_reasons
-        .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
 }
 
 /// Instantiates the approval policy the proposal was checked against as concrete steps on its current
@@ -53,7 +44,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
     let pool = pools::load_version(tx, pool_row, settings_version)?;
     let amount = version.requested_minor.unwrap_or(0);
     let sector = proposal.sector_code.clone().unwrap_or_default();
-    let plan = plan_steps(&pool.policy, amount, &sector, !waived(&version).is_empty())
+    let plan = plan_steps(&pool.policy, amount, &sector, !waived(&version)?.is_empty())
         .map_err(|e| AppError::internal(format!("approval policy cannot be instantiated: {e:?}")))?;
     let now = now_micros();
     for (i, step) in plan.iter().enumerate() {
@@ -65,7 +56,7 @@ pub fn instantiate_steps(tx: &mut DbConn, ctx: &Automatic, proposal: &ProposalRo
                 proposal_id: proposal.id.clone(),
                 version_number: version.number,
                 position: i32::try_from(i).unwrap_or(0) + 1,
-                hat: step.hat.as_str().to_owned(),
+                hat: step.hat,
                 reason: serde_json::to_string(&step.reason).unwrap_or_default(),
                 financial: step.financial,
                 sla_days: i32::try_from(step.sla_days).unwrap_or(5),
@@ -100,8 +91,8 @@ fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppRes
         id: row.id.clone(),
         version_number: row.version_number,
         position: row.position,
-        hat: row.hat.parse().map_err(|e: String| AppError::internal(e))?,
-        reason: serde_json::from_str(&row.reason).unwrap_or(StepReason::Always),
+        hat: row.hat,
+        reason: row.reason().map_err(AppError::internal)?,
         financial: row.financial,
         sla_days: row.sla_days,
         status: row.status,
@@ -110,10 +101,10 @@ fn step_view(row: &StepRow, current: bool, now: chrono::NaiveDateTime) -> AppRes
         due_at: row.due_at.map(|t| t.and_utc()),
         overdue: row.overdue || (row.status == StepStatus::Pending && row.due_at.is_some_and(|d| d < now)),
         decided_by: row.decided_by.clone(),
-        decided_hat: row.decided_hat.clone(),
+        decided_hat: row.decided_hat,
         acting: row.acting,
         decided_at: row.decided_at.map(|t| t.and_utc()),
-        decision: row.decision.clone(),
+        decision: row.decision,
         comment: row.comment.clone(),
         conditions: row.conditions.clone(),
         multi_hat_acknowledgement: row.multi_hat_acknowledgement.clone(),
@@ -201,7 +192,7 @@ pub fn decide(
             .iter()
             .find(|s| s.id == step_id.as_str())
             .ok_or_else(|| AppError::not_found("This proposal has no such approval step."))?;
-        if let Some(message) = decider_refusal(actor, hat, &step.hat, &proposal) {
+        if let Some(message) = decider_refusal(actor, hat, step.hat, &proposal) {
             refused = Some(message.clone());
             return Err(AppError::forbidden(message));
         }
@@ -280,10 +271,10 @@ pub fn decide(
                 Decision::Reject => StepStatus::Rejected,
             };
             step.decided_by = Some(actor.user_id.clone());
-            step.decided_hat = Some(hat.as_str().to_owned());
+            step.decided_hat = Some(hat);
             step.acting = acting;
             step.decided_at = Some(now);
-            step.decision = Some(input.decision.as_str().to_owned());
+            step.decision = Some(input.decision);
             step.comment = comment.clone();
             step.conditions = conditions.clone();
             step.multi_hat_acknowledgement = if decided_before {
@@ -349,13 +340,8 @@ pub fn decide(
 
 /// Why `actor`, in `hat`, may not decide a step in `step_hat` on `proposal`: the step's hat, the hat's area,
 /// separation of duties. Read under the proposal's lock.
-fn decider_refusal(
-    actor: &Actor,
-    hat: crate::access::Hat,
-    step_hat: &str,
-    proposal: &ProposalRow,
-) -> Option<String> {
-    if hat.as_str() != step_hat {
+fn decider_refusal(actor: &Actor, hat: Hat, step_hat: Hat, proposal: &ProposalRow) -> Option<String> {
+    if hat != step_hat {
         return Some(format!("This step is decided in the `{step_hat}` hat."));
     }
     let grants: Vec<&crate::access::HatGrant> = actor

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::repo::{HatGrantRequestRow, HatRow, OrganizationRow, UserRow};
 use crate::access::Hat;
-use crate::domain::status::{AccountStatus, GrantRequestStatus, UserStatus};
+use crate::domain::status::{AccountStatus, DecidedVia, GrantRequestStatus, UserStatus};
 
 pub use crate::domain::status::OrganizationKind;
 
@@ -289,8 +289,7 @@ pub struct HatGrantRequestView {
     pub status: GrantRequestStatus,
     /// The administrator who settled it; absent when confirmed from the server's console.
     pub decided_by: Option<String>,
-    /// `api` or `console`.
-    pub decided_via: Option<String>,
+    pub decided_via: Option<DecidedVia>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
     /// The grant a confirmation created.

@@ -11,7 +11,9 @@ use crate::db::schema::{
     session_cutoffs, users,
 };
 use crate::domain::lockout::{KNOWN_ADDRESS_DAYS, ThrottleState};
-use crate::domain::status::{AccountStatus, GrantRequestStatus, OrganizationKind, UserStatus};
+use crate::domain::status::{
+    AccountStatus, DecidedVia, GrantRequestStatus, OrganizationKind, SetupTokenPurpose, UserStatus,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organizations)]
@@ -482,7 +484,8 @@ pub struct HatGrantRequestRow {
     #[diesel(deserialize_as = String, serialize_as = String)]
     pub status: GrantRequestStatus,
     pub decided_by: Option<String>,
-    pub decided_via: Option<String>,
+    /// Read and written as the stored name (`crate::db::stored`): an unknown one fails the query.
+    pub decided_via: Option<DecidedVia>,
     pub decided_at: Option<NaiveDateTime>,
     pub decision_reason: Option<String>,
     pub hat_id: Option<String>,
@@ -547,8 +550,7 @@ pub struct Settlement<'a> {
     pub status: GrantRequestStatus,
     /// The administrator who settled it (`None` from the console).
     pub decided_by: Option<&'a str>,
-    /// `api` or `console`.
-    pub decided_via: &'a str,
+    pub decided_via: DecidedVia,
     pub reason: Option<&'a str>,
     /// The grant a confirmation created.
     pub hat_id: Option<&'a str>,
@@ -581,7 +583,8 @@ pub struct SetupTokenRow {
     pub id: String,
     pub user_id: String,
     pub token_hash: String,
-    pub purpose: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub purpose: SetupTokenPurpose,
     pub issued_by: Option<String>,
     pub issued_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
@@ -591,7 +594,7 @@ pub struct SetupTokenRow {
 
 pub fn insert_setup_token(conn: &mut DbConn, row: &SetupTokenRow) -> QueryResult<()> {
     diesel::insert_into(password_setup_tokens::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }

@@ -691,7 +691,7 @@ fn hours(h: u32) -> Duration {
 fn issue_setup_token(
     tx: &mut DbConn,
     user_id: &str,
-    purpose: &str,
+    purpose: crate::domain::status::SetupTokenPurpose,
     issued_by: Option<&str>,
     ttl: Duration,
     now: NaiveDateTime,
@@ -705,7 +705,7 @@ fn issue_setup_token(
             id: uuid::Uuid::now_v7().to_string(),
             user_id: user_id.to_owned(),
             token_hash,
-            purpose: purpose.to_owned(),
+            purpose,
             issued_by: issued_by.map(str::to_owned),
             issued_at: now,
             expires_at,
@@ -778,7 +778,7 @@ pub fn create_user(
         let (setup_token, expires_at) = issue_setup_token(
             tx,
             &view.id,
-            "create",
+            crate::domain::status::SetupTokenPurpose::Create,
             Some(&actor.user_id),
             hours(dual.setup_token_ttl_hours),
             now,
@@ -889,7 +889,7 @@ pub fn reset_password(
         let (setup_token, expires_at) = issue_setup_token(
             tx,
             user_id,
-            "reset",
+            crate::domain::status::SetupTokenPurpose::Reset,
             Some(&actor.user_id),
             hours(dual.setup_token_ttl_hours),
             now,
@@ -1247,8 +1247,16 @@ fn console_context(host_user: Option<&str>) -> AuditContext {
 /// A request that is no longer pending or has expired is refused with a 409, and the refusal is audited.
 fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>) -> AppResult<HatGrantView> {
     let (ctx, decided_by, via) = match &confirmer {
-        Confirmer::Administrator(actor) => (actor.audit(), Some(actor.user_id.as_str()), "api"),
-        Confirmer::Console { host_user } => (console_context(*host_user), None, "console"),
+        Confirmer::Administrator(actor) => (
+            actor.audit(),
+            Some(actor.user_id.as_str()),
+            crate::domain::status::DecidedVia::Api,
+        ),
+        Confirmer::Console { host_user } => (
+            console_context(*host_user),
+            None,
+            crate::domain::status::DecidedVia::Console,
+        ),
     };
     let now = now_micros();
     db::write_tx(conn, |tx| -> AppResult<AppResult<HatGrantView>> {
@@ -1423,7 +1431,7 @@ pub fn refuse_hat_grant(
             &Settlement {
                 status,
                 decided_by: Some(&actor.user_id),
-                decided_via: "api",
+                decided_via: crate::domain::status::DecidedVia::Api,
                 reason,
                 hat_id: None,
                 at: now,

@@ -13,7 +13,7 @@ use crate::domain::ids::{ProposalId, ReportId};
 use crate::domain::ledger_rules::AccountKind;
 use crate::domain::lifecycle::{Action, State};
 use crate::domain::money::{Currency, format_amount, parse_amount, parse_positive_amount};
-use crate::domain::proposal::{PartnerKind, ProposalContent};
+use crate::domain::proposal::PartnerKind;
 use crate::domain::status::{ReportKind, ReportStatus, TrancheStatus};
 use crate::domain::tranches::{PayFacts, payable_now, schedule};
 use crate::error::{AppError, AppResult, FieldError};
@@ -37,7 +37,8 @@ pub fn create_tranches(
         .ok_or_else(|| AppError::internal("proposal without pool"))?;
     let settings_version = version.pool_settings_version.unwrap_or(pool_row.settings_version);
     let pool = pools::load_version(tx, pool_row, settings_version)?;
-    let content: ProposalContent = serde_json::from_str(&version.content).unwrap_or_default();
+    // An unreadable stored content (an unknown partner kind) is an error, never a schedule for no partner.
+    let content = crate::features::proposals::service::read_content(version)?;
     let reimbursement = content
         .implementing_partner
         .is_some_and(|p| p.kind == PartnerKind::UnitItself);

@@ -163,14 +163,23 @@ pub fn watched(action: &str) -> bool {
 /// The notifications one audit event gives rise to (often none; an approval can both decide a step and open
 /// the next one). `after` is the event's recorded after-state.
 pub fn kinds_for(action: &str, outcome: &str, after: Option<&Value>) -> Vec<Kind> {
-    if outcome != "success" {
+    use crate::domain::lifecycle::State;
+    use crate::domain::status::Decision;
+    use crate::features::audit::AuditAction as A;
+    use crate::features::audit::Outcome;
+
+    if outcome != Outcome::Success.as_str() {
         return Vec::new();
     }
+    // An action that is not an `AuditAction` (none is recorded) gives no notification.
+    let Ok(action) = action.parse::<A>() else {
+        return Vec::new();
+    };
     let field = |name: &str| after.and_then(|a| a.get(name)).and_then(Value::as_str);
     match action {
-        "consultation.open" | "consultation.add_consultee" => vec![Kind::ConsultationRequested],
-        "consultation.lapse" => vec![Kind::ConsultationLapsed],
-        "consultation.respond" => {
+        A::ConsultationOpen | A::ConsultationAddConsultee => vec![Kind::ConsultationRequested],
+        A::ConsultationLapse => vec![Kind::ConsultationLapsed],
+        A::ConsultationRespond => {
             let raised = after
                 .and_then(|a| a.get("flags"))
                 .and_then(Value::as_array)
@@ -181,24 +190,30 @@ pub fn kinds_for(action: &str, outcome: &str, after: Option<&Value>) -> Vec<Kind
                 Vec::new()
             }
         }
-        "flag.withdraw" => vec![Kind::FlagWithdrawn],
-        "flag.resolve" => vec![Kind::FlagResolved],
-        "flag.override" => vec![Kind::FlagOverridden],
-        "approval.steps_instantiated" => vec![Kind::StepAwaitingDecision],
-        "approval.decide" => match (field("decision"), field("state")) {
-            (Some("approve"), Some("approved")) => vec![Kind::ProposalApproved, Kind::TranchePayable],
-            (Some("approve"), _) => vec![Kind::StepDecided, Kind::StepAwaitingDecision],
-            (Some("return"), _) => vec![Kind::ProposalReturned],
-            (Some("reject"), _) => vec![Kind::ProposalRejected],
-            _ => Vec::new(),
-        },
-        "implementation.disburse" => vec![Kind::TranchePaid],
-        "report.submit" => vec![Kind::ReportSubmitted],
-        "report.accept" => vec![Kind::ReportAccepted, Kind::TranchePayable],
-        "report.return" => vec![Kind::ReportReturned],
-        "proposal.cancel" => vec![Kind::ProposalCancelled],
-        "proposal.close" => vec![Kind::ProposalClosed],
-        "hat.grant_request" => vec![Kind::HatGrantPending],
+        A::FlagWithdraw => vec![Kind::FlagWithdrawn],
+        A::FlagResolve => vec![Kind::FlagResolved],
+        A::FlagOverride => vec![Kind::FlagOverridden],
+        A::ApprovalStepsInstantiated => vec![Kind::StepAwaitingDecision],
+        A::ApprovalDecide => {
+            let decision = field("decision").and_then(|d| d.parse::<Decision>().ok());
+            let state = field("state").and_then(|s| s.parse::<State>().ok());
+            match (decision, state) {
+                (Some(Decision::Approve), Some(State::Approved)) => {
+                    vec![Kind::ProposalApproved, Kind::TranchePayable]
+                }
+                (Some(Decision::Approve), _) => vec![Kind::StepDecided, Kind::StepAwaitingDecision],
+                (Some(Decision::Return), _) => vec![Kind::ProposalReturned],
+                (Some(Decision::Reject), _) => vec![Kind::ProposalRejected],
+                (None, _) => Vec::new(),
+            }
+        }
+        A::ImplementationDisburse => vec![Kind::TranchePaid],
+        A::ReportSubmit => vec![Kind::ReportSubmitted],
+        A::ReportAccept => vec![Kind::ReportAccepted, Kind::TranchePayable],
+        A::ReportReturn => vec![Kind::ReportReturned],
+        A::ProposalCancel => vec![Kind::ProposalCancelled],
+        A::ProposalClose => vec![Kind::ProposalClosed],
+        A::HatGrantRequest => vec![Kind::HatGrantPending],
         _ => Vec::new(),
     }
 }

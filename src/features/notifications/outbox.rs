@@ -12,31 +12,9 @@ use super::recipients::{self, EventFacts, Recipients};
 use super::repo::{self, DeliveryRow, EventRow, FeedRow};
 use crate::db::DbConn;
 use crate::db::schema::reports;
+use crate::domain::status::{DeliveryChannel, DeliveryStatus, EmailMode};
 use crate::features::audit::repo::AuditEventRow;
 use crate::features::proposals::repo::ProposalRow;
-
-/// Email preference of a reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailMode {
-    Immediate,
-    DailyDigest,
-    Off,
-}
-
-impl EmailMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailMode::Immediate => "immediate",
-            EmailMode::DailyDigest => "daily_digest",
-            EmailMode::Off => "off",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        [EmailMode::Immediate, EmailMode::DailyDigest, EmailMode::Off]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
 
 /// Called by `audit::append` after every insert, on its transaction: records the notifications the event
 /// gives rise to. Most events give none and cost one match.
@@ -218,27 +196,30 @@ pub fn enqueue(
             created_at: now,
         },
     )?;
-    let delivery =
-        |channel: &str, user_id: Option<&str>, webhook_id: Option<&str>, reason: &str, digest: bool| {
-            DeliveryRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                event_id: event_id.clone(),
-                channel: channel.to_owned(),
-                user_id: user_id.map(str::to_owned),
-                webhook_id: webhook_id.map(str::to_owned),
-                reason: reason.to_owned(),
-                digest,
-                status: crate::domain::status::DeliveryStatus::Pending,
-                attempts: 0,
-                next_attempt_at: now,
-                locked_until: None,
-                locked_by: None,
-                last_error: None,
-                last_status_code: None,
-                delivered_at: None,
-                created_at: now,
-            }
-        };
+    let delivery = |channel: DeliveryChannel,
+                    user_id: Option<&str>,
+                    webhook_id: Option<&str>,
+                    reason: &str,
+                    digest: bool| {
+        DeliveryRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_id: event_id.clone(),
+            channel,
+            user_id: user_id.map(str::to_owned),
+            webhook_id: webhook_id.map(str::to_owned),
+            reason: reason.to_owned(),
+            digest,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            locked_until: None,
+            locked_by: None,
+            last_error: None,
+            last_status_code: None,
+            delivered_at: None,
+            created_at: now,
+        }
+    };
     for (user_id, reason) in &r.users {
         repo::insert_feed_item(
             conn,
@@ -254,14 +235,13 @@ pub fn enqueue(
                 created_at: now,
             },
         )?;
-        let mode = repo::email_mode(conn, user_id)?
-            .and_then(|m| EmailMode::parse(&m))
-            .unwrap_or(EmailMode::Immediate);
+        // No stored preference: immediate (an unknown stored one fails the query, never falls back to this).
+        let mode = repo::email_mode(conn, user_id)?.unwrap_or(EmailMode::Immediate);
         if mode != EmailMode::Off {
             repo::insert_delivery(
                 conn,
                 &delivery(
-                    "email",
+                    DeliveryChannel::Email,
                     Some(user_id),
                     None,
                     reason,
@@ -272,7 +252,10 @@ pub fn enqueue(
     }
     for (org, reason) in &r.organizations {
         for hook in repo::active_webhooks_of(conn, org)? {
-            repo::insert_delivery(conn, &delivery("webhook", None, Some(&hook.id), reason, false))?;
+            repo::insert_delivery(
+                conn,
+                &delivery(DeliveryChannel::Webhook, None, Some(&hook.id), reason, false),
+            )?;
         }
     }
     Ok(Some(event_id))

@@ -11,6 +11,7 @@ use super::kinds::Kind;
 use crate::access::{Hat, HatGrant};
 use crate::db::DbConn;
 use crate::db::schema::{consultation_rounds, consultees, flags, hats, users};
+use crate::domain::status::{AccountStatus, ConsulteeStatus};
 use crate::features::proposals::repo::ProposalRow;
 
 /// The recipients of one notification: users (feed, email) and organisations (webhooks), each with the reason
@@ -81,7 +82,7 @@ pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<V
         .filter(hats::hat.eq(hat.as_str()))
         .filter(hats::revoked_at.is_null())
         // A locked account (too many failed sign-ins) is still someone to tell; a disabled one is not.
-        .filter(users::status.ne("disabled"))
+        .filter(users::status.ne(AccountStatus::Disabled.as_str()))
         .select((
             hats::id,
             hats::user_id,
@@ -221,7 +222,7 @@ fn consulted_orgs(conn: &mut DbConn, proposal_id: &str, only_pending: bool) -> Q
         .into_boxed();
     if only_pending {
         q = q
-            .filter(consultees::status.eq("pending"))
+            .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str()))
             .filter(consultation_rounds::closed_at.is_null());
     }
     q.load(conn)
@@ -303,8 +304,10 @@ pub fn for_proposal(
             if let Some(step) = steps.iter().find(|s| {
                 s.version_number == p.current_version
                     && s.status == crate::domain::status::StepStatus::Pending
-            }) && let Ok(hat) = step.hat.parse::<Hat>()
-            {
+            }) {
+                // The step's hat was read as a `Hat` (an unknown stored hat fails `steps_of`): its deciders are
+                // always told, never silently skipped.
+                let hat = step.hat;
                 add_deciders(
                     conn,
                     &mut r,

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::kinds::Kind;
-use crate::domain::status::DeliveryStatus;
+use crate::domain::status::{DeliveryChannel, DeliveryStatus, EmailMode};
 
 use crate::db::DbConn;
 use crate::db::schema::{
@@ -34,7 +34,8 @@ pub struct EventRow {
 pub struct DeliveryRow {
     pub id: String,
     pub event_id: String,
-    pub channel: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub channel: DeliveryChannel,
     pub user_id: Option<String>,
     pub webhook_id: Option<String>,
     pub reason: String,
@@ -242,15 +243,27 @@ pub fn deliveries_of_webhook(
     q.load(conn)
 }
 
-pub fn email_mode(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<String>> {
-    notification_preferences::table
+/// A reader's stored email preference (`None`: never set). A stored mode this code never writes fails the query
+/// rather than fall back to a default.
+pub fn email_mode(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<EmailMode>> {
+    let stored: Option<String> = notification_preferences::table
         .find(user_id)
         .select(notification_preferences::email_mode)
         .first(conn)
-        .optional()
+        .optional()?;
+    stored
+        .map(EmailMode::try_from)
+        .transpose()
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
 }
 
-pub fn set_email_mode(conn: &mut DbConn, user_id: &str, mode: &str, now: NaiveDateTime) -> QueryResult<()> {
+pub fn set_email_mode(
+    conn: &mut DbConn,
+    user_id: &str,
+    mode: EmailMode,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let mode = mode.as_str();
     let updated = diesel::update(notification_preferences::table.find(user_id))
         .set((
             notification_preferences::email_mode.eq(mode),

@@ -9,11 +9,11 @@ use super::dto::{
     EmailPreference, MarkedRead, Notification, NotificationPreferences, Webhook, WebhookDelivery,
     WebhookInput,
 };
-use super::outbox::EmailMode;
 use super::repo::{self, WebhookRow};
 use super::{signing, ssrf};
 use crate::access::{Actor, Hat};
 use crate::db::{self, DbConn};
+use crate::domain::status::EmailMode;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::features::audit::{self, now_micros};
 
@@ -57,9 +57,8 @@ fn preference_of(mode: EmailMode) -> EmailPreference {
 }
 
 pub fn preferences(conn: &mut DbConn, actor: &Actor) -> AppResult<NotificationPreferences> {
-    let mode = repo::email_mode(conn, &actor.user_id)?
-        .and_then(|m| EmailMode::parse(&m))
-        .unwrap_or(EmailMode::Immediate);
+    // No stored preference: immediate (an unknown stored one fails the query, never falls back to this).
+    let mode = repo::email_mode(conn, &actor.user_id)?.unwrap_or(EmailMode::Immediate);
     Ok(NotificationPreferences {
         email: preference_of(mode),
     })
@@ -76,7 +75,7 @@ pub fn set_preferences(
         EmailPreference::Off => EmailMode::Off,
     };
     db::write_tx(conn, |tx| {
-        repo::set_email_mode(tx, &actor.user_id, mode.as_str(), now_micros())?;
+        repo::set_email_mode(tx, &actor.user_id, mode, now_micros())?;
         audit::append(
             tx,
             actor

@@ -18,7 +18,7 @@ use super::repo::{self, DeliveryRow, EventRow};
 use super::{reminders, signing, ssrf};
 use crate::config::NotificationSettings;
 use crate::db::{DbConn, DbPool};
-use crate::domain::status::DeliveryStatus;
+use crate::domain::status::{DeliveryChannel, DeliveryStatus};
 use crate::features::audit::now_micros;
 use crate::metrics::NotificationMetrics;
 
@@ -132,10 +132,11 @@ impl Worker {
                 return;
             }
         };
-        let outcome = match delivery.channel.as_str() {
-            "email" => self.send_email(conn, &delivery, std::slice::from_ref(&event)),
-            "webhook" => self.send_webhook(conn, &delivery, &event),
-            other => Outcome::Dead(format!("unknown channel {other}")),
+        // The channel was read as an enum: a delivery with an unknown stored channel failed to load above
+        // (logged, left for an operator), it is not dead-lettered as if it had been tried.
+        let outcome = match delivery.channel {
+            DeliveryChannel::Email => self.send_email(conn, &delivery, std::slice::from_ref(&event)),
+            DeliveryChannel::Webhook => self.send_webhook(conn, &delivery, &event),
         };
         self.record(conn, &delivery, outcome);
     }

@@ -88,7 +88,9 @@ fn content_json(content: &ProposalContent) -> String {
     to_canonical_string(&serde_json::to_value(content).unwrap_or_default())
 }
 
-fn read_content(row: &VersionRow) -> AppResult<ProposalContent> {
+/// A version's stored content: JSON this code wrote, so content it cannot read (an unknown partner kind, say)
+/// is an error, never an empty default.
+pub(crate) fn read_content(row: &VersionRow) -> AppResult<ProposalContent> {
     serde_json::from_str(&row.content)
         .map_err(|e| AppError::internal(format!("stored content unreadable: {e}")))
 }
@@ -130,11 +132,13 @@ fn computed_view(content: &ProposalContent, currency: Currency) -> ComputedFigur
     }
 }
 
-fn waived(row: &VersionRow) -> Vec<LimitExceeded> {
-    row.waiver_reasons
-        .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
+/// The pool limits a version's waiver covers. Stored JSON this code wrote: a limit it cannot read is an error,
+/// never "nothing waived" (which would drop the waiver's DSRSG step).
+pub(crate) fn waived(row: &VersionRow) -> AppResult<Vec<LimitExceeded>> {
+    row.waiver_reasons.as_deref().map_or(Ok(Vec::new()), |t| {
+        serde_json::from_str(t)
+            .map_err(|e| AppError::internal(format!("stored waived limits unreadable: {e}")))
+    })
 }
 
 /// What the caller may do with the proposal now (`access::offered_actions`), from the facts its state needs:
@@ -153,19 +157,13 @@ fn offered_to(conn: &mut DbConn, actor: &Actor, row: &ProposalRow, state: State)
                 .iter()
                 .filter(|s| s.version_number == row.current_version)
                 .collect();
-            match current
+            current
                 .iter()
                 .position(|s| s.status == StepStatus::Pending && s.opened_at.is_some())
-            {
-                Some(index) => Some(OpenStep {
-                    hat: current[index]
-                        .hat
-                        .parse()
-                        .map_err(|e: String| AppError::internal(e))?,
+                .map(|index| OpenStep {
+                    hat: current[index].hat,
                     last: index + 1 == current.len(),
-                }),
-                None => None,
-            }
+                })
         }
         _ => None,
     };
@@ -208,7 +206,7 @@ fn view(conn: &mut DbConn, actor: &Actor, row: &ProposalRow) -> AppResult<Propos
         computed: computed_view(&content, pool.currency),
         content,
         pool_settings_version: version.pool_settings_version,
-        waived_limits: waived(&version),
+        waived_limits: waived(&version)?,
         allowed_actions: offered_to(conn, actor, row, state)?,
         created_by: row.created_by.clone(),
         created_at: row.created_at.and_utc(),
@@ -507,7 +505,7 @@ fn version_view(row: &VersionRow, currency: Currency) -> AppResult<ProposalVersi
         computed: computed_view(&content, currency),
         content,
         pool_settings_version: row.pool_settings_version,
-        waived_limits: waived(row),
+        waived_limits: waived(row)?,
         created_by: row.created_by.clone(),
         created_at: row.created_at.and_utc(),
         submitted_by: row.submitted_by.clone(),

@@ -6,14 +6,13 @@ use crate::db::DbConn;
 use crate::domain::ids::ProposalId;
 use crate::domain::lifecycle::State;
 use crate::domain::money::format_amount;
-use crate::domain::proposal::ProposalContent;
 use crate::domain::status::VersionStatus;
 use crate::error::AppResult;
 use crate::features::approval::dto::Brief;
-use crate::features::approval::service::{current_version, steps_view, waived};
+use crate::features::approval::service::{current_version, steps_view};
 use crate::features::ledger::service::{self as ledger, PoolRef};
 use crate::features::proposals::repo as proposals_repo;
-use crate::features::proposals::service::load_visible;
+use crate::features::proposals::service::{load_visible, read_content, waived};
 
 /// The decision brief.
 pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Brief> {
@@ -25,7 +24,7 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppR
     } else {
         version
     };
-    let content: ProposalContent = serde_json::from_str(&shown.content).unwrap_or_default();
+    let content = read_content(&shown)?;
     let pool = PoolRef::load(conn, &proposal.pool())?;
     let unallocated = ledger::pool_totals(conn, &proposal.pool())?
         .get(&crate::domain::ledger_rules::AccountKind::Unallocated)
@@ -56,7 +55,7 @@ pub fn brief(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppR
             _ => amount.map(|a| format_amount(unallocated - a, pool.currency)),
         },
         waiver: content.waiver.clone(),
-        waived_limits: waived(&shown),
+        waived_limits: waived(&shown)?,
         screening: content.screening.clone(),
         consultation_deadline: latest.map(|r| r.deadline),
         consultation: latest.map(|r| r.consultees.clone()).unwrap_or_default(),

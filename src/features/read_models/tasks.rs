@@ -15,6 +15,11 @@ use crate::db::schema::{
     approval_steps, consultation_rounds, consultees, flags, proposal_versions, proposals, reports,
     tranche_payments, tranches,
 };
+use crate::domain::lifecycle::State;
+use crate::domain::status::{
+    ConsulteeStatus, FlagStatus, ReportKind, ReportStatus, StepStatus, TrancheStatus,
+};
+use crate::domain::tranches::PayCondition;
 use crate::error::{AppError, AppResult};
 use crate::features::approval::dto::{Task, TaskKind};
 use crate::features::audit::now_micros;
@@ -34,7 +39,7 @@ const RANK_FLAG: u8 = 4;
 const RANK_TRANCHE: u8 = 5;
 /// Days the QIP secretariat has to accept or return a report.
 const REPORT_DECISION_DAYS: i64 = 5;
-const PAYABLE_STATES: [&str; 3] = ["approved", "in_implementation", "completed"];
+const PAYABLE_STATES: [State; 3] = [State::Approved, State::InImplementation, State::Completed];
 
 fn micros(t: NaiveDateTime) -> i64 {
     t.and_utc().timestamp_micros()
@@ -151,7 +156,7 @@ fn consultations(
         .inner_join(consultation_rounds::table.on(consultation_rounds::id.eq(consultees::round_id)))
         .inner_join(proposals::table.on(proposals::id.eq(consultation_rounds::proposal_id)))
         .filter(consultees::organization_id.eq(org.to_owned()))
-        .filter(consultees::status.eq("pending"))
+        .filter(consultees::status.eq(ConsulteeStatus::Pending.as_str()))
         .filter(consultation_rounds::closed_at.is_null())
         .select((
             proposals::id,
@@ -234,7 +239,7 @@ fn steps(
     // Opening a step sets its due date (approval service), so open steps are all dated.
     let mut q = approval_steps::table
         .inner_join(proposals::table.on(proposals::id.eq(approval_steps::proposal_id)))
-        .filter(approval_steps::status.eq("pending"))
+        .filter(approval_steps::status.eq(StepStatus::Pending.as_str()))
         .filter(approval_steps::opened_at.is_not_null())
         .filter(approval_steps::due_at.is_not_null())
         .filter(approval_steps::hat.eq(hat.as_str()))
@@ -314,7 +319,7 @@ fn reports_to_accept(
     let grace = Duration::days(REPORT_DECISION_DAYS);
     let mut q = reports::table
         .inner_join(proposals::table.on(proposals::id.eq(reports::proposal_id)))
-        .filter(reports::status.eq("submitted"))
+        .filter(reports::status.eq(ReportStatus::Submitted.as_str()))
         .select((
             proposals::id,
             proposals::reference,
@@ -387,7 +392,7 @@ fn overdue_implementations(
                 .eq(proposals::id)
                 .and(proposal_versions::number.eq(proposals::current_version))),
         )
-        .filter(proposals::state.eq("in_implementation"))
+        .filter(proposals::state.eq(State::InImplementation.as_str()))
         .select((
             proposals::id,
             proposals::reference,
@@ -401,7 +406,7 @@ fn overdue_implementations(
     }
     let first_paid: HashMap<String, NaiveDate> = tranche_payments::table
         .inner_join(proposals::table.on(proposals::id.eq(tranche_payments::proposal_id)))
-        .filter(proposals::state.eq("in_implementation"))
+        .filter(proposals::state.eq(State::InImplementation.as_str()))
         .group_by(tranche_payments::proposal_id)
         .select((
             tranche_payments::proposal_id,
@@ -469,7 +474,7 @@ fn flags_on_my_proposals(
     let mut q = flags::table
         .inner_join(proposals::table.on(proposals::id.eq(flags::proposal_id)))
         .filter(proposals::organization_id.eq(org.to_owned()))
-        .filter(flags::status.eq("open"))
+        .filter(flags::status.eq(FlagStatus::Open.as_str()))
         .select((proposals::id, proposals::reference, proposals::title))
         .distinct()
         .order(proposals::id.asc())
@@ -502,7 +507,7 @@ fn flags_on_my_proposals(
 }
 
 /// (proposal, reference, title, tranche number, condition, amount, paid)
-type TrancheTaskRow = (String, Option<String>, String, i32, String, i64, i64);
+type TrancheTaskRow = (String, Option<String>, String, i32, PayCondition, i64, i64);
 
 /// Tranches payable now that this finance officer may pay (`access::may_pay`: not on a proposal where they
 /// decided a step). The tranche condition is checked in SQL against accepted reports; the one condition
@@ -513,30 +518,31 @@ fn tranches_to_pay(
     cursor: Option<&TaskKey>,
     n: i64,
 ) -> AppResult<Vec<Keyed>> {
-    use crate::domain::tranches::{PayCondition, PayFacts, payable_now};
+    use crate::domain::tranches::{PayFacts, payable_now};
     let mut after: Option<(String, i32)> = match after_undated(cursor, RANK_TRANCHE) {
         None => None,
         Some(None) => return Ok(Vec::new()),
         Some(Some((p, s))) => Some((p.to_owned(), s.parse().unwrap_or(i32::MAX))),
     };
-    let against = PayCondition::AgainstAcceptedReports.as_str();
+    let against = PayCondition::AgainstAcceptedReports;
     let mut out = Vec::new();
     loop {
         let rows = tranche_candidates(conn, payer, after.as_ref(), n)?;
         let rows: Vec<TrancheTaskRow> = rows
             .into_iter()
             .map(|r| {
-                (
+                let condition = PayCondition::try_from(r.condition).map_err(AppError::internal)?;
+                Ok((
                     r.proposal_id,
                     r.reference,
                     r.title,
                     r.number,
-                    r.condition,
+                    condition,
                     r.amount_minor,
                     r.paid_minor,
-                )
+                ))
             })
-            .collect();
+            .collect::<AppResult<_>>()?;
         let fetched = rows.len();
         after = rows.last().map(|r| (r.0.clone(), r.3));
         // Sums for the rows paid against accepted reports: highest accepted expenditure and paid so far.
@@ -549,7 +555,7 @@ fn tranches_to_pay(
         if !against_ids.is_empty() {
             let spent: Vec<(String, Option<i64>)> = reports::table
                 .filter(reports::proposal_id.eq_any(&against_ids))
-                .filter(reports::status.eq("accepted"))
+                .filter(reports::status.eq(ReportStatus::Accepted.as_str()))
                 .group_by(reports::proposal_id)
                 .select((reports::proposal_id, diesel::dsl::max(reports::expenditure_minor)))
                 .load(conn)?;
@@ -614,6 +620,8 @@ struct TrancheCandidate {
     title: String,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     number: i32,
+    /// Read as a `PayCondition` in `tranches_to_pay`: a stored condition this code never writes (the SQL lets
+    /// it through to there) is an error, never taken for `on_approval`.
     #[diesel(sql_type = diesel::sql_types::Text)]
     condition: String,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -632,7 +640,6 @@ fn tranche_candidates(
     after: Option<&(String, i32)>,
     n: i64,
 ) -> QueryResult<Vec<TrancheCandidate>> {
-    use crate::domain::tranches::PayCondition;
     use diesel::sql_types::{BigInt, Integer, Text};
     let pg = matches!(conn, DbConn::Pg(_));
     let mut k = 0;
@@ -642,10 +649,13 @@ fn tranche_candidates(
     };
     let accepted = |kinds: &str| {
         format!(
-            "EXISTS (SELECT 1 FROM reports r WHERE r.proposal_id = p.id AND r.status = 'accepted' AND {kinds})"
+            "EXISTS (SELECT 1 FROM reports r WHERE r.proposal_id = p.id AND r.status = '{accepted}' AND {kinds})",
+            accepted = ReportStatus::Accepted.as_str(),
         )
     };
-    let states = PAYABLE_STATES.map(|s| format!("'{s}'")).join(", ");
+    let states = PAYABLE_STATES.map(|s| format!("'{}'", s.as_str())).join(", ");
+    let (progress_report, completion_report) =
+        (ReportKind::Progress.as_str(), ReportKind::Completion.as_str());
     let (progress, completion, against) = (
         PayCondition::OnProgressReportAccepted.as_str(),
         PayCondition::OnCompletionReportAccepted.as_str(),
@@ -654,15 +664,16 @@ fn tranche_candidates(
     let mut sql = format!(
         "SELECT p.id AS proposal_id, p.reference, p.title, t.number, t.condition, t.amount_minor, t.paid_minor \
          FROM tranches t JOIN proposals p ON p.id = t.proposal_id \
-         WHERE t.status = 'scheduled' AND t.amount_minor > t.paid_minor AND p.state IN ({states}) \
+         WHERE t.status = '{scheduled}' AND t.amount_minor > t.paid_minor AND p.state IN ({states}) \
          AND NOT EXISTS (SELECT 1 FROM approval_steps s WHERE s.proposal_id = p.id AND s.decided_by = {payer}) \
          AND (t.condition NOT IN ('{progress}', '{completion}', '{against}') \
            OR (t.condition = '{progress}' AND {on_progress}) \
            OR (t.condition = '{completion}' AND {on_completion}) \
            OR (t.condition = '{against}' AND {on_spending}))",
+        scheduled = TrancheStatus::Scheduled.as_str(),
         payer = param(),
-        on_progress = accepted("r.kind IN ('progress', 'completion')"),
-        on_completion = accepted("r.kind = 'completion'"),
+        on_progress = accepted(&format!("r.kind IN ('{progress_report}', '{completion_report}')")),
+        on_completion = accepted(&format!("r.kind = '{completion_report}'")),
         on_spending = accepted("r.expenditure_minor IS NOT NULL"),
     );
     // Keyset and order on the tranche's own columns: the partial index `tranches_scheduled (proposal_id,

@@ -3,13 +3,25 @@
 use std::collections::BTreeMap;
 
 use crate::db::DbConn;
+use crate::domain::approval_policy::StepReason;
 use crate::domain::ids::PoolId;
 use crate::domain::status::StepStatus;
-use crate::error::AppResult;
-use crate::features::approval::dto::{Turnaround, TurnaroundLine};
+use crate::error::{AppError, AppResult};
+use crate::features::approval::dto::{Turnaround, TurnaroundGroup, TurnaroundLine};
 use crate::features::approval::repo;
 use crate::features::audit::now_micros;
 use crate::features::ledger::service::PoolRef;
+
+/// The step kind a turnaround line groups by: the serde tag of the reason.
+fn step_kind(reason: &StepReason) -> &'static str {
+    match reason {
+        StepReason::Always => "always",
+        StepReason::AmountAtLeast { .. } => "amount_at_least",
+        StepReason::SectorIn { .. } => "sector_in",
+        StepReason::Waiver => "waiver",
+        StepReason::FinancialBand { .. } => "financial_band",
+    }
+}
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -24,13 +36,14 @@ pub fn turnaround(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<Turnaround> 
     PoolRef::load(conn, pool_id)?;
     let now = now_micros();
     let steps = repo::steps_of_pool(conn, pool_id.as_str())?;
-    let mut groups: BTreeMap<(String, String), (Vec<f64>, usize)> = BTreeMap::new();
+    let mut groups: BTreeMap<(TurnaroundGroup, String), (Vec<f64>, usize)> = BTreeMap::new();
     for s in &steps {
-        let kind = serde_json::from_str::<serde_json::Value>(&s.reason)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "unknown".into());
-        for key in [("step_kind".to_owned(), kind), ("hat".to_owned(), s.hat.clone())] {
+        // A stored reason this code cannot read is an error, never an `unknown` line.
+        let kind = step_kind(&s.reason().map_err(AppError::internal)?);
+        for key in [
+            (TurnaroundGroup::StepKind, kind.to_owned()),
+            (TurnaroundGroup::Hat, s.hat.as_str().to_owned()),
+        ] {
             let entry = groups.entry(key).or_default();
             if let (Some(opened), Some(decided)) = (s.opened_at, s.decided_at) {
                 entry.0.push((decided - opened).num_seconds() as f64 / 86_400.0);
