@@ -1,7 +1,7 @@
 //! The audit API: filters, paging, an admin limited to their own domain, reads recorded, checkpoint.
 
 use qip_pool::db;
-use qip_pool::features::audit::{self, AuditContext};
+use qip_pool::features::audit::{self, AuditAction, AuditContext};
 use serde_json::Value;
 
 use crate::support::TestApp;
@@ -14,7 +14,7 @@ fn auditor_reads_filtered_events_and_each_read_is_audited() {
     db::write_tx(&mut app.conn(), |c| {
         audit::append(
             c,
-            AuditContext::system(None).event("ledger.probe", "transaction", Some("t-1")),
+            AuditContext::system(None).event(AuditAction::LedgerContribution, "transaction", Some("t-1")),
         )
         .map(|_| ())
     })

@@ -6,7 +6,7 @@
 
 use diesel::connection::SimpleConnection;
 use qip_pool::db::{self, DbConn};
-use qip_pool::features::audit::{self, AuditContext, Outcome, WhenBusy};
+use qip_pool::features::audit::{self, AuditAction, AuditContext, Outcome, WhenBusy};
 use serde_json::json;
 
 use crate::support::TestApp;
@@ -21,7 +21,7 @@ fn append_one(conn: &mut DbConn, n: usize) {
         };
         audit::append(
             c,
-            ctx.event("test.event", "probe", Some(&n.to_string()))
+            ctx.event(AuditAction::AuditCheckpoint, "probe", Some(&n.to_string()))
                 .after(json!({"n": n, "note": "ünïcode ✓"})),
         )
         .map(|_| ())
@@ -71,7 +71,7 @@ fn rolled_back_transaction_leaves_no_event() {
         audit::append(
             c,
             AuditContext::system(None)
-                .event("doomed", "probe", None)
+                .event(AuditAction::AuditCheckpoint, "probe", None)
                 .outcome(Outcome::Failure),
         )?;
         Err(diesel::result::Error::RollbackTransaction)

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use diesel::connection::SimpleConnection;
 use qip_pool::db;
-use qip_pool::features::audit::{self, AuditContext};
+use qip_pool::features::audit::{self, AuditAction, AuditContext};
 use serde_json::Value;
 
 use crate::support::TestDb;
@@ -45,7 +45,7 @@ fn migrate_then_audit_verify_reports_intact_then_broken() {
         db::write_tx(&mut conn, |c| {
             audit::append(
                 c,
-                AuditContext::system(None).event("cli.test", "probe", Some(&n.to_string())),
+                AuditContext::system(None).event(AuditAction::AuditCheckpoint, "probe", Some(&n.to_string())),
             )
             .map(|_| ())
         })

@@ -132,11 +132,25 @@ pub enum AuditAction {
     UserPasswordSet,
     /// `user.reset_password`: A password reset was started.
     UserResetPassword,
+    /// `notification_preferences.update`: A user's notification preferences changed.
+    NotificationPreferencesUpdate,
+    /// `webhook.create`: A webhook subscription was created.
+    WebhookCreate,
+    /// `webhook.update`: A webhook subscription was changed.
+    WebhookUpdate,
+    /// `webhook.delete`: A webhook subscription was deleted.
+    WebhookDelete,
+    /// `webhook.rotate_secret`: A webhook's signing secret was rotated.
+    WebhookRotateSecret,
+    /// `webhook.redeliver`: A webhook delivery was queued again.
+    WebhookRedeliver,
+    /// `webhook.manage`: An organisation's webhooks were managed (the action a refusal records).
+    WebhookManage,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 62] = [
+    pub const ALL: [AuditAction; 69] = [
         AuditAction::AccessDenied,
         AuditAction::ActivityCreate,
         AuditAction::ActivityUpdate,
@@ -199,6 +213,13 @@ impl AuditAction {
         AuditAction::UserEnable,
         AuditAction::UserPasswordSet,
         AuditAction::UserResetPassword,
+        AuditAction::NotificationPreferencesUpdate,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookUpdate,
+        AuditAction::WebhookDelete,
+        AuditAction::WebhookRotateSecret,
+        AuditAction::WebhookRedeliver,
+        AuditAction::WebhookManage,
     ];
 
     /// The stored name, e.g. `proposal.submit`.
@@ -266,6 +287,13 @@ impl AuditAction {
             AuditAction::UserEnable => "user.enable",
             AuditAction::UserPasswordSet => "user.password_set",
             AuditAction::UserResetPassword => "user.reset_password",
+            AuditAction::NotificationPreferencesUpdate => "notification_preferences.update",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookUpdate => "webhook.update",
+            AuditAction::WebhookDelete => "webhook.delete",
+            AuditAction::WebhookRotateSecret => "webhook.rotate_secret",
+            AuditAction::WebhookRedeliver => "webhook.redeliver",
+            AuditAction::WebhookManage => "webhook.manage",
         }
     }
 
@@ -283,25 +311,13 @@ impl AuditAction {
     }
 }
 
-/// What an event may be started with: an [`AuditAction`], or (in code not yet moved to it) its stored name.
+/// What an event may be started with: an [`AuditAction`] only, so every action recorded is in the one list.
 pub trait ActionName {
     /// The stored name.
     fn action_name(&self) -> &str;
 }
 
 impl ActionName for AuditAction {
-    fn action_name(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl ActionName for &str {
-    fn action_name(&self) -> &str {
-        self
-    }
-}
-
-impl ActionName for &String {
     fn action_name(&self) -> &str {
         self.as_str()
     }

@@ -6,12 +6,11 @@ use crate::access::Actor;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 
-/// Records a refused attempt and returns the 403 carrying `message`. `action` is an
-/// [`super::AuditAction`] (or its stored name).
+/// Records a refused attempt as `action` and returns the 403 carrying `message`.
 pub fn deny(
     conn: &mut DbConn,
     actor: &Actor,
-    action: impl super::action::ActionName,
+    action: super::AuditAction,
     entity_type: &str,
     entity_id: &str,
     message: &str,
@@ -21,7 +20,7 @@ pub fn deny(
             tx,
             actor
                 .audit()
-                .event(action.action_name(), entity_type, Some(entity_id))
+                .event(action, entity_type, Some(entity_id))
                 .outcome(Outcome::Denied)
                 .reason(message),
         )

@@ -1,6 +1,7 @@
 //! `append` — the one way an audit event is written, always on the caller's transaction —, `seal_pending`,
 //! which chains committed events (the sealer job's one step), and `verify_chain`.
 
+use super::action::AuditAction;
 use chrono::{NaiveDateTime, Timelike, Utc};
 use diesel::QueryResult;
 use serde::{Deserialize, Serialize};
@@ -418,7 +419,7 @@ fn read_events(
             tx,
             actor
                 .audit()
-                .event("audit.read", "audit_log", None)
+                .event(AuditAction::AuditRead, "audit_log", None)
                 .after(described.clone()),
         )?;
         Ok(rows.into_iter().map(super::dto::AuditEvent::from).collect())
@@ -436,7 +437,7 @@ pub fn verify_and_record(
             tx,
             actor
                 .audit()
-                .event("audit.verify", "audit_log", None)
+                .event(AuditAction::AuditVerify, "audit_log", None)
                 .after(serde_json::to_value(&report).unwrap_or_default()),
         )
     })?;
@@ -459,9 +460,12 @@ pub fn checkpoint(
         };
         append(
             tx,
-            actor.audit().event("audit.checkpoint", "audit_log", None).after(
-                serde_json::json!({"head_seq": checkpoint.head_seq, "head_hash": checkpoint.head_hash}),
-            ),
+            actor
+                .audit()
+                .event(AuditAction::AuditCheckpoint, "audit_log", None)
+                .after(
+                    serde_json::json!({"head_seq": checkpoint.head_seq, "head_hash": checkpoint.head_hash}),
+                ),
         )?;
         Ok(checkpoint)
     })

@@ -1,6 +1,7 @@
 //! The 3W registry (who does what where when): a humanitarian organisation registers, edits and closes its own
 //! activities, others read them; bulk import from an HXL-tagged CSV, all rows or none.
 
+use crate::features::audit::AuditAction;
 use serde_json::json;
 
 use super::dto::{Activity, ActivityInput, ActivityStatus};
@@ -91,14 +92,14 @@ pub fn create_activity(conn: &mut DbConn, actor: &Actor, input: &ActivityInput) 
             tx,
             actor
                 .audit()
-                .event("activity.create", "activity", Some(&activity.id))
+                .event(AuditAction::ActivityCreate, "activity", Some(&activity.id))
                 .after(json!(activity)),
         )?;
         Ok(activity)
     })
 }
 
-fn own_activity(conn: &mut DbConn, actor: &Actor, id: &str, action: &str) -> AppResult<ActivityRow> {
+fn own_activity(conn: &mut DbConn, actor: &Actor, id: &str, action: AuditAction) -> AppResult<ActivityRow> {
     let row =
         repo::find_activity(conn, id)?.ok_or_else(|| AppError::not_found("No activity with this id."))?;
     if row.organization_id != acting_organization(actor) {
@@ -122,7 +123,7 @@ pub fn update_activity(
     expected: i64,
     input: &ActivityInput,
 ) -> AppResult<Activity> {
-    own_activity(conn, actor, id, "activity.update")?;
+    own_activity(conn, actor, id, AuditAction::ActivityUpdate)?;
     let errors = problems(conn, input, "")?;
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
@@ -151,7 +152,7 @@ pub fn update_activity(
             tx,
             actor
                 .audit()
-                .event("activity.update", "activity", Some(id))
+                .event(AuditAction::ActivityUpdate, "activity", Some(id))
                 .before(json!(b))
                 .after(json!(a)),
         )?;
@@ -160,7 +161,7 @@ pub fn update_activity(
 }
 
 pub fn close_activity(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<Activity> {
-    own_activity(conn, actor, id, "activity.close")?;
+    own_activity(conn, actor, id, AuditAction::ActivityClose)?;
     db::write_tx(conn, |tx| {
         db::lock_row(tx, "activities", id)?;
         let mut row =
@@ -172,7 +173,12 @@ pub fn close_activity(conn: &mut DbConn, actor: &Actor, id: &str) -> AppResult<A
         row.version += 1;
         row.updated_at = now_micros();
         repo::save_activity(tx, &row)?;
-        audit::append(tx, actor.audit().event("activity.close", "activity", Some(id)))?;
+        audit::append(
+            tx,
+            actor
+                .audit()
+                .event(AuditAction::ActivityClose, "activity", Some(id)),
+        )?;
         Ok(Activity::from(row))
     })
 }
@@ -530,7 +536,7 @@ pub fn import_activities(
             tx,
             actor
                 .audit()
-                .event("activity.import", "activity", None)
+                .event(AuditAction::ActivityImport, "activity", None)
                 .after(json!(summary)),
         )?;
         Ok(summary)

@@ -3,6 +3,7 @@
 //! administrator; administrators hand out single-use setup tokens, never passwords). Password hashing happens
 //! before a transaction opens.
 
+use crate::features::audit::AuditAction;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, NaiveDateTime};
@@ -226,7 +227,7 @@ fn check_sign_in(
         if current.status == AccountStatus::Disabled {
             audit::append(
                 tx,
-                ctx.event("auth.login", "session", Some(&current.id))
+                ctx.event(AuditAction::AuthLogin, "session", Some(&current.id))
                     .outcome(Outcome::Failure)
                     .reason("account disabled"),
             )?;
@@ -244,7 +245,7 @@ fn check_sign_in(
         let tokens = issue_tokens(tx, auth, &current.id, &family, now, now)?;
         audit::append(
             tx,
-            ctx.event("auth.login", "session", Some(&current.id))
+            ctx.event(AuditAction::AuthLogin, "session", Some(&current.id))
                 .reason(format!("session family {family}")),
         )?;
         Ok(Ok(tokens))
@@ -280,7 +281,7 @@ fn record_failed_sign_in(
     repo::save_login_throttle(tx, account, repo::ACCOUNT_WIDE, &shared.state, None, now)?;
     audit::append(
         tx,
-        ctx.event("auth.login", "session", user_id)
+        ctx.event(AuditAction::AuthLogin, "session", user_id)
             .outcome(Outcome::Failure)
             .reason(format!(
                 "{reason} ({} recent failures from this address)",
@@ -290,7 +291,7 @@ fn record_failed_sign_in(
     if let Some(wait) = pair.wait_started {
         audit::append(
             tx,
-            ctx.event("auth.login_throttled", "session", user_id)
+            ctx.event(AuditAction::AuthLoginThrottled, "session", user_id)
                 .outcome(Outcome::Denied)
                 .reason(format!(
                     "{} failed sign-ins to {account} from {address}: this address waits {} s before its next attempt",
@@ -302,7 +303,7 @@ fn record_failed_sign_in(
     if let Some(wait) = shared.wait_started {
         audit::append(
             tx,
-            ctx.event("auth.login_throttled", "session", user_id)
+            ctx.event(AuditAction::AuthLoginThrottled, "session", user_id)
                 .outcome(Outcome::Denied)
                 .reason(format!(
                     "{} failed sign-ins to {account} from all addresses within {} min: addresses that have not \
@@ -404,7 +405,7 @@ pub fn refresh_in_tx(
         let revoked = repo::revoke_family(tx, &row.family_id, now)?;
         audit::append(
             tx,
-            ctx.event("auth.refresh", "session", Some(&row.family_id))
+            ctx.event(AuditAction::AuthRefresh, "session", Some(&row.family_id))
                 .outcome(Outcome::Denied)
                 .reason(format!("{reason}; {revoked} live token(s) of the family revoked")),
         )?;
@@ -414,7 +415,7 @@ pub fn refresh_in_tx(
         let revoked = repo::revoke_family(tx, &row.family_id, now)?;
         audit::append(
             tx,
-            ctx.event("auth.refresh_reuse", "session", Some(&row.family_id))
+            ctx.event(AuditAction::AuthRefreshReuse, "session", Some(&row.family_id))
                 .outcome(Outcome::Denied)
                 .reason(format!("a rotated refresh token was presented again; {revoked} live token(s) of the family revoked")),
         )?;
@@ -423,7 +424,10 @@ pub fn refresh_in_tx(
         )));
     }
     let tokens = issue_tokens(tx, auth, &user.id, &row.family_id, family_started, now)?;
-    audit::append(tx, ctx.event("auth.refresh", "session", Some(&row.family_id)))?;
+    audit::append(
+        tx,
+        ctx.event(AuditAction::AuthRefresh, "session", Some(&row.family_id)),
+    )?;
     Ok(Ok(tokens))
 }
 
@@ -440,7 +444,7 @@ pub fn logout(conn: &mut DbConn, token: &str, meta: &RequestMeta) -> AppResult<(
         repo::revoke_family(tx, &row.family_id, now_micros())?;
         audit::append(
             tx,
-            user_context(&user, meta).event("auth.logout", "session", Some(&row.family_id)),
+            user_context(&user, meta).event(AuditAction::AuthLogout, "session", Some(&row.family_id)),
         )?;
         Ok(())
     })
@@ -514,7 +518,7 @@ pub fn authorize_request(
             db::write_tx(conn, |tx| {
                 audit::append(
                     tx,
-                    ctx.event("access.denied", "route", Some(route))
+                    ctx.event(AuditAction::AccessDenied, "route", Some(route))
                         .outcome(Outcome::Denied)
                         .reason(message.clone()),
                 )
@@ -610,7 +614,7 @@ pub fn create_organization(
             tx,
             actor
                 .audit()
-                .event("organization.create", "organization", Some(&view.id))
+                .event(AuditAction::OrganizationCreate, "organization", Some(&view.id))
                 .after(json!(view)),
         )?;
         Ok(view)
@@ -787,7 +791,7 @@ pub fn create_user(
             tx,
             actor
                 .audit()
-                .event("user.create", "user", Some(&view.id))
+                .event(AuditAction::UserCreate, "user", Some(&view.id))
                 .reason(format!(
                     "setup token issued, valid until {expires_at}Z; the user sets their own password"
                 ))
@@ -849,7 +853,11 @@ pub fn set_user_enabled(conn: &mut DbConn, actor: &Actor, user_id: &str, enabled
         let after =
             repo::find_user(tx, user_id)?.ok_or_else(|| AppError::not_found("No user with this id."))?;
         let view = User::from_row(after, now);
-        let action = if enabled { "user.enable" } else { "user.disable" };
+        let action = if enabled {
+            AuditAction::UserEnable
+        } else {
+            AuditAction::UserDisable
+        };
         audit::append(
             tx,
             actor
@@ -911,7 +919,7 @@ pub fn reset_password(
             tx,
             actor
                 .audit()
-                .event("user.reset_password", "user", Some(user_id))
+                .event(AuditAction::UserResetPassword, "user", Some(user_id))
                 .reason(format!(
                     "password cleared; {revoked} refresh token(s) revoked and every access token ended; \
                      setup token issued, valid until {expires_at}Z{hats_note}"
@@ -950,7 +958,7 @@ fn suspend_privileged_hats(
             tx,
             actor
                 .audit()
-                .event("hat.revoke", "hat", Some(&hat.id))
+                .event(AuditAction::HatRevoke, "hat", Some(&hat.id))
                 .reason(
                     "suspended by a password reset: the resetting administrator holds the setup token, so the \
                      hat waits for a second administrator again",
@@ -1007,7 +1015,7 @@ fn insert_grant_request(
         tx,
         actor
             .audit()
-            .event("hat.grant_request", "hat_grant_request", Some(&view.id))
+            .event(AuditAction::HatGrantRequest, "hat_grant_request", Some(&view.id))
             .reason(format!(
                 "{}{} is a privileged hat: waits for a second administrator until {}",
                 why.map(|w| format!("{w}; ")).unwrap_or_default(),
@@ -1039,9 +1047,13 @@ pub fn setup_password(
         let recorded = db::write_tx(conn, |tx| {
             audit::append(
                 tx,
-                ctx.event("auth.setup_password", "user", user.map(|u| u.id.as_str()))
-                    .outcome(Outcome::Failure)
-                    .reason(reason),
+                ctx.event(
+                    AuditAction::AuthSetupPassword,
+                    "user",
+                    user.map(|u| u.id.as_str()),
+                )
+                .outcome(Outcome::Failure)
+                .reason(reason),
             )
         });
         match recorded {
@@ -1092,7 +1104,7 @@ pub fn setup_password(
         audit::append(
             tx,
             user_context(&user, meta)
-                .event("user.password_set", "user", Some(&user.id))
+                .event(AuditAction::UserPasswordSet, "user", Some(&user.id))
                 .reason(format!(
                     "password chosen by the user with a setup token ({}) issued by {issuer}",
                     token.purpose
@@ -1153,7 +1165,7 @@ pub fn grant_hat(
     input: &NewHatGrant,
 ) -> AppResult<GrantOutcome> {
     if let Err(message) = access::may_change_hats_of(&actor.user_id, user_id) {
-        return Err(deny(conn, actor, "hat.grant", "user", user_id, message));
+        return Err(deny(conn, actor, AuditAction::HatGrant, "user", user_id, message));
     }
     get_user(conn, user_id)?;
     validate_grant(conn, input)?;
@@ -1187,7 +1199,7 @@ pub fn grant_hat(
             tx,
             actor
                 .audit()
-                .event("hat.grant", "hat", Some(&view.id))
+                .event(AuditAction::HatGrant, "hat", Some(&view.id))
                 .after(json!(view)),
         )?;
         Ok(GrantOutcome::Granted(view))
@@ -1268,9 +1280,13 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
             |tx: &mut DbConn, kind: ErrorKind, message: String| -> AppResult<AppResult<HatGrantView>> {
                 audit::append(
                     tx,
-                    ctx.event("hat.grant_confirm", "hat_grant_request", Some(request_id))
-                        .outcome(Outcome::Failure)
-                        .reason(message.clone()),
+                    ctx.event(
+                        AuditAction::HatGrantConfirm,
+                        "hat_grant_request",
+                        Some(request_id),
+                    )
+                    .outcome(Outcome::Failure)
+                    .reason(message.clone()),
                 )?;
                 Ok(Err(AppError::new(kind, message)))
             };
@@ -1343,14 +1359,18 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
         };
         audit::append(
             tx,
-            ctx.event("hat.grant_confirm", "hat_grant_request", Some(request_id))
-                .reason(format!("confirmed by {by}"))
-                .before(json!(before))
-                .after(json!(after)),
+            ctx.event(
+                AuditAction::HatGrantConfirm,
+                "hat_grant_request",
+                Some(request_id),
+            )
+            .reason(format!("confirmed by {by}"))
+            .before(json!(before))
+            .after(json!(after)),
         )?;
         audit::append(
             tx,
-            ctx.event("hat.grant", "hat", Some(&grant.id))
+            ctx.event(AuditAction::HatGrant, "hat", Some(&grant.id))
                 .reason(format!(
                     "requested by {} in request {request_id}; confirmed by {by}",
                     row.requested_by
@@ -1371,7 +1391,7 @@ pub fn confirm_hat_grant(conn: &mut DbConn, actor: &Actor, request_id: &str) -> 
         return Err(deny(
             conn,
             actor,
-            "hat.grant_confirm",
+            AuditAction::HatGrantConfirm,
             "hat_grant_request",
             request_id,
             message,
@@ -1441,9 +1461,9 @@ pub fn refuse_hat_grant(
             .map(|r| HatGrantRequestView::from_row(r, now))
             .ok_or_else(|| AppError::internal("settled request vanished"))?;
         let action = if status == GrantRequestStatus::Cancelled {
-            "hat.grant_cancel"
+            AuditAction::HatGrantCancel
         } else {
-            "hat.grant_refuse"
+            AuditAction::HatGrantRefuse
         };
         let mut event = actor
             .audit()
@@ -1460,7 +1480,14 @@ pub fn refuse_hat_grant(
 
 pub fn revoke_hat(conn: &mut DbConn, actor: &Actor, user_id: &str, hat_id: &str) -> AppResult<HatGrantView> {
     if let Err(message) = access::may_change_hats_of(&actor.user_id, user_id) {
-        return Err(deny(conn, actor, "hat.revoke", "user", user_id, message));
+        return Err(deny(
+            conn,
+            actor,
+            AuditAction::HatRevoke,
+            "user",
+            user_id,
+            message,
+        ));
     }
     let now = now_micros();
     db::write_tx(conn, |tx| {
@@ -1479,7 +1506,7 @@ pub fn revoke_hat(conn: &mut DbConn, actor: &Actor, user_id: &str, hat_id: &str)
             tx,
             actor
                 .audit()
-                .event("hat.revoke", "hat", Some(hat_id))
+                .event(AuditAction::HatRevoke, "hat", Some(hat_id))
                 .before(json!(before))
                 .after(json!(after)),
         )?;
@@ -1542,7 +1569,7 @@ pub fn bootstrap_admin(
                 repo::insert_organization(tx, &org)?;
                 audit::append(
                     tx,
-                    ctx.event("organization.create", "organization", Some(&org.id))
+                    ctx.event(AuditAction::OrganizationCreate, "organization", Some(&org.id))
                         .after(json!(Organization::from(org.clone()))),
                 )?;
                 org
@@ -1572,7 +1599,7 @@ pub fn bootstrap_admin(
         repo::insert_user(tx, &user)?;
         audit::append(
             tx,
-            ctx.event("user.create", "user", Some(&user.id))
+            ctx.event(AuditAction::UserCreate, "user", Some(&user.id))
                 .after(json!(User::from_row(user.clone(), now))),
         )?;
         let hat = HatRow {
@@ -1592,7 +1619,7 @@ pub fn bootstrap_admin(
         repo::insert_hat(tx, &hat)?;
         audit::append(
             tx,
-            ctx.event("hat.grant", "hat", Some(&hat.id))
+            ctx.event(AuditAction::HatGrant, "hat", Some(&hat.id))
                 .reason("bootstrap administrator"),
         )?;
         Ok(Ok(user.id))

@@ -267,7 +267,7 @@ pub fn disbursement_request(
         return Err(deny(
             conn,
             actor,
-            "implementation.disburse",
+            AuditAction::ImplementationDisburse,
             "proposal",
             proposal_id.as_str(),
             PAYER_APPROVED,
@@ -318,8 +318,12 @@ pub fn refund_request(
         let row = ledger::refund(tx, &ctx, &pool, proposal_id, amount, details)?;
         audit::append(
             tx,
-            ctx.event("implementation.refund", "proposal", Some(proposal_id.as_str()))
-                .after(json!({"amount": format_amount(amount, pool.currency), "transaction_id": row.id})),
+            ctx.event(
+                AuditAction::ImplementationRefund,
+                "proposal",
+                Some(proposal_id.as_str()),
+            )
+            .after(json!({"amount": format_amount(amount, pool.currency), "transaction_id": row.id})),
         )?;
         stored(tx, &row)
     })
@@ -432,7 +436,7 @@ pub fn submit_report(
             tx,
             actor
                 .audit()
-                .event("report.submit", "report", Some(&row.id))
+                .event(AuditAction::ReportSubmit, "report", Some(&row.id))
                 .after(json!({"proposal_id": proposal_id, "kind": kind})),
         )?;
         Ok(report_view(row, pool.currency))

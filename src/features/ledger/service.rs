@@ -17,7 +17,7 @@ use crate::domain::ledger_rules::{
 };
 use crate::domain::money::{Currency, currency, format_amount};
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::features::audit::{self, AuditContext, now_micros};
+use crate::features::audit::{self, AuditAction, AuditContext, now_micros};
 
 /// One side of a posting: an account (by kind and owner) and a signed amount in minor units.
 #[derive(Debug, Clone)]
@@ -192,12 +192,8 @@ pub fn post_recorded(
     });
     audit::append(
         tx,
-        ctx.event(
-            &format!("ledger.{}", row.kind.as_str()),
-            "transaction",
-            Some(&row.id),
-        )
-        .after(summary),
+        ctx.event(AuditAction::ledger(row.kind), "transaction", Some(&row.id))
+            .after(summary),
     )?;
     apply_to_balances(tx, &by_account, pool.currency)?;
     let entries = entries

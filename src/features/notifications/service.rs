@@ -2,6 +2,7 @@
 //! endpoints (register, change, delete, rotate the secret, list and redeliver deliveries). Each write is one
 //! transaction with its audit event; secrets never reach the audit trail.
 
+use crate::features::audit::AuditAction;
 use ipnet::IpNet;
 use serde_json::json;
 
@@ -80,7 +81,11 @@ pub fn set_preferences(
             tx,
             actor
                 .audit()
-                .event("notification_preferences.update", "user", Some(&actor.user_id))
+                .event(
+                    AuditAction::NotificationPreferencesUpdate,
+                    "user",
+                    Some(&actor.user_id),
+                )
                 .after(json!({"email": mode.as_str()})),
         )?;
         Ok::<_, AppError>(())
@@ -101,7 +106,7 @@ fn may_manage(conn: &mut DbConn, actor: &Actor, org: &str) -> AppResult<()> {
         Err(crate::features::identity::service::deny(
             conn,
             actor,
-            "webhook.manage",
+            AuditAction::WebhookManage,
             "organization",
             org,
             "Only an administrator or someone acting for this organisation manages its webhooks.",
@@ -186,7 +191,7 @@ pub fn create_webhook(
             tx,
             actor
                 .audit()
-                .event("webhook.create", "webhook", Some(&row.id))
+                .event(AuditAction::WebhookCreate, "webhook", Some(&row.id))
                 .after(described(&row)),
         )?;
         Ok::<_, AppError>(())
@@ -233,7 +238,7 @@ pub fn update_webhook(
             tx,
             actor
                 .audit()
-                .event("webhook.update", "webhook", Some(id))
+                .event(AuditAction::WebhookUpdate, "webhook", Some(id))
                 .before(before)
                 .after(described(&hook)),
         )?;
@@ -250,7 +255,7 @@ pub fn delete_webhook(conn: &mut DbConn, actor: &Actor, org: &str, id: &str) -> 
             tx,
             actor
                 .audit()
-                .event("webhook.delete", "webhook", Some(id))
+                .event(AuditAction::WebhookDelete, "webhook", Some(id))
                 .before(described(&hook)),
         )?;
         Ok(())
@@ -272,7 +277,7 @@ pub fn rotate_secret(conn: &mut DbConn, actor: &Actor, org: &str, id: &str) -> A
             tx,
             actor
                 .audit()
-                .event("webhook.rotate_secret", "webhook", Some(id))
+                .event(AuditAction::WebhookRotateSecret, "webhook", Some(id))
                 .after(json!({"version": hook.version})),
         )?;
         Ok(Webhook::from_row(hook, true))
@@ -319,7 +324,7 @@ pub fn redeliver(
             tx,
             actor
                 .audit()
-                .event("webhook.redeliver", "webhook", Some(id))
+                .event(AuditAction::WebhookRedeliver, "webhook", Some(id))
                 .after(json!({"delivery_id": delivery_id, "event_id": delivery.event_id, "previous_status": delivery.status})),
         )?;
         let row =

@@ -1,6 +1,7 @@
 //! Pool use cases: create, read, update settings (a new settings version, audited), and loading the policy a
 //! proposal is checked against.
 
+use crate::features::audit::AuditAction;
 use serde_json::json;
 
 use super::dto::{NewPool, PolicySettings, Pool, PoolUpdate};
@@ -149,7 +150,7 @@ pub fn create_pool(conn: &mut DbConn, actor: &Actor, input: &NewPool) -> AppResu
             tx,
             actor
                 .audit()
-                .event("pool.create", "pool", Some(&pool.id))
+                .event(AuditAction::PoolCreate, "pool", Some(&pool.id))
                 .after(json!(pool)),
         )?;
         Ok(pool)
@@ -205,7 +206,7 @@ pub fn update_pool(
             tx,
             actor
                 .audit()
-                .event("pool.update", "pool", Some(pool_id.as_str()))
+                .event(AuditAction::PoolUpdate, "pool", Some(pool_id.as_str()))
                 .before(json!(before_view))
                 .after(json!(after_view)),
         )?;

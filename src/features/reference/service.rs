@@ -1,5 +1,6 @@
 //! Reference-data use cases: the all-or-nothing gazetteer import, and reads.
 
+use crate::features::audit::AuditAction;
 use std::collections::HashMap;
 
 use serde_json::json;
@@ -343,7 +344,7 @@ pub fn import_areas(
             tx,
             actor
                 .audit()
-                .event("areas.import", "gazetteer", None)
+                .event(AuditAction::AreasImport, "gazetteer", None)
                 .after(json!(summary)),
         )?;
         Ok(summary)
