@@ -166,7 +166,6 @@ pub fn post_recorded(
         request_id: ctx.request_id.clone(),
         created_at: now,
     };
-    repo::insert_transaction(tx, &row)?;
     let entries: Vec<EntryRow> = legs
         .iter()
         .zip(&accounts)
@@ -178,7 +177,6 @@ pub fn post_recorded(
             amount_minor: leg.amount,
         })
         .collect();
-    repo::insert_entries(tx, &entries)?;
     let summary = json!({
         "transaction_id": row.id, "kind": row.kind, "amount": format_amount(amount_minor, pool.currency),
         "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
@@ -193,6 +191,9 @@ pub fn post_recorded(
         )
         .after(summary),
     )?;
+    // The transaction and its entries (whose roll-up rows, kept by the database as they go in, are as hot as
+    // the balances) go in after the audit event, so those rows are held only by the last statements.
+    repo::insert_posting(tx, &row, &entries)?;
     apply_to_balances(tx, &by_account, pool.currency)?;
     let entries = entries
         .into_iter()
