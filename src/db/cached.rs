@@ -45,6 +45,12 @@ impl<'a> CachedSql<'a> {
         self
     }
 
+    /// Appends another statement's text and binds (a part reused in several statements).
+    pub fn append(mut self, other: CachedSql<'a>) -> Self {
+        self.parts.extend(other.parts);
+        self
+    }
+
     /// Appends a placeholder bound to `value` as SQL type `ST`.
     pub fn bind<ST, U>(mut self, value: U) -> Self
     where

@@ -151,20 +151,14 @@ pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResul
         .map(|_| ())
 }
 
-/// A posting's transaction row and its entries. PostgreSQL writes both in one statement (the transaction in
-/// a data-modifying `WITH`, the entries by the main `INSERT`: one round trip); SQLite, in process, in two.
-/// Both are prepared once per connection (and number of legs).
-pub fn insert_posting(conn: &mut DbConn, row: &TransactionRow, entries: &[EntryRow]) -> QueryResult<()> {
+/// `INSERT INTO ledger_transactions … VALUES (…)` for one transaction row, bound.
+fn transaction_insert(row: &TransactionRow) -> CachedSql<'static> {
     use diesel::sql_types::{Nullable, Timestamp};
-    let pg = matches!(conn, DbConn::Pg(_));
-    let columns = "INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, \
-                   contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, \
-                   hat, request_id, created_at) VALUES (";
-    let transaction = cached_sql(if pg {
-        format!("WITH posted_transaction AS ({columns}")
-    } else {
-        columns.to_owned()
-    })
+    cached_sql(
+        "INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, \
+         contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, \
+         hat, request_id, created_at) VALUES (",
+    )
     .bind::<Text, _>(row.id.clone())
     .sql(", ")
     .bind::<Text, _>(row.pool_id.clone())
@@ -198,17 +192,38 @@ pub fn insert_posting(conn: &mut DbConn, row: &TransactionRow, entries: &[EntryR
     .bind::<Nullable<Text>, _>(row.request_id.clone())
     .sql(", ")
     .bind::<Timestamp, _>(row.created_at)
-    .sql(")");
-    if !pg || entries.is_empty() {
-        transaction.execute(conn)?;
-        return insert_entries(conn, entries);
-    }
-    let mut query = transaction
-        .sql(") INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ");
+    .sql(")")
+}
+
+/// A posting's transaction row and its entries, in two statements prepared once per connection (SQLite, in
+/// process; PostgreSQL writes a posting in one statement with [`post_pg`]).
+pub fn insert_posting(conn: &mut DbConn, row: &TransactionRow, entries: &[EntryRow]) -> QueryResult<()> {
+    transaction_insert(row).execute(conn)?;
+    insert_entries(conn, entries)
+}
+
+/// PostgreSQL: a whole posting in one statement (one round trip, prepared once per connection and number of
+/// legs) — the transaction row and its entries inserted in data-modifying `WITH`s, then each balance change
+/// added as [`add_to_balances_pg`] does (rows locked in ascending account id, a guarded account's change
+/// that would take it below zero left unapplied) — returning each balance as it was before, in account-id
+/// order, for the caller's guards. The roll-ups' statement-level trigger runs at the end of the statement,
+/// so every hot row of the posting (balances and roll-ups) is taken by this one statement and held only
+/// until the commit that follows.
+pub fn post_pg(
+    conn: &mut DbConn,
+    row: &TransactionRow,
+    entries: &[EntryRow],
+    changes: &[BalanceChange],
+) -> QueryResult<Vec<(String, i64)>> {
+    let mut query = cached_sql("WITH posted_transaction AS (")
+        .append(transaction_insert(row))
+        .sql("), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ");
     for (i, entry) in entries.iter().enumerate() {
         query = entry_values(query.sql(if i == 0 { "" } else { ", " }), entry);
     }
-    query.execute(conn).map(|_| ())
+    query = query.sql("), ");
+    let query = balance_changes(query, changes).sql(" SELECT account_id, before FROM moved");
+    read_balances_before(query.load(conn)?, changes.len())
 }
 
 /// `(transaction_id, leg, account_id, amount_minor)` of one entry, bound.
@@ -749,9 +764,15 @@ pub struct BalanceChange {
 /// table's check constraint never fires and the caller can answer with the available amount. Holding the hot
 /// rows for one statement and the commit is what lets postings to one pool follow each other quickly.
 pub fn add_to_balances_pg(conn: &mut DbConn, changes: &[BalanceChange]) -> QueryResult<Vec<(String, i64)>> {
-    let mut query = cached_sql(
-        "WITH locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (",
-    );
+    let query = balance_changes(cached_sql("WITH "), changes).sql(" SELECT account_id, before FROM moved");
+    read_balances_before(query.load(conn)?, changes.len())
+}
+
+/// `locked AS (…), change (…) AS (VALUES …), moved AS (UPDATE … RETURNING account_id, before)`: the `WITH`
+/// items that lock the changed balance rows in ascending account id and add each change, appended to `query`.
+fn balance_changes<'a>(mut query: CachedSql<'a>, changes: &[BalanceChange]) -> CachedSql<'a> {
+    query =
+        query.sql("locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (");
     for (i, change) in changes.iter().enumerate() {
         query = query
             .sql(if i == 0 { "" } else { ", " })
@@ -768,15 +789,18 @@ pub fn add_to_balances_pg(conn: &mut DbConn, changes: &[BalanceChange]) -> Query
             .bind::<diesel::sql_types::Bool, _>(change.guarded)
             .sql(" AS BOOLEAN))");
     }
-    let query = query.sql(
-        ") UPDATE ledger_balances AS b SET balance_minor = CASE \
+    query.sql(
+        "), moved AS (UPDATE ledger_balances AS b SET balance_minor = CASE \
          WHEN change.guarded AND b.balance_minor + change.delta < 0 THEN b.balance_minor \
          ELSE b.balance_minor + change.delta END \
          FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
-         RETURNING b.account_id, locked.balance_minor AS before",
-    );
-    let mut rows: Vec<BalanceBefore> = query.load(conn)?;
-    if rows.len() != changes.len() {
+         RETURNING b.account_id, locked.balance_minor AS before)",
+    )
+}
+
+/// The balances before, in account-id order; every changed account must have answered.
+fn read_balances_before(mut rows: Vec<BalanceBefore>, expected: usize) -> QueryResult<Vec<(String, i64)>> {
+    if rows.len() != expected {
         return Err(diesel::result::Error::NotFound);
     }
     rows.sort_by(|a, b| a.account_id.cmp(&b.account_id));
