@@ -104,3 +104,45 @@ impl Query for CachedSql<'_> {
 }
 
 impl RunQueryDsl<DbConn> for CachedSql<'_> {}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Nullable, Text};
+
+    use super::cached_sql;
+    use crate::db::DbConn;
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+        #[diesel(sql_type = Nullable<Text>)]
+        t: Option<String>,
+    }
+
+    #[test]
+    fn binds_go_where_they_are_appended_and_a_reused_text_answers_with_its_new_binds() {
+        let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap());
+        let query = |n: i64, t: Option<&str>| {
+            cached_sql("SELECT CAST(")
+                .bind::<BigInt, _>(n)
+                .sql(" + 1 AS BIGINT) AS n, ")
+                .append(cached_sql("").bind::<Nullable<Text>, _>(t.map(str::to_owned)))
+                .sql(" AS t")
+        };
+        let first: Row = query(41, Some("a")).get_result(&mut conn).unwrap();
+        assert_eq!(
+            first,
+            Row {
+                n: 42,
+                t: Some("a".into())
+            }
+        );
+        // Same text, so the cached statement is reused with the new values.
+        let second: Row = query(-2, None).get_result(&mut conn).unwrap();
+        assert_eq!(second, Row { n: -1, t: None });
+    }
+}
