@@ -107,8 +107,6 @@ impl RunQueryDsl<DbConn> for CachedSql<'_> {}
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
-
     use diesel::prelude::*;
     use diesel::sql_types::{BigInt, Nullable, Text};
 
