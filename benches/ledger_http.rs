@@ -204,6 +204,23 @@ fn main() {
                 ("acc_second", second),
                 ("acc_contrib", &contributor),
                 ("acc_unalloc", &unallocated),
+                (
+                    "delta_first",
+                    if first == &contributor { "-12550" } else { "12550" },
+                ),
+                (
+                    "delta_second",
+                    if second == &contributor { "-12550" } else { "12550" },
+                ),
+                // The contributor's account may go below zero; unallocated may not.
+                (
+                    "guard_first",
+                    if first == &contributor { "false" } else { "true" },
+                ),
+                (
+                    "guard_second",
+                    if second == &contributor { "false" } else { "true" },
+                ),
             ],
         );
 
@@ -327,35 +344,28 @@ UPDATE bare_balances SET balance = balance + 12550 WHERE id = :credit;
 COMMIT;
 "#;
 
-/// The statements one contribution request issues, in order (see `features::ledger` and `http::authz`).
+/// The statements one contribution request issues on PostgreSQL, in order (see `features::ledger`,
+/// `features::audit::repo::insert_event` and `http::authz`): one connection checkout per request and no
+/// `SELECT 1` probe (only after a lost connection), the transaction's writes in the order `ledger::service::post`
+/// issues them, the transaction and its entries in one statement, the roll-ups kept by the statement-level
+/// trigger, and no read-back of the posting (its view is built from what was written).
 fn pgbench_script() -> &'static str {
     r#"\set amount 12550
--- r2d2 checks each pooled connection out with a ping (twice per request: authorization, handler).
-SELECT 1;
--- authorization: the account and its hats.
-SELECT id, username, organization_id, status FROM users WHERE id = :user_id;
-SELECT id, hat, scope_organization_id, valid_from, valid_until, acting FROM hats WHERE user_id = :user_id AND revoked_at IS NULL ORDER BY id;
-SELECT 1;
--- request checks: pool, contributor.
-SELECT id, code, currency FROM pools WHERE id = :pool_id;
-SELECT id, code FROM organizations WHERE id = :donor_id;
+-- authorization: the account, its session cut-off and its hats in one statement.
+SELECT u.id, u.username, u.display_name, u.email, u.organization_id, u.status, u.password_hash, u.failed_logins, u.failed_window_start, u.locked_until, u.lock_count, u.created_at, u.updated_at, c.sessions_valid_after, h.id, h.user_id, h.hat, h.scope_organization_id, h.scope_adm1, h.valid_from, h.valid_until, h.acting, h.granted_by, h.granted_at, h.revoked_by, h.revoked_at FROM users u LEFT JOIN session_cutoffs c ON c.user_id = u.id LEFT JOIN hats h ON h.user_id = u.id AND h.revoked_at IS NULL WHERE u.id = :user_id ORDER BY h.id;
+-- request checks: the pool's currency and the contributor, in one statement.
+SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = :donor_id) AS contributor_exists FROM pools WHERE id = :pool_id;
 -- the posting, with its idempotency claim, audit event and idempotency record, in one transaction.
 \set idem_key random(1, 1000000000000)
 BEGIN;
-SELECT pg_try_advisory_xact_lock(:idem_key) AS locked;
-SELECT request_hash, status, response_status, response_body, expires_at FROM idempotency_keys WHERE user_id = :user_id AND idem_key = :idem_key::text;
-SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'contributor' AND owner_id = :donor_id;
-SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'unallocated' AND owner_id = '';
-SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (:acc_first, :acc_second) ORDER BY account_id FOR UPDATE;
-INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES (gen_random_uuid()::text, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text, :user_id, 'finance_officer', gen_random_uuid()::text, now()) RETURNING id AS tx_id \gset
-INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_contrib, -(:amount::bigint)), (:tx_id, 1, :acc_unalloc, :amount);
-UPDATE ledger_balances SET balance_minor = CASE account_id WHEN :acc_contrib THEN balance_minor - :amount::bigint WHEN :acc_unalloc THEN balance_minor + :amount::bigint END WHERE account_id IN (:acc_contrib, :acc_unalloc);
+SELECT l.locked, k.request_hash, k.status, k.response_status, k.response_body, k.expires_at FROM (SELECT pg_try_advisory_xact_lock(:idem_key) AS locked) AS l LEFT JOIN idempotency_keys AS k ON l.locked AND k.user_id = :user_id AND k.idem_key = :idem_key::text;
+SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = :pool_id AND ((kind = 'contributor' AND owner_id = :donor_id) OR (kind = 'unallocated' AND owner_id = ''));
 -- the audit event, unsealed (no chain-head lock: the sealer chains it after commit).
-INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}') RETURNING event_no \gset
-SELECT id, code, currency FROM pools WHERE id = :pool_id;
-SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
-SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;
-INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'done', 201, repeat('x', 900), :tx_id, now(), now(), now() + interval '7 days');
+INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', gen_random_uuid()::text, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}') RETURNING event_no \gset
+-- the transaction, its entries and the balances in one statement (`ledger::repo::post_pg`): balance rows locked in
+-- account order and updated, the roll-ups by the statement-level trigger at its end.
+WITH posted_transaction AS (INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES ('b' || :idem_key || '-' || :client_id, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text || '-' || :client_id, :user_id, 'finance_officer', gen_random_uuid()::text, now())), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ('b' || :idem_key || '-' || :client_id, 0, :acc_contrib, -(:amount::bigint)), ('b' || :idem_key || '-' || :client_id, 1, :acc_unalloc, :amount)), locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (:acc_first, :acc_second) ORDER BY account_id FOR UPDATE), change (account_id, delta, guarded) AS (VALUES (:acc_first, CAST(:delta_first AS BIGINT), CAST(:guard_first AS BOOLEAN)), (:acc_second, CAST(:delta_second AS BIGINT), CAST(:guard_second AS BOOLEAN))), moved AS (UPDATE ledger_balances AS b SET balance_minor = CASE WHEN change.guarded AND b.balance_minor + change.delta < 0 THEN b.balance_minor ELSE b.balance_minor + change.delta END FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id RETURNING b.account_id, locked.balance_minor AS before) SELECT account_id, before FROM moved;
+INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, 'b' || :idem_key || '-' || :client_id, md5(random()::text), 'done', 201, repeat('x', 900), 'b' || :idem_key || '-' || :client_id, now(), now(), now() + interval '7 days');
 COMMIT;
 "#
 }

@@ -3,6 +3,7 @@
 //! Everything that differs between the two backends is fenced in this module tree.
 
 pub mod backup;
+pub mod cached;
 pub mod schema;
 pub mod stored;
 

@@ -39,6 +39,7 @@ mod notifications;
 mod openapi_snapshot;
 mod ops;
 mod perf_reads;
+mod posting_writes;
 mod proposals;
 mod revise;
 mod sec_bounds;

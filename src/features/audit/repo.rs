@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConn;
+use crate::db::cached::cached_sql;
 use crate::db::schema::{audit_events, audit_head};
 
 /// A stored audit event, as read back for verification and the audit API. `seq`, `prev_hash` and `hash` are
@@ -95,12 +96,56 @@ pub fn read_head(conn: &mut DbConn) -> QueryResult<HeadRow> {
         .map(|(seq, hash)| HeadRow { seq, hash })
 }
 
-/// Inserts an unsealed event; returns the `event_no` the database gave it.
+#[derive(QueryableByName)]
+struct EventNo {
+    #[diesel(sql_type = BigInt)]
+    event_no: i64,
+}
+
+/// Inserts an unsealed event; returns the `event_no` the database gave it. Every write use case runs this, so
+/// it is a statement prepared once per connection (`db::cached`; diesel's insert of optional fields is not).
 pub fn insert_event(conn: &mut DbConn, row: &NewEventRow<'_>) -> QueryResult<i64> {
-    diesel::insert_into(audit_events::table)
-        .values(row)
-        .returning(audit_events::event_no)
-        .get_result(conn)
+    use diesel::sql_types::{Bool, Nullable, Timestamp};
+    let text = |v: &str| v.to_owned();
+    let opt = |v: Option<&str>| v.map(str::to_owned);
+    cached_sql(
+        "INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, \
+         entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (",
+    )
+    .bind::<Text, _>(text(row.id))
+    .sql(", ")
+    .bind::<Timestamp, _>(row.occurred_at)
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.actor_id))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.actor_username))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.organization_id))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.hat))
+    .sql(", ")
+    .bind::<Bool, _>(row.acting)
+    .sql(", ")
+    .bind::<Text, _>(text(row.action))
+    .sql(", ")
+    .bind::<Text, _>(text(row.entity_type))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.entity_id))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.request_id))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.client_addr))
+    .sql(", ")
+    .bind::<Text, _>(text(row.outcome))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.reason))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.before_state))
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(opt(row.after_state))
+    .sql(") RETURNING event_no")
+    .get_result::<EventNo>(conn)
+    .map(|r| r.event_no)
 }
 
 pub fn move_head(conn: &mut DbConn, seq: i64, hash: &str) -> QueryResult<()> {

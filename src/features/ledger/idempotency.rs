@@ -144,14 +144,16 @@ struct ClaimedKey {
 /// between is then not seen, runs, and is stopped by the unique keys (its idempotency record and the
 /// transaction's key) — answered 409 "retry", never posted twice.
 fn lock_and_read_pg(tx: &mut DbConn, req: &IdempotentRequest) -> AppResult<Option<KeyRow>> {
-    let got: ClaimedKey = diesel::sql_query(
+    // Prepared once per connection (`db::cached`): this runs first in every money request.
+    let got: ClaimedKey = db::cached::cached_sql(
         "SELECT l.locked, k.request_hash, k.status, k.response_status, k.response_body, k.expires_at \
-         FROM (SELECT pg_try_advisory_xact_lock($1) AS locked) AS l \
-         LEFT JOIN idempotency_keys AS k ON l.locked AND k.user_id = $2 AND k.idem_key = $3",
+         FROM (SELECT pg_try_advisory_xact_lock(",
     )
     .bind::<diesel::sql_types::BigInt, _>(advisory_lock_id(req))
-    .bind::<diesel::sql_types::Text, _>(&req.user_id)
-    .bind::<diesel::sql_types::Text, _>(&req.key)
+    .sql(") AS locked) AS l LEFT JOIN idempotency_keys AS k ON l.locked AND k.user_id = ")
+    .bind::<diesel::sql_types::Text, _>(req.user_id.clone())
+    .sql(" AND k.idem_key = ")
+    .bind::<diesel::sql_types::Text, _>(req.key.clone())
     .get_result(tx)?;
     if !got.locked {
         return Err(AppError::new(

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConn;
+use crate::db::cached::{CachedSql, cached_sql};
 use crate::db::schema::{ledger_accounts, ledger_balances, ledger_entries, ledger_transactions};
 use crate::domain::ledger_rules::{AccountKind, TransactionKind};
 
@@ -154,32 +155,105 @@ pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResul
         .map(|_| ())
 }
 
-/// All entries of a posting in one multi-row INSERT (one round trip, whatever the number of legs).
+/// `INSERT INTO ledger_transactions … VALUES (…)` for one transaction row, bound.
+fn transaction_insert(row: &TransactionRow) -> CachedSql<'static> {
+    use diesel::sql_types::{Nullable, Timestamp};
+    cached_sql(
+        "INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, \
+         contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, \
+         hat, request_id, created_at) VALUES (",
+    )
+    .bind::<Text, _>(row.id.clone())
+    .sql(", ")
+    .bind::<Text, _>(row.pool_id.clone())
+    .sql(", ")
+    .bind::<Text, _>(row.kind.as_str().to_owned())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.proposal_id.clone())
+    .sql(", ")
+    .bind::<BigInt, _>(row.amount_minor)
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.reference.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.memo.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.contributor_id.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.original_currency.clone())
+    .sql(", ")
+    .bind::<Nullable<BigInt>, _>(row.original_minor)
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.fx_rate.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.reversal_of.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.idempotency_key.clone())
+    .sql(", ")
+    .bind::<Text, _>(row.created_by.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.hat.clone())
+    .sql(", ")
+    .bind::<Nullable<Text>, _>(row.request_id.clone())
+    .sql(", ")
+    .bind::<Timestamp, _>(row.created_at)
+    .sql(")")
+}
+
+/// A posting's transaction row and its entries, in two statements prepared once per connection (SQLite, in
+/// process; PostgreSQL writes a posting in one statement with [`post_pg`]).
+pub fn insert_posting(conn: &mut DbConn, row: &TransactionRow, entries: &[EntryRow]) -> QueryResult<()> {
+    transaction_insert(row).execute(conn)?;
+    insert_entries(conn, entries)
+}
+
+/// PostgreSQL: a whole posting in one statement (one round trip, prepared once per connection and number of
+/// legs) — the transaction row and its entries inserted in data-modifying `WITH`s, then each balance change
+/// added as [`add_to_balances_pg`] does (rows locked in ascending account id, a guarded account's change
+/// that would take it below zero left unapplied) — returning each balance as it was before, in account-id
+/// order, for the caller's guards. The roll-ups' statement-level trigger runs at the end of the statement,
+/// so every hot row of the posting (balances and roll-ups) is taken by this one statement and held only
+/// until the commit that follows.
+pub fn post_pg(
+    conn: &mut DbConn,
+    row: &TransactionRow,
+    entries: &[EntryRow],
+    changes: &[BalanceChange],
+) -> QueryResult<Vec<(String, i64)>> {
+    let mut query = cached_sql("WITH posted_transaction AS (")
+        .append(transaction_insert(row))
+        .sql("), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ");
+    for (i, entry) in entries.iter().enumerate() {
+        query = entry_values(query.sql(if i == 0 { "" } else { ", " }), entry);
+    }
+    query = query.sql("), ");
+    let query = balance_changes(query, changes).sql(" SELECT account_id, before FROM moved");
+    read_balances_before(query.load(conn)?, changes.len())
+}
+
+/// `(transaction_id, leg, account_id, amount_minor)` of one entry, bound.
+fn entry_values<'a>(query: CachedSql<'a>, entry: &EntryRow) -> CachedSql<'a> {
+    query
+        .sql("(")
+        .bind::<Text, _>(entry.transaction_id.clone())
+        .sql(", ")
+        .bind::<diesel::sql_types::Integer, _>(entry.leg)
+        .sql(", ")
+        .bind::<Text, _>(entry.account_id.clone())
+        .sql(", ")
+        .bind::<BigInt, _>(entry.amount_minor)
+        .sql(")")
+}
+
+/// All entries of a posting in one multi-row INSERT (one round trip, whatever the number of legs), prepared
+/// once per connection and number of legs.
 pub fn insert_entries(conn: &mut DbConn, rows: &[EntryRow]) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let pg = matches!(conn, DbConn::Pg(_));
-    let mut n = 0;
-    let mut param = || {
-        n += 1;
-        if pg { format!("${n}") } else { "?".to_owned() }
-    };
-    let values: Vec<String> = rows
-        .iter()
-        .map(|_| format!("({}, {}, {}, {})", param(), param(), param(), param()))
-        .collect();
-    let sql = format!(
-        "INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES {}",
-        values.join(", ")
-    );
-    let mut query = diesel::sql_query(sql).into_boxed();
-    for row in rows {
-        query = query
-            .bind::<Text, _>(row.transaction_id.clone())
-            .bind::<diesel::sql_types::Integer, _>(row.leg)
-            .bind::<Text, _>(row.account_id.clone())
-            .bind::<BigInt, _>(row.amount_minor);
+    let mut query =
+        cached_sql("INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ");
+    for (i, row) in rows.iter().enumerate() {
+        query = entry_values(query.sql(if i == 0 { "" } else { ", " }), row);
     }
     query.execute(conn).map(|_| ())
 }
@@ -197,18 +271,17 @@ struct LockedBalance {
 /// one-at-a-time locking; SQLite's write transaction already holds the only write lock.
 pub fn lock_balances(conn: &mut DbConn, account_ids: &[String]) -> QueryResult<Vec<(String, i64)>> {
     let pg = matches!(conn, DbConn::Pg(_));
-    let params: Vec<String> = (1..=account_ids.len())
-        .map(|i| if pg { format!("${i}") } else { "?".to_owned() })
-        .collect();
-    let sql = format!(
-        "SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN ({}) ORDER BY account_id{}",
-        params.join(", "),
-        if pg { " FOR UPDATE" } else { "" }
-    );
-    let mut query = diesel::sql_query(sql).into_boxed();
-    for id in account_ids {
-        query = query.bind::<Text, _>(id.clone());
+    let mut query = cached_sql("SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (");
+    for (i, id) in account_ids.iter().enumerate() {
+        query = query
+            .sql(if i == 0 { "" } else { ", " })
+            .bind::<Text, _>(id.clone());
     }
+    let query = query.sql(if pg {
+        ") ORDER BY account_id FOR UPDATE"
+    } else {
+        ") ORDER BY account_id"
+    });
     let rows: Vec<LockedBalance> = query.load(conn)?;
     if rows.len() != account_ids.len() {
         return Err(diesel::result::Error::NotFound);
@@ -224,34 +297,22 @@ pub fn set_balances(conn: &mut DbConn, balances: &[(String, i64)]) -> QueryResul
     if balances.is_empty() {
         return Ok(0);
     }
-    let pg = matches!(conn, DbConn::Pg(_));
-    let mut n = 0;
-    let mut param = || {
-        n += 1;
-        if pg { format!("${n}") } else { "?".to_owned() }
-    };
-    let mut cases = String::new();
-    for _ in balances {
-        let (id, value) = (param(), param());
-        let value = if pg {
-            format!("CAST({value} AS BIGINT)")
-        } else {
-            value
-        };
-        cases.push_str(&format!(" WHEN {id} THEN {value}"));
-    }
-    let ids: Vec<String> = balances.iter().map(|_| param()).collect();
-    let sql = format!(
-        "UPDATE ledger_balances SET balance_minor = CASE account_id{cases} END WHERE account_id IN ({})",
-        ids.join(", ")
-    );
-    let mut query = diesel::sql_query(sql).into_boxed();
+    let mut query = cached_sql("UPDATE ledger_balances SET balance_minor = CASE account_id");
     for (id, value) in balances {
-        query = query.bind::<Text, _>(id.clone()).bind::<BigInt, _>(*value);
+        query = query
+            .sql(" WHEN ")
+            .bind::<Text, _>(id.clone())
+            .sql(" THEN CAST(")
+            .bind::<BigInt, _>(*value)
+            .sql(" AS BIGINT)");
     }
-    for (id, _) in balances {
-        query = query.bind::<Text, _>(id.clone());
+    query = query.sql(" END WHERE account_id IN (");
+    for (i, (id, _)) in balances.iter().enumerate() {
+        query = query
+            .sql(if i == 0 { "" } else { ", " })
+            .bind::<Text, _>(id.clone());
     }
+    let query = query.sql(")");
     query.execute(conn)
 }
 
@@ -686,29 +747,18 @@ pub fn accounts_of(
     currency: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    let pg = matches!(conn, DbConn::Pg(_));
-    let mut n = 1;
-    let mut param = || {
-        n += 1;
-        if pg { format!("${n}") } else { "?".to_owned() }
-    };
-    let pairs: Vec<String> = wanted
-        .iter()
-        .map(|_| format!("(kind = {} AND owner_id = {})", param(), param()))
-        .collect();
-    let sql = format!(
-        "SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = {} AND ({})",
-        if pg { "$1" } else { "?" },
-        pairs.join(" OR ")
-    );
-    let mut query = diesel::sql_query(sql)
-        .into_boxed()
-        .bind::<Text, _>(pool_id.to_owned());
-    for (kind, owner) in wanted {
+    let mut query = cached_sql("SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = ")
+        .bind::<Text, _>(pool_id.to_owned())
+        .sql(" AND (");
+    for (i, (kind, owner)) in wanted.iter().enumerate() {
         query = query
+            .sql(if i == 0 { "(kind = " } else { " OR (kind = " })
             .bind::<Text, _>(kind.as_str().to_owned())
-            .bind::<Text, _>((*owner).to_owned());
+            .sql(" AND owner_id = ")
+            .bind::<Text, _>((*owner).to_owned())
+            .sql(")");
     }
+    let query = query.sql(")");
     let found: Vec<FoundAccount> = query.load(conn)?;
     wanted
         .iter()
@@ -747,38 +797,43 @@ pub struct BalanceChange {
 /// table's check constraint never fires and the caller can answer with the available amount. Holding the hot
 /// rows for one statement and the commit is what lets postings to one pool follow each other quickly.
 pub fn add_to_balances_pg(conn: &mut DbConn, changes: &[BalanceChange]) -> QueryResult<Vec<(String, i64)>> {
-    let values: Vec<String> = (0..changes.len())
-        .map(|i| {
-            format!(
-                "(${}, CAST(${} AS BIGINT), CAST(${} AS BOOLEAN))",
-                3 * i + 1,
-                3 * i + 2,
-                3 * i + 3
-            )
-        })
-        .collect();
-    let ids: Vec<String> = (0..changes.len()).map(|i| format!("${}", 3 * i + 1)).collect();
-    let sql = format!(
-        "WITH locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN ({}) \
-         ORDER BY account_id FOR UPDATE), \
-         change (account_id, delta, guarded) AS (VALUES {}) \
-         UPDATE ledger_balances AS b SET balance_minor = CASE \
+    let query = balance_changes(cached_sql("WITH "), changes).sql(" SELECT account_id, before FROM moved");
+    read_balances_before(query.load(conn)?, changes.len())
+}
+
+/// `locked AS (…), change (…) AS (VALUES …), moved AS (UPDATE … RETURNING account_id, before)`: the `WITH`
+/// items that lock the changed balance rows in ascending account id and add each change, appended to `query`.
+fn balance_changes<'a>(mut query: CachedSql<'a>, changes: &[BalanceChange]) -> CachedSql<'a> {
+    query =
+        query.sql("locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (");
+    for (i, change) in changes.iter().enumerate() {
+        query = query
+            .sql(if i == 0 { "" } else { ", " })
+            .bind::<Text, _>(change.account_id.clone());
+    }
+    query = query.sql(") ORDER BY account_id FOR UPDATE), change (account_id, delta, guarded) AS (VALUES ");
+    for (i, change) in changes.iter().enumerate() {
+        query = query
+            .sql(if i == 0 { "(" } else { ", (" })
+            .bind::<Text, _>(change.account_id.clone())
+            .sql(", CAST(")
+            .bind::<BigInt, _>(change.delta)
+            .sql(" AS BIGINT), CAST(")
+            .bind::<diesel::sql_types::Bool, _>(change.guarded)
+            .sql(" AS BOOLEAN))");
+    }
+    query.sql(
+        "), moved AS (UPDATE ledger_balances AS b SET balance_minor = CASE \
          WHEN change.guarded AND b.balance_minor + change.delta < 0 THEN b.balance_minor \
          ELSE b.balance_minor + change.delta END \
          FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
-         RETURNING b.account_id, locked.balance_minor AS before",
-        ids.join(", "),
-        values.join(", ")
-    );
-    let mut query = diesel::sql_query(sql).into_boxed();
-    for change in changes {
-        query = query
-            .bind::<Text, _>(change.account_id.clone())
-            .bind::<BigInt, _>(change.delta)
-            .bind::<diesel::sql_types::Bool, _>(change.guarded);
-    }
-    let mut rows: Vec<BalanceBefore> = query.load(conn)?;
-    if rows.len() != changes.len() {
+         RETURNING b.account_id, locked.balance_minor AS before)",
+    )
+}
+
+/// The balances before, in account-id order; every changed account must have answered.
+fn read_balances_before(mut rows: Vec<BalanceBefore>, expected: usize) -> QueryResult<Vec<(String, i64)>> {
+    if rows.len() != expected {
         return Err(diesel::result::Error::NotFound);
     }
     rows.sort_by(|a, b| a.account_id.cmp(&b.account_id));
@@ -800,20 +855,12 @@ pub fn pool_currency_and_organization(
     pool_id: &str,
     organization_id: &str,
 ) -> QueryResult<Option<(String, bool)>> {
-    let sql = match conn {
-        DbConn::Pg(_) => {
-            "SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = $2) AS contributor_exists \
-             FROM pools WHERE id = $1"
-        }
-        DbConn::Sqlite(_) => {
-            "SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = ?2) AS contributor_exists \
-             FROM pools WHERE id = ?1"
-        }
-    };
-    let found: Option<PoolAndContributor> = diesel::sql_query(sql)
-        .bind::<Text, _>(pool_id)
-        .bind::<Text, _>(organization_id)
-        .get_result(conn)
-        .optional()?;
+    let found: Option<PoolAndContributor> =
+        cached_sql("SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = ")
+            .bind::<Text, _>(organization_id.to_owned())
+            .sql(") AS contributor_exists FROM pools WHERE id = ")
+            .bind::<Text, _>(pool_id.to_owned())
+            .get_result(conn)
+            .optional()?;
     Ok(found.map(|f| (f.currency, f.contributor_exists)))
 }

@@ -123,8 +123,9 @@ pub fn post(
 }
 
 /// [`post`], returning what it wrote. The balance rows are locked last, in one statement with their update
-/// (PostgreSQL), so a hot account is held only for that statement and the commit; every posting locks them
-/// in ascending account id, and a refusal by a guard rolls the whole transaction back.
+/// and (PostgreSQL) with the transaction row and its entries, so a hot account or roll-up row is held only
+/// for that statement and the commit; every posting locks balances in ascending account id, then roll-up
+/// rows in key order, and a refusal by a guard rolls the whole transaction back.
 pub fn post_recorded(
     tx: &mut DbConn,
     ctx: &AuditContext,
@@ -172,7 +173,6 @@ pub fn post_recorded(
         request_id: ctx.request_id.clone(),
         created_at: now,
     };
-    repo::insert_transaction(tx, &row)?;
     let entries: Vec<EntryRow> = legs
         .iter()
         .zip(&accounts)
@@ -184,7 +184,6 @@ pub fn post_recorded(
             amount_minor: leg.amount,
         })
         .collect();
-    repo::insert_entries(tx, &entries)?;
     let summary = json!({
         "transaction_id": row.id, "kind": row.kind, "amount": format_amount(amount_minor, pool.currency),
         "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
@@ -195,7 +194,10 @@ pub fn post_recorded(
         ctx.event(AuditAction::ledger(row.kind), "transaction", Some(&row.id))
             .after(summary),
     )?;
-    apply_to_balances(tx, &by_account, pool.currency)?;
+    // The transaction, its entries (whose roll-up rows, kept by the database as they go in, are as hot as
+    // the balances) and the balances go in last, after the audit event, so the hot rows are held only from
+    // that last statement to the commit.
+    apply_posting(tx, &row, &entries, &by_account, pool.currency)?;
     let entries = entries
         .into_iter()
         .zip(legs)
@@ -208,11 +210,14 @@ pub fn post_recorded(
     })
 }
 
-/// Applies each account's net change to its balance row, refusing (so rolling back) a guarded account that
-/// would go below zero. PostgreSQL locks and updates the rows in one statement and checks the new balances;
-/// SQLite (whose write transaction already holds the only write lock) reads, checks and writes.
-fn apply_to_balances(
+/// Writes the transaction and its entries and applies each account's net change to its balance row, refusing
+/// (so rolling back) a guarded account that would go below zero. PostgreSQL does it all in one statement
+/// (`repo::post_pg`: rows locked and updated there) and checks the balances it returns; SQLite (whose write
+/// transaction already holds the only write lock) inserts, reads, checks and writes.
+fn apply_posting(
     tx: &mut DbConn,
+    row: &TransactionRow,
+    entries: &[EntryRow],
     by_account: &BTreeMap<String, (AccountKind, i64)>,
     currency: Currency,
 ) -> AppResult<()> {
@@ -233,7 +238,7 @@ fn apply_to_balances(
                 guarded: !kind.may_go_negative(),
             })
             .collect();
-        let before = repo::add_to_balances_pg(tx, &changes).map_err(|e| {
+        let before = repo::post_pg(tx, row, entries, &changes).map_err(|e| {
             if is_out_of_range(&e) {
                 refused(GuardError::Overflow)
             } else {
@@ -245,6 +250,7 @@ fn apply_to_balances(
         }
         return Ok(());
     }
+    repo::insert_posting(tx, row, entries)?;
     let locked = repo::lock_balances(tx, &by_account.keys().cloned().collect::<Vec<_>>())?;
     let mut new_balances = Vec::with_capacity(by_account.len());
     for ((account_id, (kind, delta)), (_, balance)) in by_account.iter().zip(locked) {
