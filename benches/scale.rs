@@ -886,14 +886,8 @@ impl Loader<'_> {
         );
         let commitment = format!("'acc-c-' || {}", self.pad(&p_of));
         let disbursed = format!("'acc-d-' || {}", self.pad(&p_of));
-        // PostgreSQL: the monthly roll-up is rebuilt from the entries after the load instead of kept by its
-        // trigger. One statement upserting each monthly row tens of thousands of times leaves HOT chains that
-        // cannot be pruned before it commits, and every upsert walks them (quadratic); live postings touch a
-        // row once per transaction, and pruning keeps up.
-        if self.backend == Backend::Pg {
-            conn.batch_execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_monthly_totals")
-                .unwrap();
-        }
+        // PostgreSQL keeps the daily and monthly roll-ups once per INSERT statement (migration R1), so the bulk
+        // load keeps them as live postings do (the per-row triggers it replaced had to be switched off here).
         for leg in [0, 1] {
             let (from_acc, to_acc) = (
                 format!(
@@ -911,18 +905,6 @@ impl Loader<'_> {
                 "INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor)",
                 &format!("{tx}, {leg}, {account}, {sign}({amount})"),
             );
-        }
-        if self.backend == Backend::Pg {
-            conn.batch_execute(&format!(
-                "ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_monthly_totals; \
-                 DELETE FROM ledger_monthly_totals WHERE pool_id = '{pool}'; \
-                 INSERT INTO ledger_monthly_totals (pool_id, month, account_kind, transaction_kind, total_minor, entries) \
-                 SELECT t.pool_id, CAST(date_trunc('month', t.created_at) AS DATE), a.kind, t.kind, SUM(e.amount_minor), COUNT(*) \
-                 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id \
-                 JOIN ledger_accounts a ON a.id = e.account_id WHERE t.pool_id = '{pool}' \
-                 GROUP BY t.pool_id, CAST(date_trunc('month', t.created_at) AS DATE), a.kind, t.kind"
-            ))
-            .unwrap();
         }
         // Payments: the first disbursement of each proposal pays its first tranche (history and the workload in
         // implementation, paid long ago so their implementations are overdue), once that disbursement is loaded
