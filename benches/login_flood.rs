@@ -29,11 +29,11 @@
     reason = "the in-process server plumbing there is not used: this bench runs the server binary"
 )]
 mod common;
+mod server_process;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -42,30 +42,14 @@ use qip_pool::config::Settings;
 use serde_json::{Value, json};
 
 use common::{ADMIN_PASSWORD, env_or, percentile};
+use server_process::{Memory, Server};
 
 const USER_PASSWORD: &str = "bench-user-passphrase-1";
 const JWT_SECRET: &str = "bench-secret-0123456789abcdef-0123456789";
 
-/// The server binary in its own process; killed when dropped.
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `qip-pool ARGS` over `url` with the bench's settings (plus any `QIP__` variables of the bench's environment).
 fn qip(url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
-    cmd.args(args)
-        .env("QIP__DATABASE__URL", url)
-        .env("QIP__AUTH__JWT_SECRET", JWT_SECRET)
-        .env("QIP__LOG__FILTER", "error");
-    cmd
+    server_process::qip(url, JWT_SECRET, args)
 }
 
 fn main() {
@@ -97,35 +81,10 @@ fn main() {
         settings.auth.known_client_budget_burst,
     );
 
-    let mut bootstrap = qip(
-        &url,
-        &["admin", "bootstrap", "--username", "admin", "--password-stdin"],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap();
-    writeln!(bootstrap.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
-    assert!(bootstrap.wait().unwrap().success(), "admin bootstrap");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Server {
-        child: qip(&url, &["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    let server_pid = server.child.id();
-    let started = Instant::now();
-    while reqwest::blocking::get(format!("{base}/readyz"))
-        .is_err_and(|_| started.elapsed() < Duration::from_secs(60))
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    server_process::bootstrap_admin(|args| qip(&url, args), ADMIN_PASSWORD);
+    let server = Server::start(|args| qip(&url, args));
+    let base = server.base_url.clone();
+    let memory = Memory { pid: server.pid() };
 
     // Set-up sign-ins come from their own address, away from the flood's.
     let client = reqwest::blocking::Client::builder()
@@ -221,12 +180,12 @@ fn main() {
     };
 
     // 1. Baseline.
-    reset_peak_rss(server_pid);
+    memory.reset_peak();
     let baseline = read_for(Instant::now() + Duration::from_secs(seconds));
-    let rss_baseline = rss_mb(server_pid, "VmHWM:");
+    let rss_baseline = memory.peak_mb();
 
     // 2. The same reads under a flood of wrong-password sign-ins from many addresses.
-    reset_peak_rss(server_pid);
+    memory.reset_peak();
     let until = Instant::now() + Duration::from_secs(seconds);
     let (flooded, answers) = std::thread::scope(|s| {
         let base = &base;
@@ -268,9 +227,10 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let after_ms = after.elapsed().as_secs_f64() * 1e3;
-    let rss_flood = rss_mb(server_pid, "VmHWM:");
-    let rss_after = rss_mb(server_pid, "VmRSS:");
-    let hash_threads = thread_niceness(server_pid, "qip-hash-");
+    let rss_flood = memory.peak_mb();
+    let rss_after = memory.field_mb("VmRSS:");
+    memory.report("at the end of the flood");
+    let hash_threads = thread_niceness(memory.pid, "qip-hash-");
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
@@ -386,25 +346,6 @@ fn field_sign_ins(
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     answers
-}
-
-/// Resets the server's peak resident set size, so each phase reports its own.
-fn reset_peak_rss(pid: u32) {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-}
-
-/// A memory line (`VmHWM:` peak, `VmRSS:` now) of the server's `/proc/<pid>/status`, in MB.
-fn rss_mb(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 /// The server's threads whose name starts with `prefix`, with their nice value (`/proc/<pid>/task/*/stat`).

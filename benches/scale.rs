@@ -25,9 +25,9 @@
     reason = "the in-process server plumbing there is not used: this bench runs the server binary"
 )]
 mod common;
+mod server_process;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -37,6 +37,7 @@ use qip_pool::db::DbConn;
 use serde_json::{Value, json};
 
 use common::{ADMIN_PASSWORD, env_or, percentile};
+use server_process::{Memory, Server};
 
 const USER_PASSWORD: &str = "bench-user-passphrase-1";
 const JWT_SECRET: &str = "bench-secret-0123456789abcdef-0123456789";
@@ -105,35 +106,10 @@ fn main() {
     // The server: the release binary in a process of its own with the shipped defaults (pool size, workers,
     // hashing limits), so its memory is read from its own /proc entry, without the bench's client, bulk loader
     // and their allocations.
-    let mut bootstrap = qip(
-        &url,
-        &["admin", "bootstrap", "--username", "admin", "--password-stdin"],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap();
-    writeln!(bootstrap.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
-    assert!(bootstrap.wait().unwrap().success(), "admin bootstrap");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base_url = format!("http://127.0.0.1:{port}");
-    let server = Server {
-        child: qip(&url, &["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    let server_pid = server.child.id();
-    let started = Instant::now();
-    while reqwest::blocking::get(format!("{base_url}/readyz")).map_or(true, |r| !r.status().is_success())
-        && started.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    server_process::bootstrap_admin(|args| qip(&url, args), ADMIN_PASSWORD);
+    let server = Server::start(|args| qip(&url, args));
+    let base_url = server.base_url.clone();
+    let server_pid = server.pid();
     let memory = Memory { pid: server_pid };
     memory.report("idle after start");
     // The bench's own connections (bulk loader, console-side grant confirmation), outside the server.
@@ -631,70 +607,12 @@ fn analyze(conn: &mut DbConn, backend: Backend) {
     }
 }
 
-/// The server binary in its own process; killed when dropped.
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `qip-pool ARGS` over `url` with the shipped defaults, the bench's secret and no sign-in rate limit (plus any
 /// `QIP__` variables of the bench's environment, e.g. `QIP__DATABASE__POOL_SIZE=4` to compare).
 fn qip(url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qip-pool"));
-    cmd.args(args)
-        .env("QIP__DATABASE__URL", url)
-        .env("QIP__AUTH__JWT_SECRET", JWT_SECRET)
-        .env("QIP__AUTH__AUTH_RATE_LIMIT_PER_MINUTE", "1000000")
-        .env("QIP__LOG__FILTER", "error");
+    let mut cmd = server_process::qip(url, JWT_SECRET, args);
+    cmd.env("QIP__AUTH__AUTH_RATE_LIMIT_PER_MINUTE", "1000000");
     cmd
-}
-
-/// The server process's memory, from `/proc/<pid>/status`.
-struct Memory {
-    pid: u32,
-}
-
-impl Memory {
-    /// Resets the peak resident set size (`VmHWM`) to the current one, so each phase reports its own.
-    fn reset_peak(&self) {
-        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5");
-    }
-
-    fn peak_mb(&self) -> f64 {
-        self.field_mb("VmHWM:")
-    }
-
-    /// Prints the current RSS (and its anonymous part) and the thread count.
-    fn report(&self, moment: &str) {
-        let threads = self.field("Threads:").unwrap_or(f64::NAN);
-        println!(
-            "  server memory {moment}: RSS {:.0} MB (anonymous {:.0} MB), peak {:.0} MB, {threads} threads",
-            self.field_mb("VmRSS:"),
-            self.field_mb("RssAnon:"),
-            self.field_mb("VmHWM:"),
-        );
-    }
-
-    fn field_mb(&self, name: &str) -> f64 {
-        self.field(name).map_or(f64::NAN, |kb| kb / 1024.0)
-    }
-
-    fn field(&self, name: &str) -> Option<f64> {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .ok()?
-            .lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    }
 }
 
 struct Loader<'a> {
