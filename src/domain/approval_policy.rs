@@ -25,6 +25,20 @@ pub enum StepReason {
     },
 }
 
+impl StepReason {
+    /// The reason's kind, as its serde tag names it (`amount_at_least`, …): how reports and the turnaround
+    /// group steps.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            StepReason::Always => "always",
+            StepReason::AmountAtLeast { .. } => "amount_at_least",
+            StepReason::SectorIn { .. } => "sector_in",
+            StepReason::Waiver => "waiver",
+            StepReason::FinancialBand { .. } => "financial_band",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepPlan {
     pub hat: Hat,
@@ -115,6 +129,22 @@ mod tests {
 
     fn hats(steps: &[StepPlan]) -> Vec<Hat> {
         steps.iter().map(|s| s.hat).collect()
+    }
+
+    #[test]
+    fn a_reasons_kind_name_is_its_serde_tag() {
+        for reason in [
+            StepReason::Always,
+            StepReason::AmountAtLeast { amount_minor: 1 },
+            StepReason::SectorIn {
+                sectors: vec!["wash".into()],
+            },
+            StepReason::Waiver,
+            StepReason::FinancialBand { max_minor: 1 },
+        ] {
+            let tagged = serde_json::to_value(&reason).expect("serialises");
+            assert_eq!(tagged["kind"], reason.kind_name());
+        }
     }
 
     #[test]

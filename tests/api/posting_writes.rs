@@ -8,6 +8,7 @@ use qip_pool::db::DbConn;
 use qip_pool::features::ledger::check;
 
 use crate::ledger::setup;
+use crate::statement_periods::contribution_accounts;
 
 #[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rollup {
@@ -23,16 +24,6 @@ struct Rollup {
     entries: i64,
 }
 
-#[derive(QueryableByName)]
-struct Text1 {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    v: String,
-}
-
-fn text(conn: &mut DbConn, sql: &str) -> String {
-    diesel::sql_query(sql).get_result::<Text1>(conn).unwrap().v
-}
-
 fn rollups(conn: &mut DbConn, sql: &str) -> Vec<Rollup> {
     let mut rows: Vec<Rollup> = diesel::sql_query(sql).load(conn).unwrap();
     rows.sort();
@@ -46,18 +37,7 @@ fn one_insert_of_many_transactions_entries_keeps_both_rollups_equal_to_the_entri
     assert_eq!(res.status().as_u16(), 201);
     let pool = t.m.pool_id.clone();
     let mut conn = t.m.app.db.connect();
-    let account = |conn: &mut DbConn, kind: &str| {
-        text(
-            conn,
-            &format!("SELECT id AS v FROM ledger_accounts WHERE pool_id = '{pool}' AND kind = '{kind}'"),
-        )
-    };
-    let contributor = account(&mut conn, "contributor");
-    let unallocated = account(&mut conn, "unallocated");
-    let finance_id = text(
-        &mut conn,
-        &format!("SELECT created_by AS v FROM ledger_transactions WHERE pool_id = '{pool}'"),
-    );
+    let (contributor, unallocated, finance_id) = contribution_accounts(&mut conn, &pool);
     // Five transactions on two days of one month, one in the next month and a reversal: their transactions
     // first, then all their entries in ONE statement (as a bulk load would write them), so one statement's
     // entries fall on several roll-up rows, several of them more than once.

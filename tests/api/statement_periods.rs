@@ -23,8 +23,26 @@ struct Text1 {
     v: String,
 }
 
-fn text(conn: &mut DbConn, sql: &str) -> String {
+pub(crate) fn text(conn: &mut DbConn, sql: &str) -> String {
     diesel::sql_query(sql).get_result::<Text1>(conn).unwrap().v
+}
+
+/// The pool's contributor and unallocated accounts and the finance officer who posted its first contribution:
+/// what a test needs to write history rows directly, as postings would.
+pub(crate) fn contribution_accounts(conn: &mut DbConn, pool: &str) -> (String, String, String) {
+    let account = |conn: &mut DbConn, kind: &str| {
+        text(
+            conn,
+            &format!("SELECT id AS v FROM ledger_accounts WHERE pool_id = '{pool}' AND kind = '{kind}'"),
+        )
+    };
+    let contributor = account(conn, "contributor");
+    let unallocated = account(conn, "unallocated");
+    let finance_id = text(
+        conn,
+        &format!("SELECT created_by AS v FROM ledger_transactions WHERE pool_id = '{pool}'"),
+    );
+    (contributor, unallocated, finance_id)
 }
 
 fn amount(minor: i64) -> String {
@@ -61,18 +79,7 @@ fn statement_balances_equal_the_entries_across_month_boundaries_and_reversals() 
     assert_eq!(res.status().as_u16(), 201);
     let pool = t.m.pool_id.clone();
     let mut conn = t.m.app.db.connect();
-    let account = |conn: &mut DbConn, kind: &str| {
-        text(
-            conn,
-            &format!("SELECT id AS v FROM ledger_accounts WHERE pool_id = '{pool}' AND kind = '{kind}'"),
-        )
-    };
-    let contributor = account(&mut conn, "contributor");
-    let unallocated = account(&mut conn, "unallocated");
-    let finance_id = text(
-        &mut conn,
-        &format!("SELECT created_by AS v FROM ledger_transactions WHERE pool_id = '{pool}'"),
-    );
+    let (contributor, unallocated, finance_id) = contribution_accounts(&mut conn, &pool);
     // History in earlier months, inserted as postings would be (the roll-ups are kept by the database as the
     // entries go in): contributions either side of month boundaries, and a reversal a month after its original.
     let history = [

@@ -12,7 +12,6 @@ use super::csv_safe;
 use super::repo;
 use super::service::{org_lookup, reached_of, read_content};
 use crate::db::DbConn;
-use crate::domain::approval_policy::StepReason;
 use crate::domain::ids::PoolId;
 use crate::domain::ledger_rules::TransactionKind;
 use crate::domain::money::{Currency, format_amount};
@@ -116,17 +115,6 @@ fn money_of(m: &BTreeMap<TransactionKind, i64>, c: Currency) -> Money {
     }
 }
 
-/// The name of a step's reason kind in the turnaround's `position:kind` (the reason's serde tag).
-fn reason_kind(reason: &StepReason) -> &'static str {
-    match reason {
-        StepReason::Always => "always",
-        StepReason::AmountAtLeast { .. } => "amount_at_least",
-        StepReason::SectorIn { .. } => "sector_in",
-        StepReason::Waiver => "waiver",
-        StepReason::FinancialBand { .. } => "financial_band",
-    }
-}
-
 /// The key of a dimension line: its stored text, or `none` for a proposal without one.
 fn key_or_none(key: Option<String>) -> String {
     key.unwrap_or_else(|| "none".into())
@@ -224,7 +212,7 @@ pub fn pool_report(
         for s in repo::decided_steps(tx, pool_id, start, end)? {
             let days = (s.decided_at - s.opened_at).num_seconds() as f64 / 86_400.0;
             turnaround
-                .entry((format!("{}:{}", s.position, reason_kind(&s.reason)), s.hat))
+                .entry((format!("{}:{}", s.position, s.reason.kind_name()), s.hat))
                 .or_default()
                 .push(days);
         }

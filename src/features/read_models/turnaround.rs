@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use crate::db::DbConn;
-use crate::domain::approval_policy::StepReason;
 use crate::domain::ids::PoolId;
 use crate::domain::status::StepStatus;
 use crate::error::{AppError, AppResult};
@@ -11,17 +10,6 @@ use crate::features::approval::dto::{Turnaround, TurnaroundGroup, TurnaroundLine
 use crate::features::approval::repo;
 use crate::features::audit::now_micros;
 use crate::features::ledger::service::PoolRef;
-
-/// The step kind a turnaround line groups by: the serde tag of the reason.
-fn step_kind(reason: &StepReason) -> &'static str {
-    match reason {
-        StepReason::Always => "always",
-        StepReason::AmountAtLeast { .. } => "amount_at_least",
-        StepReason::SectorIn { .. } => "sector_in",
-        StepReason::Waiver => "waiver",
-        StepReason::FinancialBand { .. } => "financial_band",
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -39,7 +27,7 @@ pub fn turnaround(conn: &mut DbConn, pool_id: &PoolId) -> AppResult<Turnaround> 
     let mut groups: BTreeMap<(TurnaroundGroup, String), (Vec<f64>, usize)> = BTreeMap::new();
     for s in &steps {
         // A stored reason this code cannot read is an error, never an `unknown` line.
-        let kind = step_kind(&s.reason().map_err(AppError::internal)?);
+        let kind = s.reason().map_err(AppError::internal)?.kind_name();
         for key in [
             (TurnaroundGroup::StepKind, kind.to_owned()),
             (TurnaroundGroup::Hat, s.hat.as_str().to_owned()),
