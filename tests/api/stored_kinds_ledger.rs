@@ -7,7 +7,8 @@
 use diesel::RunQueryDsl;
 use serde_json::Value;
 
-use crate::support::{Session, TestApp, assert_problem};
+use crate::stored_kinds::{assert_opaque_500, corrupt};
+use crate::support::{Session, TestApp};
 use qip_pool::features::demo::DEMO_PASSWORD;
 
 /// The demo mission: a pool with contributions, commitments, disbursements, consultation rounds, a flag and
@@ -24,14 +25,6 @@ fn demo() -> (TestApp, Session, String) {
     (app, finance, pool)
 }
 
-/// Writes a value this code never writes straight into the database (ids are UUIDs: safe to inline); at
-/// least one row must change.
-fn corrupt(app: &TestApp, sql: &str) {
-    let mut conn = app.conn();
-    let changed = diesel::sql_query(sql).execute(&mut *conn).unwrap();
-    assert!(changed >= 1, "nothing changed: {sql}");
-}
-
 /// [`corrupt`] on the append-only `ledger_transactions`: its guard trigger is taken off first (this test's
 /// database is its own), as only someone bypassing the service could.
 fn corrupt_ledger(app: &TestApp, sql: &str) {
@@ -42,13 +35,6 @@ fn corrupt_ledger(app: &TestApp, sql: &str) {
     };
     diesel::sql_query(lift).execute(&mut *app.conn()).unwrap();
     corrupt(app, sql);
-}
-
-/// The 500 is the generic problem: neither the stored text nor the column is named.
-fn assert_opaque_500(res: reqwest::blocking::Response, secret: &str) {
-    let body = assert_problem(res, 500, "internal");
-    let text = body.to_string();
-    assert!(!text.contains(secret), "the cause leaked: {text}");
 }
 
 fn report(app: &TestApp, who: &Session, pool: &str) -> Value {
