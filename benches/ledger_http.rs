@@ -232,6 +232,8 @@ fn main() {
 
         // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
         // unless they hit the same pool).
+        let cpu_before = (process_cpu_ms("self"), backends_cpu_ms(&bench.name));
+        let group_before = group_commit_counts(&client, &base);
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
         let mut spread_latencies: Vec<Duration> = std::thread::scope(|s| {
@@ -252,6 +254,8 @@ fn main() {
             handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         let spread_elapsed = started.elapsed().as_secs_f64();
+        let cpu_after = (process_cpu_ms("self"), backends_cpu_ms(&bench.name));
+        let group_after = group_commit_counts(&client, &base);
         spread_latencies.sort();
         let http_spread_tps = spread_latencies.len() as f64 / spread_elapsed;
         sealing.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -302,6 +306,15 @@ fn main() {
             spread_latencies.len(),
             http_spread_tps / bare_spread
         );
+        let posts = spread_latencies.len().max(1) as f64;
+        println!(
+            "    CPU per post over {spread} pools: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms; group commit: {} requests in {} batches (mean {:.1})",
+            (cpu_after.0 - cpu_before.0) / posts,
+            (cpu_after.1 - cpu_before.1) / posts,
+            group_after.1 - group_before.1,
+            group_after.0 - group_before.0,
+            (group_after.1 - group_before.1) / (group_after.0 - group_before.0).max(1.0),
+        );
         println!(
             "  audit sealer: {sealed} events in {passes} passes every {} ms (+{last} at the end); largest unsealed age after a pass {worst_ms} ms; chain intact, {} events",
             seal_every.as_millis(),
@@ -310,6 +323,56 @@ fn main() {
         drop(bench_conn);
     });
     bench.finish();
+}
+
+/// CPU time (user + system) of process `pid` ("self": this one) so far, in ms.
+fn process_cpu_ms(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks * 10.0 // USER_HZ is 100 on Linux
+}
+
+/// CPU time so far of the PostgreSQL backends connected to database `db` (their command line names it), in ms.
+fn backends_cpu_ms(db: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(db))
+                .unwrap_or(false)
+        })
+        .map(|pid| process_cpu_ms(&pid))
+        .sum()
+}
+
+/// The server's group-commit counters (batches, requests) from `/metrics`.
+fn group_commit_counts(client: &reqwest::blocking::Client, base: &str) -> (f64, f64) {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+            .unwrap_or(0.0)
+    };
+    (
+        value("qip_ledger_group_commit_batches_total"),
+        value("qip_ledger_group_commit_requests_total"),
+    )
 }
 
 #[derive(QueryableByName)]

@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::db::{Backend, DbPool};
 use crate::error::{FieldError, Problem};
 use crate::features::identity::AuthRuntime;
+use crate::features::ledger::group_commit::GroupCommit;
 use crate::http::fallback::{RouteTable, fallback};
 use crate::http::{configure_routes, extract};
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub schema_gate: crate::http::schema_gate::SchemaGate,
     /// Sees every response (the test suite's contract checks); `None` in service.
     pub response_tap: Option<crate::http::tap::ResponseTap>,
+    /// Concurrent contributions written together (PostgreSQL; `ledger.group_commit_max`).
+    pub group_commit: Arc<GroupCommit>,
 }
 
 #[derive(OpenApi)]
@@ -86,16 +89,22 @@ impl AppState {
             .unwrap_or_else(|_| "{}".into());
         let backend = Backend::from_url(settings.database.url.expose());
         let auth = AuthRuntime::new(&settings.auth)?;
+        let metrics = Metrics::new().map_err(|e| e.to_string())?;
+        let group_commit = GroupCommit::new(settings.ledger.group_commit_max).map_err(|e| e.to_string())?;
+        for collector in group_commit.collectors() {
+            metrics.register(collector).map_err(|e| e.to_string())?;
+        }
         Ok(Self {
             pool,
             backend,
             settings: Arc::new(settings),
-            metrics: Metrics::new().map_err(|e| e.to_string())?,
+            metrics,
             auth,
             openapi_json,
             routes,
             schema_gate: Default::default(),
             response_tap: None,
+            group_commit: Arc::new(group_commit),
         })
     }
 }

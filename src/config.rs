@@ -213,6 +213,8 @@ pub struct ConsultationSettings {
 #[serde(deny_unknown_fields)]
 pub struct LedgerSettings {
     pub idempotency_retention_days: u32,
+    /// Most contributions written in one statement and commit when they arrive together (PostgreSQL).
+    pub group_commit_max: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

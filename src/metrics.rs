@@ -70,6 +70,11 @@ impl Metrics {
         })
     }
 
+    /// Adds a collector owned elsewhere (per app, like these) to this registry.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// Records one finished request. Every label comes from a closed set, so no client can grow the series:
     /// `method` is a standard method or `OTHER`, `route` the matched pattern (`/api/v1/pools/{id}`, never the
     /// raw path) or `unmatched`.

@@ -32,6 +32,7 @@ mod errors;
 mod exchange;
 mod faults;
 mod fixtures;
+mod group_commit;
 mod identity;
 mod implementation;
 mod ledger;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConn;
-use crate::db::cached::cached_sql;
+use crate::db::cached::{CachedSql, cached_sql};
 use crate::db::schema::{audit_events, audit_head};
 
 /// A stored audit event, as read back for verification and the audit API. `seq`, `prev_hash` and `hash` are
@@ -40,6 +40,28 @@ pub struct AuditEventRow {
 impl AuditEventRow {
     pub fn is_sealed(&self) -> bool {
         self.seq.is_some() && self.hash.is_some()
+    }
+
+    /// The columns an append writes, borrowed from this row.
+    pub fn insertable(&self) -> NewEventRow<'_> {
+        NewEventRow {
+            id: &self.id,
+            occurred_at: self.occurred_at,
+            actor_id: self.actor_id.as_deref(),
+            actor_username: self.actor_username.as_deref(),
+            organization_id: self.organization_id.as_deref(),
+            hat: self.hat.as_deref(),
+            acting: self.acting,
+            action: &self.action,
+            entity_type: &self.entity_type,
+            entity_id: self.entity_id.as_deref(),
+            request_id: self.request_id.as_deref(),
+            client_addr: self.client_addr.as_deref(),
+            outcome: &self.outcome,
+            reason: self.reason.as_deref(),
+            before_state: self.before_state.as_deref(),
+            after_state: self.after_state.as_deref(),
+        }
     }
 }
 
@@ -105,47 +127,58 @@ struct EventNo {
 /// Inserts an unsealed event; returns the `event_no` the database gave it. Every write use case runs this, so
 /// it is a statement prepared once per connection (`db::cached`; diesel's insert of optional fields is not).
 pub fn insert_event(conn: &mut DbConn, row: &NewEventRow<'_>) -> QueryResult<i64> {
+    cached_sql(EVENT_INSERT)
+        .append(event_values(row))
+        .sql(" RETURNING event_no")
+        .get_result::<EventNo>(conn)
+        .map(|r| r.event_no)
+}
+
+/// `INSERT INTO audit_events (…) VALUES `, to be followed by one [`event_values`] per event: the one writer
+/// of the table's rows, also for a statement that writes events with the changes they record (the ledger's
+/// group commit).
+pub const EVENT_INSERT: &str = "INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, \
+     hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) \
+     VALUES ";
+
+/// `(…)`: one unsealed event's values for [`EVENT_INSERT`], bound.
+pub fn event_values(row: &NewEventRow<'_>) -> CachedSql<'static> {
     use diesel::sql_types::{Bool, Nullable, Timestamp};
     let text = |v: &str| v.to_owned();
     let opt = |v: Option<&str>| v.map(str::to_owned);
-    cached_sql(
-        "INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, \
-         entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (",
-    )
-    .bind::<Text, _>(text(row.id))
-    .sql(", ")
-    .bind::<Timestamp, _>(row.occurred_at)
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.actor_id))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.actor_username))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.organization_id))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.hat))
-    .sql(", ")
-    .bind::<Bool, _>(row.acting)
-    .sql(", ")
-    .bind::<Text, _>(text(row.action))
-    .sql(", ")
-    .bind::<Text, _>(text(row.entity_type))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.entity_id))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.request_id))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.client_addr))
-    .sql(", ")
-    .bind::<Text, _>(text(row.outcome))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.reason))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.before_state))
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(opt(row.after_state))
-    .sql(") RETURNING event_no")
-    .get_result::<EventNo>(conn)
-    .map(|r| r.event_no)
+    cached_sql("(")
+        .bind::<Text, _>(text(row.id))
+        .sql(", ")
+        .bind::<Timestamp, _>(row.occurred_at)
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.actor_id))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.actor_username))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.organization_id))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.hat))
+        .sql(", ")
+        .bind::<Bool, _>(row.acting)
+        .sql(", ")
+        .bind::<Text, _>(text(row.action))
+        .sql(", ")
+        .bind::<Text, _>(text(row.entity_type))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.entity_id))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.request_id))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.client_addr))
+        .sql(", ")
+        .bind::<Text, _>(text(row.outcome))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.reason))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.before_state))
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(opt(row.after_state))
+        .sql(")")
 }
 
 pub fn move_head(conn: &mut DbConn, seq: i64, hash: &str) -> QueryResult<()> {

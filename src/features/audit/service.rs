@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::bounds::{IDENTIFIER_MAX_CHARS, TEXT_MAX_CHARS, bound, bound_json, bound_opt};
-use super::repo::{self, AuditEventRow, NewEventRow, Seal};
+use super::repo::{self, AuditEventRow, Seal};
 use crate::db::DbConn;
 use crate::domain::canonical_json::to_canonical_string;
 use crate::domain::hash_chain::{ChainVerifier, ChainedEvent, VerifyReport, chain_hash};
@@ -189,11 +189,8 @@ pub fn to_chained(row: &AuditEventRow) -> ChainedEvent {
     to_chained_at(row, row.seq.unwrap_or(0))
 }
 
-/// Appends one event on `conn`, which must be inside the write transaction of the change it records: all or
-/// nothing with the change itself. The event is written unsealed — no chain position or hash yet, and no
-/// lock shared by every writer — and [`seal_pending`] chains it once committed (within
-/// `audit.seal_interval_ms`, the sealer job's period).
-pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEventRow> {
+/// The row an event is stored as: every field bounded, its id and time given; not yet numbered or sealed.
+pub fn event_row(event: NewAuditEvent) -> AuditEventRow {
     let ctx = event.context;
     // The trail is append-only forever: every field is bounded here, whoever built the event.
     let (id_max, text_max) = (IDENTIFIER_MAX_CHARS, TEXT_MAX_CHARS);
@@ -203,7 +200,7 @@ pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEvent
             to_canonical_string(&v)
         })
     };
-    let mut row = AuditEventRow {
+    AuditEventRow {
         event_no: 0,
         seq: None,
         id: uuid::Uuid::now_v7().to_string(),
@@ -224,30 +221,30 @@ pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEvent
         after_state: state(event.after),
         prev_hash: None,
         hash: None,
-    };
-    row.event_no = repo::insert_event(
-        conn,
-        &NewEventRow {
-            id: &row.id,
-            occurred_at: row.occurred_at,
-            actor_id: row.actor_id.as_deref(),
-            actor_username: row.actor_username.as_deref(),
-            organization_id: row.organization_id.as_deref(),
-            hat: row.hat.as_deref(),
-            acting: row.acting,
-            action: &row.action,
-            entity_type: &row.entity_type,
-            entity_id: row.entity_id.as_deref(),
-            request_id: row.request_id.as_deref(),
-            client_addr: row.client_addr.as_deref(),
-            outcome: &row.outcome,
-            reason: row.reason.as_deref(),
-            before_state: row.before_state.as_deref(),
-            after_state: row.after_state.as_deref(),
-        },
-    )?;
-    crate::features::notifications::outbox::capture(conn, &row)?;
+    }
+}
+
+/// Appends one event on `conn`, which must be inside the write transaction of the change it records: all or
+/// nothing with the change itself. The event is written unsealed — no chain position or hash yet, and no
+/// lock shared by every writer — and [`seal_pending`] chains it once committed (within
+/// `audit.seal_interval_ms`, the sealer job's period).
+pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEventRow> {
+    let mut row = event_row(event);
+    row.event_no = repo::insert_event(conn, &row.insertable())?;
+    appended(conn, &row)?;
     Ok(row)
+}
+
+/// The values of `row` for a statement that writes events with the changes they record, after
+/// `repo::EVENT_INSERT`; [`appended`] must follow on the same transaction.
+pub fn event_values(row: &AuditEventRow) -> crate::db::cached::CachedSql<'static> {
+    repo::event_values(&row.insertable())
+}
+
+/// What follows an event's insert on its transaction, for a statement that inserted it with the change it
+/// records ([`event_values`]): the notifications it gives rise to.
+pub fn appended(conn: &mut DbConn, row: &AuditEventRow) -> QueryResult<()> {
+    crate::features::notifications::outbox::capture(conn, row)
 }
 
 /// Most events one sealing transaction chains (the next takes the rest).

@@ -10,6 +10,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::db::cached::{CachedSql, cached_sql};
 use crate::db::schema::idempotency_keys;
 use crate::db::{self, DbConn};
 use crate::domain::canonical_json::to_canonical_string;
@@ -234,6 +235,44 @@ where
             outcome => return outcome,
         }
     }
+}
+
+/// `INSERT INTO idempotency_keys (…) VALUES `, to be followed by one [`done_record`] per request: the claim
+/// of a request written in one statement with its posting (`ledger::group_commit`). No advisory lock there:
+/// the key's primary key is the guard (a key already recorded, or being recorded, fails the statement).
+pub const KEY_INSERT: &str = "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, \
+     response_body, transaction_id, locked_until, created_at, expires_at) VALUES ";
+
+/// `(…)`: the record of `req`, done with `response` (status, body, transaction id), for [`KEY_INSERT`].
+pub fn done_record(
+    req: &IdempotentRequest,
+    response: &StoredResponse,
+    transaction_id: Option<String>,
+    retention: Duration,
+) -> CachedSql<'static> {
+    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+    let now = now_micros();
+    cached_sql("(")
+        .bind::<Text, _>(req.user_id.clone())
+        .sql(", ")
+        .bind::<Text, _>(req.key.clone())
+        .sql(", ")
+        .bind::<Text, _>(req.request_hash.clone())
+        .sql(", ")
+        .bind::<Text, _>(KeyStatus::Done.as_str())
+        .sql(", ")
+        .bind::<Integer, _>(i32::from(response.status))
+        .sql(", ")
+        .bind::<Text, _>(response.body.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(transaction_id)
+        .sql(", ")
+        .bind::<Timestamp, _>(now)
+        .sql(", ")
+        .bind::<Timestamp, _>(now)
+        .sql(", ")
+        .bind::<Timestamp, _>(now + retention)
+        .sql(")")
 }
 
 /// Attempts of one money request when the database rolls it back for contention.

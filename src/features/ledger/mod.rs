@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod dto;
+pub mod group_commit;
 pub mod idempotency;
 pub mod repo;
 pub mod routes;

@@ -155,54 +155,57 @@ pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResul
         .map(|_| ())
 }
 
-/// `INSERT INTO ledger_transactions … VALUES (…)` for one transaction row, bound.
-fn transaction_insert(row: &TransactionRow) -> CachedSql<'static> {
+/// `INSERT INTO ledger_transactions (…) VALUES `, to be followed by one [`transaction_values`] per row.
+const TRANSACTION_INSERT: &str = "INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, \
+     reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, \
+     created_by, hat, request_id, created_at) VALUES ";
+
+/// `(…)`: one transaction row's values for [`TRANSACTION_INSERT`], bound.
+fn transaction_values(row: &TransactionRow) -> CachedSql<'static> {
     use diesel::sql_types::{Nullable, Timestamp};
-    cached_sql(
-        "INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, \
-         contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, \
-         hat, request_id, created_at) VALUES (",
-    )
-    .bind::<Text, _>(row.id.clone())
-    .sql(", ")
-    .bind::<Text, _>(row.pool_id.clone())
-    .sql(", ")
-    .bind::<Text, _>(row.kind.as_str().to_owned())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.proposal_id.clone())
-    .sql(", ")
-    .bind::<BigInt, _>(row.amount_minor)
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.reference.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.memo.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.contributor_id.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.original_currency.clone())
-    .sql(", ")
-    .bind::<Nullable<BigInt>, _>(row.original_minor)
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.fx_rate.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.reversal_of.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.idempotency_key.clone())
-    .sql(", ")
-    .bind::<Text, _>(row.created_by.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.hat.clone())
-    .sql(", ")
-    .bind::<Nullable<Text>, _>(row.request_id.clone())
-    .sql(", ")
-    .bind::<Timestamp, _>(row.created_at)
-    .sql(")")
+    cached_sql("(")
+        .bind::<Text, _>(row.id.clone())
+        .sql(", ")
+        .bind::<Text, _>(row.pool_id.clone())
+        .sql(", ")
+        .bind::<Text, _>(row.kind.as_str().to_owned())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.proposal_id.clone())
+        .sql(", ")
+        .bind::<BigInt, _>(row.amount_minor)
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.reference.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.memo.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.contributor_id.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.original_currency.clone())
+        .sql(", ")
+        .bind::<Nullable<BigInt>, _>(row.original_minor)
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.fx_rate.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.reversal_of.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.idempotency_key.clone())
+        .sql(", ")
+        .bind::<Text, _>(row.created_by.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.hat.clone())
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(row.request_id.clone())
+        .sql(", ")
+        .bind::<Timestamp, _>(row.created_at)
+        .sql(")")
 }
 
 /// A posting's transaction row and its entries, in two statements prepared once per connection (SQLite, in
 /// process; PostgreSQL writes a posting in one statement with [`post_pg`]).
 pub fn insert_posting(conn: &mut DbConn, row: &TransactionRow, entries: &[EntryRow]) -> QueryResult<()> {
-    transaction_insert(row).execute(conn)?;
+    cached_sql(TRANSACTION_INSERT)
+        .append(transaction_values(row))
+        .execute(conn)?;
     insert_entries(conn, entries)
 }
 
@@ -220,7 +223,8 @@ pub fn post_pg(
     changes: &[BalanceChange],
 ) -> QueryResult<Vec<(String, i64)>> {
     let mut query = cached_sql("WITH posted_transaction AS (")
-        .append(transaction_insert(row))
+        .sql(TRANSACTION_INSERT)
+        .append(transaction_values(row))
         .sql("), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ");
     for (i, entry) in entries.iter().enumerate() {
         query = entry_values(query.sql(if i == 0 { "" } else { ", " }), entry);
@@ -228,6 +232,77 @@ pub fn post_pg(
     query = query.sql("), ");
     let query = balance_changes(query, changes).sql(" SELECT account_id, before FROM moved");
     read_balances_before(query.load(conn)?, changes.len())
+}
+
+/// One money request of a [`post_batch_pg`]: its stored idempotency record and audit event (values, bound
+/// by their owners), its transaction, its entries and each of its accounts' net change.
+pub struct BatchPosting<'a> {
+    pub key_record: CachedSql<'static>,
+    pub event: CachedSql<'static>,
+    pub row: &'a TransactionRow,
+    pub entries: &'a [EntryRow],
+    pub changes: &'a [(String, i64)],
+}
+
+#[derive(QueryableByName)]
+struct Moved {
+    #[diesel(sql_type = BigInt)]
+    moved: i64,
+}
+
+/// PostgreSQL: several money requests in one statement (group commit) — their idempotency records (a key
+/// already recorded, or being recorded by a transaction not yet committed, fails the statement on the primary
+/// key once that one commits), audit events, transactions and entries, and their balance changes summed per
+/// account (rows locked in ascending account id, as every posting locks them). A guarded account taken below
+/// zero fails the statement on the table's check constraint, an overflow on `bigint`. Any failure writes
+/// nothing, and the caller answers each request on its own. The statement's text depends only on the number
+/// of requests and of their entries and changes, so few shapes are prepared per connection.
+pub fn post_batch_pg(conn: &mut DbConn, postings: Vec<BatchPosting<'_>>) -> QueryResult<()> {
+    let mut keys = cached_sql("WITH claimed AS (").sql(super::idempotency::KEY_INSERT);
+    let mut events = cached_sql("), posted_events AS (").sql(crate::features::audit::repo::EVENT_INSERT);
+    let mut transactions = cached_sql("), posted_transactions AS (").sql(TRANSACTION_INSERT);
+    let mut entries = cached_sql(
+        "), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ",
+    );
+    let mut changes =
+        cached_sql("), change AS (SELECT account_id, CAST(sum(delta) AS BIGINT) AS delta FROM (VALUES ");
+    let (mut first_entry, mut first_change, mut expected) = (true, true, std::collections::BTreeSet::new());
+    for (i, posting) in postings.into_iter().enumerate() {
+        let comma = if i == 0 { "" } else { ", " };
+        keys = keys.sql(comma).append(posting.key_record);
+        events = events.sql(comma).append(posting.event);
+        transactions = transactions.sql(comma).append(transaction_values(posting.row));
+        for entry in posting.entries {
+            entries = entry_values(entries.sql(if first_entry { "" } else { ", " }), entry);
+            first_entry = false;
+        }
+        for (account_id, delta) in posting.changes {
+            changes = changes
+                .sql(if first_change { "(" } else { ", (" })
+                .bind::<Text, _>(account_id.clone())
+                .sql(", CAST(")
+                .bind::<BigInt, _>(*delta)
+                .sql(" AS BIGINT))");
+            first_change = false;
+            expected.insert(account_id.clone());
+        }
+    }
+    let query = keys.append(events).append(transactions).append(entries).append(changes).sql(
+        ") AS c (account_id, delta) GROUP BY account_id), \
+         locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN (SELECT account_id FROM change) \
+         ORDER BY account_id FOR UPDATE), \
+         moved AS (UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + change.delta \
+         FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
+         RETURNING b.account_id) SELECT count(*) AS moved FROM moved",
+    );
+    let done: Moved = query.get_result(conn)?;
+    if usize::try_from(done.moved).ok() == Some(expected.len()) {
+        Ok(())
+    } else {
+        // A balance row missing (never: an account and its balance row are created together): the caller's
+        // transaction rolls back.
+        Err(diesel::result::Error::NotFound)
+    }
 }
 
 /// `(transaction_id, leg, account_id, amount_minor)` of one entry, bound.
@@ -846,21 +921,56 @@ struct PoolAndContributor {
     currency: String,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     contributor_exists: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    contributor_account: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    unallocated_account: Option<String>,
 }
 
-/// A contribution's two reads in one statement: the pool's currency (`None`: no such pool) and whether the
-/// contributing organisation exists.
-pub fn pool_currency_and_organization(
+/// What a contribution request reads before it posts, in one statement.
+#[derive(Debug)]
+pub struct ContributionReads {
+    pub currency: String,
+    pub contributor_exists: bool,
+    /// The contributor's and the pool's unallocated account, when both exist with their balance rows (the
+    /// legs' order of a contribution); `None` before the first contribution from this contributor.
+    pub accounts: Option<[String; 2]>,
+}
+
+/// A contribution's reads in one statement: the pool's currency (`None`: no such pool), whether the
+/// contributing organisation exists, and its two accounts if they exist.
+pub fn contribution_reads(
     conn: &mut DbConn,
     pool_id: &str,
     organization_id: &str,
-) -> QueryResult<Option<(String, bool)>> {
+) -> QueryResult<Option<ContributionReads>> {
+    let account = |kind: AccountKind, owner: &str| {
+        cached_sql(
+            "(SELECT a.id FROM ledger_accounts AS a JOIN ledger_balances AS b ON b.account_id = a.id \
+             WHERE a.pool_id = p.id AND a.kind = ",
+        )
+        .bind::<Text, _>(kind.as_str().to_owned())
+        .sql(" AND a.owner_id = ")
+        .bind::<Text, _>(owner.to_owned())
+        .sql(")")
+    };
     let found: Option<PoolAndContributor> =
-        cached_sql("SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = ")
+        cached_sql("SELECT p.currency, EXISTS (SELECT 1 FROM organizations WHERE id = ")
             .bind::<Text, _>(organization_id.to_owned())
-            .sql(") AS contributor_exists FROM pools WHERE id = ")
+            .sql(") AS contributor_exists, ")
+            .append(account(AccountKind::Contributor, organization_id))
+            .sql(" AS contributor_account, ")
+            .append(account(AccountKind::Unallocated, ""))
+            .sql(" AS unallocated_account FROM pools AS p WHERE p.id = ")
             .bind::<Text, _>(pool_id.to_owned())
             .get_result(conn)
             .optional()?;
-    Ok(found.map(|f| (f.currency, f.contributor_exists)))
+    Ok(found.map(|f| ContributionReads {
+        currency: f.currency,
+        contributor_exists: f.contributor_exists,
+        accounts: f
+            .contributor_account
+            .zip(f.unallocated_account)
+            .map(|(c, u)| [c, u]),
+    }))
 }

@@ -78,7 +78,15 @@ async fn contribute(
     let (idem, input): (_, NewContribution) = idempotent_input(&req, &actor, body.into_inner())?;
     let pool_id = PoolId::from(id.into_inner());
     let stored = with_conn(&state, move |conn, s| {
-        service::contribution_request(conn, retention(s), &actor, &pool_id, &input, &idem)
+        service::contribution_request(
+            conn,
+            &s.group_commit,
+            retention(s),
+            &actor,
+            &pool_id,
+            &input,
+            &idem,
+        )
     })
     .await?;
     Ok(idempotent_response(stored))

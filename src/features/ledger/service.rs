@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::dto::{Entry, PoolBalancesView, Statement, StatementLine, Transaction};
+use super::group_commit::{GroupCommit, Pending};
 use super::repo::{self, EntryRow, TransactionRow};
 use crate::db::DbConn;
 use crate::domain::ids::{OrganisationId, PoolId, ProposalId, TransactionId};
@@ -134,15 +135,59 @@ pub fn post_recorded(
     legs: &[Leg],
     details: PostingDetails,
 ) -> AppResult<Posted> {
+    let wanted: Vec<(AccountKind, &str)> = legs.iter().map(|leg| (leg.kind, leg.owner.as_str())).collect();
+    let accounts = repo::accounts_of(tx, &pool.id, &wanted, pool.currency.code(), now_micros())?;
+    let (prepared, event) = prepare_posting(ctx, pool, kind, legs, details, &accounts)?;
+    audit::append(tx, event)?;
+    // The transaction, its entries (whose roll-up rows, kept by the database as they go in, are as hot as
+    // the balances) and the balances go in last, after the audit event, so the hot rows are held only from
+    // that last statement to the commit.
+    apply_posting(tx, &prepared, pool.currency)?;
+    Ok(prepared.posted)
+}
+
+/// A posting worked out before anything is written: what [`post_recorded`] writes besides its audit event,
+/// and its answer.
+struct PreparedPosting {
+    row: TransactionRow,
+    entries: Vec<EntryRow>,
+    /// Each touched account's net change, in ascending account id.
+    by_account: BTreeMap<String, (AccountKind, i64)>,
+    posted: Posted,
+}
+
+impl PreparedPosting {
+    /// Each account's change as the balance statements take it (guarded: must not go below zero).
+    fn balance_changes(&self) -> Vec<repo::BalanceChange> {
+        self.by_account
+            .iter()
+            .map(|(id, (kind, delta))| repo::BalanceChange {
+                account_id: id.clone(),
+                delta: *delta,
+                guarded: !kind.may_go_negative(),
+            })
+            .collect()
+    }
+}
+
+/// Checks the legs (non-zero, balanced) and builds the transaction row, its entries on `accounts` (one per
+/// leg, in order), each account's net change, and its audit event — no I/O.
+fn prepare_posting(
+    ctx: &AuditContext,
+    pool: &PoolRef,
+    kind: TransactionKind,
+    legs: &[Leg],
+    details: PostingDetails,
+    accounts: &[String],
+) -> AppResult<(PreparedPosting, audit::NewAuditEvent)> {
     let amounts: Vec<i64> = legs.iter().map(|l| l.amount).collect();
     check_legs(&amounts)
         .map_err(|e| AppError::internal(format!("posting refused by ledger guard: {e:?}")))?;
-    let now = now_micros();
-    let wanted: Vec<(AccountKind, &str)> = legs.iter().map(|leg| (leg.kind, leg.owner.as_str())).collect();
-    let accounts = repo::accounts_of(tx, &pool.id, &wanted, pool.currency.code(), now)?;
-    // Each touched account's net change, in ascending account id.
+    if accounts.len() != legs.len() {
+        return Err(AppError::internal("posting: one account per leg"));
+    }
     let mut by_account: BTreeMap<String, (AccountKind, i64)> = BTreeMap::new();
-    for (leg, account_id) in legs.iter().zip(&accounts) {
+    for (leg, account_id) in legs.iter().zip(accounts) {
         let entry = by_account.entry(account_id.clone()).or_insert((leg.kind, 0));
         entry.1 = entry
             .1
@@ -171,11 +216,11 @@ pub fn post_recorded(
         created_by: ctx.actor_id.clone().unwrap_or_else(|| "system".into()),
         hat: ctx.hat.clone(),
         request_id: ctx.request_id.clone(),
-        created_at: now,
+        created_at: now_micros(),
     };
     let entries: Vec<EntryRow> = legs
         .iter()
-        .zip(&accounts)
+        .zip(accounts)
         .enumerate()
         .map(|(i, (leg, account_id))| EntryRow {
             transaction_id: row.id.clone(),
@@ -189,38 +234,36 @@ pub fn post_recorded(
         "currency": pool.currency.code(), "proposal_id": row.proposal_id, "reversal_of": row.reversal_of,
         "legs": legs.iter().map(|l| json!({"account": l.kind, "owner": l.owner, "amount": format_amount(l.amount, pool.currency)})).collect::<Vec<_>>(),
     });
-    audit::append(
-        tx,
-        ctx.event(AuditAction::ledger(row.kind), "transaction", Some(&row.id))
-            .after(summary),
-    )?;
-    // The transaction, its entries (whose roll-up rows, kept by the database as they go in, are as hot as
-    // the balances) and the balances go in last, after the audit event, so the hot rows are held only from
-    // that last statement to the commit.
-    apply_posting(tx, &row, &entries, &by_account, pool.currency)?;
-    let entries = entries
-        .into_iter()
-        .zip(legs)
-        .map(|(entry, leg)| (entry, leg.kind, leg.owner.clone()))
-        .collect();
-    Ok(Posted {
-        row,
+    let event = ctx
+        .event(AuditAction::ledger(row.kind), "transaction", Some(&row.id))
+        .after(summary);
+    let posted = Posted {
+        row: row.clone(),
         pool: pool.clone(),
-        entries,
-    })
+        entries: entries
+            .iter()
+            .cloned()
+            .zip(legs)
+            .map(|(entry, leg)| (entry, leg.kind, leg.owner.clone()))
+            .collect(),
+    };
+    Ok((
+        PreparedPosting {
+            row,
+            entries,
+            by_account,
+            posted,
+        },
+        event,
+    ))
 }
 
 /// Writes the transaction and its entries and applies each account's net change to its balance row, refusing
 /// (so rolling back) a guarded account that would go below zero. PostgreSQL does it all in one statement
 /// (`repo::post_pg`: rows locked and updated there) and checks the balances it returns; SQLite (whose write
 /// transaction already holds the only write lock) inserts, reads, checks and writes.
-fn apply_posting(
-    tx: &mut DbConn,
-    row: &TransactionRow,
-    entries: &[EntryRow],
-    by_account: &BTreeMap<String, (AccountKind, i64)>,
-    currency: Currency,
-) -> AppResult<()> {
+fn apply_posting(tx: &mut DbConn, prepared: &PreparedPosting, currency: Currency) -> AppResult<()> {
+    let (row, entries, by_account) = (&prepared.row, &prepared.entries, &prepared.by_account);
     let refused = |e: GuardError| match e {
         GuardError::Insufficient {
             kind,
@@ -230,15 +273,7 @@ fn apply_posting(
         e => AppError::invalid_field("amount", format!("cannot be posted: {e:?}")),
     };
     if let DbConn::Pg(_) = tx {
-        let changes: Vec<repo::BalanceChange> = by_account
-            .iter()
-            .map(|(id, (kind, delta))| repo::BalanceChange {
-                account_id: id.clone(),
-                delta: *delta,
-                guarded: !kind.may_go_negative(),
-            })
-            .collect();
-        let before = repo::post_pg(tx, row, entries, &changes).map_err(|e| {
+        let before = repo::post_pg(tx, row, entries, &prepared.balance_changes()).map_err(|e| {
             if is_out_of_range(&e) {
                 refused(GuardError::Overflow)
             } else {
@@ -311,8 +346,19 @@ pub fn contribute(
     contributor_id: &OrganisationId,
     amount: i64,
     foreign: Option<ForeignAmount>,
-    mut details: PostingDetails,
+    details: PostingDetails,
 ) -> AppResult<Posted> {
+    let (legs, details) = contribution_legs(contributor_id, amount, foreign, details)?;
+    post_recorded(tx, ctx, pool, TransactionKind::Contribution, &legs, details)
+}
+
+/// A contribution's legs (contributor → unallocated, in that order) and its details.
+fn contribution_legs(
+    contributor_id: &OrganisationId,
+    amount: i64,
+    foreign: Option<ForeignAmount>,
+    mut details: PostingDetails,
+) -> AppResult<(Vec<Leg>, PostingDetails)> {
     positive(amount)?;
     details.contributor_id = Some(contributor_id.to_string());
     if let Some(f) = foreign {
@@ -321,7 +367,7 @@ pub fn contribute(
         details.fx_rate = Some(f.rate.normalize().to_string());
     }
     let legs = movement(TransactionKind::Contribution, contributor_id.as_str(), "", amount)?;
-    post_recorded(tx, ctx, pool, TransactionKind::Contribution, &legs, details)
+    Ok((legs, details))
 }
 
 /// Commits `amount` of the pool's unallocated money to a proposal (final approval). Refused with the
@@ -702,21 +748,21 @@ fn optional_text(value: &Option<String>, field: &str, errors: &mut Vec<FieldErro
 /// `POST /pools/{id}/contributions`: checks the request, then posts it once per idempotency key.
 pub fn contribution_request(
     conn: &mut DbConn,
+    group: &GroupCommit,
     retention: chrono::Duration,
     actor: &Actor,
     pool_id: &PoolId,
     input: &NewContribution,
     idem: &IdempotentRequest,
 ) -> AppResult<StoredResponse> {
-    let (pool_currency, contributor_exists) =
-        repo::pool_currency_and_organization(conn, pool_id.as_str(), &input.contributor_organization_id)?
-            .ok_or_else(|| AppError::not_found("No pool with this id."))?;
+    let reads = repo::contribution_reads(conn, pool_id.as_str(), &input.contributor_organization_id)?
+        .ok_or_else(|| AppError::not_found("No pool with this id."))?;
     let pool = PoolRef {
         id: pool_id.to_string(),
-        currency: currency(&pool_currency).ok_or_else(|| AppError::internal("pool currency unknown"))?,
+        currency: currency(&reads.currency).ok_or_else(|| AppError::internal("pool currency unknown"))?,
     };
     let mut errors = Vec::new();
-    if !contributor_exists {
+    if !reads.contributor_exists {
         errors.push(FieldError::new(
             "contributor_organization_id",
             "no organisation has this id",
@@ -781,24 +827,66 @@ pub fn contribution_request(
         return Err(AppError::validation(errors));
     };
     let ctx = actor.audit();
-    idempotency::run(conn, idem, retention, |tx| {
-        let details = PostingDetails {
-            reference: reference.clone(),
-            memo: memo.clone(),
-            idempotency_key: Some(idem.ledger_key()),
-            ..Default::default()
-        };
-        contribute(
-            tx,
+    let contributor = OrganisationId::from(input.contributor_organization_id.as_str());
+    let details = || PostingDetails {
+        reference: reference.clone(),
+        memo: memo.clone(),
+        idempotency_key: Some(idem.ledger_key()),
+        ..Default::default()
+    };
+    if let (DbConn::Pg(_), Some(accounts)) = (&*conn, &reads.accounts) {
+        let (legs, details) = contribution_legs(&contributor, amount, foreign.clone(), details())?;
+        let (prepared, event) = prepare_posting(
             &ctx,
             &pool,
-            &OrganisationId::from(input.contributor_organization_id.as_str()),
-            amount,
-            foreign.clone(),
+            TransactionKind::Contribution,
+            &legs,
             details,
-        )?
-        .stored()
+            accounts,
+        )?;
+        if let Some(done) = post_grouped(conn, group, idem, retention, prepared, event)? {
+            return Ok(done);
+        }
+    }
+    idempotency::run(conn, idem, retention, |tx| {
+        contribute(tx, &ctx, &pool, &contributor, amount, foreign.clone(), details())?.stored()
     })
+}
+
+/// PostgreSQL, a posting whose accounts exist: the request's whole write — key claim, audit event,
+/// transaction, entries, balances, stored response — in one statement, grouped with the money requests that
+/// arrive meanwhile ([`group_commit`]). `None`: nothing was written for it (its key was already recorded, a
+/// guard refused, or the batch met contention) and the general path ([`idempotency::run`]) answers: a replay,
+/// a 422, the refusal with its figures, or the posting.
+fn post_grouped(
+    conn: &mut DbConn,
+    group: &GroupCommit,
+    idem: &IdempotentRequest,
+    retention: chrono::Duration,
+    prepared: PreparedPosting,
+    event: audit::NewAuditEvent,
+) -> AppResult<Option<StoredResponse>> {
+    let changes = prepared
+        .by_account
+        .iter()
+        .map(|(account, (_, delta))| (account.clone(), *delta))
+        .collect();
+    let (status, body, _) = prepared.posted.stored()?;
+    let response = StoredResponse {
+        status,
+        body,
+        replayed: false,
+    };
+    let pending = Pending {
+        request: idem.clone(),
+        response: response.clone(),
+        retention,
+        event: audit::event_row(event),
+        row: prepared.row,
+        entries: prepared.entries,
+        changes,
+    };
+    Ok(group.write(conn, pending).then_some(response))
 }
 
 /// `POST /transactions/{id}/reverse`.
