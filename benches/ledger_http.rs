@@ -1,10 +1,10 @@
 //! Ledger posting benchmark (docs/BENCHMARKS.md). Against PostgreSQL it measures, in one run:
 //!   1. contributions posted over HTTP by an authenticated `finance_officer`, each with its own
 //!      Idempotency-Key, at a fixed concurrency — throughput and p50/p99 latency;
-//!   2. `pgbench -M prepared` running the same SQL statements the service issues for one such request (the
-//!      authorization reads, then one transaction with the idempotency claim, the posting with its row locks,
-//!      entries, balances, the unsealed audit event and the idempotency record) at the same concurrency —
-//!      throughput;
+//!   2. `pgbench -M prepared` running the same SQL statements the service issues for one such request written
+//!      alone (the authorization read, the request's reads, then one transaction holding one statement: the
+//!      idempotency record, the unsealed audit event, the transaction, its entries and balances) at the same
+//!      concurrency — throughput (the service groups concurrent requests into one statement; pgbench cannot);
 //!   3. the bare double-entry transfer of issue 14 in pgbench, on one hot pair and spread over 50 pairs, and
 //!      HTTP again with the contributions spread over QIP_BENCH_POOLS pools;
 //!
@@ -187,11 +187,6 @@ fn main() {
         .collect();
         let contributor = accounts.iter().find(|a| a.1 == "contributor").unwrap().0.clone();
         let unallocated = accounts.iter().find(|a| a.1 == "unallocated").unwrap().0.clone();
-        let (first, second) = if contributor < unallocated {
-            (&contributor, &unallocated)
-        } else {
-            (&unallocated, &contributor)
-        };
         let pg_tps = bench.pgbench(
             pgbench_script(),
             clients,
@@ -200,27 +195,8 @@ fn main() {
                 ("user_id", &finance_id),
                 ("pool_id", &pool_id),
                 ("donor_id", &donor),
-                ("acc_first", first),
-                ("acc_second", second),
                 ("acc_contrib", &contributor),
                 ("acc_unalloc", &unallocated),
-                (
-                    "delta_first",
-                    if first == &contributor { "-12550" } else { "12550" },
-                ),
-                (
-                    "delta_second",
-                    if second == &contributor { "-12550" } else { "12550" },
-                ),
-                // The contributor's account may go below zero; unallocated may not.
-                (
-                    "guard_first",
-                    if first == &contributor { "false" } else { "true" },
-                ),
-                (
-                    "guard_second",
-                    if second == &contributor { "false" } else { "true" },
-                ),
             ],
         );
 
@@ -407,28 +383,22 @@ UPDATE bare_balances SET balance = balance + 12550 WHERE id = :credit;
 COMMIT;
 "#;
 
-/// The statements one contribution request issues on PostgreSQL, in order (see `features::ledger`,
-/// `features::audit::repo::insert_event` and `http::authz`): one connection checkout per request and no
-/// `SELECT 1` probe (only after a lost connection), the transaction's writes in the order `ledger::service::post`
-/// issues them, the transaction and its entries in one statement, the roll-ups kept by the statement-level
-/// trigger, and no read-back of the posting (its view is built from what was written).
+/// The statements one contribution request issues on PostgreSQL, in order, when it is written alone (see
+/// `features::ledger::group_commit` and `repo::post_batch_pg`; the service groups concurrent requests into one
+/// such statement, which pgbench cannot): one connection checkout per request and no `SELECT 1` probe (only
+/// after a lost connection), the authorization read, the request's reads (pool, contributor, its two accounts)
+/// in one statement, then one transaction holding one statement — the idempotency record, the unsealed audit
+/// event (no chain-head lock: the sealer chains it after commit), the transaction, its entries, and the
+/// balances locked in account order and updated (the roll-ups by the statement-level trigger at its end).
 fn pgbench_script() -> &'static str {
     r#"\set amount 12550
 -- authorization: the account, its session cut-off and its hats in one statement.
 SELECT u.id, u.username, u.display_name, u.email, u.organization_id, u.status, u.password_hash, u.failed_logins, u.failed_window_start, u.locked_until, u.lock_count, u.created_at, u.updated_at, c.sessions_valid_after, h.id, h.user_id, h.hat, h.scope_organization_id, h.scope_adm1, h.valid_from, h.valid_until, h.acting, h.granted_by, h.granted_at, h.revoked_by, h.revoked_at FROM users u LEFT JOIN session_cutoffs c ON c.user_id = u.id LEFT JOIN hats h ON h.user_id = u.id AND h.revoked_at IS NULL WHERE u.id = :user_id ORDER BY h.id;
--- request checks: the pool's currency and the contributor, in one statement.
-SELECT currency, EXISTS (SELECT 1 FROM organizations WHERE id = :donor_id) AS contributor_exists FROM pools WHERE id = :pool_id;
--- the posting, with its idempotency claim, audit event and idempotency record, in one transaction.
+-- request reads: the pool's currency, the contributor, and its two accounts, in one statement.
+SELECT p.currency, EXISTS (SELECT 1 FROM organizations WHERE id = :donor_id) AS contributor_exists, (SELECT a.id FROM ledger_accounts AS a JOIN ledger_balances AS b ON b.account_id = a.id WHERE a.pool_id = p.id AND a.kind = 'contributor' AND a.owner_id = :donor_id) AS contributor_account, (SELECT a.id FROM ledger_accounts AS a JOIN ledger_balances AS b ON b.account_id = a.id WHERE a.pool_id = p.id AND a.kind = 'unallocated' AND a.owner_id = '') AS unallocated_account FROM pools AS p WHERE p.id = :pool_id;
 \set idem_key random(1, 1000000000000)
 BEGIN;
-SELECT l.locked, k.request_hash, k.status, k.response_status, k.response_body, k.expires_at FROM (SELECT pg_try_advisory_xact_lock(:idem_key) AS locked) AS l LEFT JOIN idempotency_keys AS k ON l.locked AND k.user_id = :user_id AND k.idem_key = :idem_key::text;
-SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = :pool_id AND ((kind = 'contributor' AND owner_id = :donor_id) OR (kind = 'unallocated' AND owner_id = ''));
--- the audit event, unsealed (no chain-head lock: the sealer chains it after commit).
-INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', gen_random_uuid()::text, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}') RETURNING event_no \gset
--- the transaction, its entries and the balances in one statement (`ledger::repo::post_pg`): balance rows locked in
--- account order and updated, the roll-ups by the statement-level trigger at its end.
-WITH posted_transaction AS (INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES ('b' || :idem_key || '-' || :client_id, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text || '-' || :client_id, :user_id, 'finance_officer', gen_random_uuid()::text, now())), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ('b' || :idem_key || '-' || :client_id, 0, :acc_contrib, -(:amount::bigint)), ('b' || :idem_key || '-' || :client_id, 1, :acc_unalloc, :amount)), locked AS (SELECT account_id, balance_minor FROM ledger_balances WHERE account_id IN (:acc_first, :acc_second) ORDER BY account_id FOR UPDATE), change (account_id, delta, guarded) AS (VALUES (:acc_first, CAST(:delta_first AS BIGINT), CAST(:guard_first AS BOOLEAN)), (:acc_second, CAST(:delta_second AS BIGINT), CAST(:guard_second AS BOOLEAN))), moved AS (UPDATE ledger_balances AS b SET balance_minor = CASE WHEN change.guarded AND b.balance_minor + change.delta < 0 THEN b.balance_minor ELSE b.balance_minor + change.delta END FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id RETURNING b.account_id, locked.balance_minor AS before) SELECT account_id, before FROM moved;
-INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, 'b' || :idem_key || '-' || :client_id, md5(random()::text), 'done', 201, repeat('x', 900), 'b' || :idem_key || '-' || :client_id, now(), now(), now() + interval '7 days');
+WITH claimed AS (INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, 'b' || :idem_key || '-' || :client_id, md5(random()::text), 'done', 201, repeat('x', 900), 'b' || :idem_key || '-' || :client_id, now(), now(), now() + interval '7 days')), posted_events AS (INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', gen_random_uuid()::text, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}')), posted_transactions AS (INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES ('b' || :idem_key || '-' || :client_id, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text || '-' || :client_id, :user_id, 'finance_officer', gen_random_uuid()::text, now())), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ('b' || :idem_key || '-' || :client_id, 0, :acc_contrib, -(:amount::bigint)), ('b' || :idem_key || '-' || :client_id, 1, :acc_unalloc, :amount)), change AS (SELECT account_id, CAST(sum(delta) AS BIGINT) AS delta FROM (VALUES (:acc_contrib, CAST(-(:amount::bigint) AS BIGINT)), (:acc_unalloc, CAST(:amount AS BIGINT))) AS c (account_id, delta) GROUP BY account_id), locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN (SELECT account_id FROM change) ORDER BY account_id FOR UPDATE), moved AS (UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + change.delta FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id RETURNING b.account_id) SELECT count(*) AS moved FROM moved;
 COMMIT;
 "#
 }

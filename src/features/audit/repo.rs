@@ -127,26 +127,26 @@ struct EventNo {
 /// Inserts an unsealed event; returns the `event_no` the database gave it. Every write use case runs this, so
 /// it is a statement prepared once per connection (`db::cached`; diesel's insert of optional fields is not).
 pub fn insert_event(conn: &mut DbConn, row: &NewEventRow<'_>) -> QueryResult<i64> {
-    cached_sql(EVENT_INSERT)
-        .append(event_values(row))
-        .sql(" RETURNING event_no")
+    cached_sql("INSERT INTO audit_events (")
+        .sql(EVENT_COLUMNS)
+        .sql(") VALUES (")
+        .append(event_fields(row))
+        .sql(") RETURNING event_no")
         .get_result::<EventNo>(conn)
         .map(|r| r.event_no)
 }
 
-/// `INSERT INTO audit_events (…) VALUES `, to be followed by one [`event_values`] per event: the one writer
-/// of the table's rows, also for a statement that writes events with the changes they record (the ledger's
-/// group commit).
-pub const EVENT_INSERT: &str = "INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, \
-     hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) \
-     VALUES ";
+/// The columns an append writes, in the order of [`event_fields`]: the one writer of the table's rows, also
+/// for a statement that writes events with the changes they record (the ledger's group commit).
+pub const EVENT_COLUMNS: &str = "id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, \
+     entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state";
 
-/// `(…)`: one unsealed event's values for [`EVENT_INSERT`], bound.
-pub fn event_values(row: &NewEventRow<'_>) -> CachedSql<'static> {
+/// One unsealed event's values for [`EVENT_COLUMNS`], bound and comma-separated (no parentheses).
+pub fn event_fields(row: &NewEventRow<'_>) -> CachedSql<'static> {
     use diesel::sql_types::{Bool, Nullable, Timestamp};
     let text = |v: &str| v.to_owned();
     let opt = |v: Option<&str>| v.map(str::to_owned);
-    cached_sql("(")
+    cached_sql("")
         .bind::<Text, _>(text(row.id))
         .sql(", ")
         .bind::<Timestamp, _>(row.occurred_at)
@@ -178,7 +178,6 @@ pub fn event_values(row: &NewEventRow<'_>) -> CachedSql<'static> {
         .bind::<Nullable<Text>, _>(opt(row.before_state))
         .sql(", ")
         .bind::<Nullable<Text>, _>(opt(row.after_state))
-        .sql(")")
 }
 
 pub fn move_head(conn: &mut DbConn, seq: i64, hash: &str) -> QueryResult<()> {

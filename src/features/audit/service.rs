@@ -235,14 +235,14 @@ pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEvent
     Ok(row)
 }
 
-/// The values of `row` for a statement that writes events with the changes they record, after
-/// `repo::EVENT_INSERT`; [`appended`] must follow on the same transaction.
-pub fn event_values(row: &AuditEventRow) -> crate::db::cached::CachedSql<'static> {
-    repo::event_values(&row.insertable())
+/// The values of `row` for a statement that writes events with the changes they record, in the order of
+/// `repo::EVENT_COLUMNS`; [`appended`] must follow on the same transaction when it was written.
+pub fn event_fields(row: &AuditEventRow) -> crate::db::cached::CachedSql<'static> {
+    repo::event_fields(&row.insertable())
 }
 
 /// What follows an event's insert on its transaction, for a statement that inserted it with the change it
-/// records ([`event_values`]): the notifications it gives rise to.
+/// records ([`event_fields`]): the notifications it gives rise to.
 pub fn appended(conn: &mut DbConn, row: &AuditEventRow) -> QueryResult<()> {
     crate::features::notifications::outbox::capture(conn, row)
 }

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::Duration;
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntGauge};
 
 use super::idempotency::{self, IdempotentRequest, StoredResponse};
 use super::repo::{self, EntryRow, TransactionRow};
@@ -44,6 +44,8 @@ pub struct GroupCommit {
     grouped: IntCounter,
     /// Requests of batches that wrote nothing, each then answered on its own.
     fell_back: IntCounter,
+    /// Requests queued for the next batch right now.
+    waiting: IntGauge,
 }
 
 struct Queue {
@@ -82,6 +84,10 @@ impl GroupCommit {
                 "ledger_group_commit_requests_total",
                 "Money requests written in a committed batch.",
             )?,
+            waiting: IntGauge::new(
+                "ledger_group_commit_waiting",
+                "Money requests queued for the next group-commit batch right now.",
+            )?,
             fell_back: IntCounter::new(
                 "ledger_group_commit_fallbacks_total",
                 "Money requests of batches that wrote nothing (a replay, a refusal, contention), each then \
@@ -96,6 +102,7 @@ impl GroupCommit {
             Box::new(self.batches.clone()),
             Box::new(self.grouped.clone()),
             Box::new(self.fell_back.clone()),
+            Box::new(self.waiting.clone()),
         ]
     }
 
@@ -113,6 +120,7 @@ impl GroupCommit {
                 pending,
                 turn: sender,
             });
+            self.waiting.set(gauge(queue.waiting.len()));
             if queue.leading {
                 drop(queue);
                 match turn.recv() {
@@ -138,14 +146,14 @@ impl GroupCommit {
             let (pendings, turns): (Vec<Pending>, Vec<SyncSender<Turn>>) =
                 batch.into_iter().map(|w| (w.pending, w.turn)).unzip();
             let written = write_batch(conn, &pendings);
-            let requests = u64::try_from(pendings.len()).unwrap_or(u64::MAX);
-            if written {
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            let grouped = written.iter().filter(|w| **w).count();
+            if grouped > 0 {
                 self.batches.inc();
-                self.grouped.inc_by(requests);
-            } else {
-                self.fell_back.inc_by(requests);
+                self.grouped.inc_by(count(grouped));
             }
-            for sender in turns {
+            self.fell_back.inc_by(count(written.len() - grouped));
+            for (sender, written) in turns.into_iter().zip(written) {
                 // A sender whose request went away (its thread ended) needs no answer.
                 let _ = sender.send(Turn::Written(written));
             }
@@ -178,8 +186,13 @@ impl GroupCommit {
             }
         }
         queue.waiting = later;
+        self.waiting.set(gauge(queue.waiting.len()));
         batch
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Hands the lead on when the leader returns (or unwinds): to the first waiting request, which then writes
@@ -199,37 +212,44 @@ impl Drop for HandOn<'_> {
     }
 }
 
-/// Writes one batch in one transaction; whether it committed.
-fn write_batch(conn: &mut DbConn, batch: &[Pending]) -> bool {
-    let outcome = db::write_tx(conn, |tx| -> AppResult<()> {
+/// Writes one batch in one transaction; for each request, whether it was written (`false`: its key was
+/// already recorded, or the whole batch wrote nothing).
+fn write_batch(conn: &mut DbConn, batch: &[Pending]) -> Vec<bool> {
+    let outcome = db::write_tx(conn, |tx| -> AppResult<Vec<(String, String)>> {
         let postings = batch
             .iter()
             .map(|p| repo::BatchPosting {
+                user_id: &p.request.user_id,
+                key: &p.request.key,
                 key_record: idempotency::done_record(
                     &p.request,
                     &p.response,
                     Some(p.row.id.clone()),
                     p.retention,
                 ),
-                event: audit::event_values(&p.event),
+                event: audit::event_fields(&p.event),
                 row: &p.row,
                 entries: &p.entries,
                 changes: &p.changes,
             })
             .collect();
-        repo::post_batch_pg(tx, postings)?;
+        let written = repo::post_batch_pg(tx, postings)?;
         for p in batch {
-            audit::appended(tx, &p.event)?;
+            if written.contains(&(p.request.user_id.clone(), p.request.key.clone())) {
+                audit::appended(tx, &p.event)?;
+            }
         }
-        Ok(())
+        Ok(written)
     });
     match outcome {
-        Ok(()) => true,
+        Ok(written) => batch
+            .iter()
+            .map(|p| written.contains(&(p.request.user_id.clone(), p.request.key.clone())))
+            .collect(),
         Err(e) => {
-            // A key already recorded (a replay), a guard, an overflow or contention: each request is
-            // answered on its own.
+            // A guard, an overflow or contention: each request is answered on its own.
             tracing::info!(requests = batch.len(), error = %e, "group commit wrote nothing; each request runs on its own");
-            false
+            vec![false; batch.len()]
         }
     }
 }

@@ -3,6 +3,8 @@
 //! the claim back with everything else, and the key is free again at once. On PostgreSQL a transaction-scoped
 //! advisory lock on the key makes a concurrent duplicate (from any instance) answer 409 at once instead of
 //! posting twice; on SQLite `BEGIN IMMEDIATE` already admits one writer, so a duplicate waits and then replays.
+//! Contributions written by group commit (`group_commit`) claim by inserting their done record in the statement
+//! that posts them: the record's primary key is the guard there.
 //! Same key + same request replays the first response byte for byte; same key + another request is a 422.
 //! A unique index on the transaction's idempotency key is the last guard: one key never makes two transactions.
 
@@ -237,13 +239,14 @@ where
     }
 }
 
-/// `INSERT INTO idempotency_keys (…) VALUES `, to be followed by one [`done_record`] per request: the claim
-/// of a request written in one statement with its posting (`ledger::group_commit`). No advisory lock there:
-/// the key's primary key is the guard (a key already recorded, or being recorded, fails the statement).
-pub const KEY_INSERT: &str = "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, \
-     response_body, transaction_id, locked_until, created_at, expires_at) VALUES ";
+/// The columns of a key's record, in the order of [`done_record`]: the claim of a request written in one
+/// statement with its posting (`ledger::group_commit`). No advisory lock there: the record's primary key is the
+/// guard (a key already recorded, or being recorded, is not claimed again).
+pub const KEY_COLUMNS: &str = "user_id, idem_key, request_hash, status, response_status, response_body, \
+     transaction_id, locked_until, created_at, expires_at";
 
-/// `(…)`: the record of `req`, done with `response` (status, body, transaction id), for [`KEY_INSERT`].
+/// The record of `req`, done with `response` (status, body, transaction id), bound and comma-separated in the
+/// order of [`KEY_COLUMNS`] (no parentheses).
 pub fn done_record(
     req: &IdempotentRequest,
     response: &StoredResponse,
@@ -252,7 +255,7 @@ pub fn done_record(
 ) -> CachedSql<'static> {
     use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
     let now = now_micros();
-    cached_sql("(")
+    cached_sql("")
         .bind::<Text, _>(req.user_id.clone())
         .sql(", ")
         .bind::<Text, _>(req.key.clone())
@@ -272,7 +275,6 @@ pub fn done_record(
         .bind::<Timestamp, _>(now)
         .sql(", ")
         .bind::<Timestamp, _>(now + retention)
-        .sql(")")
 }
 
 /// Attempts of one money request when the database rolls it back for contention.

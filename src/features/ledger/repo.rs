@@ -1,5 +1,7 @@
 //! Queries on the ledger tables. Only `service::post` (and the idempotency module for its own table) writes.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -155,15 +157,23 @@ pub fn insert_transaction(conn: &mut DbConn, row: &TransactionRow) -> QueryResul
         .map(|_| ())
 }
 
-/// `INSERT INTO ledger_transactions (…) VALUES `, to be followed by one [`transaction_values`] per row.
-const TRANSACTION_INSERT: &str = "INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, \
-     reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, \
-     created_by, hat, request_id, created_at) VALUES ";
+/// The columns of a transaction row, in the order of [`transaction_fields`].
+const TRANSACTION_COLUMNS: &str = "id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, \
+     original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at";
 
-/// `(…)`: one transaction row's values for [`TRANSACTION_INSERT`], bound.
-fn transaction_values(row: &TransactionRow) -> CachedSql<'static> {
+/// `INSERT INTO ledger_transactions (…) VALUES (…)` of one row, bound.
+fn transaction_insert(row: &TransactionRow) -> CachedSql<'static> {
+    cached_sql("INSERT INTO ledger_transactions (")
+        .sql(TRANSACTION_COLUMNS)
+        .sql(") VALUES (")
+        .append(transaction_fields(row))
+        .sql(")")
+}
+
+/// One transaction row's values for [`TRANSACTION_COLUMNS`], bound and comma-separated (no parentheses).
+fn transaction_fields(row: &TransactionRow) -> CachedSql<'static> {
     use diesel::sql_types::{Nullable, Timestamp};
-    cached_sql("(")
+    cached_sql("")
         .bind::<Text, _>(row.id.clone())
         .sql(", ")
         .bind::<Text, _>(row.pool_id.clone())
@@ -197,15 +207,12 @@ fn transaction_values(row: &TransactionRow) -> CachedSql<'static> {
         .bind::<Nullable<Text>, _>(row.request_id.clone())
         .sql(", ")
         .bind::<Timestamp, _>(row.created_at)
-        .sql(")")
 }
 
 /// A posting's transaction row and its entries, in two statements prepared once per connection (SQLite, in
 /// process; PostgreSQL writes a posting in one statement with [`post_pg`]).
 pub fn insert_posting(conn: &mut DbConn, row: &TransactionRow, entries: &[EntryRow]) -> QueryResult<()> {
-    cached_sql(TRANSACTION_INSERT)
-        .append(transaction_values(row))
-        .execute(conn)?;
+    transaction_insert(row).execute(conn)?;
     insert_entries(conn, entries)
 }
 
@@ -223,8 +230,7 @@ pub fn post_pg(
     changes: &[BalanceChange],
 ) -> QueryResult<Vec<(String, i64)>> {
     let mut query = cached_sql("WITH posted_transaction AS (")
-        .sql(TRANSACTION_INSERT)
-        .append(transaction_values(row))
+        .append(transaction_insert(row))
         .sql("), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ");
     for (i, entry) in entries.iter().enumerate() {
         query = entry_values(query.sql(if i == 0 { "" } else { ", " }), entry);
@@ -234,9 +240,12 @@ pub fn post_pg(
     read_balances_before(query.load(conn)?, changes.len())
 }
 
-/// One money request of a [`post_batch_pg`]: its stored idempotency record and audit event (values, bound
-/// by their owners), its transaction, its entries and each of its accounts' net change.
+/// One money request of a [`post_batch_pg`]: its key, its stored idempotency record and audit event (values
+/// bound by their owners, in the order of `idempotency::KEY_COLUMNS` and `audit::repo::EVENT_COLUMNS`), its
+/// transaction, its entries and each of its accounts' net change.
 pub struct BatchPosting<'a> {
+    pub user_id: &'a str,
+    pub key: &'a str,
     pub key_record: CachedSql<'static>,
     pub event: CachedSql<'static>,
     pub row: &'a TransactionRow,
@@ -245,63 +254,150 @@ pub struct BatchPosting<'a> {
 }
 
 #[derive(QueryableByName)]
-struct Moved {
+struct ClaimedKey {
+    #[diesel(sql_type = Text)]
+    user_id: String,
+    #[diesel(sql_type = Text)]
+    idem_key: String,
     #[diesel(sql_type = BigInt)]
     moved: i64,
 }
 
-/// PostgreSQL: several money requests in one statement (group commit) — their idempotency records (a key
-/// already recorded, or being recorded by a transaction not yet committed, fails the statement on the primary
-/// key once that one commits), audit events, transactions and entries, and their balance changes summed per
-/// account (rows locked in ascending account id, as every posting locks them). A guarded account taken below
-/// zero fails the statement on the table's check constraint, an overflow on `bigint`. Any failure writes
-/// nothing, and the caller answers each request on its own. The statement's text depends only on the number
-/// of requests and of their entries and changes, so few shapes are prepared per connection.
-pub fn post_batch_pg(conn: &mut DbConn, postings: Vec<BatchPosting<'_>>) -> QueryResult<()> {
-    let mut keys = cached_sql("WITH claimed AS (").sql(super::idempotency::KEY_INSERT);
-    let mut events = cached_sql("), posted_events AS (").sql(crate::features::audit::repo::EVENT_INSERT);
-    let mut transactions = cached_sql("), posted_transactions AS (").sql(TRANSACTION_INSERT);
-    let mut entries = cached_sql(
-        "), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ",
-    );
+/// `, posted_x AS (INSERT INTO {table} ({columns}) SELECT v.… FROM (VALUES `: the start of a `WITH` item that
+/// writes the rows of the claimed requests only (each row led by its request's key; [`claimed_rows_close`]).
+fn claimed_rows_open(item: &str, table: &str, columns: &str) -> String {
+    let selected: Vec<String> = columns.split(", ").map(|c| format!("v.{c}")).collect();
+    format!(
+        "), {item} AS (INSERT INTO {table} ({columns}) SELECT {} FROM (VALUES ",
+        selected.join(", ")
+    )
+}
+
+/// The end of [`claimed_rows_open`]'s item: the values named, and joined to the claimed keys.
+fn claimed_rows_close(columns: &str) -> String {
+    format!(
+        ") AS v (k_user, k_key, {columns}) JOIN claimed ON claimed.user_id = v.k_user AND claimed.idem_key = v.k_key"
+    )
+}
+
+/// `(user_id, key, ` — a row's leading key, bound.
+fn keyed(user_id: &str, key: &str) -> CachedSql<'static> {
+    cached_sql("(")
+        .bind::<Text, _>(user_id.to_owned())
+        .sql(", ")
+        .bind::<Text, _>(key.to_owned())
+        .sql(", ")
+}
+
+/// PostgreSQL: several money requests in one statement (group commit). Each request's idempotency record is
+/// inserted unless its key is already recorded (`ON CONFLICT DO NOTHING`: a first request with the key still
+/// running is waited for); only the requests whose record went in are written — audit events, transactions,
+/// entries, and balance changes summed per account (rows locked in ascending account id, as every posting
+/// locks them). A guarded account taken below zero fails the statement on the table's check constraint, an
+/// overflow on `bigint`; then nothing is written. Returns the `(user, key)` of the requests written; the
+/// others wrote nothing and are the caller's to answer. The statement's text depends only on the number of
+/// requests, entries and changes, so few shapes are prepared per connection.
+pub fn post_batch_pg(
+    conn: &mut DbConn,
+    postings: Vec<BatchPosting<'_>>,
+) -> QueryResult<Vec<(String, String)>> {
+    use super::idempotency::KEY_COLUMNS;
+    use crate::features::audit::repo::EVENT_COLUMNS;
+    const ENTRY_COLUMNS: &str = "transaction_id, leg, account_id, amount_minor";
+    let mut keys = cached_sql("WITH claimed AS (INSERT INTO idempotency_keys (")
+        .sql(KEY_COLUMNS)
+        .sql(") VALUES ");
+    let mut events = cached_sql(claimed_rows_open("posted_events", "audit_events", EVENT_COLUMNS));
+    let mut transactions = cached_sql(claimed_rows_open(
+        "posted_transactions",
+        "ledger_transactions",
+        TRANSACTION_COLUMNS,
+    ));
+    let mut entries = cached_sql(claimed_rows_open(
+        "posted_entries",
+        "ledger_entries",
+        ENTRY_COLUMNS,
+    ));
     let mut changes =
-        cached_sql("), change AS (SELECT account_id, CAST(sum(delta) AS BIGINT) AS delta FROM (VALUES ");
-    let (mut first_entry, mut first_change, mut expected) = (true, true, std::collections::BTreeSet::new());
+        cached_sql("), change AS (SELECT v.account_id, CAST(sum(v.delta) AS BIGINT) AS delta FROM (VALUES ");
+    let mut accounts: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let (mut first_entry, mut first_change) = (true, true);
     for (i, posting) in postings.into_iter().enumerate() {
         let comma = if i == 0 { "" } else { ", " };
-        keys = keys.sql(comma).append(posting.key_record);
-        events = events.sql(comma).append(posting.event);
-        transactions = transactions.sql(comma).append(transaction_values(posting.row));
+        keys = keys.sql(comma).sql("(").append(posting.key_record).sql(")");
+        events = events
+            .sql(comma)
+            .append(keyed(posting.user_id, posting.key))
+            .append(posting.event)
+            .sql(")");
+        transactions = transactions
+            .sql(comma)
+            .append(keyed(posting.user_id, posting.key))
+            .append(transaction_fields(posting.row))
+            .sql(")");
         for entry in posting.entries {
-            entries = entry_values(entries.sql(if first_entry { "" } else { ", " }), entry);
+            entries = entries
+                .sql(if first_entry { "" } else { ", " })
+                .append(keyed(posting.user_id, posting.key))
+                .bind::<Text, _>(entry.transaction_id.clone())
+                .sql(", ")
+                .bind::<diesel::sql_types::Integer, _>(entry.leg)
+                .sql(", ")
+                .bind::<Text, _>(entry.account_id.clone())
+                .sql(", ")
+                .bind::<BigInt, _>(entry.amount_minor)
+                .sql(")");
             first_entry = false;
         }
         for (account_id, delta) in posting.changes {
             changes = changes
-                .sql(if first_change { "(" } else { ", (" })
+                .sql(if first_change { "" } else { ", " })
+                .append(keyed(posting.user_id, posting.key))
                 .bind::<Text, _>(account_id.clone())
                 .sql(", CAST(")
                 .bind::<BigInt, _>(*delta)
                 .sql(" AS BIGINT))");
             first_change = false;
-            expected.insert(account_id.clone());
         }
+        accounts.insert(
+            (posting.user_id.to_owned(), posting.key.to_owned()),
+            posting.changes.iter().map(|(a, _)| a.clone()).collect(),
+        );
     }
-    let query = keys.append(events).append(transactions).append(entries).append(changes).sql(
-        ") AS c (account_id, delta) GROUP BY account_id), \
-         locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN (SELECT account_id FROM change) \
-         ORDER BY account_id FOR UPDATE), \
-         moved AS (UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + change.delta \
-         FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
-         RETURNING b.account_id) SELECT count(*) AS moved FROM moved",
-    );
-    let done: Moved = query.get_result(conn)?;
-    if usize::try_from(done.moved).ok() == Some(expected.len()) {
-        Ok(())
-    } else {
-        // A balance row missing (never: an account and its balance row are created together): the caller's
-        // transaction rolls back.
-        Err(diesel::result::Error::NotFound)
+    let query = keys
+        .sql(" ON CONFLICT (user_id, idem_key) DO NOTHING RETURNING user_id, idem_key")
+        .append(events)
+        .sql(claimed_rows_close(EVENT_COLUMNS))
+        .append(transactions)
+        .sql(claimed_rows_close(TRANSACTION_COLUMNS))
+        .append(entries)
+        .sql(claimed_rows_close(ENTRY_COLUMNS))
+        .append(changes)
+        .sql(claimed_rows_close("account_id, delta"))
+        .sql(
+            " GROUP BY v.account_id), \
+             locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN (SELECT account_id FROM change) \
+             ORDER BY account_id FOR UPDATE), \
+             moved AS (UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + change.delta \
+             FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id \
+             RETURNING b.account_id) \
+             SELECT claimed.user_id, claimed.idem_key, (SELECT count(*) FROM moved) AS moved FROM claimed",
+        );
+    let claimed: Vec<ClaimedKey> = query.load(conn)?;
+    let mut touched = std::collections::BTreeSet::new();
+    let mut written = Vec::with_capacity(claimed.len());
+    for c in &claimed {
+        let key = (c.user_id.clone(), c.idem_key.clone());
+        touched.extend(accounts.get(&key).into_iter().flatten().cloned());
+        written.push(key);
+    }
+    match claimed.first() {
+        Some(c) if usize::try_from(c.moved).ok() != Some(touched.len()) => {
+            // A balance row missing (never: an account and its balance row are created together): the
+            // caller's transaction rolls back.
+            Err(diesel::result::Error::NotFound)
+        }
+        _ => Ok(written),
     }
 }
 
