@@ -156,7 +156,7 @@ fn main() {
         .to_owned();
     let paths = [format!("/api/v1/pools/{pool_id}"), "/api/v1/me/tasks".to_owned()];
 
-    // One reader thread: the latencies of its reads until `until`, and the CPU its own thread took.
+    // The readers until `until`: all their reads' latencies (sorted) and the CPU their own threads took.
     let read_for = |until: Instant| -> (Vec<Duration>, u64) {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..readers)
