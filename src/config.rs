@@ -314,7 +314,8 @@ pub struct AuthSettings {
     pub max_concurrent_hashes: u32,
     /// How long a sign-in waits for a hashing slot before a 503.
     pub hash_wait_ms: u64,
-    /// Whether the hashing threads run at the lowest CPU priority (nice 19), so other requests get the cores first.
+    /// Whether the hashing threads run in the idle scheduling class (SCHED_IDLE, else nice 19), so other requests
+    /// get the cores first and take them back from a hash at once.
     pub hash_threads_low_priority: bool,
     /// Password-checking attempts (sign-in, password setup) admitted per second across all clients, decided in
     /// memory before any database work or hashing; over it, 429 with Retry-After.

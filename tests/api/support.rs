@@ -123,6 +123,9 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.auth.sign_in_budget_burst = 100_000;
     // Refusals answered at once; `sec_signin_budget` checks the hold itself.
     settings.auth.refusal_hold_ms = 0;
+    // Hashing threads in the normal class: the parallel suite saturates the cores, where an idle-class hash can
+    // wait past `hash_wait_ms`; `sec_signin_budget` checks the idle class itself.
+    settings.auth.hash_threads_low_priority = false;
     settings
 }
 

@@ -1,5 +1,5 @@
 //! Password hashing with argon2id (PHC strings), at the configured cost, on a small pool of dedicated hashing
-//! threads (each with one reused argon2 buffer, at a lower CPU priority) with a bounded queue, and a dummy hash
+//! threads (each with one reused argon2 buffer, in the idle scheduling class) with a bounded queue, and a dummy hash
 //! so that an unknown username costs the same time as a wrong password.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -48,8 +48,8 @@ impl HashMemory {
 /// Runs password hashes on `threads` dedicated threads fed by a bounded queue. argon2id takes ~19 MiB and a
 /// core per hash: on the threads of the blocking pool a sign-in flood from many addresses spread those buffers
 /// over as many malloc arenas (RSS 550–650 MB) and took the cores of every other request. Here at most
-/// `threads` hashes run at once, each thread reuses one buffer, with `low_priority` the threads run at nice 19
-/// (the scheduler then gives a core to any other request that wants it first), and a hash that cannot start within `wait`
+/// `threads` hashes run at once, each thread reuses one buffer, with `low_priority` the threads run in the idle
+/// scheduling class (any other request that wants a core takes it from a hash at once), and a hash that cannot start within `wait`
 /// (or finds the queue full) is a 503 the client may retry, without spending any work.
 pub struct HashPool {
     queue: Mutex<Option<SyncSender<HashJob>>>,
@@ -139,19 +139,28 @@ impl Drop for HashPool {
     }
 }
 
-/// Puts this thread at the lowest CPU priority of the normal policy (nice 19; on Linux nice is per thread).
-/// Best effort: where the system refuses, the thread hashes at normal priority and says so.
+/// Puts this thread in the idle scheduling class (`SCHED_IDLE`): it runs on a core no other thread of the machine
+/// wants, and a thread of the normal class that wakes up takes the core from it at once. At nice 19 (still the
+/// normal class) a hash gets a smaller share but keeps the slice it is running, so a waking request could wait
+/// behind it for up to a slice (milliseconds, about a read's whole time). Best effort: where the system refuses the idle class,
+/// the thread falls back to nice 19, and where it refuses that too, it hashes at normal priority and says so.
 fn lower_priority() {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, set_thread_priority_and_policy,
         thread_native_id,
     };
-    if let Err(e) = set_thread_priority_and_policy(
-        thread_native_id(),
-        ThreadPriority::Min,
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
-    ) {
-        tracing::warn!(error = %e, "cannot lower the password hashing thread's priority");
+    let lowest = |policy| {
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(policy),
+        )
+    };
+    if let Err(idle) = lowest(NormalThreadSchedulePolicy::Idle) {
+        tracing::warn!(error = %idle, "cannot put the password hashing thread in SCHED_IDLE; trying nice 19");
+        if let Err(e) = lowest(NormalThreadSchedulePolicy::Other) {
+            tracing::warn!(error = %e, "cannot lower the password hashing thread's priority");
+        }
     }
 }
 
@@ -416,23 +425,30 @@ mod tests {
         assert_eq!(hashing.pool().threads(), settings.max_concurrent_hashes);
     }
 
+    /// The calling thread's scheduling policy (field 41 of /proc/thread-self/stat, 0 SCHED_OTHER, 5 SCHED_IDLE)
+    /// and nice (field 19), counted after the name's `)`.
+    fn own_scheduling() -> (u32, i64) {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n).copied().unwrap_or("-1");
+        (
+            field(38).parse().unwrap_or(u32::MAX),
+            field(16).parse().unwrap_or(i64::MIN),
+        )
+    }
+
     #[test]
-    fn hashing_threads_run_at_the_lowest_priority_when_asked() {
-        // Nice of the calling thread: field 19 of /proc/thread-self/stat (fields after the name's `)`).
-        fn own_nice() -> i64 {
-            std::fs::read_to_string("/proc/thread-self/stat")
-                .ok()
-                .and_then(|stat| {
-                    stat.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(16))
-                        .and_then(|v| v.parse().ok())
-                })
-                .unwrap_or(0)
-        }
+    fn hashing_threads_run_in_the_idle_class_when_asked() {
         let low = HashPool::new(1, Duration::from_secs(5), true).expect("pool");
-        assert_eq!(low.run(|_| Ok(own_nice())).expect("ran"), 19);
+        assert_eq!(low.run(|_| Ok(own_scheduling().0)).expect("ran"), 5, "SCHED_IDLE");
         let normal = HashPool::new(1, Duration::from_secs(5), false).expect("pool");
-        assert_eq!(normal.run(|_| Ok(own_nice())).expect("ran"), own_nice());
+        assert_eq!(
+            normal.run(|_| Ok(own_scheduling())).expect("ran"),
+            own_scheduling()
+        );
     }
 
     #[test]
