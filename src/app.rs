@@ -90,7 +90,10 @@ impl AppState {
         let backend = Backend::from_url(settings.database.url.expose());
         let auth = AuthRuntime::new(&settings.auth)?;
         let metrics = Metrics::new().map_err(|e| e.to_string())?;
-        let group_commit = GroupCommit::new(settings.ledger.group_commit_max).map_err(|e| e.to_string())?;
+        let group_commit = GroupCommit::new(
+            settings.ledger.group_commit_max,
+            settings.ledger.group_commit_writers,
+        ).map_err(|e| e.to_string())?;
         for collector in group_commit.collectors() {
             metrics.register(collector).map_err(|e| e.to_string())?;
         }

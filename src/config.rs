@@ -215,6 +215,8 @@ pub struct LedgerSettings {
     pub idempotency_retention_days: u32,
     /// Most contributions written in one statement and commit when they arrive together (PostgreSQL).
     pub group_commit_max: usize,
+    /// Batches written at once (PostgreSQL): one can run while another's commit is flushed.
+    pub group_commit_writers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,16 +1,17 @@
-//! Group commit of concurrent money requests (PostgreSQL): requests that arrive while a batch is being written
+//! Group commit of concurrent money requests (PostgreSQL): requests that arrive while batches are being written
 //! wait and go together in the next one — one statement, one commit and one flush of the write-ahead log for
 //! many requests, each with its own idempotency record and audit event (issue 14; TigerBeetle's batching).
 //!
-//! No thread of its own: the first request to arrive writes (it "leads"), on its own connection, every
-//! request queued by then, up to `ledger.group_commit_max`; requests arriving meanwhile queue for the next
-//! batch, which the first of them writes once the lead is handed on. A request is answered only after the
-//! commit of the batch that holds it. A batch that fails writes nothing (one transaction), and each of its
-//! requests is then answered on its own by the general path (`idempotency::run`): a replay, a refusal with
-//! its figures, or the posting.
+//! No thread of its own: a request that arrives while fewer than `ledger.group_commit_writers` batches are
+//! being written writes one (it "leads"), on its own connection, with every request queued by then, up to
+//! `ledger.group_commit_max`; the others queue, and when a leader is done the first of them leads the next
+//! batch. A request is answered only after the commit of the batch that holds it. A request whose key is
+//! already recorded is not written by its batch, and a batch that fails writes nothing (one transaction); each
+//! such request is then answered on its own by the general path (`idempotency::run`): a replay, a 422, a
+//! refusal with its figures, or the posting.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::Duration;
@@ -39,6 +40,7 @@ pub struct Pending {
 pub struct GroupCommit {
     queue: Mutex<Queue>,
     max_batch: usize,
+    writers: usize,
     /// Batches committed, and the requests they held (their ratio is the mean batch).
     batches: IntCounter,
     grouped: IntCounter,
@@ -50,8 +52,8 @@ pub struct GroupCommit {
 
 struct Queue {
     waiting: VecDeque<Waiting>,
-    /// A request is writing batches (and will hand the lead on when its own is written).
-    leading: bool,
+    /// Requests writing a batch right now (at most `writers`).
+    leaders: usize,
 }
 
 struct Waiting {
@@ -63,19 +65,21 @@ struct Waiting {
 enum Turn {
     /// The batch holding it was committed (`true`) or wrote nothing (`false`).
     Written(bool),
-    /// Write the next batch.
-    Lead,
+    /// Write the next batch, starting with this request (taken off the queue).
+    Lead(Box<Pending>),
 }
 
 impl GroupCommit {
-    /// `max_batch`: most requests in one statement (1: every request alone, still in one statement).
-    pub fn new(max_batch: usize) -> Result<Self, prometheus::Error> {
+    /// `max_batch`: most requests in one statement (1: every request alone, still in one statement);
+    /// `writers`: batches written at once (one can run while another waits for its commit to be flushed).
+    pub fn new(max_batch: usize, writers: usize) -> Result<Self, prometheus::Error> {
         Ok(Self {
             queue: Mutex::new(Queue {
                 waiting: VecDeque::new(),
-                leading: false,
+                leaders: 0,
             }),
             max_batch: max_batch.max(1),
+            writers: writers.max(1),
             batches: IntCounter::new(
                 "ledger_group_commit_batches_total",
                 "Batches of money requests written in one statement and commit (PostgreSQL).",
@@ -90,8 +94,8 @@ impl GroupCommit {
             )?,
             fell_back: IntCounter::new(
                 "ledger_group_commit_fallbacks_total",
-                "Money requests of batches that wrote nothing (a replay, a refusal, contention), each then \
-                 answered on its own.",
+                "Money requests not written by their batch (a key already recorded, a refusal, contention), \
+                 each then answered on its own.",
             )?,
         })
     }
@@ -110,64 +114,58 @@ impl GroupCommit {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes `pending` in the next batch, on `conn` if this request leads it; whether it was written
+    /// Writes `pending` in a batch — on `conn`, with the requests queued by then, if fewer than `writers`
+    /// batches are being written; otherwise queued for the next — and answers whether it was written
     /// (`false`: nothing was written for it, and the caller answers it on its own).
     pub fn write(&self, conn: &mut DbConn, pending: Pending) -> bool {
-        let (sender, turn) = sync_channel(1);
-        {
-            let mut queue = self.queue();
-            queue.waiting.push_back(Waiting {
-                pending,
-                turn: sender,
-            });
-            self.waiting.set(gauge(queue.waiting.len()));
-            if queue.leading {
-                drop(queue);
-                match turn.recv() {
-                    Ok(Turn::Written(written)) => return written,
-                    Ok(Turn::Lead) => {}
-                    // The leader is gone without an answer (it cannot be: it answers or hands on even when
-                    // unwinding); nothing is known to be written, and the key guards a second attempt.
-                    Err(_) => return false,
-                }
-            } else {
-                queue.leading = true;
-            }
-        }
-        self.lead(conn, &turn)
-    }
-
-    /// Writes batches until this request's own is written, then hands the lead to the first request still
-    /// waiting (or leaves it free).
-    fn lead(&self, conn: &mut DbConn, turn: &Receiver<Turn>) -> bool {
-        let _hand_on = HandOn(self);
-        loop {
-            let batch = self.next_batch();
-            let (pendings, turns): (Vec<Pending>, Vec<SyncSender<Turn>>) =
-                batch.into_iter().map(|w| (w.pending, w.turn)).unzip();
-            let written = write_batch(conn, &pendings);
-            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-            let grouped = written.iter().filter(|w| **w).count();
-            if grouped > 0 {
-                self.batches.inc();
-                self.grouped.inc_by(count(grouped));
-            }
-            self.fell_back.inc_by(count(written.len() - grouped));
-            for (sender, written) in turns.into_iter().zip(written) {
-                // A sender whose request went away (its thread ended) needs no answer.
-                let _ = sender.send(Turn::Written(written));
-            }
-            if let Ok(Turn::Written(mine)) = turn.try_recv() {
-                return mine;
-            }
-        }
-    }
-
-    /// The first waiting requests, at most `max_batch`, no two with one key (the later waits for the next).
-    fn next_batch(&self) -> Vec<Waiting> {
         let mut queue = self.queue();
-        let mut keys = BTreeSet::new();
-        let mut batch = Vec::new();
+        if queue.leaders < self.writers {
+            queue.leaders += 1;
+            drop(queue);
+            return self.lead(conn, pending);
+        }
+        let (sender, turn) = sync_channel(1);
+        queue.waiting.push_back(Waiting {
+            pending,
+            turn: sender,
+        });
+        self.waiting.set(gauge(queue.waiting.len()));
+        drop(queue);
+        match turn.recv() {
+            Ok(Turn::Written(written)) => written,
+            Ok(Turn::Lead(pending)) => self.lead(conn, *pending),
+            // The leader is gone without an answer (it cannot be: it answers or hands on even when unwinding);
+            // nothing is known to be written, and the key guards a second attempt.
+            Err(_) => false,
+        }
+    }
+
+    /// Writes one batch — `mine` and the first queued requests, at most `max_batch`, no two with one key — then
+    /// hands the lead to the first request still waiting (or frees its place).
+    fn lead(&self, conn: &mut DbConn, mine: Pending) -> bool {
+        let _hand_on = HandOn(self);
+        let (batch, turns) = self.next_batch(mine);
+        let written = write_batch(conn, &batch);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let grouped = written.iter().filter(|w| **w).count();
+        if grouped > 0 {
+            self.batches.inc();
+            self.grouped.inc_by(count(grouped));
+        }
+        self.fell_back.inc_by(count(written.len() - grouped));
+        for (sender, written) in turns.into_iter().zip(written.iter().skip(1)) {
+            // A request that went away (its thread ended) needs no answer.
+            let _ = sender.send(Turn::Written(*written));
+        }
+        written.first().copied().unwrap_or(false)
+    }
+
+    /// `mine` first, then the first waiting requests whose keys differ from the batch's (the others keep
+    /// their place for the next), with the senders that answer them.
+    fn next_batch(&self, mine: Pending) -> (Vec<Pending>, Vec<SyncSender<Turn>>) {
+        let mut queue = self.queue();
+        let mut keys = BTreeSet::from([(mine.request.user_id.clone(), mine.request.key.clone())]);
+        let (mut batch, mut turns) = (vec![mine], Vec::new());
         let mut later = VecDeque::new();
         while let Some(waiting) = queue.waiting.pop_front() {
             if batch.len() == self.max_batch {
@@ -180,14 +178,15 @@ impl GroupCommit {
                 waiting.pending.request.key.clone(),
             );
             if keys.insert(key) {
-                batch.push(waiting);
+                batch.push(waiting.pending);
+                turns.push(waiting.turn);
             } else {
                 later.push_back(waiting);
             }
         }
         queue.waiting = later;
         self.waiting.set(gauge(queue.waiting.len()));
-        batch
+        (batch, turns)
     }
 }
 
@@ -195,20 +194,22 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Hands the lead on when the leader returns (or unwinds): to the first waiting request, which then writes
-/// the next batch, or to whoever comes next.
+/// Hands the lead on when a leader returns (or unwinds): the first waiting request writes the next batch, or,
+/// with none waiting, the place is free for whoever comes next.
 struct HandOn<'a>(&'a GroupCommit);
 
 impl Drop for HandOn<'_> {
     fn drop(&mut self) {
         let mut queue = self.0.queue();
-        match queue.waiting.front() {
-            Some(next) => {
-                // Its channel is empty: a waiting request has been told nothing yet.
-                let _ = next.turn.send(Turn::Lead);
+        while let Some(next) = queue.waiting.pop_front() {
+            self.0.waiting.set(gauge(queue.waiting.len()));
+            // A waiting request has been told nothing yet, so its channel has room; one that went away
+            // cannot lead, and the next is asked.
+            if next.turn.send(Turn::Lead(Box::new(next.pending))).is_ok() {
+                return;
             }
-            None => queue.leading = false,
         }
+        queue.leaders = queue.leaders.saturating_sub(1);
     }
 }
 
