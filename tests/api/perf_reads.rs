@@ -215,3 +215,70 @@ fn a_paid_tranche_leaves_the_finance_officers_tasks_and_the_pages_still_hold_the
         "one task a page, after the cursor each time, is the whole list"
     );
 }
+
+#[derive(diesel::QueryableByName)]
+struct LockingTransaction {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    xmax: String,
+}
+
+/// The audit sealer runs five times a second on every instance. A pass with nothing to seal must not open a
+/// write transaction: on PostgreSQL locking the chain head is itself a write (a new locking transaction id on
+/// the head row, a WAL record and a commit flush), on SQLite it takes the one write lock, so an idle pass
+/// would wait behind any writer. A pass with events pending still seals them, in one chain.
+#[test]
+fn an_idle_audit_sealer_pass_writes_nothing_and_a_busy_one_seals() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use qip_pool::jobs::audit_sealer::seal_once;
+
+    let (app, admin) = crate::support::TestApp::with_admin();
+    app.seal();
+    let mut conn = app.conn();
+    assert_eq!(seal_once(&mut conn), 0, "everything was sealed already");
+    if app.db.is_postgres() {
+        let locker = |conn: &mut qip_pool::db::DbConn| {
+            diesel::sql_query("SELECT CAST(xmax AS TEXT) AS xmax FROM audit_head WHERE id = 1")
+                .get_result::<LockingTransaction>(conn)
+                .unwrap()
+                .xmax
+        };
+        let before = locker(&mut conn);
+        for _ in 0..3 {
+            assert_eq!(seal_once(&mut conn), 0);
+        }
+        assert_eq!(
+            locker(&mut conn),
+            before,
+            "an idle pass locked the chain head (a write transaction with nothing to seal)"
+        );
+    } else {
+        // Another connection holds SQLite's write lock, as a long posting would.
+        let mut writer = app.conn();
+        writer.batch_execute("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(seal_once(&mut conn), 0);
+        let waited = started.elapsed();
+        writer.batch_execute("ROLLBACK").unwrap();
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "an idle pass waited {waited:?} for the write lock (a write transaction with nothing to seal)"
+        );
+    }
+
+    // Something to seal: an audited write (creating an organisation), sealed by the next pass.
+    let org = app.create_org(&admin, "SEALME", "ngo");
+    let unsealed = app.audit_rows().into_iter().filter(|r| r.seq.is_none()).count();
+    assert!(unsealed >= 1, "the write left its event unsealed");
+    assert_eq!(seal_once(&mut conn), unsealed as u64);
+    assert!(app.audit_rows().iter().all(|r| r.seq.is_some()));
+    let created = app
+        .audit_rows()
+        .into_iter()
+        .find(|r| r.entity_id.as_deref() == Some(org.as_str()))
+        .expect("the organisation's event");
+    assert!(created.seq.is_some());
+    let report = qip_pool::features::audit::verify_chain(&mut conn).unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.unsealed_events, 0);
+}
