@@ -1,17 +1,24 @@
-//! Read latency as history grows (docs/BENCHMARKS.md, issue 14). Builds its own database, sets up a mission
-//! over HTTP (users, hats, a pool), bulk-loads realistic rows with set-based SQL (generate_series on
-//! PostgreSQL, a recursive CTE on SQLite), ANALYZEs, and measures p50/p99 of every read endpoint at a small
-//! history (1k transactions) and again after growing it in place to the full size; prints full/1k ratios of
-//! p99 (target <= 1.5) and the peak RSS of the server (target <= 200 MB).
+//! Read latency as history grows (docs/BENCHMARKS.md, issue 14). Builds two databases itself, each served by
+//! its own server process and both alive together: the small history (1k transactions) and the full one. Each
+//! is set up over HTTP alike (users, hats, a pool), bulk-loaded with realistic rows by set-based SQL
+//! (generate_series on PostgreSQL, a recursive CTE on SQLite; the full one grows through the small size) and
+//! ANALYZEd. Then every read endpoint is measured on both in interleaved rounds: per round and endpoint a
+//! warm-up on each server, then requests alternating between the two servers one by one (who goes first
+//! alternates too), so a burst of machine noise lands on both sizes alike. It prints each round's p50/p99 per
+//! size and their p99 ratio, then the full/1k ratio of p99 over all rounds (target <= 1.5) with the range of
+//! the rounds' ratios, and the peak RSS of each server during the reads (target <= 200 MB).
 //!
-//! The server is the release binary (`qip-pool serve`, built by `cargo bench` beside this bench) in a process
-//! of its own with the shipped defaults (any `QIP__…` variables of the bench's environment pass through); its
-//! memory is read from `/proc/<pid>/status` at each step, so the bench's client and bulk loader are not counted.
+//! The servers are the release binary (`qip-pool serve`, built by `cargo bench` beside this bench) with the
+//! shipped defaults and their background jobs (sweeper, audit sealer, delivery worker); any `QIP__…`
+//! variables of the bench's environment pass through. Memory is read from each server's `/proc/<pid>/status`,
+//! so the bench's client and bulk loaders are not counted.
 //!
 //! PostgreSQL: `scripts/with-postgres.sh cargo bench --bench scale`; SQLite: `cargo bench --bench scale`.
 //! Tunables: QIP_BENCH_SCALE=full|small (full: 500k transactions / 1M entries / 100k proposals / 1M audit
 //! events on PostgreSQL, 100k / 200k / 20k / 200k on SQLite; small: 20k / 40k / 4k / 40k, a smoke test),
-//! QIP_BENCH_REQUESTS (200 per endpoint and size).
+//! QIP_BENCH_REQUESTS (1000 per endpoint and size, over all rounds), QIP_BENCH_ROUNDS (5), QIP_BENCH_WARMUP
+//! (10 requests per endpoint, size and round, not counted), QIP_BENCH_CLIENTS and QIP_BENCH_SECONDS (the
+//! posting phase at the end, on the full database).
 //!
 //! The current workload (proposals awaiting a decision, in implementation, with a report to accept or a
 //! tranche to pay) is the same at both sizes: what grows is history (closed proposals, their money and
@@ -158,6 +165,7 @@ fn main() {
     };
     // Latencies per endpoint, per size; each round's own p99s are printed as it ends.
     let mut all: Vec<[Vec<Duration>; 2]> = names.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut round_ratios: Vec<Vec<f64>> = names.iter().map(|_| Vec::new()).collect();
     small.memory.reset_peak();
     large.memory.reset_peak();
     let started = Instant::now();
@@ -192,6 +200,7 @@ fn main() {
                 ms(l99),
                 ms(l99) / ms(s99).max(1e-6)
             );
+            round_ratios[e].push(ms(l99) / ms(s99).max(1e-6));
             let [s, l] = lat;
             all[e][0].extend(s);
             all[e][1].extend(l);
@@ -217,12 +226,17 @@ fn main() {
         );
         let ratio = ms(l99) / ms(s99).max(1e-6);
         worst = worst.max(ratio);
+        let rounds_seen = &mut round_ratios[e];
+        rounds_seen.sort_by(f64::total_cmp);
         println!(
-            "  {name:<40} {ratio:>6.2}x   (1k p50 {:.2} ms, p99 {:.2} ms; full p50 {:.2} ms, p99 {:.2} ms)",
+            "  {name:<40} {ratio:>6.2}x   (1k p50 {:.2} ms, p99 {:.2} ms; full p50 {:.2} ms, p99 {:.2} ms; rounds' ratios {:.2}–{:.2}, median {:.2})",
             ms(s50),
             ms(s99),
             ms(l50),
-            ms(l99)
+            ms(l99),
+            rounds_seen[0],
+            rounds_seen[rounds_seen.len() - 1],
+            rounds_seen[rounds_seen.len() / 2],
         );
     }
     println!("  worst ratio {worst:.2}x");
