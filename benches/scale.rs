@@ -318,8 +318,9 @@ fn uptime() -> String {
         .unwrap_or_default()
 }
 
-/// One database with its own server process, set up over HTTP (users, hats, a pool, one contribution); the
-/// database is dropped (PostgreSQL) or deleted (SQLite) and the server killed when this is dropped.
+/// One database with its own server process, set up over HTTP (users, hats, a pool, one contribution). When
+/// this is dropped the server is killed first, then the pool closed, then the database deleted (SQLite) or
+/// dropped (PostgreSQL), in the order of the fields.
 struct Deployment {
     label: &'static str,
     // Field order is drop order: the server and the pool go before the database.
@@ -328,8 +329,8 @@ struct Deployment {
     memory: Memory,
     pool: qip_pool::db::DbPool,
     ids: Ids,
-    pg: Option<(String, String)>,
     _sqlite_dir: tempfile::TempDir,
+    _pg_database: PgDatabase,
 }
 
 impl Deployment {
@@ -368,8 +369,8 @@ impl Deployment {
             memory,
             pool,
             ids,
-            pg: pg_admin.map(|a| (a.to_owned(), db_name)),
             _sqlite_dir: sqlite_dir,
+            _pg_database: PgDatabase(pg_admin.map(|a| (a.to_owned(), db_name))),
         }
     }
 
@@ -450,13 +451,16 @@ impl Deployment {
     }
 }
 
-impl Drop for Deployment {
+/// A PostgreSQL database of the bench, dropped when this is dropped: the last field of [`Deployment`], so its
+/// server and pool are gone by then.
+struct PgDatabase(Option<(String, String)>);
+
+impl Drop for PgDatabase {
     fn drop(&mut self) {
-        if let Some((admin, db_name)) = &self.pg {
-            // The server still holds connections: FORCE ends them (it is killed right after anyway).
-            if let Ok(mut c) = PgConnection::establish(admin) {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"));
-            }
+        if let Some((admin, db_name)) = &self.0
+            && let Ok(mut c) = PgConnection::establish(admin)
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"));
         }
     }
 }
@@ -622,6 +626,13 @@ fn explain_main_queries(conn: &mut DbConn, backend: Backend, ids: &Ids) {
             "my tasks (qip_officer): first payments of the proposals in implementation",
             "SELECT tp.proposal_id, MIN(tp.paid_on) FROM tranche_payments tp JOIN proposals p ON p.id = tp.proposal_id \
              WHERE p.state = 'in_implementation' GROUP BY tp.proposal_id"
+                .to_owned(),
+        ),
+        (
+            "my tasks (qip_officer): proposals in implementation with their current version (also the sweeper's)",
+            "SELECT p.id, p.reference, p.title, p.pool_id, v.pool_settings_version FROM proposals p \
+             JOIN proposal_versions v ON v.proposal_id = p.id AND v.number = p.current_version \
+             WHERE p.state = 'in_implementation'"
                 .to_owned(),
         ),
         (
