@@ -282,3 +282,81 @@ fn an_idle_audit_sealer_pass_writes_nothing_and_a_busy_one_seals() {
     assert!(report.intact, "{report:?}");
     assert_eq!(report.unsealed_events, 0);
 }
+
+/// Pays the first tranche of approved proposal `id` in full on `paid_on` (its implementation starts).
+fn pay_first_tranche(d: &crate::approval::Desk, id: &str, key: &str, paid_on: chrono::NaiveDate) {
+    let tranches: Value =
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/tranches"), &d.finance.access)
+            .json()
+            .unwrap();
+    let res = d
+        .m
+        .app
+        .client
+        .post(d.m.app.url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")))
+        .bearer_auth(&d.finance.access)
+        .header("Idempotency-Key", key)
+        .json(&json!({"amount": tranches[0]["amount"], "paid_on": paid_on, "payment_reference": key}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
+}
+
+/// The QIP officer's tasks list the implementations past their maximum duration, due on the first payment's
+/// date plus that duration (one statement for all proposals in implementation, with their current version's
+/// settings and first payment), and not the implementations still within it.
+#[test]
+fn implementations_past_their_maximum_duration_are_the_qip_officers_tasks() {
+    let d = desk("100000.00");
+    let today = chrono::Utc::now().date_naive();
+    let (late, _) = d.in_review("Old well", "3000.00");
+    assert_eq!(d.approve_all(&late)["state"], "approved");
+    let (recent, _) = d.in_review("New well", "3000.00");
+    assert_eq!(d.approve_all(&recent)["state"], "approved");
+    pay_first_tranche(&d, &late, "late-1", today - chrono::Duration::days(800));
+    pay_first_tranche(&d, &recent, "recent-1", today);
+    for id in [&late, &recent] {
+        let proposal: Value = d
+            .m
+            .app
+            .get_as(&format!("/api/v1/proposals/{id}"), &d.m.qip.access)
+            .json()
+            .unwrap();
+        assert_eq!(proposal["state"], "in_implementation");
+    }
+
+    let due_of = |id: &str| {
+        qip_pool::features::implementation::service::implementation_due_dates(&mut d.m.app.conn())
+            .unwrap()
+            .into_iter()
+            .find(|(p, _)| p.id == id)
+            .expect("a paid implementation has a due date")
+            .1
+    };
+    let late_due = due_of(&late);
+    assert!(late_due < today, "the first payment is older than the maximum duration");
+    assert!(due_of(&recent) >= today);
+
+    let (tasks, _) = tasks_page(&d.m.app, &d.m.qip, "/api/v1/me/tasks");
+    let overdue: Vec<&Value> = tasks
+        .iter()
+        .filter(|t| t["kind"] == "implementation_overdue")
+        .collect();
+    assert_eq!(overdue.len(), 1, "{tasks:?}");
+    let task = overdue[0];
+    assert_eq!(task["proposal_id"], late.as_str());
+    assert_eq!(task["hat"], "qip_officer");
+    assert_eq!(task["overdue"], true);
+    assert_eq!(task["title"], "Old well");
+    assert_eq!(task["link"], format!("/api/v1/proposals/{late}"));
+    assert_eq!(
+        task["due_at"].as_str().unwrap()[..10],
+        late_due.to_string(),
+        "due on the first payment's date plus the pool's maximum duration"
+    );
+    assert!(
+        !tasks.iter().any(|t| t["proposal_id"] == recent.as_str() && t["kind"] == "implementation_overdue"),
+        "an implementation within its duration is no task yet"
+    );
+}
