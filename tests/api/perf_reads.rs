@@ -290,16 +290,18 @@ fn pay_first_tranche(d: &crate::approval::Desk, id: &str, key: &str, paid_on: ch
             .get_as(&format!("/api/v1/proposals/{id}/tranches"), &d.finance.access)
             .json()
             .unwrap();
-    let res = d
-        .m
-        .app
-        .client
-        .post(d.m.app.url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")))
-        .bearer_auth(&d.finance.access)
-        .header("Idempotency-Key", key)
-        .json(&json!({"amount": tranches[0]["amount"], "paid_on": paid_on, "payment_reference": key}))
-        .send()
-        .unwrap();
+    let res =
+        d.m.app
+            .client
+            .post(
+                d.m.app
+                    .url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")),
+            )
+            .bearer_auth(&d.finance.access)
+            .header("Idempotency-Key", key)
+            .json(&json!({"amount": tranches[0]["amount"], "paid_on": paid_on, "payment_reference": key}))
+            .send()
+            .unwrap();
     assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
 }
 
@@ -317,12 +319,11 @@ fn implementations_past_their_maximum_duration_are_the_qip_officers_tasks() {
     pay_first_tranche(&d, &late, "late-1", today - chrono::Duration::days(800));
     pay_first_tranche(&d, &recent, "recent-1", today);
     for id in [&late, &recent] {
-        let proposal: Value = d
-            .m
-            .app
-            .get_as(&format!("/api/v1/proposals/{id}"), &d.m.qip.access)
-            .json()
-            .unwrap();
+        let proposal: Value =
+            d.m.app
+                .get_as(&format!("/api/v1/proposals/{id}"), &d.m.qip.access)
+                .json()
+                .unwrap();
         assert_eq!(proposal["state"], "in_implementation");
     }
 
@@ -335,7 +336,10 @@ fn implementations_past_their_maximum_duration_are_the_qip_officers_tasks() {
             .1
     };
     let late_due = due_of(&late);
-    assert!(late_due < today, "the first payment is older than the maximum duration");
+    assert!(
+        late_due < today,
+        "the first payment is older than the maximum duration"
+    );
     assert!(due_of(&recent) >= today);
 
     let (tasks, _) = tasks_page(&d.m.app, &d.m.qip, "/api/v1/me/tasks");
@@ -356,7 +360,9 @@ fn implementations_past_their_maximum_duration_are_the_qip_officers_tasks() {
         "due on the first payment's date plus the pool's maximum duration"
     );
     assert!(
-        !tasks.iter().any(|t| t["proposal_id"] == recent.as_str() && t["kind"] == "implementation_overdue"),
+        !tasks
+            .iter()
+            .any(|t| t["proposal_id"] == recent.as_str() && t["kind"] == "implementation_overdue"),
         "an implementation within its duration is no task yet"
     );
 }
