@@ -1,17 +1,24 @@
-//! Read latency as history grows (docs/BENCHMARKS.md, issue 14). Builds its own database, sets up a mission
-//! over HTTP (users, hats, a pool), bulk-loads realistic rows with set-based SQL (generate_series on
-//! PostgreSQL, a recursive CTE on SQLite), ANALYZEs, and measures p50/p99 of every read endpoint at a small
-//! history (1k transactions) and again after growing it in place to the full size; prints full/1k ratios of
-//! p99 (target <= 1.5) and the peak RSS of the server (target <= 200 MB).
+//! Read latency as history grows (docs/BENCHMARKS.md, issue 14). Builds two databases itself, each served by
+//! its own server process and both alive together: the small history (1k transactions) and the full one. Each
+//! is set up over HTTP alike (users, hats, a pool), bulk-loaded with realistic rows by set-based SQL
+//! (generate_series on PostgreSQL, a recursive CTE on SQLite; the full one grows through the small size) and
+//! ANALYZEd. Then every read endpoint is measured on both in interleaved rounds: per round and endpoint a
+//! warm-up on each server, then requests alternating between the two servers one by one (who goes first
+//! alternates too), so a burst of machine noise lands on both sizes alike. It prints each round's p50/p99 per
+//! size and their p99 ratio, then the full/1k ratio of p99 over all rounds (target <= 1.5) with the range of
+//! the rounds' ratios, and the peak RSS of each server during the reads (target <= 200 MB).
 //!
-//! The server is the release binary (`qip-pool serve`, built by `cargo bench` beside this bench) in a process
-//! of its own with the shipped defaults (any `QIP__…` variables of the bench's environment pass through); its
-//! memory is read from `/proc/<pid>/status` at each step, so the bench's client and bulk loader are not counted.
+//! The servers are the release binary (`qip-pool serve`, built by `cargo bench` beside this bench) with the
+//! shipped defaults and their background jobs (sweeper, audit sealer, delivery worker); any `QIP__…`
+//! variables of the bench's environment pass through. Memory is read from each server's `/proc/<pid>/status`,
+//! so the bench's client and bulk loaders are not counted.
 //!
 //! PostgreSQL: `scripts/with-postgres.sh cargo bench --bench scale`; SQLite: `cargo bench --bench scale`.
 //! Tunables: QIP_BENCH_SCALE=full|small (full: 500k transactions / 1M entries / 100k proposals / 1M audit
 //! events on PostgreSQL, 100k / 200k / 20k / 200k on SQLite; small: 20k / 40k / 4k / 40k, a smoke test),
-//! QIP_BENCH_REQUESTS (200 per endpoint and size).
+//! QIP_BENCH_REQUESTS (1000 per endpoint and size, over all rounds), QIP_BENCH_ROUNDS (5), QIP_BENCH_WARMUP
+//! (10 requests per endpoint, size and round, not counted), QIP_BENCH_CLIENTS and QIP_BENCH_SECONDS (the
+//! posting phase at the end, on the full database).
 //!
 //! The current workload (proposals awaiting a decision, in implementation, with a report to accept or a
 //! tranche to pay) is the same at both sizes: what grows is history (closed proposals, their money and
@@ -58,7 +65,9 @@ struct Sizes {
 
 fn main() {
     let scale = std::env::var("QIP_BENCH_SCALE").unwrap_or_else(|_| "full".into());
-    let requests = env_or("QIP_BENCH_REQUESTS", 200) as usize;
+    let requests = env_or("QIP_BENCH_REQUESTS", 1_000) as usize;
+    let rounds = (env_or("QIP_BENCH_ROUNDS", 5) as usize).max(1);
+    let warmup = env_or("QIP_BENCH_WARMUP", 10) as usize;
     let pg_admin = common::admin_url();
     let backend = if pg_admin.is_some() {
         Backend::Pg
@@ -89,36 +98,376 @@ fn main() {
         proposals: WORKLOAD_PROPOSALS + 100,
         audit_events: 2_000,
     };
-
-    // The database.
-    let db_name = format!("qip_scale_{}", std::process::id());
-    let sqlite_dir = tempfile::tempdir().unwrap();
-    let url = match &pg_admin {
-        Some(admin) => {
-            let mut c = PgConnection::establish(admin).unwrap();
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"))
-                .unwrap();
-            c.batch_execute(&format!("CREATE DATABASE {db_name}")).unwrap();
-            common::with_db_name(admin, &db_name)
-        }
-        None => format!("sqlite://{}/scale.sqlite3", sqlite_dir.path().display()),
+    let nothing = Sizes {
+        transactions: 0,
+        proposals: 0,
+        audit_events: 0,
     };
-    // The server: the release binary in a process of its own with the shipped defaults (pool size, workers,
-    // hashing limits), so its memory is read from its own /proc entry, without the bench's client, bulk loader
-    // and their allocations.
-    server_process::bootstrap_admin(|args| qip(&url, args), ADMIN_PASSWORD);
-    let server = Server::start(|args| qip(&url, args));
-    let base_url = server.base_url.clone();
-    let server_pid = server.pid();
-    let memory = Memory { pid: server_pid };
-    memory.report("idle after start");
-    // The bench's own connections (bulk loader, console-side grant confirmation), outside the server.
-    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
-    settings.database.url = Secret::new(url.clone());
-    settings.database.pool_size = 2;
-    let pool = qip_pool::db::build_pool(&settings.database).unwrap();
+    let backend_name = if backend == Backend::Pg {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "scale: reads at {} transactions vs {} transactions / {} proposals / {} audit events ({backend_name}; two \
+         databases, each with its own server process, measured in {rounds} interleaved rounds: {requests} requests per \
+         endpoint and size in all, alternating between the two servers request by request)",
+        base.transactions, full.transactions, full.proposals, full.audit_events
+    );
 
-    // The mission, over HTTP.
+    // Two deployments, both alive until the end: the small history and the full one, each its own database and
+    // server process (shipped defaults, background jobs running), set up alike over HTTP.
+    let small = Deployment::start("1k", pg_admin.as_deref());
+    let large = Deployment::start("full", pg_admin.as_deref());
+    for (deployment, sizes) in [(&small, &base), (&large, &full)] {
+        let mut conn = deployment.pool.get().unwrap();
+        let loader = Loader {
+            backend,
+            ids: &deployment.ids,
+        };
+        let started = Instant::now();
+        // The full database grows through the small size, as its history would.
+        loader.load(&mut conn, &nothing, &base);
+        if sizes.transactions > base.transactions {
+            loader.load(&mut conn, &base, sizes);
+        }
+        analyze(&mut conn, backend);
+        println!(
+            "  [{}] loaded {} transactions in {:.1} s: {} entries, {} balance rows",
+            deployment.label,
+            sizes.transactions,
+            started.elapsed().as_secs_f64(),
+            count_of(&mut conn, "SELECT COUNT(*) AS n FROM ledger_entries"),
+            count_of(&mut conn, "SELECT COUNT(*) AS n FROM ledger_balances"),
+        );
+        deployment
+            .memory
+            .report(&format!("[{}] after set-up and load (idle)", deployment.label));
+    }
+
+    // Fresh sign-ins (the PostgreSQL load outlasts nothing, but the tokens are 15-minute ones).
+    let client = reqwest::blocking::Client::new();
+    let small_reads = small.endpoints(&client);
+    let large_reads = large.endpoints(&client);
+    let names: Vec<&str> = small_reads.iter().map(|(name, _, _)| *name).collect();
+    let per_round = requests.div_ceil(rounds);
+    let get = |base_url: &str, (name, path, token): &(&str, String, String)| -> Duration {
+        let started = Instant::now();
+        let res = client
+            .get(format!("{base_url}{path}"))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
+        let status = res.status().as_u16();
+        let body = res.bytes().unwrap();
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&body));
+        started.elapsed()
+    };
+    // Latencies per endpoint, per size; each round's own p99s are printed as it ends.
+    let mut all: Vec<[Vec<Duration>; 2]> = names.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut round_ratios: Vec<Vec<f64>> = names.iter().map(|_| Vec::new()).collect();
+    small.memory.reset_peak();
+    large.memory.reset_peak();
+    let started = Instant::now();
+    for round in 0..rounds {
+        println!("  round {} of {rounds} (uptime: {})", round + 1, uptime());
+        for (e, name) in names.iter().enumerate() {
+            let (a, b) = (&small_reads[e], &large_reads[e]);
+            for _ in 0..warmup {
+                get(&small.base_url, a);
+                get(&large.base_url, b);
+            }
+            let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+            for i in 0..per_round {
+                // Who goes first alternates, so neither side always follows the other's work.
+                if (i + round) % 2 == 0 {
+                    lat[0].push(get(&small.base_url, a));
+                    lat[1].push(get(&large.base_url, b));
+                } else {
+                    lat[1].push(get(&large.base_url, b));
+                    lat[0].push(get(&small.base_url, a));
+                }
+            }
+            for side in &mut lat {
+                side.sort();
+            }
+            let (s99, l99) = (percentile(&lat[0], 0.99), percentile(&lat[1], 0.99));
+            println!(
+                "    {name:<40} 1k p50 {:>6.2} p99 {:>6.2} ms | full p50 {:>6.2} p99 {:>6.2} ms | p99 ratio {:>5.2}",
+                ms(percentile(&lat[0], 0.5)),
+                ms(s99),
+                ms(percentile(&lat[1], 0.5)),
+                ms(l99),
+                ms(l99) / ms(s99).max(1e-6)
+            );
+            round_ratios[e].push(ms(l99) / ms(s99).max(1e-6));
+            let [s, l] = lat;
+            all[e][0].extend(s);
+            all[e][1].extend(l);
+        }
+    }
+    let (rss_small, rss_large) = (small.memory.peak_mb(), large.memory.peak_mb());
+    println!(
+        "scale: p99 full / p99 1k over all rounds, {} requests per endpoint and size, {:.0} s (target <= 1.50)",
+        per_round * rounds,
+        started.elapsed().as_secs_f64()
+    );
+    let mut worst: f64 = 0.0;
+    for (e, name) in names.iter().enumerate() {
+        for side in &mut all[e] {
+            side.sort();
+        }
+        let [s, l] = &all[e];
+        let (s50, s99, l50, l99) = (
+            percentile(s, 0.5),
+            percentile(s, 0.99),
+            percentile(l, 0.5),
+            percentile(l, 0.99),
+        );
+        let ratio = ms(l99) / ms(s99).max(1e-6);
+        worst = worst.max(ratio);
+        let rounds_seen = &mut round_ratios[e];
+        rounds_seen.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<40} {ratio:>6.2}x   (1k p50 {:.2} ms, p99 {:.2} ms; full p50 {:.2} ms, p99 {:.2} ms; rounds' ratios {:.2}–{:.2}, median {:.2})",
+            ms(s50),
+            ms(s99),
+            ms(l50),
+            ms(l99),
+            rounds_seen[0],
+            rounds_seen[rounds_seen.len() - 1],
+            rounds_seen[rounds_seen.len() / 2],
+        );
+    }
+    println!("  worst ratio {worst:.2}x");
+    println!(
+        "  peak RSS of the server processes during the reads: {rss_small:.0} MB (1k), {rss_large:.0} MB (full) (target <= 200 MB)"
+    );
+    small.memory.report("[1k] after the reads");
+    large.memory.report("[full] after the reads");
+    explain_main_queries(&mut large.pool.get().unwrap(), backend, &large.ids);
+
+    // Postings at full history: contributions over HTTP from QIP_BENCH_CLIENTS (8) clients.
+    let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
+    let post_seconds = env_or("QIP_BENCH_SECONDS", 10);
+    let finance = large.api(&client).login("finance", USER_PASSWORD);
+    large.memory.reset_peak();
+    let deadline = Instant::now() + Duration::from_secs(post_seconds);
+    let started = Instant::now();
+    let mut posts: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (client, base_url, finance, pool_id, donor) =
+                    (&client, &large.base_url, &finance, &large.ids.pool, &large.ids.donor);
+                s.spawn(move || {
+                    let mut lat = Vec::new();
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let res = client
+                            .post(format!("{base_url}/api/v1/pools/{pool_id}/contributions"))
+                            .bearer_auth(finance)
+                            .header("Idempotency-Key", format!("scale-{c}-{n}"))
+                            .json(&json!({"contributor_organization_id": donor, "amount": "125.50", "currency": "USD"}))
+                            .send()
+                            .unwrap();
+                        let created = res.status().as_u16() == 201;
+                        let _ = res.bytes();
+                        if created {
+                            lat.push(t.elapsed());
+                        }
+                        n += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    posts.sort();
+    println!(
+        "scale: contributions over HTTP at full history ({clients} clients, {post_seconds} s): {:.1} posts/s, p50 {:.2} ms, p99 {:.2} ms, peak RSS {:.0} MB",
+        posts.len() as f64 / elapsed,
+        ms(percentile(&posts, 0.5)),
+        ms(percentile(&posts, 0.99)),
+        large.memory.peak_mb()
+    );
+    large.memory.report("[full] at the end");
+    let bench = Memory {
+        pid: std::process::id(),
+    };
+    println!(
+        "  for comparison, this bench process (HTTP client, bulk loaders): peak RSS {:.0} MB",
+        bench.field_mb("VmHWM:")
+    );
+    println!("  uptime at the end: {}", uptime());
+    drop(small);
+    drop(large);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The machine's load as `uptime` prints it (the figures are only as quiet as the machine).
+fn uptime() -> String {
+    Command::new("uptime")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// One database with its own server process, set up over HTTP (users, hats, a pool, one contribution). When
+/// this is dropped the server is killed first, then the pool closed, then the database deleted (SQLite) or
+/// dropped (PostgreSQL), in the order of the fields.
+struct Deployment {
+    label: &'static str,
+    // Field order is drop order: the server and the pool go before the database.
+    _server: Server,
+    base_url: String,
+    memory: Memory,
+    pool: qip_pool::db::DbPool,
+    ids: Ids,
+    _sqlite_dir: tempfile::TempDir,
+    _pg_database: PgDatabase,
+}
+
+impl Deployment {
+    fn start(label: &'static str, pg_admin: Option<&str>) -> Deployment {
+        let db_name = format!("qip_scale_{}_{}", std::process::id(), label);
+        let sqlite_dir = tempfile::tempdir().unwrap();
+        let url = match pg_admin {
+            Some(admin) => {
+                let mut c = PgConnection::establish(admin).unwrap();
+                c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"))
+                    .unwrap();
+                c.batch_execute(&format!("CREATE DATABASE {db_name}")).unwrap();
+                common::with_db_name(admin, &db_name)
+            }
+            None => format!("sqlite://{}/scale.sqlite3", sqlite_dir.path().display()),
+        };
+        // The server: the release binary in a process of its own with the shipped defaults (pool size, workers,
+        // hashing limits), so its memory is read from its own /proc entry, without the bench's client, bulk
+        // loader and their allocations.
+        server_process::bootstrap_admin(|args| qip(&url, args), ADMIN_PASSWORD);
+        let server = Server::start(|args| qip(&url, args));
+        let base_url = server.base_url.clone();
+        let memory = Memory { pid: server.pid() };
+        memory.report(&format!("[{label}] idle after start"));
+        // The bench's own connections (bulk loader, console-side grant confirmation), outside the server.
+        let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+        settings.database.url = Secret::new(url.clone());
+        settings.database.pool_size = 2;
+        let pool = qip_pool::db::build_pool(&settings.database).unwrap();
+        let ids = set_up_over_http(&base_url, &pool);
+        memory.report(&format!("[{label}] after the set-up over HTTP (sign-ins hashed)"));
+        Deployment {
+            label,
+            _server: server,
+            base_url,
+            memory,
+            pool,
+            ids,
+            _sqlite_dir: sqlite_dir,
+            _pg_database: PgDatabase(pg_admin.map(|a| (a.to_owned(), db_name))),
+        }
+    }
+
+    fn api(&self, client: &reqwest::blocking::Client) -> common::Api {
+        common::Api {
+            client: client.clone(),
+            base: self.base_url.clone(),
+        }
+    }
+
+    /// The measured reads (name, path, token), signed in afresh; the deep cursor is the middle of this
+    /// database's transactions.
+    fn endpoints(&self, client: &reqwest::blocking::Client) -> Vec<(&'static str, String, String)> {
+        let api = self.api(client);
+        let [finance, qip, dsrsg, auditor] =
+            ["finance", "qip", "dsrsg", "auditor"].map(|u| api.login(u, USER_PASSWORD));
+        let pool_id = &self.ids.pool;
+        let mut conn = self.pool.get().unwrap();
+        let count = count_of(
+            &mut conn,
+            &format!("SELECT COUNT(*) AS n FROM ledger_transactions WHERE pool_id = '{pool_id}'"),
+        );
+        let middle = text_of(
+            &mut conn,
+            &format!(
+                "SELECT id AS v FROM ledger_transactions WHERE pool_id = '{pool_id}' ORDER BY id LIMIT 1 OFFSET {}",
+                count / 2
+            ),
+        );
+        vec![
+            (
+                "statement (2 months)",
+                format!("/api/v1/pools/{pool_id}/statement?from=2026-10-01&to=2026-11-30"),
+                finance.clone(),
+            ),
+            (
+                "statement (all history)",
+                format!("/api/v1/pools/{pool_id}/statement"),
+                finance.clone(),
+            ),
+            ("pool", format!("/api/v1/pools/{pool_id}"), finance.clone()),
+            ("my tasks (qip_officer)", "/api/v1/me/tasks".into(), qip.clone()),
+            ("my tasks (dsrsg)", "/api/v1/me/tasks".into(), dsrsg),
+            (
+                "my tasks (finance_officer)",
+                "/api/v1/me/tasks".into(),
+                finance.clone(),
+            ),
+            (
+                "transactions page",
+                format!("/api/v1/pools/{pool_id}/transactions?limit=50"),
+                finance.clone(),
+            ),
+            (
+                "audit events page",
+                "/api/v1/audit/events?limit=50".into(),
+                auditor,
+            ),
+            (
+                "proposals by state (closed)",
+                "/api/v1/proposals?state=closed&limit=50".into(),
+                qip.clone(),
+            ),
+            (
+                "proposals by state (in_implementation)",
+                "/api/v1/proposals?state=in_implementation&limit=50".into(),
+                qip,
+            ),
+            (
+                "transactions page (deep cursor)",
+                format!(
+                    "/api/v1/pools/{pool_id}/transactions?limit=50&cursor={}",
+                    qip_pool::http::pagination::encode_cursor(&middle)
+                ),
+                finance,
+            ),
+        ]
+    }
+}
+
+/// A PostgreSQL database of the bench, dropped when this is dropped: the last field of [`Deployment`], so its
+/// server and pool are gone by then.
+struct PgDatabase(Option<(String, String)>);
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, db_name)) = &self.0
+            && let Ok(mut c) = PgConnection::establish(admin)
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// The mission, over HTTP: organisations, the four users with their hats, the pool and one real contribution
+/// (which creates the pool's contributor and unallocated accounts).
+fn set_up_over_http(base_url: &str, pool: &qip_pool::db::DbPool) -> Ids {
     let client = reqwest::blocking::Client::new();
     let api = common::Api {
         client: client.clone(),
@@ -168,9 +517,7 @@ fn main() {
     let dsrsg_id = user("dsrsg", "dsrsg");
     user("auditor", "auditor");
     let qip = login("qip", USER_PASSWORD);
-    let dsrsg = login("dsrsg", USER_PASSWORD);
     let finance = login("finance", USER_PASSWORD);
-    let auditor = login("auditor", USER_PASSWORD);
     let pool_id = call(
         "POST",
         "/api/v1/pools",
@@ -180,7 +527,6 @@ fn main() {
         .as_str()
         .unwrap()
         .to_owned();
-    // One real contribution creates the pool's contributor and unallocated accounts.
     let res = client
         .post(format!("{base_url}/api/v1/pools/{pool_id}/contributions"))
         .bearer_auth(&finance)
@@ -189,230 +535,13 @@ fn main() {
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 201);
-
-    let ids = Ids {
-        pool: pool_id.clone(),
+    Ids {
+        pool: pool_id,
         donor,
         ngo,
         finance: finance_id,
         qip: qip_id,
         dsrsg: dsrsg_id,
-    };
-    memory.report("after the set-up over HTTP (sign-ins hashed)");
-    let mut conn = pool.get().unwrap();
-    let loader = Loader { backend, ids: &ids };
-
-    let endpoints: Vec<(&str, String, &str)> = vec![
-        (
-            "statement (2 months)",
-            format!("/api/v1/pools/{pool_id}/statement?from=2026-10-01&to=2026-11-30"),
-            finance.as_str(),
-        ),
-        (
-            "statement (all history)",
-            format!("/api/v1/pools/{pool_id}/statement"),
-            finance.as_str(),
-        ),
-        ("pool", format!("/api/v1/pools/{pool_id}"), finance.as_str()),
-        ("my tasks (qip_officer)", "/api/v1/me/tasks".into(), qip.as_str()),
-        ("my tasks (dsrsg)", "/api/v1/me/tasks".into(), dsrsg.as_str()),
-        (
-            "my tasks (finance_officer)",
-            "/api/v1/me/tasks".into(),
-            finance.as_str(),
-        ),
-        (
-            "transactions page",
-            format!("/api/v1/pools/{pool_id}/transactions?limit=50"),
-            finance.as_str(),
-        ),
-        (
-            "audit events page",
-            "/api/v1/audit/events?limit=50".into(),
-            auditor.as_str(),
-        ),
-        (
-            "proposals by state (closed)",
-            "/api/v1/proposals?state=closed&limit=50".into(),
-            qip.as_str(),
-        ),
-        (
-            "proposals by state (in_implementation)",
-            "/api/v1/proposals?state=in_implementation&limit=50".into(),
-            qip.as_str(),
-        ),
-    ];
-    let measure = |conn: &mut DbConn, label: &str| -> Vec<(String, Duration, Duration)> {
-        // The deep cursor: the middle of the pool's transactions by id.
-        let count = count_of(
-            conn,
-            &format!("SELECT COUNT(*) AS n FROM ledger_transactions WHERE pool_id = '{pool_id}'"),
-        );
-        let middle = text_of(
-            conn,
-            &format!(
-                "SELECT id AS v FROM ledger_transactions WHERE pool_id = '{pool_id}' ORDER BY id LIMIT 1 OFFSET {}",
-                count / 2
-            ),
-        );
-        let mut all = endpoints.clone();
-        let deep = format!(
-            "/api/v1/pools/{pool_id}/transactions?limit=50&cursor={}",
-            qip_pool::http::pagination::encode_cursor(&middle)
-        );
-        all.push(("transactions page (deep cursor)", deep, finance.as_str()));
-        let mut out = Vec::new();
-        for (name, path, token) in &all {
-            let mut lat = Vec::with_capacity(requests);
-            for i in 0..requests + 5 {
-                let started = Instant::now();
-                let res = client
-                    .get(format!("{base_url}{path}"))
-                    .bearer_auth(token)
-                    .send()
-                    .unwrap();
-                let status = res.status().as_u16();
-                let body = res.bytes().unwrap();
-                assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&body));
-                if i >= 5 {
-                    lat.push(started.elapsed());
-                }
-            }
-            lat.sort();
-            let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-            println!(
-                "  [{label}] {name:<40} p50 {:>8.2} ms  p99 {:>8.2} ms",
-                p50.as_secs_f64() * 1e3,
-                p99.as_secs_f64() * 1e3
-            );
-            out.push((name.to_string(), p50, p99));
-        }
-        out
-    };
-
-    let backend_name = if backend == Backend::Pg {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
-    println!(
-        "scale: reads at {} transactions vs {} transactions / {} proposals / {} audit events ({backend_name}, {requests} sequential requests per endpoint)",
-        base.transactions, full.transactions, full.proposals, full.audit_events
-    );
-    let started = Instant::now();
-    loader.load(
-        &mut conn,
-        &Sizes {
-            transactions: 0,
-            proposals: 0,
-            audit_events: 0,
-        },
-        &base,
-    );
-    analyze(&mut conn, backend);
-    println!(
-        "  loaded {} transactions in {:.1} s",
-        base.transactions,
-        started.elapsed().as_secs_f64()
-    );
-    memory.report("after set-up and the 1k load");
-    memory.reset_peak();
-    let small = measure(&mut conn, "1k");
-    let rss_small = memory.peak_mb();
-    memory.report("after the 1k reads");
-    let started = Instant::now();
-    loader.load(&mut conn, &base, &full);
-    analyze(&mut conn, backend);
-    println!(
-        "  grew to {} transactions in {:.1} s",
-        full.transactions,
-        started.elapsed().as_secs_f64()
-    );
-    let entries = count_of(&mut conn, "SELECT COUNT(*) AS n FROM ledger_entries");
-    let balances = count_of(&mut conn, "SELECT COUNT(*) AS n FROM ledger_balances");
-    println!("  rows: {entries} entries, {balances} balance rows");
-    memory.report("after growing the history (the server idle)");
-    memory.reset_peak();
-    let large = measure(&mut conn, "full");
-    let rss_large = memory.peak_mb();
-    memory.report("after the full-size reads");
-
-    println!("scale: p99 full / p99 1k (target <= 1.50)");
-    let mut worst: f64 = 0.0;
-    for ((name, _, p99_small), (_, p50_large, p99_large)) in small.iter().zip(&large) {
-        let ratio = p99_large.as_secs_f64() / p99_small.as_secs_f64().max(1e-9);
-        worst = worst.max(ratio);
-        println!(
-            "  {name:<40} {ratio:>6.2}x   (p50 {:.2} ms, p99 {:.2} ms at full size)",
-            p50_large.as_secs_f64() * 1e3,
-            p99_large.as_secs_f64() * 1e3
-        );
-    }
-    println!("  worst ratio {worst:.2}x");
-    explain_main_queries(&mut conn, backend, &ids);
-
-    // Postings at full history: contributions over HTTP from QIP_BENCH_CLIENTS (8) clients.
-    let clients = env_or("QIP_BENCH_CLIENTS", 8) as usize;
-    let post_seconds = env_or("QIP_BENCH_SECONDS", 10);
-    memory.reset_peak();
-    let deadline = Instant::now() + Duration::from_secs(post_seconds);
-    let started = Instant::now();
-    let mut posts: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let (client, base_url, finance, pool_id, donor) = (&client, &base_url, &finance, &pool_id, &ids.donor);
-                s.spawn(move || {
-                    let mut lat = Vec::new();
-                    let mut n = 0;
-                    while Instant::now() < deadline {
-                        let t = Instant::now();
-                        let res = client
-                            .post(format!("{base_url}/api/v1/pools/{pool_id}/contributions"))
-                            .bearer_auth(finance)
-                            .header("Idempotency-Key", format!("scale-{c}-{n}"))
-                            .json(&json!({"contributor_organization_id": donor, "amount": "125.50", "currency": "USD"}))
-                            .send()
-                            .unwrap();
-                        let created = res.status().as_u16() == 201;
-                        let _ = res.bytes();
-                        if created {
-                            lat.push(t.elapsed());
-                        }
-                        n += 1;
-                    }
-                    lat
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    posts.sort();
-    println!(
-        "scale: contributions over HTTP at full history ({clients} clients, {post_seconds} s): {:.1} posts/s, p50 {:.2} ms, p99 {:.2} ms, peak RSS {:.0} MB",
-        posts.len() as f64 / elapsed,
-        percentile(&posts, 0.5).as_secs_f64() * 1e3,
-        percentile(&posts, 0.99).as_secs_f64() * 1e3,
-        memory.peak_mb()
-    );
-    println!(
-        "  peak RSS of the server process: {rss_small:.0} MB during the 1k reads, {rss_large:.0} MB during the full-size reads (target <= 200 MB)"
-    );
-    memory.report("at the end");
-    let bench = Memory {
-        pid: std::process::id(),
-    };
-    println!(
-        "  for comparison, this bench process (HTTP client, bulk loader): peak RSS {:.0} MB",
-        bench.field_mb("VmHWM:")
-    );
-
-    drop(conn);
-    drop(server);
-    drop(pool);
-    if let Some(admin) = &pg_admin {
-        let mut c = PgConnection::establish(admin).unwrap();
-        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"));
     }
 }
 
@@ -497,6 +626,13 @@ fn explain_main_queries(conn: &mut DbConn, backend: Backend, ids: &Ids) {
             "my tasks (qip_officer): first payments of the proposals in implementation",
             "SELECT tp.proposal_id, MIN(tp.paid_on) FROM tranche_payments tp JOIN proposals p ON p.id = tp.proposal_id \
              WHERE p.state = 'in_implementation' GROUP BY tp.proposal_id"
+                .to_owned(),
+        ),
+        (
+            "my tasks (qip_officer): proposals in implementation with their current version (also the sweeper's)",
+            "SELECT p.id, p.reference, p.title, p.pool_id, v.pool_settings_version FROM proposals p \
+             JOIN proposal_versions v ON v.proposal_id = p.id AND v.number = p.current_version \
+             WHERE p.state = 'in_implementation'"
                 .to_owned(),
         ),
         (

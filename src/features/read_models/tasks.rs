@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::{Actor, Hat};
 use crate::db::DbConn;
 use crate::db::schema::{
-    approval_steps, consultation_rounds, consultees, flags, proposal_versions, proposals, reports,
-    tranche_payments, tranches,
+    approval_steps, consultation_rounds, consultees, flags, proposals, reports, tranches,
 };
 use crate::domain::lifecycle::State;
 use crate::domain::status::{
@@ -374,52 +373,68 @@ fn reports_to_accept(
         .collect())
 }
 
-/// (proposal, reference, title, pool, settings version of the current version)
-type ImplementationRow = (String, Option<String>, String, String, Option<i32>);
+/// A proposal in implementation with what its due date needs: its pool, the settings version of its current
+/// version and its first payment.
+#[derive(QueryableByName)]
+struct ImplementationRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    reference: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    title: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pool_id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    settings_version: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    first_paid: Option<NaiveDate>,
+}
 
-/// Implementations past their maximum duration, counted from the first payment. Two set-based queries
-/// over the proposals in implementation (the current work, not history) and one settings read per pool
-/// settings version in use.
+/// Implementations past their maximum duration, counted from the first payment. One statement over the
+/// proposals in implementation (the current work, not history) and one settings read per pool settings
+/// version in use.
+///
+/// The current version and the first payment are correlated subqueries, one primary-key probe and one
+/// `tranche_payments_first` probe per proposal in implementation, whatever the statistics say. As a join,
+/// PostgreSQL planned a hash join over a sequential scan of every proposal version once history held a few
+/// thousand proposals (0.41 ms at 4k proposals against 0.10 ms at 300, auto_explain in the scale bench),
+/// switching back to probes only further up.
 fn overdue_implementations(
     conn: &mut DbConn,
     cursor: Option<&TaskKey>,
     now: NaiveDateTime,
 ) -> AppResult<Vec<Keyed>> {
     let today = now.date();
-    let rows: Vec<ImplementationRow> = proposals::table
-        .inner_join(
-            proposal_versions::table.on(proposal_versions::proposal_id
-                .eq(proposals::id)
-                .and(proposal_versions::number.eq(proposals::current_version))),
-        )
-        .filter(proposals::state.eq(State::InImplementation.as_str()))
-        .select((
-            proposals::id,
-            proposals::reference,
-            proposals::title,
-            proposals::pool_id,
-            proposal_versions::pool_settings_version,
-        ))
+    let placeholder = match conn {
+        DbConn::Pg(_) => "$1",
+        DbConn::Sqlite(_) => "?",
+    };
+    let sql = format!(
+        "SELECT p.id, p.reference, p.title, p.pool_id, \
+         (SELECT v.pool_settings_version FROM proposal_versions v \
+          WHERE v.proposal_id = p.id AND v.number = p.current_version) AS settings_version, \
+         (SELECT MIN(tp.paid_on) FROM tranche_payments tp WHERE tp.proposal_id = p.id) AS first_paid \
+         FROM proposals p WHERE p.state = {placeholder}"
+    );
+    let rows: Vec<ImplementationRow> = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Text, _>(State::InImplementation.as_str())
         .load(conn)?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let first_paid: HashMap<String, NaiveDate> = tranche_payments::table
-        .inner_join(proposals::table.on(proposals::id.eq(tranche_payments::proposal_id)))
-        .filter(proposals::state.eq(State::InImplementation.as_str()))
-        .group_by(tranche_payments::proposal_id)
-        .select((
-            tranche_payments::proposal_id,
-            diesel::dsl::min(tranche_payments::paid_on),
-        ))
-        .load::<(String, Option<NaiveDate>)>(conn)?
-        .into_iter()
-        .filter_map(|(p, d)| d.map(|d| (p, d)))
-        .collect();
     let mut max_days: HashMap<(String, Option<i32>), i64> = HashMap::new();
     let mut out = Vec::new();
-    for (proposal_id, reference, title, pool_id, settings_version) in rows {
-        let Some(first) = first_paid.get(&proposal_id) else {
+    for ImplementationRow {
+        id: proposal_id,
+        reference,
+        title,
+        pool_id,
+        settings_version,
+        first_paid,
+    } in rows
+    {
+        let Some(first) = first_paid else {
             continue;
         };
         let days = match max_days.get(&(pool_id.clone(), settings_version)) {
@@ -434,7 +449,7 @@ fn overdue_implementations(
                 d
             }
         };
-        let due = *first + Duration::days(days);
+        let due = first + Duration::days(days);
         if due >= today {
             continue;
         }
