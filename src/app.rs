@@ -93,7 +93,8 @@ impl AppState {
         let group_commit = GroupCommit::new(
             settings.ledger.group_commit_max,
             settings.ledger.group_commit_writers,
-        ).map_err(|e| e.to_string())?;
+        )
+        .map_err(|e| e.to_string())?;
         for collector in group_commit.collectors() {
             metrics.register(collector).map_err(|e| e.to_string())?;
         }
