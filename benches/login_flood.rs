@@ -68,17 +68,7 @@ fn main() {
     let flooders = env_or("QIP_BENCH_FLOODERS", 16) as usize;
     let pg_admin = common::admin_url();
     let db_name = format!("qip_flood_{}", std::process::id());
-    let sqlite_dir = tempfile::tempdir().unwrap();
-    let url = match &pg_admin {
-        Some(admin) => {
-            let mut c = PgConnection::establish(admin).unwrap();
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"))
-                .unwrap();
-            c.batch_execute(&format!("CREATE DATABASE {db_name}")).unwrap();
-            common::with_db_name(admin, &db_name)
-        }
-        None => format!("sqlite://{}/flood.sqlite3", sqlite_dir.path().display()),
-    };
+    let (url, _sqlite_dir) = server_process::fresh_database(&db_name, pg_admin.as_deref());
     // The server's effective settings, as it will load them (defaults plus the environment's `QIP__`).
     let settings = Settings::load(None).unwrap();
     let (max_hashes, hash_wait) = (settings.auth.max_concurrent_hashes, settings.auth.hash_wait_ms);

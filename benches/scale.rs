@@ -336,17 +336,7 @@ struct Deployment {
 impl Deployment {
     fn start(label: &'static str, pg_admin: Option<&str>) -> Deployment {
         let db_name = format!("qip_scale_{}_{}", std::process::id(), label);
-        let sqlite_dir = tempfile::tempdir().unwrap();
-        let url = match pg_admin {
-            Some(admin) => {
-                let mut c = PgConnection::establish(admin).unwrap();
-                c.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"))
-                    .unwrap();
-                c.batch_execute(&format!("CREATE DATABASE {db_name}")).unwrap();
-                common::with_db_name(admin, &db_name)
-            }
-            None => format!("sqlite://{}/scale.sqlite3", sqlite_dir.path().display()),
-        };
+        let (url, sqlite_dir) = server_process::fresh_database(&db_name, pg_admin);
         // The server: the release binary in a process of its own with the shipped defaults (pool size, workers,
         // hashing limits), so its memory is read from its own /proc entry, without the bench's client, bulk
         // loader and their allocations.

@@ -1,6 +1,7 @@
 //! The server binary as a process of its own, for the benchmarks that read its memory (scale, login_flood):
 //! `qip-pool` commands with a bench's settings, the administrator's bootstrap, `serve` on a free port until
-//! `/readyz` answers (killed when dropped), and the process's memory from `/proc/<pid>/status`.
+//! `/readyz` answers (killed when dropped), the process's memory from `/proc/<pid>/status`, and a fresh
+//! database for it.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -117,4 +118,23 @@ impl Memory {
             .parse()
             .ok()
     }
+}
+
+/// A fresh database `name` for a bench's server, and its URL: on PostgreSQL (`pg_admin`; dropped first if a
+/// previous run left it), else a SQLite file in a temporary directory that lives as long as the returned guard.
+pub fn fresh_database(name: &str, pg_admin: Option<&str>) -> (String, tempfile::TempDir) {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let url = match pg_admin {
+        Some(admin) => {
+            let mut c = diesel::PgConnection::establish(admin).unwrap();
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                .unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            crate::common::with_db_name(admin, name)
+        }
+        None => format!("sqlite://{}/{name}.sqlite3", sqlite_dir.path().display()),
+    };
+    (url, sqlite_dir)
 }

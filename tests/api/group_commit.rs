@@ -23,6 +23,14 @@ fn count(conn: &mut DbConn, sql: &str) -> i64 {
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
 }
 
+/// Audit events recording a contribution.
+fn contribution_events(conn: &mut DbConn) -> i64 {
+    count(
+        conn,
+        "SELECT count(*) AS n FROM audit_events WHERE action = 'ledger.contribution'",
+    )
+}
+
 /// A counter of the app's `/metrics` (0 when absent).
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -125,13 +133,7 @@ fn contributions_arriving_together_each_get_one_transaction_record_and_event() {
         ),
         7
     );
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM audit_events WHERE action = 'ledger.contribution'"
-        ),
-        7
-    );
+    assert_eq!(contribution_events(&mut conn), 7);
     let report = check::check(&mut conn).unwrap();
     assert!(report.ok, "{:?}", report.problems);
     audit::seal_pending(&mut conn, WhenBusy::Wait).unwrap();
@@ -171,13 +173,7 @@ fn a_key_already_recorded_fails_the_one_statement_write_and_the_general_path_ans
     assert_eq!(t.transaction_count(), 3);
     assert_eq!(t.pool()["balances"]["contributed"], "7.00");
     let mut conn = t.m.app.db.connect();
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM audit_events WHERE action = 'ledger.contribution'"
-        ),
-        3
-    );
+    assert_eq!(contribution_events(&mut conn), 3);
     let report = check::check(&mut conn).unwrap();
     assert!(report.ok, "{:?}", report.problems);
     let text = t.m.app.get("/metrics").text().unwrap();
