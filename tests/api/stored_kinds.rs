@@ -5,7 +5,7 @@ use diesel::RunQueryDsl;
 use serde_json::{Value, json};
 
 use crate::fixtures::Mission;
-use crate::support::{TestApp, USER_PASSWORD, assert_problem};
+use crate::support::{Session, TestApp, USER_PASSWORD, assert_problem};
 
 /// Writes a value this code never writes straight into the database (ids are UUIDs: safe to inline).
 pub(crate) fn corrupt(app: &TestApp, sql: &str) {
@@ -141,18 +141,23 @@ fn an_unknown_stored_organisation_kind_is_an_opaque_500() {
     assert_opaque_500(app.get_as("/api/v1/organizations", &admin.access), "militia");
 }
 
+/// `granter` asks for `hat` for `user`: a grant awaiting a second administrator (202); the request's id.
+fn pending_grant(app: &TestApp, granter: &Session, user: &Session, hat: &str) -> String {
+    let res = app.post_json(
+        &format!("/api/v1/users/{}/hats", user.user_id),
+        Some(&granter.access),
+        &json!({"hat": hat}),
+    );
+    assert_eq!(res.status().as_u16(), 202, "pending");
+    res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn an_unknown_stored_hat_grant_request_status_is_a_500_not_a_dropped_row() {
     let (app, admin) = TestApp::with_admin();
     let office = app.create_org(&admin, "FINSEC", "mission_section");
     let bob = app.user_with_hats(&admin, "bob", &office, &[]);
-    let res = app.post_json(
-        &format!("/api/v1/users/{}/hats", bob.user_id),
-        Some(&admin.access),
-        &json!({"hat": "finance_officer"}),
-    );
-    assert_eq!(res.status().as_u16(), 202);
-    let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let id = pending_grant(&app, &admin, &bob, "finance_officer");
     corrupt(
         &app,
         &format!("UPDATE hat_grant_requests SET status = 'parked' WHERE id = '{id}'"),
@@ -208,12 +213,7 @@ fn an_unknown_stored_notification_kind_is_an_opaque_500() {
     let office = app.create_org(&admin, "DSS", "mission_office");
     let second = app.user_with_hats(&admin, "admin2", &office, &["admin"]);
     let bob = app.user_with_hats(&admin, "bob", &office, &[]);
-    let res = app.post_json(
-        &format!("/api/v1/users/{}/hats", bob.user_id),
-        Some(&admin.access),
-        &json!({"hat": "hc"}),
-    );
-    assert_eq!(res.status().as_u16(), 202, "pending");
+    pending_grant(&app, &admin, &bob, "hc");
     let page: Value = app
         .get_as("/api/v1/me/notifications", &second.access)
         .json()
@@ -410,13 +410,7 @@ fn an_unknown_stored_settlement_channel_of_a_hat_grant_request_is_an_opaque_500(
     let office = app.create_org(&admin, "FINSEC", "mission_section");
     let second = app.user_with_hats(&admin, "admin2", &office, &["admin"]);
     let bob = app.user_with_hats(&admin, "bob", &office, &[]);
-    let res = app.post_json(
-        &format!("/api/v1/users/{}/hats", bob.user_id),
-        Some(&second.access),
-        &json!({"hat": "finance_officer"}),
-    );
-    assert_eq!(res.status().as_u16(), 202);
-    let id = res.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let id = pending_grant(&app, &second, &bob, "finance_officer");
     let res = app.post_json(
         &format!("/api/v1/hat-grant-requests/{id}/confirm"),
         Some(&admin.access),
