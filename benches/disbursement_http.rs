@@ -7,9 +7,11 @@
 //!      request checks, then in one transaction the idempotency claim, the proposal lock, tranche and report
 //!      reads, the posting with its balance locks, entries and audit event, the payment record, tranche and
 //!      proposal updates, the second audit event, the response reads and the idempotency record) at the same
-//!      concurrency;
+//!      concurrency — the audit events unsealed, as the service writes them (the sealer chains them later);
+//!   3. the bare double-entry transfer of issue 14 (`common::BARE_TRANSFER`) at the same concurrency, over as
+//!      many account pairs as the variant has proposals;
 //!
-//! and prints the ratio HTTP / pgbench. Run: `scripts/with-postgres.sh cargo bench --bench disbursement_http`.
+//! and prints the ratios HTTP / pgbench and HTTP / bare. Run: `scripts/with-postgres.sh cargo bench --bench disbursement_http`.
 //! Tunables: QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_PROPOSALS (48).
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
@@ -307,7 +309,7 @@ fn main() {
             ))
             .unwrap();
     }
-    bench_conn.batch_execute("ANALYZE").unwrap();
+    bench_conn.batch_execute(common::BARE_LEDGER_SCHEMA).unwrap();
 
     println!(
         "disbursement_http: tranche payments over HTTP vs the same statements in pgbench (PostgreSQL, {clients} clients, {seconds} s each)"
@@ -345,14 +347,17 @@ fn main() {
             seconds,
             &[("user_id", &finance_id), ("pool_id", &pool_id)],
         );
+        let pairs = spread.to_string();
+        let bare_tps = bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", &pairs)]);
         println!(
-            "  {variant:<8} ({spread:>2} proposals)  http {http_tps:>8.1}/s  p50 {:>6.2} ms  p99 {:>7.2} ms  |  pgbench {pg_tps:>8.1}/s  |  ratio {:.2}",
+            "  {variant:<8} ({spread:>2} proposals)  http {http_tps:>8.1}/s  p50 {:>6.2} ms  p99 {:>7.2} ms  |  same statements {pg_tps:>8.1}/s  ratio {:.2}  |  bare transfer ({spread} pairs) {bare_tps:>8.1}/s  ratio {:.2}",
             percentile(&latencies, 0.5).as_secs_f64() * 1e3,
             percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-            http_tps / pg_tps
+            http_tps / pg_tps,
+            http_tps / bare_tps
         );
     }
-    println!("  target: ratio >= 0.50");
+    println!("  target (issue 14): ratio http / bare transfer >= 0.50");
 
     drop(bench_conn);
     bench.finish();
@@ -388,15 +393,11 @@ INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUE
 INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 1, :acc_disb, 1);
 UPDATE ledger_balances SET balance_minor = balance_minor - 1 WHERE account_id = :acc_commit;
 UPDATE ledger_balances SET balance_minor = balance_minor + 1 WHERE account_id = :acc_disb;
-SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
-INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.disbursement', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('x', 400), :prev_hash, md5(random()::text) || md5(random()::text));
-UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;
+INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.disbursement', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('x', 400));
 INSERT INTO tranche_payments (transaction_id, proposal_id, tranche_number, amount_minor, paid_on, payment_reference, paid_by, created_at) VALUES (:tx_id, :proposal_id, 1, 1, current_date, 'BENCH', :user_id, now());
 UPDATE tranches SET paid_minor = paid_minor + 1 WHERE proposal_id = :proposal_id AND number = 1;
 UPDATE proposals SET version = version + 1, updated_at = now() WHERE id = :proposal_id;
-SELECT seq + 1 AS next_seq, hash AS prev_hash FROM audit_head WHERE id = 1 FOR UPDATE \gset
-INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state, prev_hash, hash) VALUES (:next_seq, gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'implementation.disburse', 'proposal', :proposal_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('y', 150), :prev_hash, md5(random()::text) || md5(random()::text));
-UPDATE audit_head SET seq = :next_seq, hash = md5(random()::text) || md5(random()::text) WHERE id = 1;
+INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'implementation.disburse', 'proposal', :proposal_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('y', 150));
 SELECT id, code, currency FROM pools WHERE id = :pool_id;
 SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
 SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;

@@ -202,9 +202,9 @@ fn main() {
 
         // 3. The bare double-entry transfer of the issue (BEGIN; lock two balance rows in id order; insert the
         // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
-        bench_conn.batch_execute(BARE_LEDGER_SCHEMA).unwrap();
-        let bare_hot = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
-        let bare_spread = bench.pgbench(BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
+        bench_conn.batch_execute(common::BARE_LEDGER_SCHEMA).unwrap();
+        let bare_hot = bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
+        let bare_spread = bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
 
         // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
         // unless they hit the same pool).
@@ -358,30 +358,6 @@ struct AccountIdKind {
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
 }
-
-/// A bare double-entry ledger beside the service's tables, for the baseline of the issue.
-const BARE_LEDGER_SCHEMA: &str = "
-CREATE TABLE bare_balances (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL);
-CREATE TABLE bare_transactions (id TEXT PRIMARY KEY, amount BIGINT NOT NULL, created_at TIMESTAMP NOT NULL);
-CREATE TABLE bare_entries (transaction_id TEXT NOT NULL, leg INTEGER NOT NULL, account_id INTEGER NOT NULL, amount BIGINT NOT NULL,
-    PRIMARY KEY (transaction_id, leg));
-INSERT INTO bare_balances SELECT i, 0 FROM generate_series(1, 100) AS s(i);
-ANALYZE;
-";
-
-/// One transfer between the two accounts of a random pair (`pairs` = 1: always the same two rows).
-const BARE_TRANSFER: &str = r#"\set pair random(1, :pairs)
-\set debit 2 * :pair - 1
-\set credit 2 * :pair
-BEGIN;
-SELECT balance FROM bare_balances WHERE id IN (:debit, :credit) ORDER BY id FOR UPDATE;
-INSERT INTO bare_transactions (id, amount, created_at) VALUES (gen_random_uuid()::text, 12550, now()) RETURNING id AS tx_id \gset
-INSERT INTO bare_entries (transaction_id, leg, account_id, amount) VALUES (:tx_id, 0, :debit, -12550);
-INSERT INTO bare_entries (transaction_id, leg, account_id, amount) VALUES (:tx_id, 1, :credit, 12550);
-UPDATE bare_balances SET balance = balance - 12550 WHERE id = :debit;
-UPDATE bare_balances SET balance = balance + 12550 WHERE id = :credit;
-COMMIT;
-"#;
 
 /// The statements one contribution request issues on PostgreSQL, in order, when it is written alone (see
 /// `features::ledger::group_commit` and `repo::post_batch_pg`; the service groups concurrent requests into one

@@ -226,3 +226,27 @@ impl Api {
             .to_owned()
     }
 }
+
+/// A bare double-entry ledger beside the service's tables, for the baseline of the issue.
+pub const BARE_LEDGER_SCHEMA: &str = "
+CREATE TABLE bare_balances (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL);
+CREATE TABLE bare_transactions (id TEXT PRIMARY KEY, amount BIGINT NOT NULL, created_at TIMESTAMP NOT NULL);
+CREATE TABLE bare_entries (transaction_id TEXT NOT NULL, leg INTEGER NOT NULL, account_id INTEGER NOT NULL, amount BIGINT NOT NULL,
+    PRIMARY KEY (transaction_id, leg));
+INSERT INTO bare_balances SELECT i, 0 FROM generate_series(1, 100) AS s(i);
+ANALYZE;
+";
+
+/// One transfer between the two accounts of a random pair (`pairs` = 1: always the same two rows).
+pub const BARE_TRANSFER: &str = r#"\set pair random(1, :pairs)
+\set debit 2 * :pair - 1
+\set credit 2 * :pair
+BEGIN;
+SELECT balance FROM bare_balances WHERE id IN (:debit, :credit) ORDER BY id FOR UPDATE;
+INSERT INTO bare_transactions (id, amount, created_at) VALUES (gen_random_uuid()::text, 12550, now()) RETURNING id AS tx_id \gset
+INSERT INTO bare_entries (transaction_id, leg, account_id, amount) VALUES (:tx_id, 0, :debit, -12550);
+INSERT INTO bare_entries (transaction_id, leg, account_id, amount) VALUES (:tx_id, 1, :credit, 12550);
+UPDATE bare_balances SET balance = balance - 12550 WHERE id = :debit;
+UPDATE bare_balances SET balance = balance + 12550 WHERE id = :credit;
+COMMIT;
+"#;

@@ -9,7 +9,7 @@ pub mod stored;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -200,13 +200,21 @@ fn classify(err: &diesel::result::Error) -> Option<TransientCause> {
 pub struct DbConnManager {
     backend: Backend,
     sqlite_busy_timeout_ms: u32,
+    /// The ledger roll-up stripe the next PostgreSQL connection gets (see [`LEDGER_STRIPES`]).
+    next_stripe: std::sync::Arc<AtomicU32>,
 }
+
+/// Stripes of each ledger roll-up key on PostgreSQL (migration `0000Z2_ledger_total_stripes`): each connection
+/// of the pool adds its postings to its own stripe, so concurrent postings of one pool never wait for each
+/// other on a roll-up row. Up to this many connections of an instance have distinct stripes.
+pub const LEDGER_STRIPES: u32 = 16;
 
 impl DbConnManager {
     pub fn new(url: &str, sqlite_busy_timeout_ms: u32) -> Self {
         Self {
             backend: Backend::from_url(url),
             sqlite_busy_timeout_ms,
+            next_stripe: std::sync::Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -219,9 +227,14 @@ impl DbConnManager {
         let backend = self.backend.name();
         let connect_err = |message: String| DbError::Connect { backend, message };
         match &self.backend {
-            Backend::Postgres { url } => PgConnection::establish(url)
-                .map(DbConn::Pg)
-                .map_err(|e| connect_err(e.to_string().trim().to_owned())),
+            Backend::Postgres { url } => {
+                let mut conn =
+                    PgConnection::establish(url).map_err(|e| connect_err(e.to_string().trim().to_owned()))?;
+                let stripe = self.next_stripe.fetch_add(1, Ordering::Relaxed) % LEDGER_STRIPES;
+                conn.batch_execute(&format!("SET qip.ledger_stripe = {stripe}"))
+                    .map_err(|e| connect_err(e.to_string()))?;
+                Ok(DbConn::Pg(conn))
+            }
             Backend::Sqlite { path } => {
                 let path_str = path
                     .to_str()

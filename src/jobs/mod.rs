@@ -1,7 +1,8 @@
 //! The periodic jobs: `serve` runs them inside every instance (`spawn`), each on its own pooled connection
 //! and transaction. Each is safe with several instances on one database: a round closes once (a conditional
 //! update decides, under the proposal's lock), marking steps overdue and purging expired idempotency keys are
-//! idempotent updates, and the overdue-implementation report only reads.
+//! idempotent updates, the overdue-implementation report only reads, and folding the ledger roll-ups' stripes
+//! moves each row once (one statement deletes and adds it).
 
 pub mod audit_sealer;
 
@@ -24,6 +25,7 @@ pub fn sweep_once(pool: &DbPool) -> usize {
     mark_overdue_steps(&mut conn);
     purge_expired_idempotency_keys(&mut conn);
     report_overdue_implementations(&mut conn);
+    fold_ledger_total_stripes(&mut conn);
     closed
 }
 
@@ -69,6 +71,17 @@ pub fn purge_expired_idempotency_keys(conn: &mut DbConn) {
         Ok(0) => {}
         Ok(n) => tracing::info!(keys = n, "expired idempotency keys removed"),
         Err(e) => tracing::warn!(error = %e, "could not remove expired idempotency keys"),
+    }
+}
+
+/// Folds the ledger roll-ups' stripes of days before yesterday (and of months before its month) into one row
+/// per key, so reads of the roll-ups sum a bounded number of rows (PostgreSQL; a no-op on SQLite).
+pub fn fold_ledger_total_stripes(conn: &mut DbConn) {
+    let yesterday = now_micros().date() - chrono::Days::new(1);
+    match crate::features::ledger::repo::fold_total_stripes(conn, yesterday) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "ledger roll-up stripes folded"),
+        Err(e) => tracing::warn!(error = %e, "could not fold ledger roll-up stripes"),
     }
 }
 

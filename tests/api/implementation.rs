@@ -11,7 +11,7 @@ use crate::approval::{Desk, desk};
 use crate::support::{Session, assert_problem};
 
 impl Desk {
-    fn pay(
+    pub(crate) fn pay(
         &self,
         who: &Session,
         key: Option<&str>,
@@ -79,7 +79,7 @@ impl Desk {
             .unwrap()
     }
 
-    fn approved(&self, title: &str, amount: &str) -> String {
+    pub(crate) fn approved(&self, title: &str, amount: &str) -> String {
         let (id, _) = self.in_review(title, amount);
         let a = self.approve_all(&id);
         assert_eq!(a["state"], "approved");

@@ -43,6 +43,7 @@ mod perf_reads;
 mod posting_writes;
 mod proposals;
 mod revise;
+mod rollup_stripes;
 mod sec_bounds;
 mod sec_confidential;
 mod sec_dual_control;

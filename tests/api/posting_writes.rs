@@ -107,15 +107,15 @@ fn one_insert_of_many_transactions_entries_keeps_both_rollups_equal_to_the_entri
     let daily = rollups(
         &mut conn,
         &format!(
-            "SELECT CAST(day AS TEXT) AS period, account_kind, transaction_kind, total_minor AS total, entries \
-             FROM ledger_daily_totals WHERE pool_id = '{pool}'"
+            "SELECT CAST(day AS TEXT) AS period, account_kind, transaction_kind, CAST(SUM(total_minor) AS BIGINT) AS total, \
+             CAST(SUM(entries) AS BIGINT) AS entries FROM ledger_daily_totals WHERE pool_id = '{pool}' GROUP BY 1, 2, 3"
         ),
     );
     let monthly = rollups(
         &mut conn,
         &format!(
-            "SELECT CAST(month AS TEXT) AS period, account_kind, transaction_kind, total_minor AS total, entries \
-             FROM ledger_monthly_totals WHERE pool_id = '{pool}'"
+            "SELECT CAST(month AS TEXT) AS period, account_kind, transaction_kind, CAST(SUM(total_minor) AS BIGINT) AS total, \
+             CAST(SUM(entries) AS BIGINT) AS entries FROM ledger_monthly_totals WHERE pool_id = '{pool}' GROUP BY 1, 2, 3"
         ),
     );
     assert_eq!(daily, from_entries(&mut conn, day));

@@ -668,6 +668,41 @@ pub fn pool_period_totals(
     read_movement_totals(query.load(conn)?)
 }
 
+/// Folds the roll-up stripes of days before `day` (and of months before `day`'s month) into stripe 0, one
+/// row per key again, so reads sum a bounded number of rows (PostgreSQL only; SQLite has no stripes: its one
+/// writer never waits on a roll-up row). Each fold is one statement: the stripes it deletes are the ones it
+/// adds, so the totals are the same before, during and after, and two instances folding at once add each row
+/// once. Returns how many keys received folded stripes.
+pub fn fold_total_stripes(conn: &mut DbConn, day: chrono::NaiveDate) -> QueryResult<usize> {
+    const FOLD_DAYS: &str = "WITH gone AS (DELETE FROM ledger_daily_totals WHERE stripe <> 0 AND day < $1 \
+         RETURNING pool_id, day, account_kind, transaction_kind, total_minor, entries) \
+         INSERT INTO ledger_daily_totals (pool_id, day, account_kind, transaction_kind, stripe, total_minor, entries) \
+         SELECT pool_id, day, account_kind, transaction_kind, 0, SUM(total_minor), SUM(entries) FROM gone \
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
+         ON CONFLICT (pool_id, day, account_kind, transaction_kind, stripe) DO UPDATE \
+         SET total_minor = ledger_daily_totals.total_minor + EXCLUDED.total_minor, \
+             entries = ledger_daily_totals.entries + EXCLUDED.entries";
+    const FOLD_MONTHS: &str = "WITH gone AS (DELETE FROM ledger_monthly_totals WHERE stripe <> 0 \
+         AND month < CAST(date_trunc('month', CAST($1 AS DATE)) AS DATE) \
+         RETURNING pool_id, month, account_kind, transaction_kind, total_minor, entries) \
+         INSERT INTO ledger_monthly_totals (pool_id, month, account_kind, transaction_kind, stripe, total_minor, entries) \
+         SELECT pool_id, month, account_kind, transaction_kind, 0, SUM(total_minor), SUM(entries) FROM gone \
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
+         ON CONFLICT (pool_id, month, account_kind, transaction_kind, stripe) DO UPDATE \
+         SET total_minor = ledger_monthly_totals.total_minor + EXCLUDED.total_minor, \
+             entries = ledger_monthly_totals.entries + EXCLUDED.entries";
+    if !matches!(conn, DbConn::Pg(_)) {
+        return Ok(0);
+    }
+    let mut folded = 0;
+    for sql in [FOLD_DAYS, FOLD_MONTHS] {
+        folded += diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Date, _>(day)
+            .execute(conn)?;
+    }
+    Ok(folded)
+}
+
 /// All movements of a pool as the daily totals alone record them (for `ledger check`, which compares both
 /// roll-ups with the entries).
 pub fn pool_daily_totals(conn: &mut DbConn, pool_id: &str) -> QueryResult<Vec<MovementTotal>> {
@@ -730,24 +765,26 @@ fn read_month_totals(rows: Vec<StoredMonthTotal>) -> QueryResult<Vec<MonthTotal>
         .collect()
 }
 
-/// A pool's monthly roll-up rows (`kept`) and the same figures summed from its entries (`from_entries`), both
-/// ordered, for `ledger check`.
+/// A pool's monthly roll-up (`kept`, its stripes summed) and the same figures summed from its entries
+/// (`from_entries`), both ordered, for `ledger check`.
 pub fn pool_monthly_totals_both_ways(
     conn: &mut DbConn,
     pool_id: &str,
 ) -> QueryResult<(Vec<MonthTotal>, Vec<MonthTotal>)> {
     let (kept, from_entries) = match conn {
         DbConn::Pg(_) => (
-            "SELECT CAST(month AS TEXT) AS month, account_kind, transaction_kind, total_minor AS total, entries \
-             FROM ledger_monthly_totals WHERE pool_id = $1 ORDER BY 1, 2, 3",
+            "SELECT CAST(month AS TEXT) AS month, account_kind, transaction_kind, CAST(SUM(total_minor) AS BIGINT) AS total, \
+             CAST(SUM(entries) AS BIGINT) AS entries FROM ledger_monthly_totals WHERE pool_id = $1 \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             "SELECT CAST(CAST(date_trunc('month', t.created_at) AS DATE) AS TEXT) AS month, a.kind AS account_kind, \
              t.kind AS transaction_kind, CAST(SUM(e.amount_minor) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS entries \
              FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id \
              JOIN ledger_accounts a ON a.id = e.account_id WHERE t.pool_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         ),
         DbConn::Sqlite(_) => (
-            "SELECT CAST(month AS TEXT) AS month, account_kind, transaction_kind, total_minor AS total, entries \
-             FROM ledger_monthly_totals WHERE pool_id = ? ORDER BY 1, 2, 3",
+            "SELECT CAST(month AS TEXT) AS month, account_kind, transaction_kind, CAST(SUM(total_minor) AS BIGINT) AS total, \
+             CAST(SUM(entries) AS BIGINT) AS entries FROM ledger_monthly_totals WHERE pool_id = ? \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             "SELECT date(t.created_at, 'start of month') AS month, a.kind AS account_kind, \
              t.kind AS transaction_kind, CAST(SUM(e.amount_minor) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS entries \
              FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id \
