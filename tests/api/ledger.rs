@@ -505,7 +505,8 @@ fn random_concurrent_movements_keep_every_invariant() {
                             &proposal.as_str().into(),
                             amount,
                             PostingDetails::default(),
-                        ),
+                        )
+                        .map(|posted| posted.row),
                         5 => ledger::refund(
                             c,
                             &ctx,
@@ -513,7 +514,8 @@ fn random_concurrent_movements_keep_every_invariant() {
                             &proposal.as_str().into(),
                             amount,
                             PostingDetails::default(),
-                        ),
+                        )
+                        .map(|posted| posted.row),
                         _ => match posted.get(rng.next(posted.len().max(1) as u64) as usize) {
                             Some(id) => ledger::reverse(
                                 c,

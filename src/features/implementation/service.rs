@@ -67,6 +67,12 @@ pub fn create_tranches(
 }
 
 fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
+    let tranches = repo::tranches_of(tx, &proposal.id)?;
+    facts_with(tx, proposal, &tranches)
+}
+
+/// [`facts`] for a proposal whose tranches the caller has just read.
+fn facts_with(tx: &mut DbConn, proposal: &ProposalRow, tranches: &[TrancheRow]) -> AppResult<PayFacts> {
     let state = proposal.lifecycle_state()?;
     let reports = repo::reports_of(tx, &proposal.id)?;
     let accepted = |kind: ReportKind| {
@@ -87,10 +93,7 @@ fn facts(tx: &mut DbConn, proposal: &ProposalRow) -> AppResult<PayFacts> {
             .filter_map(|r| r.expenditure_minor)
             .max()
             .unwrap_or(0),
-        paid_total_minor: repo::tranches_of(tx, &proposal.id)?
-            .iter()
-            .map(|t| t.paid_minor)
-            .sum(),
+        paid_total_minor: tranches.iter().map(|t| t.paid_minor).sum(),
     })
 }
 
@@ -119,23 +122,12 @@ fn tranche_view(t: &TrancheRow, facts: &PayFacts, currency: Currency) -> Tranche
 pub fn list_tranches(conn: &mut DbConn, actor: &Actor, proposal_id: &ProposalId) -> AppResult<Vec<Tranche>> {
     let proposal = load_visible(conn, actor, proposal_id)?;
     let pool = PoolRef::load(conn, &proposal.pool())?;
-    let f = facts(conn, &proposal)?;
-    Ok(repo::tranches_of(conn, proposal_id.as_str())?
+    let tranches = repo::tranches_of(conn, proposal_id.as_str())?;
+    let f = facts_with(conn, &proposal, &tranches)?;
+    Ok(tranches
         .iter()
         .map(|t| tranche_view(t, &f, pool.currency))
         .collect())
-}
-
-fn stored(
-    tx: &mut DbConn,
-    row: &crate::features::ledger::repo::TransactionRow,
-) -> AppResult<(u16, String, Option<String>)> {
-    let view = ledger::transaction_view(tx, row)?;
-    Ok((
-        201,
-        serde_json::to_string(&view).map_err(|e| AppError::internal(e.to_string()))?,
-        Some(row.id.clone()),
-    ))
 }
 
 /// `POST /proposals/{id}/tranches/{n}/disbursements`.
@@ -183,8 +175,9 @@ pub fn disbursement_request(
             Action::Disburse
         };
         locked.check(action)?;
-        let f = facts(tx, locked.row())?;
-        let mut tranche = repo::tranches_of(tx, proposal_id.as_str())?
+        let tranches = repo::tranches_of(tx, proposal_id.as_str())?;
+        let f = facts_with(tx, locked.row(), &tranches)?;
+        let mut tranche = tranches
             .into_iter()
             .find(|t| t.number == number)
             .ok_or_else(|| AppError::not_found("This proposal has no tranche with this number."))?;
@@ -228,7 +221,8 @@ pub fn disbursement_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = ledger::disburse(tx, &ctx, &pool, proposal_id, amount, details)?;
+        let posted = ledger::disburse(tx, &ctx, &pool, proposal_id, amount, details)?;
+        let row = &posted.row;
         repo::insert_payment(
             tx,
             &PaymentRow {
@@ -260,7 +254,7 @@ pub fn disbursement_request(
                 ..Record::default()
             },
         )?;
-        stored(tx, &row)
+        posted.stored()
     });
     if payer_approved {
         // The refusal rolled the payment back; the denial is recorded in its own transaction.
@@ -315,7 +309,8 @@ pub fn refund_request(
             idempotency_key: Some(idem.ledger_key()),
             ..Default::default()
         };
-        let row = ledger::refund(tx, &ctx, &pool, proposal_id, amount, details)?;
+        let posted = ledger::refund(tx, &ctx, &pool, proposal_id, amount, details)?;
+        let row = &posted.row;
         audit::append(
             tx,
             ctx.event(
@@ -325,7 +320,7 @@ pub fn refund_request(
             )
             .after(json!({"amount": format_amount(amount, pool.currency), "transaction_id": row.id})),
         )?;
-        stored(tx, &row)
+        posted.stored()
     })
 }
 

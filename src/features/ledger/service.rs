@@ -419,7 +419,7 @@ pub fn release_commitment(
     )
 }
 
-/// Pays committed money of a proposal (a tranche payment).
+/// Pays committed money of a proposal (a tranche payment); returns what it wrote, to answer without reading back.
 pub fn disburse(
     tx: &mut DbConn,
     ctx: &AuditContext,
@@ -427,7 +427,7 @@ pub fn disburse(
     proposal_id: &ProposalId,
     amount: i64,
     details: PostingDetails,
-) -> AppResult<TransactionRow> {
+) -> AppResult<Posted> {
     positive(amount)?;
     let legs = movement(
         TransactionKind::Disbursement,
@@ -435,7 +435,7 @@ pub fn disburse(
         proposal_id.as_str(),
         amount,
     )?;
-    post(
+    post_recorded(
         tx,
         ctx,
         pool,
@@ -448,7 +448,7 @@ pub fn disburse(
     )
 }
 
-/// Unspent money returned by the partner goes back to unallocated.
+/// Unspent money returned by the partner goes back to unallocated (returns what it wrote, as [`disburse`]).
 pub fn refund(
     tx: &mut DbConn,
     ctx: &AuditContext,
@@ -456,10 +456,10 @@ pub fn refund(
     proposal_id: &ProposalId,
     amount: i64,
     details: PostingDetails,
-) -> AppResult<TransactionRow> {
+) -> AppResult<Posted> {
     positive(amount)?;
     let legs = movement(TransactionKind::Refund, proposal_id.as_str(), "", amount)?;
-    post(
+    post_recorded(
         tx,
         ctx,
         pool,

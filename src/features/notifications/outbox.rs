@@ -220,6 +220,8 @@ pub fn enqueue(
             created_at: now,
         }
     };
+    let ids: Vec<&str> = r.users.iter().map(|(user_id, _)| user_id.as_str()).collect();
+    let modes = repo::email_modes(conn, &ids)?;
     for (user_id, reason) in &r.users {
         repo::insert_feed_item(
             conn,
@@ -236,7 +238,7 @@ pub fn enqueue(
             },
         )?;
         // No stored preference: immediate (an unknown stored one fails the query, never falls back to this).
-        let mode = repo::email_mode(conn, user_id)?.unwrap_or(EmailMode::Immediate);
+        let mode = modes.get(user_id).copied().unwrap_or(EmailMode::Immediate);
         if mode != EmailMode::Off {
             repo::insert_delivery(
                 conn,

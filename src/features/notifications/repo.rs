@@ -245,6 +245,28 @@ pub fn deliveries_of_webhook(
 
 /// A reader's stored email preference (`None`: never set). A stored mode this code never writes fails the query
 /// rather than fall back to a default.
+/// The stored e-mail preferences of several users in one statement (users with none stored are absent).
+pub fn email_modes(
+    conn: &mut DbConn,
+    user_ids: &[&str],
+) -> QueryResult<std::collections::HashMap<String, EmailMode>> {
+    let stored: Vec<(String, String)> = notification_preferences::table
+        .filter(notification_preferences::user_id.eq_any(user_ids))
+        .select((
+            notification_preferences::user_id,
+            notification_preferences::email_mode,
+        ))
+        .load(conn)?;
+    stored
+        .into_iter()
+        .map(|(user, mode)| {
+            EmailMode::try_from(mode)
+                .map(|m| (user, m))
+                .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+        })
+        .collect()
+}
+
 pub fn email_mode(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<EmailMode>> {
     let stored: Option<String> = notification_preferences::table
         .find(user_id)

@@ -90,6 +90,20 @@ pub fn find_proposal(conn: &mut DbConn, id: &str) -> QueryResult<Option<Proposal
         .optional()
 }
 
+/// [`find_proposal`], locking the row until the transaction ends (`FOR UPDATE` on PostgreSQL, in the same
+/// statement; on SQLite the write transaction already holds the database's only write lock).
+pub fn find_proposal_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<ProposalRow>> {
+    match conn {
+        DbConn::Pg(pg) => proposals::table
+            .find(id)
+            .select(ProposalRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional(),
+        DbConn::Sqlite(_) => find_proposal(conn, id),
+    }
+}
+
 /// Every proposal in `state` (for the jobs; few rows: one state of the running projects).
 pub fn in_state(conn: &mut DbConn, state: State) -> QueryResult<Vec<ProposalRow>> {
     proposals::table

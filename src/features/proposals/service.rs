@@ -37,7 +37,12 @@ pub fn scope_of(actor: &Actor) -> ProposalScope {
 
 /// Loads a proposal the caller may see (404 otherwise, so existence does not leak).
 pub fn load_visible(conn: &mut DbConn, actor: &Actor, id: &ProposalId) -> AppResult<ProposalRow> {
-    let row = repo::find_proposal(conn, id.as_str())?.ok_or_else(not_found)?;
+    visible(actor, repo::find_proposal(conn, id.as_str())?)
+}
+
+/// A proposal read (or not found) as the caller may see it: 404 when it is missing or outside their scope.
+pub fn visible(actor: &Actor, row: Option<ProposalRow>) -> AppResult<ProposalRow> {
+    let row = row.ok_or_else(not_found)?;
     if scope_of(actor).admits(&row.organization_id, row.lifecycle_state()? == State::Draft) {
         Ok(row)
     } else {

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::repo::{self, ProposalRow, VersionRow};
 use crate::access::Actor;
+use crate::db::DbConn;
 use crate::db::schema::proposals;
-use crate::db::{self, DbConn};
 use crate::domain::ids::ProposalId;
 use crate::domain::lifecycle::{self, Action, Performer, State};
 use crate::domain::proposal::ProposalContent;
@@ -155,9 +155,8 @@ fn check_version(row: &ProposalRow, expected: Option<i64>) -> AppResult<()> {
 /// Locks the proposal (`FOR UPDATE` on PostgreSQL; SQLite's write lock already serializes) and reads it:
 /// 404 when there is none, 412 when `expected` is given and the stored version moved on.
 pub fn lock(tx: &mut DbConn, id: &ProposalId, expected: Option<i64>) -> AppResult<Locked> {
-    db::lock_row(tx, "proposals", id.as_str())?;
-    let row =
-        repo::find_proposal(tx, id.as_str())?.ok_or_else(|| AppError::not_found("No such proposal."))?;
+    let row = repo::find_proposal_for_update(tx, id.as_str())?
+        .ok_or_else(|| AppError::not_found("No such proposal."))?;
     check_version(&row, expected)?;
     let state = stored_state(&row)?;
     Ok(Locked { row, state })
@@ -170,8 +169,7 @@ pub fn lock_visible(
     id: &ProposalId,
     expected: Option<i64>,
 ) -> AppResult<Locked> {
-    db::lock_row(tx, "proposals", id.as_str())?;
-    let row = super::service::load_visible(tx, actor, id)?;
+    let row = super::service::visible(actor, repo::find_proposal_for_update(tx, id.as_str())?)?;
     check_version(&row, expected)?;
     let state = stored_state(&row)?;
     Ok(Locked { row, state })
