@@ -220,7 +220,7 @@ pub fn enqueue(
             created_at: now,
         }
     };
-    let ids: Vec<&str> = r.users.iter().map(|(user_id, _)| user_id.as_str()).collect();
+    let ids: Vec<&str> = r.users.keys().map(|user_id| user_id.as_str()).collect();
     let modes = repo::email_modes(conn, &ids)?;
     for (user_id, reason) in &r.users {
         repo::insert_feed_item(
