@@ -106,7 +106,7 @@ fn main() {
     // largest unsealed age it saw after a pass (the merge delay under load).
     let sealing = std::sync::atomic::AtomicBool::new(true);
     let seal_every = Duration::from_millis(
-        qip_pool::config::Settings::load_from(None, Vec::<(String, String)>::new())
+        qip_pool::config::Settings::load_from(None, std::env::vars())
             .unwrap()
             .audit
             .seal_interval_ms,

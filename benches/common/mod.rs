@@ -95,7 +95,9 @@ impl Bench {
             .unwrap();
         admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         let url = with_db_name(admin_url, &name);
-        let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+        // `QIP__…` variables apply as they do to `serve` (e.g. QIP__LEDGER__GROUP_COMMIT_WRITERS=1); the database,
+        // its pool size, the signing key and the sign-in rate limit below are the bench's own.
+        let mut settings = Settings::load_from(None, std::env::vars()).unwrap();
         settings.database.url = Secret::new(url.clone());
         settings.database.pool_size = (clients as u32 + 4).max(8);
         settings.auth.jwt_secret = Secret::new("bench-secret-0123456789abcdef-0123456789");
