@@ -19,7 +19,8 @@ struct Count {
     n: i64,
 }
 
-fn count(conn: &mut DbConn, sql: &str) -> i64 {
+/// The `n` of a one-row `SELECT COUNT(*) AS n …`.
+pub(crate) fn count(conn: &mut DbConn, sql: &str) -> i64 {
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
 }
 

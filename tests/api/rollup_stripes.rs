@@ -4,23 +4,13 @@
 //! total. On SQLite (one writer, no stripes) the same payments and the fold leave the same figures.
 
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use qip_pool::db::DbConn;
 use qip_pool::features::ledger::{check, repo};
 use serde_json::Value;
 
 use crate::approval::desk;
+use crate::group_commit::count;
 use crate::statement_periods::{contribution_accounts, text};
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-fn count(conn: &mut DbConn, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
-}
 
 /// Writes a posting directly, as another connection of the service would, and leaves its transaction open.
 fn open_posting(conn: &mut DbConn, pool: &str, id: &str, kind: &str, legs: [(&str, i64); 2], by: &str) {

@@ -674,28 +674,28 @@ pub fn pool_period_totals(
 /// adds, so the totals are the same before, during and after, and two instances folding at once add each row
 /// once. Returns how many keys received folded stripes.
 pub fn fold_total_stripes(conn: &mut DbConn, day: chrono::NaiveDate) -> QueryResult<usize> {
-    const FOLD_DAYS: &str = "WITH gone AS (DELETE FROM ledger_daily_totals WHERE stripe <> 0 AND day < $1 \
-         RETURNING pool_id, day, account_kind, transaction_kind, total_minor, entries) \
-         INSERT INTO ledger_daily_totals (pool_id, day, account_kind, transaction_kind, stripe, total_minor, entries) \
-         SELECT pool_id, day, account_kind, transaction_kind, 0, SUM(total_minor), SUM(entries) FROM gone \
-         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
-         ON CONFLICT (pool_id, day, account_kind, transaction_kind, stripe) DO UPDATE \
-         SET total_minor = ledger_daily_totals.total_minor + EXCLUDED.total_minor, \
-             entries = ledger_daily_totals.entries + EXCLUDED.entries";
-    const FOLD_MONTHS: &str = "WITH gone AS (DELETE FROM ledger_monthly_totals WHERE stripe <> 0 \
-         AND month < CAST(date_trunc('month', CAST($1 AS DATE)) AS DATE) \
-         RETURNING pool_id, month, account_kind, transaction_kind, total_minor, entries) \
-         INSERT INTO ledger_monthly_totals (pool_id, month, account_kind, transaction_kind, stripe, total_minor, entries) \
-         SELECT pool_id, month, account_kind, transaction_kind, 0, SUM(total_minor), SUM(entries) FROM gone \
-         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
-         ON CONFLICT (pool_id, month, account_kind, transaction_kind, stripe) DO UPDATE \
-         SET total_minor = ledger_monthly_totals.total_minor + EXCLUDED.total_minor, \
-             entries = ledger_monthly_totals.entries + EXCLUDED.entries";
     if !matches!(conn, DbConn::Pg(_)) {
         return Ok(0);
     }
     let mut folded = 0;
-    for sql in [FOLD_DAYS, FOLD_MONTHS] {
+    for (table, period, before) in [
+        ("ledger_daily_totals", "day", "$1"),
+        (
+            "ledger_monthly_totals",
+            "month",
+            "CAST(date_trunc('month', CAST($1 AS DATE)) AS DATE)",
+        ),
+    ] {
+        // Constants only, never input.
+        let sql = format!(
+            "WITH gone AS (DELETE FROM {table} WHERE stripe <> 0 AND {period} < {before} \
+             RETURNING pool_id, {period}, account_kind, transaction_kind, total_minor, entries) \
+             INSERT INTO {table} (pool_id, {period}, account_kind, transaction_kind, stripe, total_minor, entries) \
+             SELECT pool_id, {period}, account_kind, transaction_kind, 0, SUM(total_minor), SUM(entries) FROM gone \
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
+             ON CONFLICT (pool_id, {period}, account_kind, transaction_kind, stripe) DO UPDATE \
+             SET total_minor = {table}.total_minor + EXCLUDED.total_minor, entries = {table}.entries + EXCLUDED.entries"
+        );
         folded += diesel::sql_query(sql)
             .bind::<diesel::sql_types::Date, _>(day)
             .execute(conn)?;
