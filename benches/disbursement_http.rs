@@ -363,45 +363,49 @@ fn main() {
     bench.finish();
 }
 
-/// The statements one tranche payment issues, in order (see `features::implementation::service`).
+/// The statements one tranche payment issues, in order (see `features::implementation::service`; counted in the
+/// server log with `log_statement = all`): 3 before the transaction (authorization, the proposal's visibility,
+/// the pool), then in one transaction the key claim, the proposal read and locked, the approval steps
+/// (separation of duties), tranches, reports, the two accounts, the ledger audit event, the posting (written
+/// here as separate statements; the service writes the transaction, its entries and both balances in one), the
+/// payment record, tranche and proposal updates, the payment audit event, the notification outbox (the proposal,
+/// the recipients' hats twice, the event, their e-mail preferences, a feed item and an e-mail delivery for each
+/// of two recipients, the organisation's webhooks) and the key's record.
 fn pgbench_script(targets: usize) -> String {
     format!(
         r#"\set n random(1, {targets})
 SELECT proposal_id, acc_commit, acc_disb, acc_first, acc_second FROM bench_targets WHERE n = :n \gset
-SELECT 1;
-SELECT id, username, organization_id, status FROM users WHERE id = :user_id;
-SELECT id, hat, scope_organization_id, valid_from, valid_until, acting FROM hats WHERE user_id = :user_id AND revoked_at IS NULL ORDER BY id;
-SELECT 1;
+SELECT u.id, u.username, u.organization_id, u.status, h.id, h.hat, h.scope_organization_id, h.valid_from, h.valid_until, h.acting FROM users u LEFT JOIN hats h ON h.user_id = u.id AND h.revoked_at IS NULL WHERE u.id = :user_id;
 SELECT * FROM proposals WHERE id = :proposal_id;
-SELECT id, code, currency FROM pools WHERE id = :pool_id;
-SELECT * FROM approval_steps WHERE proposal_id = :proposal_id ORDER BY version_number, position;
+SELECT * FROM pools WHERE id = :pool_id;
 \set idem_key random(1, 1000000000000)
 BEGIN;
-SELECT pg_try_advisory_xact_lock(:idem_key) AS locked;
-SELECT request_hash, status, response_status, response_body, expires_at FROM idempotency_keys WHERE user_id = :user_id AND idem_key = :idem_key::text;
-SELECT 1 FROM proposals WHERE id = :proposal_id FOR UPDATE;
-SELECT * FROM proposals WHERE id = :proposal_id;
+SELECT l.locked, k.request_hash, k.status, k.response_status, k.response_body, k.expires_at FROM (SELECT pg_try_advisory_xact_lock(:idem_key) AS locked) AS l LEFT JOIN idempotency_keys AS k ON l.locked AND k.user_id = :user_id AND k.idem_key = :idem_key::text;
+SELECT * FROM proposals WHERE id = :proposal_id FOR UPDATE;
+SELECT * FROM approval_steps WHERE proposal_id = :proposal_id ORDER BY version_number, position;
+SELECT * FROM tranches WHERE proposal_id = :proposal_id ORDER BY number;
 SELECT * FROM reports WHERE proposal_id = :proposal_id ORDER BY submitted_at;
-SELECT * FROM tranches WHERE proposal_id = :proposal_id ORDER BY number;
-SELECT * FROM tranches WHERE proposal_id = :proposal_id ORDER BY number;
-SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'commitment' AND owner_id = :proposal_id;
-SELECT id, pool_id, kind, owner_id, currency, created_at FROM ledger_accounts WHERE pool_id = :pool_id AND kind = 'disbursed' AND owner_id = :proposal_id;
-SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_first FOR UPDATE;
-SELECT balance_minor FROM ledger_balances WHERE account_id = :acc_second FOR UPDATE;
+SELECT id, kind, owner_id FROM ledger_accounts WHERE pool_id = :pool_id AND ((kind = 'commitment' AND owner_id = :proposal_id) OR (kind = 'disbursed' AND owner_id = :proposal_id));
+INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.disbursement', 'transaction', NULL, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('x', 400));
+SELECT balance_minor FROM ledger_balances WHERE account_id IN (:acc_first, :acc_second) ORDER BY account_id FOR UPDATE;
 INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES (gen_random_uuid()::text, :pool_id, 'disbursement', :proposal_id, 1, 'BENCH', 'tranche 1', NULL, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text, :user_id, 'finance_officer', gen_random_uuid()::text, now()) RETURNING id AS tx_id \gset
-INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_commit, -1);
-INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 1, :acc_disb, 1);
-UPDATE ledger_balances SET balance_minor = balance_minor - 1 WHERE account_id = :acc_commit;
-UPDATE ledger_balances SET balance_minor = balance_minor + 1 WHERE account_id = :acc_disb;
-INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.disbursement', 'transaction', :tx_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('x', 400));
+INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES (:tx_id, 0, :acc_commit, -1), (:tx_id, 1, :acc_disb, 1);
+UPDATE ledger_balances SET balance_minor = balance_minor + CASE WHEN account_id = :acc_commit THEN -1 ELSE 1 END WHERE account_id IN (:acc_commit, :acc_disb);
 INSERT INTO tranche_payments (transaction_id, proposal_id, tranche_number, amount_minor, paid_on, payment_reference, paid_by, created_at) VALUES (:tx_id, :proposal_id, 1, 1, current_date, 'BENCH', :user_id, now());
 UPDATE tranches SET paid_minor = paid_minor + 1 WHERE proposal_id = :proposal_id AND number = 1;
 UPDATE proposals SET version = version + 1, updated_at = now() WHERE id = :proposal_id;
-INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'implementation.disburse', 'proposal', :proposal_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('y', 150));
-SELECT id, code, currency FROM pools WHERE id = :pool_id;
-SELECT e.transaction_id, e.leg, e.account_id, e.amount_minor, a.kind, a.owner_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transaction_id = :tx_id ORDER BY e.leg;
-SELECT id FROM ledger_transactions WHERE reversal_of = :tx_id;
-INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, gen_random_uuid()::text, md5(random()::text), 'done', 201, repeat('x', 900), :tx_id, now(), now(), now() + interval '7 days');
+INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'implementation.disburse', 'proposal', :proposal_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('y', 150)) RETURNING id AS event_id \gset
+SELECT * FROM proposals WHERE id = :proposal_id;
+SELECT h.id, h.user_id, u.organization_id FROM hats h JOIN users u ON u.id = h.user_id WHERE h.hat = 'qip_officer' AND h.revoked_at IS NULL AND u.status <> 'disabled';
+SELECT h.id, h.user_id, u.organization_id FROM hats h JOIN users u ON u.id = h.user_id WHERE h.hat = 'submitter' AND h.revoked_at IS NULL AND u.status <> 'disabled';
+INSERT INTO notification_events (id, kind, audit_event_id, entity_type, entity_id, proposal_id, summary, link, payload, created_at) VALUES (gen_random_uuid()::text, 'tranche_paid', :event_id, 'proposal', :proposal_id, :proposal_id, 'A tranche was paid', '/api/v1/proposals', repeat('z', 300), now()) RETURNING id AS notice_id \gset
+SELECT user_id, email_mode FROM notification_preferences WHERE user_id IN (:user_id, (SELECT created_by FROM proposals WHERE id = :proposal_id));
+INSERT INTO notifications (id, user_id, event_id, kind, summary, reason, link, created_at) VALUES (gen_random_uuid()::text, :user_id, :notice_id, 'tranche_paid', 'A tranche was paid', 'you are a QIP officer', '/api/v1/proposals', now());
+INSERT INTO notification_deliveries (id, event_id, channel, user_id, reason, digest, status, attempts, next_attempt_at, created_at) VALUES (gen_random_uuid()::text, :notice_id, 'email', :user_id, 'you are a QIP officer', false, 'pending', 0, now(), now());
+INSERT INTO notifications (id, user_id, event_id, kind, summary, reason, link, created_at) VALUES (gen_random_uuid()::text, (SELECT created_by FROM proposals WHERE id = :proposal_id), :notice_id, 'tranche_paid', 'A tranche was paid', 'you drafted this proposal', '/api/v1/proposals', now());
+INSERT INTO notification_deliveries (id, event_id, channel, user_id, reason, digest, status, attempts, next_attempt_at, created_at) VALUES (gen_random_uuid()::text, :notice_id, 'email', (SELECT created_by FROM proposals WHERE id = :proposal_id), 'you drafted this proposal', false, 'pending', 0, now(), now());
+SELECT * FROM webhook_endpoints WHERE organization_id = (SELECT organization_id FROM proposals WHERE id = :proposal_id) AND active;
+INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, :idem_key::text, md5(random()::text), 'done', 201, repeat('x', 900), :tx_id, now(), now(), now() + interval '7 days');
 COMMIT;
 "#
     )
