@@ -368,9 +368,9 @@ fn main() {
 /// the pool), then in one transaction the key claim, the proposal read and locked, the approval steps
 /// (separation of duties), tranches, reports, the two accounts, the ledger audit event, the posting (written
 /// here as separate statements; the service writes the transaction, its entries and both balances in one), the
-/// payment record, tranche and proposal updates, the payment audit event, the notification outbox (the proposal,
-/// the recipients' hats twice, the event, their e-mail preferences, a feed item and an e-mail delivery for each
-/// of two recipients, the organisation's webhooks) and the key's record.
+/// payment record, tranche and proposal updates, the payment audit event, the notification outbox (the
+/// recipients' hats in one read, the event, their e-mail preferences, the organisation's webhooks, the two
+/// recipients' feed items in one insert and their e-mail deliveries in another) and the key's record.
 fn pgbench_script(targets: usize) -> String {
     format!(
         r#"\set n random(1, {targets})
@@ -395,16 +395,12 @@ INSERT INTO tranche_payments (transaction_id, proposal_id, tranche_number, amoun
 UPDATE tranches SET paid_minor = paid_minor + 1 WHERE proposal_id = :proposal_id AND number = 1;
 UPDATE proposals SET version = version + 1, updated_at = now() WHERE id = :proposal_id;
 INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'implementation.disburse', 'proposal', :proposal_id, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, repeat('y', 150)) RETURNING id AS event_id \gset
-SELECT * FROM proposals WHERE id = :proposal_id;
-SELECT h.id, h.user_id, u.organization_id FROM hats h JOIN users u ON u.id = h.user_id WHERE h.hat = 'qip_officer' AND h.revoked_at IS NULL AND u.status <> 'disabled';
-SELECT h.id, h.user_id, u.organization_id FROM hats h JOIN users u ON u.id = h.user_id WHERE h.hat = 'submitter' AND h.revoked_at IS NULL AND u.status <> 'disabled';
+SELECT h.id, h.hat, h.user_id, u.organization_id FROM hats h JOIN users u ON u.id = h.user_id WHERE h.hat IN ('qip_officer', 'submitter') AND h.revoked_at IS NULL AND u.status <> 'disabled';
 INSERT INTO notification_events (id, kind, audit_event_id, entity_type, entity_id, proposal_id, summary, link, payload, created_at) VALUES (gen_random_uuid()::text, 'tranche_paid', :event_id, 'proposal', :proposal_id, :proposal_id, 'A tranche was paid', '/api/v1/proposals', repeat('z', 300), now()) RETURNING id AS notice_id \gset
 SELECT user_id, email_mode FROM notification_preferences WHERE user_id IN (:user_id, (SELECT created_by FROM proposals WHERE id = :proposal_id));
-INSERT INTO notifications (id, user_id, event_id, kind, summary, reason, link, created_at) VALUES (gen_random_uuid()::text, :user_id, :notice_id, 'tranche_paid', 'A tranche was paid', 'you are a QIP officer', '/api/v1/proposals', now());
-INSERT INTO notification_deliveries (id, event_id, channel, user_id, reason, digest, status, attempts, next_attempt_at, created_at) VALUES (gen_random_uuid()::text, :notice_id, 'email', :user_id, 'you are a QIP officer', false, 'pending', 0, now(), now());
-INSERT INTO notifications (id, user_id, event_id, kind, summary, reason, link, created_at) VALUES (gen_random_uuid()::text, (SELECT created_by FROM proposals WHERE id = :proposal_id), :notice_id, 'tranche_paid', 'A tranche was paid', 'you drafted this proposal', '/api/v1/proposals', now());
-INSERT INTO notification_deliveries (id, event_id, channel, user_id, reason, digest, status, attempts, next_attempt_at, created_at) VALUES (gen_random_uuid()::text, :notice_id, 'email', (SELECT created_by FROM proposals WHERE id = :proposal_id), 'you drafted this proposal', false, 'pending', 0, now(), now());
-SELECT * FROM webhook_endpoints WHERE organization_id = (SELECT organization_id FROM proposals WHERE id = :proposal_id) AND active;
+SELECT * FROM webhook_endpoints WHERE organization_id IN ((SELECT organization_id FROM proposals WHERE id = :proposal_id)) AND active ORDER BY id;
+INSERT INTO notifications (id, user_id, event_id, kind, summary, reason, link, read_at, created_at) VALUES (gen_random_uuid()::text, :user_id, :notice_id, 'tranche_paid', 'A tranche was paid', 'you are a QIP officer', '/api/v1/proposals', NULL, now()), (gen_random_uuid()::text, (SELECT created_by FROM proposals WHERE id = :proposal_id), :notice_id, 'tranche_paid', 'A tranche was paid', 'you drafted this proposal', '/api/v1/proposals', NULL, now());
+INSERT INTO notification_deliveries (id, event_id, channel, user_id, webhook_id, reason, digest, status, attempts, next_attempt_at, locked_until, locked_by, last_error, last_status_code, delivered_at, created_at) VALUES (gen_random_uuid()::text, :notice_id, 'email', :user_id, NULL, 'you are a QIP officer', false, 'pending', 0, now(), NULL, NULL, NULL, NULL, NULL, now()), (gen_random_uuid()::text, :notice_id, 'email', (SELECT created_by FROM proposals WHERE id = :proposal_id), NULL, 'you drafted this proposal', false, 'pending', 0, now(), NULL, NULL, NULL, NULL, NULL, now());
 INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, :idem_key::text, md5(random()::text), 'done', 201, repeat('x', 900), :tx_id, now(), now(), now() + interval '7 days');
 COMMIT;
 "#

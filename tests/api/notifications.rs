@@ -1106,3 +1106,114 @@ fn a_completion_report_is_reminded_as_due_then_as_overdue_once_each() {
     run(at(due + chrono::Duration::days(2)));
     assert_eq!((count("report.due"), count("report.overdue")), (1, 1));
 }
+
+/// The rows one notification event wrote: its feed items (user, kind, reason) and deliveries (channel, user,
+/// webhook, reason, digest), sorted.
+type Written = (Vec<(String, String, String)>, Vec<DeliveryFacts>);
+
+/// A delivery's channel, user, webhook, reason and digest flag.
+type DeliveryFacts = (String, Option<String>, Option<String>, String, bool);
+
+fn written_for(conn: &mut db::DbConn, audit_event_id: &str) -> QueryResult<Written> {
+    use qip_pool::db::schema::{notification_events, notifications};
+    let event_id: String = notification_events::table
+        .filter(notification_events::audit_event_id.eq(audit_event_id))
+        .select(notification_events::id)
+        .first(conn)?;
+    let mut feed: Vec<(String, String, String)> = notifications::table
+        .filter(notifications::event_id.eq(&event_id))
+        .select((notifications::user_id, notifications::kind, notifications::reason))
+        .load(conn)?;
+    feed.sort();
+    let mut deliveries: Vec<DeliveryFacts> = notification_deliveries::table
+        .filter(notification_deliveries::event_id.eq(&event_id))
+        .select((
+            notification_deliveries::channel,
+            notification_deliveries::user_id,
+            notification_deliveries::webhook_id,
+            notification_deliveries::reason,
+            notification_deliveries::digest,
+        ))
+        .load(conn)?;
+    deliveries.sort();
+    Ok((feed, deliveries))
+}
+
+/// A workflow event's notifications cost a fixed handful of statements, not a few per recipient: a tranche
+/// payment's are worked out and written again, on a counting connection, in six statements (the hats, the
+/// event, the e-mail preferences, the webhooks, the feed items, the deliveries), and they are the rows the
+/// payment itself wrote over HTTP.
+#[test]
+fn a_payments_notifications_take_six_statements_and_match_what_the_payment_wrote() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use qip_pool::db::schema::{notification_events, notifications};
+
+    let d = crate::approval::desk("100000.00");
+    let (id, _) = d.in_review("Roof", "3000.00");
+    d.approve_all(&id);
+    let tranches: Vec<Value> =
+        d.m.app
+            .get_as(&format!("/api/v1/proposals/{id}/tranches"), &d.finance.access)
+            .json()
+            .unwrap();
+    let amount = tranches[0]["amount"].as_str().unwrap().to_owned();
+    let res = d
+        .m
+        .app
+        .client
+        .post(d.m.app.url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")))
+        .bearer_auth(&d.finance.access)
+        .header("Idempotency-Key", "six-statements-1")
+        .json(&json!({"amount": amount, "paid_on": chrono::Utc::now().date_naive(), "payment_reference": "PAY-6"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
+    let event =
+        d.m.app
+            .audit_rows()
+            .into_iter()
+            .find(|e| e.action == "implementation.disburse" && e.entity_id.as_deref() == Some(id.as_str()))
+            .expect("the payment's workflow event");
+
+    let mut conn = d.m.app.conn();
+    let by_payment = written_for(&mut conn, &event.id).unwrap();
+    assert!(
+        by_payment.0.len() >= 2 && by_payment.1.len() >= 2,
+        "the payment tells the secretariat and the unit: {by_payment:?}"
+    );
+    let proposal = qip_pool::features::proposals::repo::find_proposal(&mut conn, &id)
+        .unwrap()
+        .unwrap();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&statements);
+    conn.set_instrumentation(move |e: InstrumentationEvent<'_>| {
+        if matches!(e, InstrumentationEvent::StartQuery { .. }) {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let mut outcome = None;
+    let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|tx| {
+        // The payment's notification rows go, so that capturing its event again writes them anew.
+        let old: String = notification_events::table
+            .filter(notification_events::audit_event_id.eq(&event.id))
+            .select(notification_events::id)
+            .first(tx)?;
+        diesel::delete(notification_deliveries::table.filter(notification_deliveries::event_id.eq(&old)))
+            .execute(tx)?;
+        diesel::delete(notifications::table.filter(notifications::event_id.eq(&old))).execute(tx)?;
+        diesel::delete(notification_events::table.filter(notification_events::id.eq(&old))).execute(tx)?;
+        let before = statements.load(Ordering::SeqCst);
+        qip_pool::features::notifications::outbox::capture(tx, &event, Some(&proposal))?;
+        let issued = statements.load(Ordering::SeqCst) - before;
+        outcome = Some((issued, written_for(tx, &event.id)?));
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    assert!(matches!(
+        rolled_back,
+        Err(diesel::result::Error::RollbackTransaction)
+    ));
+    let (issued, again) = outcome.expect("captured");
+    assert_eq!(issued, 6, "statements to notify {} people", by_payment.0.len());
+    assert_eq!(again, by_payment, "the same recipients, reasons and channels");
+}

@@ -12,6 +12,6 @@ pub mod service;
 pub use action::AuditAction;
 pub use denials::deny;
 pub use service::{
-    AuditContext, Automatic, NewAuditEvent, Outcome, UnsealedTail, WhenBusy, append, appended, event_fields,
-    event_row, hash_at, now_micros, seal_pending, unsealed_tail, verify_chain,
+    AuditContext, Automatic, NewAuditEvent, Outcome, UnsealedTail, WhenBusy, append, append_concerning,
+    appended, event_fields, event_row, hash_at, now_micros, seal_pending, unsealed_tail, verify_chain,
 };

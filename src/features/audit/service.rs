@@ -12,6 +12,7 @@ use super::repo::{self, AuditEventRow, Seal};
 use crate::db::DbConn;
 use crate::domain::canonical_json::to_canonical_string;
 use crate::domain::hash_chain::{ChainVerifier, ChainedEvent, VerifyReport, chain_hash};
+use crate::features::proposals::repo::ProposalRow;
 
 /// How the recorded attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -229,9 +230,19 @@ pub fn event_row(event: NewAuditEvent) -> AuditEventRow {
 /// lock shared by every writer — and [`seal_pending`] chains it once committed (within
 /// `audit.seal_interval_ms`, the sealer job's period).
 pub fn append(conn: &mut DbConn, event: NewAuditEvent) -> QueryResult<AuditEventRow> {
+    append_concerning(conn, event, None)
+}
+
+/// [`append`] for an event about `proposal`, given as the caller holds it after the change (its notifications
+/// then do not read it again).
+pub fn append_concerning(
+    conn: &mut DbConn,
+    event: NewAuditEvent,
+    proposal: Option<&ProposalRow>,
+) -> QueryResult<AuditEventRow> {
     let mut row = event_row(event);
     row.event_no = repo::insert_event(conn, &row.insertable())?;
-    appended(conn, &row)?;
+    crate::features::notifications::outbox::capture(conn, &row, proposal)?;
     Ok(row)
 }
 
@@ -244,7 +255,7 @@ pub fn event_fields(row: &AuditEventRow) -> crate::db::cached::CachedSql<'static
 /// What follows an event's insert on its transaction, for a statement that inserted it with the change it
 /// records ([`event_fields`]): the notifications it gives rise to.
 pub fn appended(conn: &mut DbConn, row: &AuditEventRow) -> QueryResult<()> {
-    crate::features::notifications::outbox::capture(conn, row)
+    crate::features::notifications::outbox::capture(conn, row, None)
 }
 
 /// Most events one sealing transaction chains (the next takes the rest).

@@ -17,8 +17,9 @@ use crate::features::audit::repo::AuditEventRow;
 use crate::features::proposals::repo::ProposalRow;
 
 /// Called by `audit::append` after every insert, on its transaction: records the notifications the event
-/// gives rise to. Most events give none and cost one match.
-pub fn capture(conn: &mut DbConn, event: &AuditEventRow) -> QueryResult<()> {
+/// gives rise to. Most events give none and cost one match. `known`: the proposal as the caller holds it after
+/// the change the event records, used instead of reading it again when the event is about it.
+pub fn capture(conn: &mut DbConn, event: &AuditEventRow, known: Option<&ProposalRow>) -> QueryResult<()> {
     if !super::kinds::watched(&event.action) {
         return Ok(());
     }
@@ -53,7 +54,7 @@ pub fn capture(conn: &mut DbConn, event: &AuditEventRow) -> QueryResult<()> {
         )?;
         return Ok(());
     }
-    let Some(proposal) = proposal_of(conn, event, after.as_ref())? else {
+    let Some(proposal) = proposal_of(conn, event, after.as_ref(), known)? else {
         return Ok(());
     };
     let facts = EventFacts {
@@ -100,6 +101,7 @@ fn proposal_of(
     conn: &mut DbConn,
     event: &AuditEventRow,
     after: Option<&Value>,
+    known: Option<&ProposalRow>,
 ) -> QueryResult<Option<ProposalRow>> {
     let id = match event.entity_type.as_str() {
         "proposal" => event.entity_id.clone(),
@@ -117,9 +119,10 @@ fn proposal_of(
         },
         _ => None,
     };
-    match id {
-        Some(id) => crate::features::proposals::repo::find_proposal(conn, &id),
-        None => Ok(None),
+    match (id, known) {
+        (Some(id), Some(known)) if known.id == id => Ok(Some(known.clone())),
+        (Some(id), _) => crate::features::proposals::repo::find_proposal(conn, &id),
+        (None, _) => Ok(None),
     }
 }
 
@@ -222,44 +225,46 @@ pub fn enqueue(
     };
     let ids: Vec<&str> = r.users.keys().map(|user_id| user_id.as_str()).collect();
     let modes = repo::email_modes(conn, &ids)?;
+    let mut feed = Vec::with_capacity(r.users.len());
+    let mut deliveries = Vec::with_capacity(r.users.len());
     for (user_id, reason) in &r.users {
-        repo::insert_feed_item(
-            conn,
-            &FeedRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                user_id: user_id.clone(),
-                event_id: event_id.clone(),
-                kind,
-                summary: summary.to_owned(),
-                reason: reason.clone(),
-                link: link.to_owned(),
-                read_at: None,
-                created_at: now,
-            },
-        )?;
+        feed.push(FeedRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.clone(),
+            event_id: event_id.clone(),
+            kind,
+            summary: summary.to_owned(),
+            reason: reason.clone(),
+            link: link.to_owned(),
+            read_at: None,
+            created_at: now,
+        });
         // No stored preference: immediate (an unknown stored one fails the query, never falls back to this).
         let mode = modes.get(user_id).copied().unwrap_or(EmailMode::Immediate);
         if mode != EmailMode::Off {
-            repo::insert_delivery(
-                conn,
-                &delivery(
-                    DeliveryChannel::Email,
-                    Some(user_id),
-                    None,
-                    reason,
-                    mode == EmailMode::DailyDigest,
-                ),
-            )?;
+            deliveries.push(delivery(
+                DeliveryChannel::Email,
+                Some(user_id),
+                None,
+                reason,
+                mode == EmailMode::DailyDigest,
+            ));
         }
     }
-    for (org, reason) in &r.organizations {
-        for hook in repo::active_webhooks_of(conn, org)? {
-            repo::insert_delivery(
-                conn,
-                &delivery(DeliveryChannel::Webhook, None, Some(&hook.id), reason, false),
-            )?;
+    let orgs: Vec<&str> = r.organizations.keys().map(String::as_str).collect();
+    for hook in repo::active_webhooks_of(conn, &orgs)? {
+        if let Some(reason) = r.organizations.get(&hook.organization_id) {
+            deliveries.push(delivery(
+                DeliveryChannel::Webhook,
+                None,
+                Some(&hook.id),
+                reason,
+                false,
+            ));
         }
     }
+    repo::insert_feed_items(conn, &feed)?;
+    repo::insert_deliveries(conn, &deliveries)?;
     Ok(Some(event_id))
 }
 

@@ -2,7 +2,8 @@
 //! transaction of the change like the consultees of a round. Uses the access rules of `crate::access` (hat
 //! scopes, adm1 reach, who may decide on a proposal), never its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -68,6 +69,7 @@ type HolderRow = (
     String,
     String,
     String,
+    String,
     Option<String>,
     Option<String>,
     Option<NaiveDateTime>,
@@ -75,16 +77,22 @@ type HolderRow = (
     bool,
 );
 
-/// Users (not disabled) holding `hat`, unrevoked and valid at `now`.
-pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<Vec<Holder>> {
+/// Users (not disabled) holding one of `wanted`, unrevoked and valid at `now`, by hat (one statement).
+fn holders_of(
+    conn: &mut DbConn,
+    wanted: &[Hat],
+    now: NaiveDateTime,
+) -> QueryResult<HashMap<Hat, Vec<Holder>>> {
+    let names: Vec<&str> = wanted.iter().map(|h| h.as_str()).collect();
     let rows: Vec<HolderRow> = hats::table
         .inner_join(users::table)
-        .filter(hats::hat.eq(hat.as_str()))
+        .filter(hats::hat.eq_any(names))
         .filter(hats::revoked_at.is_null())
         // A locked account (too many failed sign-ins) is still someone to tell; a disabled one is not.
         .filter(users::status.ne(AccountStatus::Disabled.as_str()))
         .select((
             hats::id,
+            hats::hat,
             hats::user_id,
             users::organization_id,
             hats::scope_organization_id,
@@ -94,36 +102,107 @@ pub fn holders(conn: &mut DbConn, hat: Hat, now: NaiveDateTime) -> QueryResult<V
             hats::acting,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| r.5.is_none_or(|from| from <= now) && r.6.is_none_or(|until| now < until))
-        .map(
-            |(
+    let mut by_hat: HashMap<Hat, Vec<Holder>> = wanted.iter().map(|h| (*h, Vec::new())).collect();
+    for (
+        id,
+        hat,
+        user_id,
+        organization_id,
+        scope_organization_id,
+        scope_adm1,
+        valid_from,
+        valid_until,
+        acting,
+    ) in rows
+    {
+        if !(valid_from.is_none_or(|from| from <= now) && valid_until.is_none_or(|until| now < until)) {
+            continue;
+        }
+        // The filter asked for these hats by name, so the name parses; a stored name no hat has fails the
+        // query rather than dropping a recipient.
+        let hat = Hat::from_str(&hat).map_err(|_| {
+            diesel::result::Error::DeserializationError(format!("unknown hat `{hat}` in hats").into())
+        })?;
+        by_hat.entry(hat).or_default().push(Holder {
+            user_id,
+            organization_id,
+            grant: HatGrant {
                 id,
-                user_id,
-                organization_id,
+                hat,
                 scope_organization_id,
                 scope_adm1,
                 valid_from,
                 valid_until,
                 acting,
-            )| {
-                Holder {
-                    user_id,
-                    organization_id,
-                    grant: HatGrant {
-                        id,
-                        hat,
-                        scope_organization_id,
-                        scope_adm1,
-                        valid_from,
-                        valid_until,
-                        acting,
-                    },
-                }
             },
-        )
-        .collect())
+        });
+    }
+    Ok(by_hat)
+}
+
+/// The holders of hats, read once per recipients computation: the first read takes, in one statement, every
+/// hat the kind tells ([`hats_told`]); a hat asked for that is not there is read then (one statement more,
+/// never skipped).
+struct Holders {
+    now: NaiveDateTime,
+    told: &'static [Hat],
+    read: HashMap<Hat, Vec<Holder>>,
+}
+
+impl Holders {
+    fn new(now: NaiveDateTime, told: &'static [Hat]) -> Self {
+        Self {
+            now,
+            told,
+            read: HashMap::new(),
+        }
+    }
+
+    /// Users (not disabled) holding `hat`, unrevoked and valid now.
+    fn of(&mut self, conn: &mut DbConn, hat: Hat) -> QueryResult<Vec<Holder>> {
+        if !self.read.contains_key(&hat) {
+            let mut wanted = vec![hat];
+            for told in self.told {
+                if !wanted.contains(told) && !self.read.contains_key(told) {
+                    wanted.push(*told);
+                }
+            }
+            self.read.extend(holders_of(conn, &wanted, self.now)?);
+        }
+        Ok(self.read.get(&hat).cloned().unwrap_or_default())
+    }
+}
+
+/// The hats [`for_proposal`] asks about for `kind`, read together. Only a saving: a hat left out here is
+/// still read when asked for.
+fn hats_told(kind: Kind) -> &'static [Hat] {
+    match kind {
+        Kind::ConsultationRequested | Kind::ConsultationDeadlineSoon => &[Hat::Consultee],
+        Kind::ConsultationLapsed => &[Hat::QipOfficer, Hat::Consultee],
+        Kind::FlagRaised => &[Hat::QipOfficer, Hat::Hc, Hat::Submitter],
+        Kind::FlagWithdrawn | Kind::FlagResolved | Kind::FlagOverridden => {
+            &[Hat::QipOfficer, Hat::Submitter, Hat::Consultee]
+        }
+        // The step's hat is known once the steps are read.
+        Kind::StepAwaitingDecision => &[],
+        Kind::StepDecided
+        | Kind::ProposalReturned
+        | Kind::ProposalRejected
+        | Kind::TranchePaid
+        | Kind::ProposalApproved => &[Hat::QipOfficer, Hat::Submitter],
+        Kind::TranchePayable => &[Hat::FinanceOfficer],
+        Kind::ReportDue | Kind::ReportOverdue | Kind::ReportAccepted | Kind::ReportReturned => {
+            &[Hat::Submitter]
+        }
+        Kind::ReportSubmitted => &[Hat::QipOfficer],
+        Kind::ProposalCancelled | Kind::ProposalClosed => &[
+            Hat::QipOfficer,
+            Hat::Submitter,
+            Hat::Consultee,
+            Hat::FinanceOfficer,
+        ],
+        Kind::HatGrantPending => &[Hat::Admin],
+    }
 }
 
 fn reaching(holders: Vec<Holder>, adm1: Option<&str>) -> Vec<Holder> {
@@ -134,8 +213,9 @@ fn reaching(holders: Vec<Holder>, adm1: Option<&str>) -> Vec<Holder> {
 }
 
 /// People who act for `org` in `hat`.
-fn acting_for(conn: &mut DbConn, hat: Hat, org: &str, now: NaiveDateTime) -> QueryResult<Vec<Holder>> {
-    Ok(holders(conn, hat, now)?
+fn acting_for(conn: &mut DbConn, book: &mut Holders, hat: Hat, org: &str) -> QueryResult<Vec<Holder>> {
+    Ok(book
+        .of(conn, hat)?
         .into_iter()
         .filter(|h| h.acting_org() == org)
         .collect())
@@ -146,10 +226,13 @@ fn add_submitting_unit(
     conn: &mut DbConn,
     r: &mut Recipients,
     p: &ProposalRow,
-    now: NaiveDateTime,
+    book: &mut Holders,
 ) -> QueryResult<()> {
     let reason = "your unit submitted this proposal";
-    r.add_users(acting_for(conn, Hat::Submitter, &p.organization_id, now)?, reason);
+    r.add_users(
+        acting_for(conn, book, Hat::Submitter, &p.organization_id)?,
+        reason,
+    );
     r.add_user(&p.created_by, "you drafted this proposal");
     if let Some(by) = &p.submitted_by {
         r.add_user(by, "you submitted this proposal");
@@ -162,9 +245,9 @@ fn add_secretariat(
     conn: &mut DbConn,
     r: &mut Recipients,
     p: &ProposalRow,
-    now: NaiveDateTime,
+    book: &mut Holders,
 ) -> QueryResult<()> {
-    let officers = reaching(holders(conn, Hat::QipOfficer, now)?, p.adm1_pcode.as_deref());
+    let officers = reaching(book.of(conn, Hat::QipOfficer)?, p.adm1_pcode.as_deref());
     r.add_users(
         officers,
         "you are a QIP officer (the secretariat follows every proposal)",
@@ -178,10 +261,10 @@ fn add_deciders(
     r: &mut Recipients,
     hat: Hat,
     p: &ProposalRow,
-    now: NaiveDateTime,
+    book: &mut Holders,
     reason: &str,
 ) -> QueryResult<()> {
-    let list = reaching(holders(conn, hat, now)?, p.adm1_pcode.as_deref())
+    let list = reaching(book.of(conn, hat)?, p.adm1_pcode.as_deref())
         .into_iter()
         .filter(|h| {
             !h.belongs_to(&p.organization_id)
@@ -202,11 +285,11 @@ fn add_consulted_orgs(
     conn: &mut DbConn,
     r: &mut Recipients,
     orgs: &[String],
-    now: NaiveDateTime,
+    book: &mut Holders,
     reason: &str,
 ) -> QueryResult<()> {
     for org in orgs {
-        r.add_users(acting_for(conn, Hat::Consultee, org, now)?, reason);
+        r.add_users(acting_for(conn, book, Hat::Consultee, org)?, reason);
         r.add_org(org, reason);
     }
     Ok(())
@@ -248,6 +331,7 @@ pub fn for_proposal(
     now: NaiveDateTime,
 ) -> QueryResult<Recipients> {
     let mut r = Recipients::default();
+    let mut book = Holders::new(now, hats_told(kind));
     match kind {
         Kind::ConsultationRequested | Kind::ConsultationDeadlineSoon => {
             let orgs = if facts.organizations.is_empty() {
@@ -259,35 +343,35 @@ pub fn for_proposal(
                 conn,
                 &mut r,
                 &orgs,
-                now,
+                &mut book,
                 "your organisation is consulted on this proposal",
             )?;
         }
         Kind::ConsultationLapsed => {
-            add_secretariat(conn, &mut r, p, now)?;
+            add_secretariat(conn, &mut r, p, &mut book)?;
             add_consulted_orgs(
                 conn,
                 &mut r,
                 &facts.organizations,
-                now,
+                &mut book,
                 "your organisation did not answer before the deadline",
             )?;
         }
         Kind::FlagRaised => {
-            add_secretariat(conn, &mut r, p, now)?;
+            add_secretariat(conn, &mut r, p, &mut book)?;
             add_deciders(
                 conn,
                 &mut r,
                 Hat::Hc,
                 p,
-                now,
+                &mut book,
                 "you judge flags as humanitarian coordinator",
             )?;
-            add_submitting_unit(conn, &mut r, p, now)?;
+            add_submitting_unit(conn, &mut r, p, &mut book)?;
         }
         Kind::FlagWithdrawn | Kind::FlagResolved | Kind::FlagOverridden => {
-            add_secretariat(conn, &mut r, p, now)?;
-            add_submitting_unit(conn, &mut r, p, now)?;
+            add_secretariat(conn, &mut r, p, &mut book)?;
+            add_submitting_unit(conn, &mut r, p, &mut book)?;
             if let Some(flag_id) = &facts.flag_id {
                 let raised_by: Option<Option<String>> = flags::table
                     .find(flag_id)
@@ -295,7 +379,13 @@ pub fn for_proposal(
                     .first(conn)
                     .optional()?;
                 if let Some(Some(org)) = raised_by {
-                    add_consulted_orgs(conn, &mut r, &[org], now, "your organisation raised this concern")?;
+                    add_consulted_orgs(
+                        conn,
+                        &mut r,
+                        &[org],
+                        &mut book,
+                        "your organisation raised this concern",
+                    )?;
                 }
             }
         }
@@ -313,39 +403,39 @@ pub fn for_proposal(
                     &mut r,
                     hat,
                     p,
-                    now,
+                    &mut book,
                     &format!("you decide this step in the `{hat}` hat"),
                 )?;
             }
         }
         Kind::StepDecided | Kind::ProposalReturned | Kind::ProposalRejected | Kind::TranchePaid => {
-            add_secretariat(conn, &mut r, p, now)?;
-            add_submitting_unit(conn, &mut r, p, now)?;
+            add_secretariat(conn, &mut r, p, &mut book)?;
+            add_submitting_unit(conn, &mut r, p, &mut book)?;
         }
         Kind::ProposalApproved => {
-            add_secretariat(conn, &mut r, p, now)?;
-            add_submitting_unit(conn, &mut r, p, now)?;
+            add_secretariat(conn, &mut r, p, &mut book)?;
+            add_submitting_unit(conn, &mut r, p, &mut book)?;
         }
         Kind::TranchePayable => {
-            let finance = reaching(holders(conn, Hat::FinanceOfficer, now)?, p.adm1_pcode.as_deref());
+            let finance = reaching(book.of(conn, Hat::FinanceOfficer)?, p.adm1_pcode.as_deref());
             r.add_users(finance, "you are a finance officer of this pool");
         }
         Kind::ReportDue | Kind::ReportOverdue | Kind::ReportAccepted | Kind::ReportReturned => {
-            add_submitting_unit(conn, &mut r, p, now)?;
+            add_submitting_unit(conn, &mut r, p, &mut book)?;
         }
-        Kind::ReportSubmitted => add_secretariat(conn, &mut r, p, now)?,
+        Kind::ReportSubmitted => add_secretariat(conn, &mut r, p, &mut book)?,
         Kind::ProposalCancelled | Kind::ProposalClosed => {
-            add_secretariat(conn, &mut r, p, now)?;
-            add_submitting_unit(conn, &mut r, p, now)?;
+            add_secretariat(conn, &mut r, p, &mut book)?;
+            add_submitting_unit(conn, &mut r, p, &mut book)?;
             let orgs = consulted_orgs(conn, &p.id, false)?;
             add_consulted_orgs(
                 conn,
                 &mut r,
                 &orgs,
-                now,
+                &mut book,
                 "your organisation was consulted on this proposal",
             )?;
-            let finance = reaching(holders(conn, Hat::FinanceOfficer, now)?, p.adm1_pcode.as_deref());
+            let finance = reaching(book.of(conn, Hat::FinanceOfficer)?, p.adm1_pcode.as_deref());
             r.add_users(finance, "you are a finance officer of this pool");
         }
         Kind::HatGrantPending => {}
@@ -363,7 +453,7 @@ pub fn second_administrators(
     now: NaiveDateTime,
 ) -> QueryResult<Recipients> {
     let mut r = Recipients::default();
-    for h in holders(conn, Hat::Admin, now)? {
+    for h in Holders::new(now, &[]).of(conn, Hat::Admin)? {
         if Some(h.user_id.as_str()) != requested_by {
             r.add_user(
                 &h.user_id,

@@ -8,6 +8,7 @@ use super::kinds::Kind;
 use crate::domain::status::{DeliveryChannel, DeliveryStatus, EmailMode};
 
 use crate::db::DbConn;
+use crate::db::cached::cached_sql;
 use crate::db::schema::{
     notification_deliveries, notification_events, notification_preferences, notifications, webhook_endpoints,
 };
@@ -104,18 +105,93 @@ pub fn find_event(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> 
         .optional()
 }
 
-pub fn insert_delivery(conn: &mut DbConn, row: &DeliveryRow) -> QueryResult<()> {
-    diesel::insert_into(notification_deliveries::table)
-        .values(row.clone())
-        .execute(conn)
-        .map(|_| ())
+/// Rows in one multi-row insert: its text then takes at most this many shapes per table (see `db::cached`); an
+/// event with more recipients takes a statement per chunk.
+const ROWS_PER_INSERT: usize = 8;
+
+/// An event's deliveries in one statement per [`ROWS_PER_INSERT`] (none: no statement).
+pub fn insert_deliveries(conn: &mut DbConn, rows: &[DeliveryRow]) -> QueryResult<()> {
+    use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamp};
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut query = cached_sql(
+            "INSERT INTO notification_deliveries (id, event_id, channel, user_id, webhook_id, reason, digest, \
+             status, attempts, next_attempt_at, locked_until, locked_by, last_error, last_status_code, \
+             delivered_at, created_at) VALUES ",
+        );
+        for (i, row) in chunk.iter().enumerate() {
+            query = query
+                .sql(if i == 0 { "(" } else { ", (" })
+                .bind::<Text, _>(row.id.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.event_id.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.channel.as_str().to_owned())
+                .sql(", ")
+                .bind::<Nullable<Text>, _>(row.user_id.clone())
+                .sql(", ")
+                .bind::<Nullable<Text>, _>(row.webhook_id.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.reason.clone())
+                .sql(", ")
+                .bind::<Bool, _>(row.digest)
+                .sql(", ")
+                .bind::<Text, _>(row.status.as_str().to_owned())
+                .sql(", ")
+                .bind::<Integer, _>(row.attempts)
+                .sql(", ")
+                .bind::<Timestamp, _>(row.next_attempt_at)
+                .sql(", ")
+                .bind::<Nullable<Timestamp>, _>(row.locked_until)
+                .sql(", ")
+                .bind::<Nullable<Text>, _>(row.locked_by.clone())
+                .sql(", ")
+                .bind::<Nullable<Text>, _>(row.last_error.clone())
+                .sql(", ")
+                .bind::<Nullable<Integer>, _>(row.last_status_code)
+                .sql(", ")
+                .bind::<Nullable<Timestamp>, _>(row.delivered_at)
+                .sql(", ")
+                .bind::<Timestamp, _>(row.created_at)
+                .sql(")");
+        }
+        query.execute(conn)?;
+    }
+    Ok(())
 }
 
-pub fn insert_feed_item(conn: &mut DbConn, row: &FeedRow) -> QueryResult<()> {
-    diesel::insert_into(notifications::table)
-        .values(row.clone())
-        .execute(conn)
-        .map(|_| ())
+/// An event's feed items in one statement per [`ROWS_PER_INSERT`] (none: no statement).
+pub fn insert_feed_items(conn: &mut DbConn, rows: &[FeedRow]) -> QueryResult<()> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut query = cached_sql(
+            "INSERT INTO notifications (id, user_id, event_id, kind, summary, reason, link, read_at, created_at) \
+             VALUES ",
+        );
+        for (i, row) in chunk.iter().enumerate() {
+            query = query
+                .sql(if i == 0 { "(" } else { ", (" })
+                .bind::<Text, _>(row.id.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.user_id.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.event_id.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.kind.as_str().to_owned())
+                .sql(", ")
+                .bind::<Text, _>(row.summary.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.reason.clone())
+                .sql(", ")
+                .bind::<Text, _>(row.link.clone())
+                .sql(", ")
+                .bind::<Nullable<Timestamp>, _>(row.read_at)
+                .sql(", ")
+                .bind::<Timestamp, _>(row.created_at)
+                .sql(")");
+        }
+        query.execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Ids of pending deliveries due at `now` and not leased to anyone, oldest first.
@@ -355,10 +431,15 @@ pub fn feed_item_exists(conn: &mut DbConn, user_id: &str, id: &str) -> QueryResu
     .get_result(conn)
 }
 
-pub fn active_webhooks_of(conn: &mut DbConn, org: &str) -> QueryResult<Vec<WebhookRow>> {
+/// The active endpoints of any of `orgs` (one statement; none asked: no statement), in id order.
+pub fn active_webhooks_of(conn: &mut DbConn, orgs: &[&str]) -> QueryResult<Vec<WebhookRow>> {
+    if orgs.is_empty() {
+        return Ok(Vec::new());
+    }
     webhook_endpoints::table
-        .filter(webhook_endpoints::organization_id.eq(org))
+        .filter(webhook_endpoints::organization_id.eq_any(orgs))
         .filter(webhook_endpoints::active.eq(true))
+        .order(webhook_endpoints::id.asc())
         .select(WebhookRow::as_select())
         .load(conn)
 }

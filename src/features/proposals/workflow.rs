@@ -223,7 +223,7 @@ pub fn apply(
     event.before = before;
     event.after = after;
     event.reason = merge_reason(reason, event.reason.take());
-    let event = audit::append(tx, event)?;
+    let event = audit::append_concerning(tx, event, Some(&locked.row))?;
     let automatic = match by {
         By::Person(_) => Automatic::after(&event),
         By::System(auto) => auto.clone(),
