@@ -349,17 +349,19 @@ fn serve(settings: Settings, migrate: bool) -> Result<(), CliError> {
         TcpListener::bind(&bind).map_err(|e| CliError::Other(format!("cannot listen on {bind}: {e}")))?;
     let state = AppState::new(settings, pool).map_err(|e| CliError::Other(e.to_string()))?;
     tracing::info!(bind = %bind, database = state.backend.name(), "qip-pool listening");
+    let state = web::Data::new(state);
     actix_web::rt::System::new()
         .block_on(async move {
             let sweep_every =
                 std::time::Duration::from_secs(state.settings.consultation.sweep_interval_secs.max(1));
             crate::jobs::spawn(state.pool.clone(), sweep_every);
+            crate::jobs::spawn_known_clients(state.clone(), sweep_every);
             crate::jobs::audit_sealer::spawn(
                 state.pool.clone(),
                 std::time::Duration::from_millis(state.settings.audit.seal_interval_ms.max(1)),
             );
             crate::features::notifications::worker::spawn(state.pool.clone(), state.settings.clone());
-            let server = build_server(web::Data::new(state), listener)?;
+            let server = build_server(state, listener)?;
             server.await
         })
         .map_err(|e| CliError::Other(format!("server stopped: {e}")))

@@ -101,6 +101,38 @@ pub fn report_overdue_implementations(conn: &mut DbConn) {
     }
 }
 
+/// Every `interval`, teaches this instance's sign-in budget the clients that signed in on any instance since
+/// the last pass (with a margin for transactions that committed late): every instance keeps the usual users'
+/// reserve, whichever instance they signed in on.
+pub fn spawn_known_clients(state: actix_web::web::Data<crate::app::AppState>, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(interval);
+        // The first tick is at once, and startup has just learnt the whole known-address period.
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let state = state.clone();
+            let _ = actix_web::web::block(move || learn_known_clients(&state, interval)).await;
+        }
+    });
+}
+
+/// One pass of [`spawn_known_clients`].
+pub fn learn_known_clients(state: &crate::app::AppState, interval: Duration) {
+    let margin = chrono::Duration::from_std(interval * 2).unwrap_or_default() + chrono::Duration::minutes(1);
+    let Ok(mut conn) = state.pool.get() else {
+        tracing::warn!("known sign-in clients not refreshed: no database connection");
+        return;
+    };
+    if let Err(e) = crate::features::identity::service::learn_known_clients(
+        &mut conn,
+        &state.auth.sign_in_budget,
+        now_micros() - margin,
+    ) {
+        tracing::warn!(error = %e, "could not refresh the known sign-in clients");
+    }
+}
+
 /// Runs [`sweep_once`] every `interval` on the blocking pool, for the life of the actix system.
 pub fn spawn(pool: DbPool, interval: Duration) {
     actix_web::rt::spawn(async move {

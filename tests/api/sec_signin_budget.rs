@@ -6,22 +6,24 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
+use qip_pool::config::Settings;
 use qip_pool::db::schema::login_throttles;
+use qip_pool::features::identity::rate_limit::{Admission, SignInBudget};
+use qip_pool::features::identity::service::learn_known_clients;
 use serde_json::{Value, json};
 
 use crate::support::{Session, TestApp, USER_PASSWORD, assert_problem};
 
 /// One token a second, three at once; the known clients' reserve one a second, one at once.
+fn small_budget(s: &mut Settings) {
+    s.auth.sign_in_budget_per_second = 1;
+    s.auth.sign_in_budget_burst = 3;
+    s.auth.known_client_budget_per_second = 1;
+    s.auth.known_client_budget_burst = 1;
+}
+
 fn app_with_a_small_budget() -> (TestApp, Session) {
-    let app = TestApp::spawn_with(
-        |s| {
-            s.auth.sign_in_budget_per_second = 1;
-            s.auth.sign_in_budget_burst = 3;
-            s.auth.known_client_budget_per_second = 1;
-            s.auth.known_client_budget_burst = 1;
-        },
-        |_| {},
-    );
+    let app = TestApp::spawn_with(small_budget, |_| {});
     // The administrator signs in over HTTP from 127.0.0.1 (one token): a known client from now on.
     let admin = app.bootstrap_admin();
     (app, admin)
@@ -129,6 +131,72 @@ fn a_client_that_signed_in_before_gets_in_while_a_flood_spends_the_budget() {
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
     let body: Value = res.json().unwrap();
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+/// A restart, or another instance, knows the usual users too: a new process's budget learns from the database
+/// the pairs whose last sign-in is within the known-address period and who have not failed since. Right after
+/// the "restart" (a second server on the same database, a fresh process state) a flood spends the budget; the
+/// administrator, who signed in from this address on the first server, gets in on the reserve, and a user who
+/// failed a password from here after signing in does not. The periodic refresh learns the same way.
+#[test]
+fn a_client_known_before_a_restart_is_known_after_it_unless_it_failed_since() {
+    let (app, admin) = app_with_a_small_budget();
+    let org = app.create_org(&admin, "FIELD", "mission_section");
+    let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
+    assert_eq!(
+        app.setup_password(&setup_token, USER_PASSWORD).status().as_u16(),
+        204
+    );
+    let res = login(&app, "fielduser", USER_PASSWORD);
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(login(&app, "fielduser", "wrong password").status().as_u16(), 401);
+
+    let second = app.spawn_on_with(small_budget);
+    let login_there = |username: &str, password: &str| {
+        second
+            .client
+            .post(format!("{}/api/v1/auth/login", second.base_url))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .unwrap()
+    };
+    spend_the_budget(&app, "nobody", || login_there("nobody", "wrong password"));
+    let res = login_there("fielduser", USER_PASSWORD);
+    assert_eq!(
+        res.status().as_u16(),
+        429,
+        "failed since its sign-in: not known, {}",
+        res.text().unwrap_or_default()
+    );
+    let res = login_there("admin", crate::support::ADMIN_PASSWORD);
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "signed in from here on the first server: known on the second, {}",
+        res.text().unwrap_or_default()
+    );
+
+    // The refresh every instance runs: what it learns from the last minutes.
+    let budget = SignInBudget::new(1, 1, 1, 1);
+    let since = qip_pool::features::audit::now_micros() - chrono::Duration::minutes(5);
+    let learnt = learn_known_clients(&mut app.conn(), &budget, since).unwrap();
+    assert_eq!(learnt, 1, "the administrator's pair; the user's failed since");
+    let pairs: Vec<(String, String)> = login_throttles::table
+        .filter(login_throttles::last_success_at.is_not_null())
+        .select((login_throttles::account, login_throttles::client_addr))
+        .order(login_throttles::account.asc())
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    let now = std::time::Instant::now();
+    let (admin_pair, user_pair) = (&pairs[0], &pairs[1]);
+    assert!(budget.admit("x", "10.0.0.1", now).is_ok(), "the shared token");
+    assert!(budget.admit(&user_pair.0, &user_pair.1, now).is_err());
+    assert_eq!(
+        budget.admit(&admin_pair.0, &admin_pair.1, now),
+        Ok(Admission::KnownClient)
+    );
 }
 
 #[test]

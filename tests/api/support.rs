@@ -356,7 +356,13 @@ impl TestApp {
     /// A second server on this app's database, started the way `serve --no-migrate` starts (no migrations
     /// run, a fresh process state).
     pub fn spawn_on(&self) -> SecondServer {
-        let settings = test_settings(&self.db.url());
+        self.spawn_on_with(|_| {})
+    }
+
+    /// [`Self::spawn_on`] with settings of its own (as another instance's configuration).
+    pub fn spawn_on_with(&self, customize: impl FnOnce(&mut Settings)) -> SecondServer {
+        let mut settings = test_settings(&self.db.url());
+        customize(&mut settings);
         let pool = db::build_pool(&settings.database).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();

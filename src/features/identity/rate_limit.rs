@@ -93,16 +93,17 @@ pub enum Admission {
 
 /// (account, client address) pairs remembered as known at most (a few MB); past it, pairs learnt longest ago
 /// are forgotten first.
-const KNOWN_CLIENTS_MAX: usize = 100_000;
+pub const KNOWN_CLIENTS_MAX: usize = 100_000;
 
 /// A known pair is trusted this long after its last sign-in (the lockout's known-address period).
-const KNOWN_CLIENT_FOR: Duration =
+pub const KNOWN_CLIENT_FOR: Duration =
     Duration::from_secs(crate::domain::lockout::KNOWN_ADDRESS_DAYS.unsigned_abs() * 24 * 3600);
 
 struct BudgetState {
     shared: TokenBucket,
     known: TokenBucket,
-    /// Keyed digests of (account, address) pairs that signed in, with when; a failure from a pair removes it.
+    /// Keyed digests of (account, address) pairs that signed in, with until when they are trusted (their sign-in
+    /// plus the known-address period); a failure from a pair removes it.
     known_clients: HashMap<u64, Instant>,
 }
 
@@ -148,30 +149,44 @@ impl SignInBudget {
         let known = state
             .known_clients
             .get(&pair)
-            .is_some_and(|at| now.saturating_duration_since(*at) < KNOWN_CLIENT_FOR);
+            .is_some_and(|trusted| now < *trusted);
         if known && state.known.take(now).is_ok() {
             return Ok(Admission::KnownClient);
         }
         Err(wait)
     }
 
-    /// `account` signed in from `address` at `now`: the pair is known from now on.
+    /// `account` signed in from `address` at `now`: the pair is known from now on, for the known-address period.
     pub fn signed_in(&self, account: &str, address: &str, now: Instant) {
-        let pair = self.pair(account, address);
+        self.known_until(self.pair(account, address), now + KNOWN_CLIENT_FOR, now);
+    }
+
+    /// `account` signed in from `address` `ago` (on any instance, as the database remembers it; learnt at `now`):
+    /// the pair is known for what remains of its known-address period.
+    pub fn learn(&self, account: &str, address: &str, ago: Duration, now: Instant) {
+        if let Some(left) = KNOWN_CLIENT_FOR.checked_sub(ago) {
+            self.known_until(self.pair(account, address), now + left, now);
+        }
+    }
+
+    /// Trusts `pair` until `until` (or longer, if it was already).
+    fn known_until(&self, pair: u64, until: Instant, now: Instant) {
         let mut state = self.state();
         if state.known_clients.len() >= KNOWN_CLIENTS_MAX && !state.known_clients.contains_key(&pair) {
-            state
-                .known_clients
-                .retain(|_, at| now.saturating_duration_since(*at) < KNOWN_CLIENT_FOR);
+            state.known_clients.retain(|_, trusted| now < *trusted);
             if state.known_clients.len() >= KNOWN_CLIENTS_MAX {
-                // Keep the newer half.
-                let mut times: Vec<Instant> = state.known_clients.values().copied().collect();
-                let (_, median, _) = times.select_nth_unstable(KNOWN_CLIENTS_MAX / 2);
+                // Keep the half trusted longest (the newest sign-ins).
+                let mut ends: Vec<Instant> = state.known_clients.values().copied().collect();
+                let (_, median, _) = ends.select_nth_unstable(KNOWN_CLIENTS_MAX / 2);
                 let median = *median;
-                state.known_clients.retain(|_, at| *at > median);
+                state.known_clients.retain(|_, trusted| *trusted > median);
             }
         }
-        state.known_clients.insert(pair, now);
+        state
+            .known_clients
+            .entry(pair)
+            .and_modify(|trusted| *trusted = (*trusted).max(until))
+            .or_insert(until);
     }
 
     /// A password check of `account` from `address` failed: the pair is no longer known (until it signs in
@@ -265,6 +280,34 @@ mod tests {
         let later = t0 + KNOWN_CLIENT_FOR + ms(1);
         assert!(budget.admit("x", "10.0.0.1", later).is_ok());
         assert!(budget.admit("field", "10.0.0.9", later).is_err());
+    }
+
+    #[test]
+    fn a_pair_learnt_from_the_database_is_trusted_for_what_remains_of_its_period() {
+        let t0 = Instant::now();
+        let day = Duration::from_secs(24 * 3600);
+        let budget = SignInBudget::new(1, 1, 1, 1);
+        budget.learn("field", "10.0.0.9", KNOWN_CLIENT_FOR - day, t0);
+        budget.learn("old", "10.0.0.9", KNOWN_CLIENT_FOR + ms(1), t0);
+        assert!(
+            budget.admit("x", "10.0.0.1", t0).is_ok(),
+            "the shared budget's one token"
+        );
+        assert!(
+            budget.admit("old", "10.0.0.9", t0).is_err(),
+            "past its period: not known"
+        );
+        assert_eq!(budget.admit("field", "10.0.0.9", t0), Ok(Admission::KnownClient));
+        // Learning an older sign-in again never shortens the trust of a newer one.
+        budget.signed_in("field", "10.0.0.9", t0);
+        budget.learn("field", "10.0.0.9", KNOWN_CLIENT_FOR - ms(10), t0);
+        let later = t0 + day + ms(2000);
+        assert!(budget.admit("x", "10.0.0.1", later).is_ok());
+        assert_eq!(
+            budget.admit("field", "10.0.0.9", later),
+            Ok(Admission::KnownClient),
+            "trusted from its sign-in here, not from the older one learnt"
+        );
     }
 
     #[test]

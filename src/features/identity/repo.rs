@@ -436,6 +436,32 @@ pub fn save_login_throttle(
         .execute(conn)
 }
 
+/// (account, client address, when) of the pairs whose last sign-in, at or after `since`, is the last thing
+/// their row recorded (a failure since moves `updated_at` past it), newest first, at most `limit`: the sign-in
+/// budget's known clients as every instance left them.
+pub fn recent_sign_ins(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
+    login_throttles::table
+        .filter(login_throttles::last_success_at.ge(since))
+        .filter(
+            login_throttles::updated_at
+                .nullable()
+                .eq(login_throttles::last_success_at),
+        )
+        .filter(login_throttles::client_addr.ne(ACCOUNT_WIDE))
+        .order(login_throttles::last_success_at.desc())
+        .limit(limit)
+        .select((
+            login_throttles::account,
+            login_throttles::client_addr,
+            login_throttles::last_success_at.assume_not_null(),
+        ))
+        .load(conn)
+}
+
 /// Forgets rows that no longer matter: nothing counted for two days and no sign-in remembered.
 pub fn delete_stale_login_throttles(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
     let quiet = now - chrono::Duration::days(2);

@@ -141,6 +141,25 @@ pub fn login(
     outcome
 }
 
+/// Teaches the sign-in budget the (account, address) pairs that signed in at or after `since` on any instance
+/// and have not failed since (`login_throttles` remembers each pair's last sign-in): after a restart, and on
+/// every instance, the usual users keep their reserve while a flood spends the budget. Returns how many pairs.
+pub fn learn_known_clients(
+    conn: &mut DbConn,
+    budget: &super::rate_limit::SignInBudget,
+    since: NaiveDateTime,
+) -> AppResult<usize> {
+    let limit = i64::try_from(super::rate_limit::KNOWN_CLIENTS_MAX).unwrap_or(i64::MAX);
+    let pairs = repo::recent_sign_ins(conn, since, limit)?;
+    let (now, at) = (now_micros(), std::time::Instant::now());
+    for (account, address, signed_in) in &pairs {
+        // A sign-in stamped ahead of this clock (another instance's) counts as just now.
+        let ago = (now - *signed_in).to_std().unwrap_or_default();
+        budget.learn(account, address, ago, at);
+    }
+    Ok(pairs.len())
+}
+
 /// [`login`] once admitted: the throttle look, the hash, the outcome's transaction.
 fn check_sign_in(
     pool: &DbPool,
