@@ -1050,8 +1050,8 @@ fn a_pending_privileged_grant_is_announced_to_the_other_administrators() {
     );
 }
 
-#[test]
-fn a_completion_report_is_reminded_as_due_then_as_overdue_once_each() {
+/// A desk with one approved proposal whose first tranche was paid in full over HTTP, and the proposal's id.
+fn approved_and_paid_first_tranche() -> (crate::approval::Desk, String) {
     let d = crate::approval::desk("100000.00");
     let (id, _) = d.in_review("Roof", "3000.00");
     d.approve_all(&id);
@@ -1067,11 +1067,17 @@ fn a_completion_report_is_reminded_as_due_then_as_overdue_once_each() {
         .client
         .post(d.m.app.url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")))
         .bearer_auth(&d.finance.access)
-        .header("Idempotency-Key", "report-due-1")
+        .header("Idempotency-Key", "first-tranche-1")
         .json(&json!({"amount": amount, "paid_on": chrono::Utc::now().date_naive(), "payment_reference": "PAY-1"}))
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
+    (d, id)
+}
+
+#[test]
+fn a_completion_report_is_reminded_as_due_then_as_overdue_once_each() {
+    let (d, id) = approved_and_paid_first_tranche();
 
     let due = {
         let mut conn = d.m.app.conn();
@@ -1148,26 +1154,7 @@ fn a_payments_notifications_take_six_statements_and_match_what_the_payment_wrote
     use diesel::connection::{Connection, InstrumentationEvent};
     use qip_pool::db::schema::{notification_events, notifications};
 
-    let d = crate::approval::desk("100000.00");
-    let (id, _) = d.in_review("Roof", "3000.00");
-    d.approve_all(&id);
-    let tranches: Vec<Value> =
-        d.m.app
-            .get_as(&format!("/api/v1/proposals/{id}/tranches"), &d.finance.access)
-            .json()
-            .unwrap();
-    let amount = tranches[0]["amount"].as_str().unwrap().to_owned();
-    let res = d
-        .m
-        .app
-        .client
-        .post(d.m.app.url(&format!("/api/v1/proposals/{id}/tranches/1/disbursements")))
-        .bearer_auth(&d.finance.access)
-        .header("Idempotency-Key", "six-statements-1")
-        .json(&json!({"amount": amount, "paid_on": chrono::Utc::now().date_naive(), "payment_reference": "PAY-6"}))
-        .send()
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201, "{}", res.text().unwrap());
+    let (d, id) = approved_and_paid_first_tranche();
     let event =
         d.m.app
             .audit_rows()

@@ -29,6 +29,18 @@ fn app_with_a_small_budget() -> (TestApp, Session) {
     (app, admin)
 }
 
+/// [`app_with_a_small_budget`] with a user `fielduser` (password set, never signed in; two tokens spent).
+fn app_with_a_field_user() -> TestApp {
+    let (app, admin) = app_with_a_small_budget();
+    let org = app.create_org(&admin, "FIELD", "mission_section");
+    let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
+    assert_eq!(
+        app.setup_password(&setup_token, USER_PASSWORD).status().as_u16(),
+        204
+    );
+    app
+}
+
 fn login(app: &TestApp, username: &str, password: &str) -> reqwest::blocking::Response {
     app.post_json(
         "/api/v1/auth/login",
@@ -92,13 +104,7 @@ fn spend_the_budget(
 
 #[test]
 fn a_spent_sign_in_budget_refuses_with_429_before_any_database_work_and_admits_again_once_refilled() {
-    let (app, admin) = app_with_a_small_budget();
-    let org = app.create_org(&admin, "FIELD", "mission_section");
-    let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
-    assert_eq!(
-        app.setup_password(&setup_token, USER_PASSWORD).status().as_u16(),
-        204
-    );
+    let app = app_with_a_field_user();
 
     spend_the_budget(&app, "nobody", || login(&app, "nobody", "wrong password"));
     // The real account, never signed in from here, waits like everyone else: no hash, no failure, no audit.
@@ -140,13 +146,7 @@ fn a_client_that_signed_in_before_gets_in_while_a_flood_spends_the_budget() {
 /// failed a password from here after signing in does not. The periodic refresh learns the same way.
 #[test]
 fn a_client_known_before_a_restart_is_known_after_it_unless_it_failed_since() {
-    let (app, admin) = app_with_a_small_budget();
-    let org = app.create_org(&admin, "FIELD", "mission_section");
-    let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
-    assert_eq!(
-        app.setup_password(&setup_token, USER_PASSWORD).status().as_u16(),
-        204
-    );
+    let app = app_with_a_field_user();
     let res = login(&app, "fielduser", USER_PASSWORD);
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
     std::thread::sleep(Duration::from_millis(1_100));
