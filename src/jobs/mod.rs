@@ -1,7 +1,8 @@
 //! The periodic jobs: `serve` runs them inside every instance (`spawn`), each on its own pooled connection
 //! and transaction. Each is safe with several instances on one database: a round closes once (a conditional
 //! update decides, under the proposal's lock), marking steps overdue and purging expired idempotency keys are
-//! idempotent updates, the overdue-implementation report only reads, and folding the ledger roll-ups' stripes
+//! idempotent updates, the overdue-implementation report and the learning of known sign-in clients
+//! (`spawn_known_clients`, into this instance's memory) only read, and folding the ledger roll-ups' stripes
 //! moves each row once (one statement deletes and adds it).
 
 pub mod audit_sealer;
