@@ -81,23 +81,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The sign-in budget starts knowing the clients that signed in within the known-address period, as the
-/// database remembers them, so a restart during a flood does not shut the usual users out. Startup goes on
-/// without them when the database cannot tell (unreachable, or migrations pending): they are then learnt as
-/// they sign in, and by the periodic refresh of `serve`.
-fn learn_known_clients_at_start(pool: &DbPool, auth: &AuthRuntime) {
-    let since = crate::features::audit::now_micros()
-        - chrono::Duration::days(crate::domain::lockout::KNOWN_ADDRESS_DAYS);
-    let learnt = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-        crate::features::identity::service::learn_known_clients(&mut conn, &auth.sign_in_budget, since)
-            .map_err(|e| e.to_string())
-    });
-    match learnt {
-        Ok(pairs) => tracing::info!(pairs, "sign-in budget: known clients learnt from the database"),
-        Err(error) => tracing::warn!(%error, "sign-in budget: known clients not learnt at startup"),
-    }
-}
-
 impl AppState {
     pub fn new(settings: Settings, pool: DbPool) -> Result<Self, String> {
         let doc = openapi();
@@ -106,7 +89,14 @@ impl AppState {
             .unwrap_or_else(|_| "{}".into());
         let backend = Backend::from_url(settings.database.url.expose());
         let auth = AuthRuntime::new(&settings.auth)?;
-        learn_known_clients_at_start(&pool, &auth);
+        // The budget starts knowing the clients that signed in within the known-address period, as the database
+        // remembers them: a restart during a flood does not shut the usual users out.
+        crate::jobs::learn_known_clients(
+            &pool,
+            &auth.sign_in_budget,
+            crate::features::audit::now_micros()
+                - chrono::Duration::days(crate::domain::lockout::KNOWN_ADDRESS_DAYS),
+        );
         let metrics = Metrics::new().map_err(|e| e.to_string())?;
         let group_commit = GroupCommit::new(
             settings.ledger.group_commit_max,

@@ -113,24 +113,33 @@ pub fn spawn_known_clients(state: actix_web::web::Data<crate::app::AppState>, in
         loop {
             ticker.tick().await;
             let state = state.clone();
-            let _ = actix_web::web::block(move || learn_known_clients(&state, interval)).await;
+            let _ = actix_web::web::block(move || learn_known_clients_lately(&state, interval)).await;
         }
     });
 }
 
-/// One pass of [`spawn_known_clients`].
-pub fn learn_known_clients(state: &crate::app::AppState, interval: Duration) {
+/// One pass of [`spawn_known_clients`]: the sign-ins of the last two periods and a minute.
+fn learn_known_clients_lately(state: &crate::app::AppState, interval: Duration) {
     let margin = chrono::Duration::from_std(interval * 2).unwrap_or_default() + chrono::Duration::minutes(1);
-    let Ok(mut conn) = state.pool.get() else {
-        tracing::warn!("known sign-in clients not refreshed: no database connection");
-        return;
-    };
-    if let Err(e) = crate::features::identity::service::learn_known_clients(
-        &mut conn,
-        &state.auth.sign_in_budget,
-        now_micros() - margin,
-    ) {
-        tracing::warn!(error = %e, "could not refresh the known sign-in clients");
+    learn_known_clients(&state.pool, &state.auth.sign_in_budget, now_micros() - margin);
+}
+
+/// Teaches `budget` the clients that signed in at or after `since` on any instance (at startup, the whole
+/// known-address period; then [`spawn_known_clients`]). Logs and goes on when the database cannot tell
+/// (unreachable, or migrations pending): the clients are then learnt as they sign in.
+pub fn learn_known_clients(
+    pool: &DbPool,
+    budget: &crate::features::identity::rate_limit::SignInBudget,
+    since: chrono::NaiveDateTime,
+) {
+    let learnt = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+        crate::features::identity::service::learn_known_clients(&mut conn, budget, since)
+            .map_err(|e| e.to_string())
+    });
+    match learnt {
+        Ok(0) => {}
+        Ok(pairs) => tracing::info!(pairs, "sign-in budget: known clients learnt from the database"),
+        Err(error) => tracing::warn!(%error, "sign-in budget: known clients not learnt from the database"),
     }
 }
 
