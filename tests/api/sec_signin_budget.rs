@@ -29,16 +29,17 @@ fn app_with_a_small_budget() -> (TestApp, Session) {
     (app, admin)
 }
 
-/// [`app_with_a_small_budget`] with a user `fielduser` (password set, never signed in; two tokens spent).
-fn app_with_a_field_user() -> TestApp {
+/// [`app_with_a_small_budget`] with a user `fielduser` (password set, never signed in; two tokens spent), and
+/// the administrator's session and the user's id.
+fn app_with_a_field_user() -> (TestApp, Session, String) {
     let (app, admin) = app_with_a_small_budget();
     let org = app.create_org(&admin, "FIELD", "mission_section");
-    let (_, setup_token) = app.create_user(&admin, "fielduser", &org);
+    let (user_id, setup_token) = app.create_user(&admin, "fielduser", &org);
     assert_eq!(
         app.setup_password(&setup_token, USER_PASSWORD).status().as_u16(),
         204
     );
-    app
+    (app, admin, user_id)
 }
 
 fn login(app: &TestApp, username: &str, password: &str) -> reqwest::blocking::Response {
@@ -104,7 +105,7 @@ fn spend_the_budget(
 
 #[test]
 fn a_spent_sign_in_budget_refuses_with_429_before_any_database_work_and_admits_again_once_refilled() {
-    let app = app_with_a_field_user();
+    let (app, ..) = app_with_a_field_user();
 
     spend_the_budget(&app, "nobody", || login(&app, "nobody", "wrong password"));
     // The real account, never signed in from here, waits like everyone else: no hash, no failure, no audit.
@@ -146,7 +147,7 @@ fn a_client_that_signed_in_before_gets_in_while_a_flood_spends_the_budget() {
 /// failed a password from here after signing in does not. The periodic refresh learns the same way.
 #[test]
 fn a_client_known_before_a_restart_is_known_after_it_unless_it_failed_since() {
-    let app = app_with_a_field_user();
+    let (app, ..) = app_with_a_field_user();
     let res = login(&app, "fielduser", USER_PASSWORD);
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
     std::thread::sleep(Duration::from_millis(1_100));
@@ -196,6 +197,52 @@ fn a_client_known_before_a_restart_is_known_after_it_unless_it_failed_since() {
     assert_eq!(
         budget.admit(&admin_pair.0, &admin_pair.1, now),
         Ok(Admission::KnownClient)
+    );
+}
+
+/// A sign-in refused because the account is disabled is the pair's last record, so no instance learns the pair
+/// as a known client from its sign-in before: a second server whose budget a flood has spent refuses the
+/// disabled account with 429 from memory, and never reaches its password (401).
+#[test]
+fn a_disabled_accounts_refused_sign_in_is_not_learnt_as_a_known_client() {
+    let (app, admin, user_id) = app_with_a_field_user();
+    let res = login(&app, "fielduser", USER_PASSWORD);
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().unwrap_or_default());
+    let res = app.post_json(
+        &format!("/api/v1/users/{user_id}/disable"),
+        Some(&admin.access),
+        &json!({}),
+    );
+    assert_eq!(res.json::<Value>().unwrap()["status"], "disabled");
+    // Stamps are to the microsecond; the refusal must land after the sign-in's stamp.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let res = login(&app, "fielduser", USER_PASSWORD);
+    assert_problem(res, 401, "unauthorized");
+    assert_eq!(failures_counted(&app, "fielduser"), 0, "the password was right");
+
+    let second = app.spawn_on_with(small_budget);
+    let login_there = |username: &str, password: &str| {
+        second
+            .client
+            .post(format!("{}/api/v1/auth/login", second.base_url))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .unwrap()
+    };
+    spend_the_budget(&app, "nobody", || login_there("nobody", "wrong password"));
+    let res = login_there("fielduser", USER_PASSWORD);
+    assert_eq!(
+        res.status().as_u16(),
+        429,
+        "refused as disabled since its sign-in: not known, {}",
+        res.text().unwrap_or_default()
+    );
+    let since = qip_pool::features::audit::now_micros() - chrono::Duration::minutes(5);
+    let budget = SignInBudget::new(1, 1, 1, 1);
+    assert_eq!(
+        learn_known_clients(&mut app.conn(), &budget, since).unwrap(),
+        1,
+        "the administrator's pair only"
     );
 }
 

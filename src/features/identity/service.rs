@@ -244,6 +244,16 @@ fn check_sign_in(
             return Ok(Err(refused()));
         }
         if current.status == AccountStatus::Disabled {
+            // The pair's last record is now this refusal, not its last sign-in: no instance learns it as a
+            // known client again (`recent_sign_ins`). Its counts stay: the password was right.
+            repo::save_login_throttle(
+                tx,
+                account,
+                address,
+                &throttles.pair,
+                throttles.pair_last_success,
+                now,
+            )?;
             audit::append(
                 tx,
                 ctx.event(AuditAction::AuthLogin, "session", Some(&current.id))
