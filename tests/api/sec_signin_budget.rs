@@ -12,7 +12,7 @@ use qip_pool::features::identity::rate_limit::{Admission, SignInBudget};
 use qip_pool::features::identity::service::learn_known_clients;
 use serde_json::{Value, json};
 
-use crate::support::{Session, TestApp, USER_PASSWORD, assert_problem};
+use crate::support::{SecondServer, Session, TestApp, USER_PASSWORD, assert_problem};
 
 /// One token a second, three at once; the known clients' reserve one a second, one at once.
 fn small_budget(s: &mut Settings) {
@@ -48,6 +48,23 @@ fn login(app: &TestApp, username: &str, password: &str) -> reqwest::blocking::Re
         None,
         &json!({"username": username, "password": password}),
     )
+}
+
+fn login_on(server: &SecondServer, username: &str, password: &str) -> reqwest::blocking::Response {
+    server
+        .client
+        .post(format!("{}/api/v1/auth/login", server.base_url))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .unwrap()
+}
+
+/// A second server on `app`'s database, as after a restart (its process state fresh), its sign-in budget then
+/// spent by a flood of unknown names.
+fn a_second_server_with_its_budget_spent(app: &TestApp) -> SecondServer {
+    let second = app.spawn_on_with(small_budget);
+    spend_the_budget(app, "nobody", || login_on(&second, "nobody", "wrong password"));
+    second
 }
 
 /// Failures counted for `account` across its throttle rows.
@@ -153,16 +170,8 @@ fn a_client_known_before_a_restart_is_known_after_it_unless_it_failed_since() {
     std::thread::sleep(Duration::from_millis(1_100));
     assert_eq!(login(&app, "fielduser", "wrong password").status().as_u16(), 401);
 
-    let second = app.spawn_on_with(small_budget);
-    let login_there = |username: &str, password: &str| {
-        second
-            .client
-            .post(format!("{}/api/v1/auth/login", second.base_url))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .unwrap()
-    };
-    spend_the_budget(&app, "nobody", || login_there("nobody", "wrong password"));
+    let second = a_second_server_with_its_budget_spent(&app);
+    let login_there = |username: &str, password: &str| login_on(&second, username, password);
     let res = login_there("fielduser", USER_PASSWORD);
     assert_eq!(
         res.status().as_u16(),
@@ -220,16 +229,8 @@ fn a_disabled_accounts_refused_sign_in_is_not_learnt_as_a_known_client() {
     assert_problem(res, 401, "unauthorized");
     assert_eq!(failures_counted(&app, "fielduser"), 0, "the password was right");
 
-    let second = app.spawn_on_with(small_budget);
-    let login_there = |username: &str, password: &str| {
-        second
-            .client
-            .post(format!("{}/api/v1/auth/login", second.base_url))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .unwrap()
-    };
-    spend_the_budget(&app, "nobody", || login_there("nobody", "wrong password"));
+    let second = a_second_server_with_its_budget_spent(&app);
+    let login_there = |username: &str, password: &str| login_on(&second, username, password);
     let res = login_there("fielduser", USER_PASSWORD);
     assert_eq!(
         res.status().as_u16(),
