@@ -26,7 +26,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use common::{ADMIN_PASSWORD, Bench, env_or, percentile};
+use common::{ADMIN_PASSWORD, Bench, backends_cpu_ms, env_or, machine_busy_ms, percentile, process_cpu_ms};
 
 struct Client {
     http: reqwest::blocking::Client,
@@ -317,6 +317,11 @@ fn main() {
     for (variant, spread) in [("spread", proposals), ("hot-row", 2.min(proposals))] {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
+        let cpu_before = (
+            process_cpu_ms("self"),
+            backends_cpu_ms(&bench.name),
+            machine_busy_ms(),
+        );
         let mut latencies: Vec<Duration> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..clients)
                 .map(|cl| {
@@ -336,25 +341,50 @@ fn main() {
             handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         let http_tps = latencies.len() as f64 / started.elapsed().as_secs_f64();
+        let cpu_after = (
+            process_cpu_ms("self"),
+            backends_cpu_ms(&bench.name),
+            machine_busy_ms(),
+        );
+        let payments = latencies.len().max(1) as f64;
         latencies.sort();
         let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
         assert!(report.ok, "ledger check failed: {:?}", report.problems);
 
+        // The machine's CPU per transaction of each pgbench run, pgbench itself included: pgbench's backends exit
+        // with it, so their own counters are gone by the time it returns.
+        let machine_per_tx = |run: &dyn Fn() -> f64| {
+            let before = machine_busy_ms();
+            let tps = run();
+            (
+                tps,
+                (machine_busy_ms() - before) / (tps * seconds as f64).max(1.0),
+            )
+        };
         let script = pgbench_script(spread);
-        let pg_tps = bench.pgbench(
-            &script,
-            clients,
-            seconds,
-            &[("user_id", &finance_id), ("pool_id", &pool_id)],
-        );
+        let (pg_tps, pg_cpu) = machine_per_tx(&|| {
+            bench.pgbench(
+                &script,
+                clients,
+                seconds,
+                &[("user_id", &finance_id), ("pool_id", &pool_id)],
+            )
+        });
         let pairs = spread.to_string();
-        let bare_tps = bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", &pairs)]);
+        let (bare_tps, bare_cpu) =
+            machine_per_tx(&|| bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", &pairs)]));
         println!(
             "  {variant:<8} ({spread:>2} proposals)  http {http_tps:>8.1}/s  p50 {:>6.2} ms  p99 {:>7.2} ms  |  same statements {pg_tps:>8.1}/s  ratio {:.2}  |  bare transfer ({spread} pairs) {bare_tps:>8.1}/s  ratio {:.2}",
             percentile(&latencies, 0.5).as_secs_f64() * 1e3,
             percentile(&latencies, 0.99).as_secs_f64() * 1e3,
             http_tps / pg_tps,
             http_tps / bare_tps
+        );
+        println!(
+            "    CPU per payment: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms, machine {:.2} ms  |  machine per transaction: same statements {pg_cpu:.2} ms, bare transfer {bare_cpu:.2} ms",
+            (cpu_after.0 - cpu_before.0) / payments,
+            (cpu_after.1 - cpu_before.1) / payments,
+            (cpu_after.2 - cpu_before.2) / payments,
         );
     }
     println!("  target (issue 14): ratio http / bare transfer >= 0.50");

@@ -24,7 +24,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use common::{ADMIN_PASSWORD, Bench, env_or, percentile};
+use common::{ADMIN_PASSWORD, Bench, backends_cpu_ms, env_or, machine_busy_ms, percentile, process_cpu_ms};
 
 fn main() {
     let Some(admin_url) = common::admin_url() else {
@@ -204,11 +204,18 @@ fn main() {
         // transaction and two entries; update two balances; COMMIT) on one hot pair and spread over 50 pairs.
         bench_conn.batch_execute(common::BARE_LEDGER_SCHEMA).unwrap();
         let bare_hot = bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", "1")]);
+        // The machine's CPU per transfer, pgbench included (its backends exit with it, their counters with them).
+        let machine_before = machine_busy_ms();
         let bare_spread = bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", "50")]);
+        let bare_spread_cpu = (machine_busy_ms() - machine_before) / (bare_spread * seconds as f64).max(1.0);
 
         // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
         // unless they hit the same pool).
-        let cpu_before = (process_cpu_ms("self"), backends_cpu_ms(&bench.name));
+        let cpu_before = (
+            process_cpu_ms("self"),
+            backends_cpu_ms(&bench.name),
+            machine_busy_ms(),
+        );
         let group_before = group_commit_counts(&client, &base);
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
@@ -230,7 +237,11 @@ fn main() {
             handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         let spread_elapsed = started.elapsed().as_secs_f64();
-        let cpu_after = (process_cpu_ms("self"), backends_cpu_ms(&bench.name));
+        let cpu_after = (
+            process_cpu_ms("self"),
+            backends_cpu_ms(&bench.name),
+            machine_busy_ms(),
+        );
         let group_after = group_commit_counts(&client, &base);
         spread_latencies.sort();
         let http_spread_tps = spread_latencies.len() as f64 / spread_elapsed;
@@ -284,9 +295,10 @@ fn main() {
         );
         let posts = spread_latencies.len().max(1) as f64;
         println!(
-            "    CPU per post over {spread} pools: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms; group commit: {} requests in {} batches (mean {:.1})",
+            "    CPU per post over {spread} pools: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms, machine {:.2} ms (a bare transfer over 50 pairs: machine {bare_spread_cpu:.2} ms); group commit: {} requests in {} batches (mean {:.1})",
             (cpu_after.0 - cpu_before.0) / posts,
             (cpu_after.1 - cpu_before.1) / posts,
+            (cpu_after.2 - cpu_before.2) / posts,
             group_after.1 - group_before.1,
             group_after.0 - group_before.0,
             (group_after.1 - group_before.1) / (group_after.0 - group_before.0).max(1.0),
@@ -299,38 +311,6 @@ fn main() {
         drop(bench_conn);
     });
     bench.finish();
-}
-
-/// CPU time (user + system) of process `pid` ("self": this one) so far, in ms.
-fn process_cpu_ms(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    ticks * 10.0 // USER_HZ is 100 on Linux
-}
-
-/// CPU time so far of the PostgreSQL backends connected to database `db` (their command line names it), in ms.
-fn backends_cpu_ms(db: &str) -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(db))
-                .unwrap_or(false)
-        })
-        .map(|pid| process_cpu_ms(&pid))
-        .sum()
 }
 
 /// The server's group-commit counters (batches, requests) from `/metrics`.

@@ -252,3 +252,54 @@ UPDATE bare_balances SET balance = balance - 12550 WHERE id = :debit;
 UPDATE bare_balances SET balance = balance + 12550 WHERE id = :credit;
 COMMIT;
 "#;
+
+/// CPU time (user + system) of process `pid` ("self": this one) so far, in ms.
+pub fn process_cpu_ms(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks * 10.0 // USER_HZ is 100 on Linux
+}
+
+/// CPU time so far of the PostgreSQL backends connected to database `db` (their command line names it), in ms.
+pub fn backends_cpu_ms(db: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(db))
+                .unwrap_or(false)
+        })
+        .map(|pid| process_cpu_ms(&pid))
+        .sum()
+}
+
+/// CPU time the whole machine has spent busy so far (every core; user, nice, system, interrupts and steal, not
+/// idle or I/O wait), in ms: what a run costs, counting processes that exit before it ends (pgbench's backends).
+pub fn machine_busy_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(cpu) = stat.lines().next() else {
+        return 0.0;
+    };
+    // cpu user nice system idle iowait irq softirq steal ...
+    let fields: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    busy * 10.0 // USER_HZ is 100 on Linux
+}
