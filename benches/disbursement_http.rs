@@ -380,6 +380,26 @@ fn main() {
             http_tps / pg_tps,
             http_tps / bare_tps
         );
+        // What-if scripts (`QIP_BENCH_SCRIPTS`): the same payment written another way, same variables and targets.
+        for path in what_if_scripts() {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                println!("    what-if {path}: cannot be read, skipped");
+                continue;
+            };
+            let text = text.replace("{targets}", &spread.to_string());
+            let (tps, cpu) = machine_per_tx(&|| {
+                bench.pgbench(
+                    &text,
+                    clients,
+                    seconds,
+                    &[("user_id", &finance_id), ("pool_id", &pool_id)],
+                )
+            });
+            println!(
+                "    what-if {path}: {tps:.1} tx/s, ratio to bare {:.2}, machine {cpu:.2} ms per transaction",
+                tps / bare_tps
+            );
+        }
         println!(
             "    CPU per payment: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms, machine {:.2} ms  |  machine per transaction: same statements {pg_cpu:.2} ms, bare transfer {bare_cpu:.2} ms",
             (cpu_after.0 - cpu_before.0) / payments,
@@ -391,6 +411,20 @@ fn main() {
 
     drop(bench_conn);
     bench.finish();
+}
+
+/// Paths of extra pgbench scripts to run after the same-statements script (`QIP_BENCH_SCRIPTS`, comma-separated):
+/// a payment written another way, measured against the same bare transfer. `{targets}` in a script becomes the
+/// variant's number of proposals; `:user_id`, `:pool_id` and the `bench_targets` table are as in
+/// [`pgbench_script`].
+fn what_if_scripts() -> Vec<String> {
+    std::env::var("QIP_BENCH_SCRIPTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The statements one tranche payment issues, in order (see `features::implementation::service`; counted in the
