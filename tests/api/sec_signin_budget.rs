@@ -230,8 +230,7 @@ fn a_disabled_accounts_refused_sign_in_is_not_learnt_as_a_known_client() {
     assert_eq!(failures_counted(&app, "fielduser"), 0, "the password was right");
 
     let second = a_second_server_with_its_budget_spent(&app);
-    let login_there = |username: &str, password: &str| login_on(&second, username, password);
-    let res = login_there("fielduser", USER_PASSWORD);
+    let res = login_on(&second, "fielduser", USER_PASSWORD);
     assert_eq!(
         res.status().as_u16(),
         429,
