@@ -96,7 +96,7 @@ pub enum Admission {
 pub const KNOWN_CLIENTS_MAX: usize = 100_000;
 
 /// A known pair is trusted this long after its last sign-in (the lockout's known-address period).
-pub const KNOWN_CLIENT_FOR: Duration =
+const KNOWN_CLIENT_FOR: Duration =
     Duration::from_secs(crate::domain::lockout::KNOWN_ADDRESS_DAYS.unsigned_abs() * 24 * 3600);
 
 struct BudgetState {
