@@ -26,7 +26,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use common::{ADMIN_PASSWORD, Bench, backends_cpu_ms, env_or, machine_busy_ms, percentile, process_cpu_ms};
+use common::{ADMIN_PASSWORD, Bench, CpuSnapshot, env_or, machine_busy_ms, percentile};
 
 struct Client {
     http: reqwest::blocking::Client,
@@ -317,11 +317,7 @@ fn main() {
     for (variant, spread) in [("spread", proposals), ("hot-row", 2.min(proposals))] {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
-        let cpu_before = (
-            process_cpu_ms("self"),
-            backends_cpu_ms(&bench.name),
-            machine_busy_ms(),
-        );
+        let cpu_before = CpuSnapshot::now(&bench.name);
         let mut latencies: Vec<Duration> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..clients)
                 .map(|cl| {
@@ -341,12 +337,8 @@ fn main() {
             handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         let http_tps = latencies.len() as f64 / started.elapsed().as_secs_f64();
-        let cpu_after = (
-            process_cpu_ms("self"),
-            backends_cpu_ms(&bench.name),
-            machine_busy_ms(),
-        );
-        let payments = latencies.len().max(1) as f64;
+        let cpu_after = CpuSnapshot::now(&bench.name);
+        let payments = latencies.len() as f64;
         latencies.sort();
         let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
         assert!(report.ok, "ledger check failed: {:?}", report.problems);
@@ -400,11 +392,10 @@ fn main() {
                 tps / bare_tps
             );
         }
+        let (process, backends, machine) = cpu_after.per_transaction_since(&cpu_before, payments);
         println!(
             "    CPU per payment: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms, machine {:.2} ms  |  machine per transaction: same statements {pg_cpu:.2} ms, bare transfer {bare_cpu:.2} ms",
-            (cpu_after.0 - cpu_before.0) / payments,
-            (cpu_after.1 - cpu_before.1) / payments,
-            (cpu_after.2 - cpu_before.2) / payments,
+            process, backends, machine,
         );
     }
     println!("  target (issue 14): ratio http / bare transfer >= 0.50");

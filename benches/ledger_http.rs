@@ -24,7 +24,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use common::{ADMIN_PASSWORD, Bench, backends_cpu_ms, env_or, machine_busy_ms, percentile, process_cpu_ms};
+use common::{ADMIN_PASSWORD, Bench, CpuSnapshot, env_or, machine_busy_ms, percentile};
 
 fn main() {
     let Some(admin_url) = common::admin_url() else {
@@ -211,11 +211,7 @@ fn main() {
 
         // 4. HTTP again, each client's contributions going round the pools (no two postings share balance rows
         // unless they hit the same pool).
-        let cpu_before = (
-            process_cpu_ms("self"),
-            backends_cpu_ms(&bench.name),
-            machine_busy_ms(),
-        );
+        let cpu_before = CpuSnapshot::now(&bench.name);
         let group_before = group_commit_counts(&client, &base);
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
@@ -237,11 +233,7 @@ fn main() {
             handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         let spread_elapsed = started.elapsed().as_secs_f64();
-        let cpu_after = (
-            process_cpu_ms("self"),
-            backends_cpu_ms(&bench.name),
-            machine_busy_ms(),
-        );
+        let cpu_after = CpuSnapshot::now(&bench.name);
         let group_after = group_commit_counts(&client, &base);
         spread_latencies.sort();
         let http_spread_tps = spread_latencies.len() as f64 / spread_elapsed;
@@ -293,12 +285,13 @@ fn main() {
             spread_latencies.len(),
             http_spread_tps / bare_spread
         );
-        let posts = spread_latencies.len().max(1) as f64;
+        let (process, backends, machine) =
+            cpu_after.per_transaction_since(&cpu_before, spread_latencies.len() as f64);
         println!(
             "    CPU per post over {spread} pools: this process (HTTP clients, server, sealer) {:.2} ms, PostgreSQL backends {:.2} ms, machine {:.2} ms (a bare transfer over 50 pairs: machine {bare_spread_cpu:.2} ms); group commit: {} requests in {} batches (mean {:.1})",
-            (cpu_after.0 - cpu_before.0) / posts,
-            (cpu_after.1 - cpu_before.1) / posts,
-            (cpu_after.2 - cpu_before.2) / posts,
+            process,
+            backends,
+            machine,
             group_after.1 - group_before.1,
             group_after.0 - group_before.0,
             (group_after.1 - group_before.1) / (group_after.0 - group_before.0).max(1.0),

@@ -254,7 +254,7 @@ COMMIT;
 "#;
 
 /// CPU time (user + system) of process `pid` ("self": this one) so far, in ms.
-pub fn process_cpu_ms(pid: &str) -> f64 {
+fn process_cpu_ms(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -269,7 +269,7 @@ pub fn process_cpu_ms(pid: &str) -> f64 {
 }
 
 /// CPU time so far of the PostgreSQL backends connected to database `db` (their command line names it), in ms.
-pub fn backends_cpu_ms(db: &str) -> f64 {
+fn backends_cpu_ms(db: &str) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
@@ -302,4 +302,33 @@ pub fn machine_busy_ms() -> f64 {
         .collect();
     let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
     busy * 10.0 // USER_HZ is 100 on Linux
+}
+
+/// CPU time so far, in ms, of this process (HTTP clients, in-process server, sealer), of the PostgreSQL backends
+/// of database `db`, and of the whole machine: taken before and after a phase, their differences are its cost.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSnapshot {
+    pub this_process: f64,
+    pub backends: f64,
+    pub machine: f64,
+}
+
+impl CpuSnapshot {
+    pub fn now(db: &str) -> Self {
+        Self {
+            this_process: process_cpu_ms("self"),
+            backends: backends_cpu_ms(db),
+            machine: machine_busy_ms(),
+        }
+    }
+
+    /// Each part's CPU since `before`, per one of `count` transactions: (this process, backends, machine).
+    pub fn per_transaction_since(&self, before: &Self, count: f64) -> (f64, f64, f64) {
+        let count = count.max(1.0);
+        (
+            (self.this_process - before.this_process) / count,
+            (self.backends - before.backends) / count,
+            (self.machine - before.machine) / count,
+        )
+    }
 }
