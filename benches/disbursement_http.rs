@@ -353,15 +353,18 @@ fn main() {
                 (machine_busy_ms() - before) / (tps * seconds as f64).max(1.0),
             )
         };
-        let script = pgbench_script(spread);
-        let (pg_tps, pg_cpu) = machine_per_tx(&|| {
-            bench.pgbench(
-                &script,
-                clients,
-                seconds,
-                &[("user_id", &finance_id), ("pool_id", &pool_id)],
-            )
-        });
+        // A script of one payment, with the variables every such script reads.
+        let run_payment_script = |script: &str| {
+            machine_per_tx(&|| {
+                bench.pgbench(
+                    script,
+                    clients,
+                    seconds,
+                    &[("user_id", &finance_id), ("pool_id", &pool_id)],
+                )
+            })
+        };
+        let (pg_tps, pg_cpu) = run_payment_script(&pgbench_script(spread));
         let pairs = spread.to_string();
         let (bare_tps, bare_cpu) =
             machine_per_tx(&|| bench.pgbench(common::BARE_TRANSFER, clients, seconds, &[("pairs", &pairs)]));
@@ -378,15 +381,7 @@ fn main() {
                 println!("    what-if {path}: cannot be read, skipped");
                 continue;
             };
-            let text = text.replace("{targets}", &spread.to_string());
-            let (tps, cpu) = machine_per_tx(&|| {
-                bench.pgbench(
-                    &text,
-                    clients,
-                    seconds,
-                    &[("user_id", &finance_id), ("pool_id", &pool_id)],
-                )
-            });
+            let (tps, cpu) = run_payment_script(&text.replace("{targets}", &spread.to_string()));
             println!(
                 "    what-if {path}: {tps:.1} tx/s, ratio to bare {:.2}, machine {cpu:.2} ms per transaction",
                 tps / bare_tps
