@@ -14,6 +14,7 @@ use crate::domain::status::FlagStatus;
 use crate::error::AppError;
 use crate::features::consultation::dto::{Flag, FlagEnding, FlagInput};
 use crate::features::consultation::service::{self as consultation, FlagEnd};
+use crate::http::extract::Form;
 
 /// Flag slots in the answer form beyond the first (which keeps its `flag_…` names).
 pub const EXTRA_FLAG_SLOTS: [usize; 2] = [2, 3];
@@ -153,7 +154,7 @@ pub async fn end(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<EndForm>,
+    form: Form<EndForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let (flag_id, how) = path.into_inner();

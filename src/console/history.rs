@@ -16,6 +16,7 @@ use crate::features::audit::dto::AuditEvent;
 use crate::features::audit::service as audit;
 use crate::features::consultation::service as consultation;
 use crate::features::implementation::service as implementation;
+use crate::http::extract::Query;
 
 const AUDIT_ROUTE: (&str, &str) = ("GET", "/api/v1/audit/events");
 /// Events per page, newest first.
@@ -31,7 +32,7 @@ pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<HistoryQuery>,
+    query: Query<HistoryQuery>,
 ) -> HttpResponse {
     let id = id.into_inner();
     let before = query.before;

@@ -35,6 +35,8 @@ use crate::features::consultation::service as consultation;
 use crate::features::identity::dto::LoginRequest;
 use crate::features::identity::service as identity;
 use crate::features::read_models::{brief::brief as decision_brief, tasks};
+use crate::http::extract::Form;
+use crate::http::extract::Query;
 use pages::Chrome;
 use session::{Caller, NoCaller};
 
@@ -188,7 +190,7 @@ async fn sign_in_page(req: HttpRequest) -> HttpResponse {
 
 /// Signs in through `identity::service::login` (throttling, lockout, password checks, audit), under the same
 /// per-address rate limit as `POST /api/v1/auth/login`.
-async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Form<SignInForm>) -> HttpResponse {
+async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: Form<SignInForm>) -> HttpResponse {
     let form = form.into_inner();
     if !session::sign_in_csrf_matches(&req, &form.csrf) {
         return csrf_refused(&req);
@@ -238,7 +240,7 @@ struct CsrfOnly {
 
 /// Ends the console session and the sign-in under it (`identity::service::logout` revokes the refresh-token
 /// family) and forgets the cookies. The form must carry the session's CSRF token.
-async fn sign_out(req: HttpRequest, state: web::Data<AppState>, form: web::Form<CsrfOnly>) -> HttpResponse {
+async fn sign_out(req: HttpRequest, state: web::Data<AppState>, form: Form<CsrfOnly>) -> HttpResponse {
     match session::authorize_form(&req, &state, TASKS_ROUTE.0, TASKS_ROUTE.1, None, &form.csrf).await {
         // Already ended (or never begun): nothing to end but the cookies.
         Ok(_) | Err(NoCaller::SignIn) => {}
@@ -380,7 +382,7 @@ async fn proposal(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<ProposalQuery>,
+    query: Query<ProposalQuery>,
 ) -> HttpResponse {
     let id = id.into_inner();
     let ProposalQuery { hat, done } = query.into_inner();
@@ -506,7 +508,7 @@ async fn decide(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<DecisionForm>,
+    form: Form<DecisionForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let (id, step_id) = path.into_inner();
@@ -648,7 +650,7 @@ async fn respond(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: web::Form<AnswerForm>,
+    form: Form<AnswerForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let id = id.into_inner();

@@ -23,6 +23,8 @@ use crate::error::AppError;
 use crate::features::implementation::dto::{NewDisbursement, Tranche};
 use crate::features::implementation::service as implementation;
 use crate::features::ledger::idempotency::IdempotentRequest;
+use crate::http::extract::Form;
+use crate::http::extract::Query;
 
 const LIST_ROUTE: (&str, &str) = ("GET", "/api/v1/proposals/{id}/tranches");
 const PAY_ROUTE: (&str, &str) = ("POST", "/api/v1/proposals/{id}/tranches/{n}/disbursements");
@@ -36,7 +38,7 @@ pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
 ) -> HttpResponse {
     let id = id.into_inner();
     let notice = query
@@ -128,7 +130,7 @@ pub async fn pay(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, i32)>,
-    form: web::Form<PayForm>,
+    form: Form<PayForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let (id, n) = path.into_inner();

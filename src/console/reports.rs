@@ -17,6 +17,8 @@ use crate::domain::status::ReportStatus;
 use crate::error::{AppError, FieldError};
 use crate::features::implementation::dto::{Handover, NewReport, Report, ReportDecision};
 use crate::features::implementation::service as implementation;
+use crate::http::extract::Form;
+use crate::http::extract::Query;
 
 const LIST_ROUTE: (&str, &str) = ("GET", "/api/v1/proposals/{id}/reports");
 const SUBMIT_ROUTE: (&str, &str) = ("POST", "/api/v1/proposals/{id}/reports");
@@ -33,7 +35,7 @@ pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
 ) -> HttpResponse {
     let id = id.into_inner();
     let notice = query.done.as_deref().and_then(|d| match d {
@@ -254,7 +256,7 @@ pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: web::Form<ReportForm>,
+    form: Form<ReportForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let id = id.into_inner();
@@ -285,7 +287,7 @@ pub async fn decide(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: web::Form<DecisionForm>,
+    form: Form<DecisionForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let report_id = id.into_inner();

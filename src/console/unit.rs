@@ -18,6 +18,8 @@ use crate::domain::lifecycle::State;
 use crate::error::AppError;
 use crate::features::proposals::dto::{ProposalQuery, ProposalSummary};
 use crate::features::proposals::service as proposals;
+use crate::http::extract::Form;
+use crate::http::extract::Query;
 
 const LIST_ROUTE: (&str, &str) = ("GET", "/api/v1/proposals");
 /// Proposals listed on the console's page (the newest; the API pages further).
@@ -29,11 +31,7 @@ pub struct ListQuery {
 }
 
 /// The proposals the caller may read (the service applies the scope: a unit sees its own), newest first.
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
-) -> HttpResponse {
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, query: Query<ListQuery>) -> HttpResponse {
     let filter = match query.state.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(ProposalQuery::default()),
         Some(s) => super::enum_field::<State>("state", s).map(|st| ProposalQuery {
@@ -125,7 +123,7 @@ pub async fn act(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<VersionForm>,
+    form: Form<VersionForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let (id, what) = path.into_inner();

@@ -36,6 +36,7 @@ mod group_commit;
 mod identity;
 mod implementation;
 mod ledger;
+mod malformed_input;
 mod notifications;
 mod openapi_snapshot;
 mod ops;

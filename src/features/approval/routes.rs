@@ -9,6 +9,8 @@ use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
 use crate::features::read_models::{self, tasks};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::pagination::PageQuery;
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -57,7 +59,7 @@ async fn decide(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Json<DecisionInput>,
+    body: Json<DecisionInput>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let ((id, step_id), body) = (path.into_inner(), body.into_inner());
@@ -95,7 +97,7 @@ async fn brief(
 async fn my_tasks(
     state: web::Data<AppState>,
     actor: Actor,
-    page: web::Query<PageQuery>,
+    page: Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let req = page.resolve::<tasks::TaskKey>(&state.settings.server)?;
     let limit = req.limit;

@@ -9,6 +9,7 @@ use crate::access::Actor;
 use crate::app::AppState;
 use crate::domain::hash_chain::VerifyReport;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::with_conn;
 
@@ -27,8 +28,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn list_events(
     state: web::Data<AppState>,
     actor: Actor,
-    page: web::Query<PageQuery>,
-    query: web::Query<EventQuery>,
+    page: Query<PageQuery>,
+    query: Query<EventQuery>,
 ) -> AppResult<web::Json<Page<AuditEvent>>> {
     let req = page.resolve::<i64>(&state.settings.server)?;
     let query = query.into_inner();

@@ -13,6 +13,8 @@ use super::service::{self, FlagEnd};
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -42,7 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn create_activity(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<ActivityInput>,
+    body: Json<ActivityInput>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let a = with_conn(&state, move |conn, _| {
@@ -69,8 +71,8 @@ struct ActivityFilter {
 async fn list_activities(
     state: web::Data<AppState>,
     _actor: Actor,
-    page: web::Query<PageQuery>,
-    filter: web::Query<ActivityFilter>,
+    page: Query<PageQuery>,
+    filter: Query<ActivityFilter>,
 ) -> AppResult<web::Json<Page<Activity>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let f = filter.into_inner();
@@ -114,7 +116,7 @@ async fn update_activity(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<ActivityInput>,
+    body: Json<ActivityInput>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());
@@ -175,7 +177,7 @@ async fn import_activities(
 async fn create_rule(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<NewRule>,
+    body: Json<NewRule>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let r = with_conn(&state, move |conn, _| service::create_rule(conn, &actor, &body)).await?;
@@ -231,7 +233,7 @@ async fn respond(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<ResponseInput>,
+    body: Json<ResponseInput>,
 ) -> AppResult<web::Json<Consultation>> {
     let (id, body) = (id.into_inner(), body.into_inner());
     with_conn(&state, move |conn, _| {
@@ -249,7 +251,7 @@ async fn add_consultee(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<AddConsultee>,
+    body: Json<AddConsultee>,
 ) -> AppResult<web::Json<Consultation>> {
     let (id, body) = (id.into_inner(), body.into_inner());
     with_conn(&state, move |conn, _| {

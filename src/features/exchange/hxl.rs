@@ -51,7 +51,7 @@ pub fn sniff_delimiter(text: &str) -> u8 {
 }
 
 /// The records of a CSV text with the given delimiter: `(line number, cells trimmed)`, blank lines skipped.
-/// A record the reader cannot parse is returned as `Err(message)` with its line.
+/// A record the reader cannot parse, or one holding U+0000, is returned as `Err(message)` with its line.
 pub fn records(text: &str, delimiter: u8) -> Vec<(usize, Result<Vec<String>, String>)> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -66,6 +66,11 @@ pub fn records(text: &str, delimiter: u8) -> Vec<(usize, Result<Vec<String>, Str
             Ok(r) => {
                 let line = r.position().map_or(i + 1, |p| lines.line_at(p.byte()));
                 if r.iter().all(str::is_empty) {
+                    continue;
+                }
+                // PostgreSQL cannot store U+0000 and SQLite can: refused here, both answer the same.
+                if r.iter().any(|cell| cell.contains('\0')) {
+                    out.push((line, Err("a cell holds the NUL character (U+0000)".to_owned())));
                     continue;
                 }
                 out.push((line, Ok(r.iter().map(str::to_owned).collect())));
@@ -285,6 +290,17 @@ mod tests {
         assert_eq!(sniff_delimiter("\n\na\tb\tc"), b'\t');
         assert_eq!(sniff_delimiter("\"a;x\",b\n"), b',');
         assert_eq!(sniff_delimiter("single"), b',');
+    }
+
+    #[test]
+    fn a_row_with_a_nul_character_is_a_faulty_line() {
+        let rows = records("a,b\nx,y\0z\nc,d\n", b',');
+        assert_eq!(rows[0], (1, Ok(vec!["a".to_owned(), "b".to_owned()])));
+        assert_eq!(
+            rows[1],
+            (2, Err("a cell holds the NUL character (U+0000)".to_owned()))
+        );
+        assert_eq!(rows[2], (3, Ok(vec!["c".to_owned(), "d".to_owned()])));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::db::DbConn;
 use crate::domain::ids::PoolId;
 use crate::error::{AppResult, Problem};
 use crate::features::ledger::service::PoolRef;
+use crate::http::extract::Query;
 use crate::http::with_conn;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -198,7 +199,7 @@ async fn pool_report(
     _actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    query: web::Query<ReportQuery>,
+    query: Query<ReportQuery>,
 ) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     if let Some(f) = query.format.as_deref() {

@@ -13,6 +13,8 @@ use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::middleware::RequestMeta;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::with_conn;
@@ -55,7 +57,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn login(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> AppResult<web::Json<TokenResponse>> {
     let body = body.into_inner();
     // No pooled connection is held around the call: `login` takes its own, and none while it hashes.
@@ -79,7 +81,7 @@ async fn login(
 async fn refresh(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> AppResult<web::Json<TokenResponse>> {
     let token = body.into_inner().refresh_token;
     with_conn(&state, move |conn, s| {
@@ -99,7 +101,7 @@ async fn refresh(
 async fn logout(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let token = body.into_inner().refresh_token;
     with_conn(&state, move |conn, _| service::logout(conn, &token, &meta)).await?;
@@ -122,7 +124,7 @@ async fn logout(
 async fn setup_password(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<SetupPasswordRequest>,
+    body: Json<SetupPasswordRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     // The sign-in budget first, from memory: a flood of made-up tokens takes no connection and writes nothing.
@@ -163,7 +165,7 @@ async fn me(state: web::Data<AppState>, actor: Actor) -> AppResult<web::Json<Me>
 async fn create_organization(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<NewOrganization>,
+    body: Json<NewOrganization>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let org = with_conn(&state, move |conn, _| {
@@ -184,7 +186,7 @@ async fn create_organization(
 async fn list_organizations(
     state: web::Data<AppState>,
     _actor: Actor,
-    page: web::Query<PageQuery>,
+    page: Query<PageQuery>,
 ) -> AppResult<web::Json<Page<Organization>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let rows = with_conn(&state, move |conn, _| {
@@ -228,7 +230,7 @@ async fn get_organization(
 async fn create_user(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<NewUser>,
+    body: Json<NewUser>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let user = with_conn(&state, move |conn, s| {
@@ -249,8 +251,8 @@ async fn create_user(
 async fn list_users(
     state: web::Data<AppState>,
     _actor: Actor,
-    page: web::Query<PageQuery>,
-    filter: web::Query<UserFilter>,
+    page: Query<PageQuery>,
+    filter: Query<UserFilter>,
 ) -> AppResult<web::Json<Page<User>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let filter = filter.into_inner();
@@ -385,7 +387,7 @@ async fn grant_hat(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<NewHatGrant>,
+    body: Json<NewHatGrant>,
 ) -> AppResult<HttpResponse> {
     let (id, body) = (id.into_inner(), body.into_inner());
     let outcome = with_conn(&state, move |conn, s| {
@@ -435,8 +437,8 @@ async fn revoke_hat(
 async fn list_hat_grant_requests(
     state: web::Data<AppState>,
     _actor: Actor,
-    page: web::Query<PageQuery>,
-    filter: web::Query<HatGrantRequestFilter>,
+    page: Query<PageQuery>,
+    filter: Query<HatGrantRequestFilter>,
 ) -> AppResult<web::Json<Page<HatGrantRequestView>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let status = filter.into_inner().status;
@@ -507,7 +509,7 @@ async fn refuse_hat_grant(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<RefuseHatGrant>,
+    body: Json<RefuseHatGrant>,
 ) -> AppResult<web::Json<HatGrantRequestView>> {
     let (id, body) = (id.into_inner(), body.into_inner());
     with_conn(&state, move |conn, _| {

@@ -14,6 +14,7 @@ use crate::error::{AppResult, Problem};
 use crate::features::ledger::dto::Transaction;
 use crate::features::ledger::routes::{idempotent_input, idempotent_response, retention};
 use crate::features::proposals::dto::Proposal;
+use crate::http::extract::Json;
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
 
@@ -61,7 +62,7 @@ async fn disburse(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<(String, i32)>,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> AppResult<HttpResponse> {
     let (idem, input): (_, NewDisbursement) = idempotent_input(&req, &actor, body.into_inner())?;
     let (id, n) = path.into_inner();
@@ -82,7 +83,7 @@ async fn refund(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> AppResult<HttpResponse> {
     let (idem, input): (_, NewRefund) = idempotent_input(&req, &actor, body.into_inner())?;
     let id = id.into_inner();
@@ -101,7 +102,7 @@ async fn submit_report(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<NewReport>,
+    body: Json<NewReport>,
 ) -> AppResult<HttpResponse> {
     let (id, body) = (id.into_inner(), body.into_inner());
     let r = with_conn(&state, move |conn, _| {
@@ -172,7 +173,7 @@ async fn cancel(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<CancelRequest>,
+    body: Json<CancelRequest>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());
@@ -194,7 +195,7 @@ async fn close(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<CloseRequest>,
+    body: Json<CloseRequest>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());

@@ -12,6 +12,8 @@ use crate::access::Actor;
 use crate::app::AppState;
 use crate::domain::ids::{PoolId, TransactionId};
 use crate::error::{AppError, AppResult, Problem};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::extract::deserialize_error;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::with_conn;
@@ -73,7 +75,7 @@ async fn contribute(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> AppResult<HttpResponse> {
     let (idem, input): (_, NewContribution) = idempotent_input(&req, &actor, body.into_inner())?;
     let pool_id = PoolId::from(id.into_inner());
@@ -104,8 +106,8 @@ async fn list_transactions(
     state: web::Data<AppState>,
     _actor: Actor,
     id: web::Path<String>,
-    page: web::Query<PageQuery>,
-    query: web::Query<TransactionQuery>,
+    page: Query<PageQuery>,
+    query: Query<TransactionQuery>,
 ) -> AppResult<web::Json<Page<Transaction>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let (pool_id, query) = (PoolId::from(id.into_inner()), query.into_inner());
@@ -129,7 +131,7 @@ async fn statement(
     state: web::Data<AppState>,
     _actor: Actor,
     id: web::Path<String>,
-    query: web::Query<StatementQuery>,
+    query: Query<StatementQuery>,
 ) -> AppResult<web::Json<Statement>> {
     let (pool_id, q) = (PoolId::from(id.into_inner()), query.into_inner());
     with_conn(&state, move |conn, _| {
@@ -175,7 +177,7 @@ async fn reverse(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> AppResult<HttpResponse> {
     let (idem, input): (_, ReverseRequest) = idempotent_input(&req, &actor, body.into_inner())?;
     let id = TransactionId::from(id.into_inner());

@@ -11,6 +11,8 @@ use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -38,7 +40,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn feed(
     state: web::Data<AppState>,
     actor: Actor,
-    page: web::Query<PageQuery>,
+    page: Query<PageQuery>,
 ) -> AppResult<web::Json<NotificationPage>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let limit = req.limit;
@@ -97,7 +99,7 @@ async fn get_preferences(
 async fn put_preferences(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<NotificationPreferences>,
+    body: Json<NotificationPreferences>,
 ) -> AppResult<web::Json<NotificationPreferences>> {
     let body = body.into_inner();
     with_conn(&state, move |conn, _| {
@@ -132,7 +134,7 @@ async fn create_webhook(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: web::Json<WebhookInput>,
+    body: Json<WebhookInput>,
 ) -> AppResult<HttpResponse> {
     let (org, body) = (id.into_inner(), body.into_inner());
     let hook = with_conn(&state, move |conn, state| {
@@ -179,7 +181,7 @@ async fn update_webhook(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Json<WebhookInput>,
+    body: Json<WebhookInput>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let ((org, id), body) = (path.into_inner(), body.into_inner());
@@ -242,7 +244,7 @@ async fn list_deliveries(
     state: web::Data<AppState>,
     actor: Actor,
     path: web::Path<(String, String)>,
-    page: web::Query<PageQuery>,
+    page: Query<PageQuery>,
 ) -> AppResult<web::Json<Page<WebhookDelivery>>> {
     let (org, id) = path.into_inner();
     let req = page.resolve::<String>(&state.settings.server)?;

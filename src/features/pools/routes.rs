@@ -8,6 +8,8 @@ use super::service;
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -34,7 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn create_pool(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<NewPool>,
+    body: Json<NewPool>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let pool = with_conn(&state, move |conn, _| service::create_pool(conn, &actor, &body)).await?;
@@ -49,7 +51,7 @@ async fn create_pool(
 async fn list_pools(
     state: web::Data<AppState>,
     _actor: Actor,
-    page: web::Query<PageQuery>,
+    page: Query<PageQuery>,
 ) -> AppResult<web::Json<Page<Pool>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let rows = with_conn(&state, move |conn, _| {
@@ -97,7 +99,7 @@ async fn update_pool(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<PoolUpdate>,
+    body: Json<PoolUpdate>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let (id, body) = (id.into_inner(), body.into_inner());

@@ -11,6 +11,8 @@ use crate::app::AppState;
 use crate::domain::ids::ProposalId;
 use crate::domain::proposal::ProposalContent;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
@@ -48,7 +50,7 @@ fn with_etag(proposal: Proposal, status: actix_web::http::StatusCode) -> HttpRes
 async fn create_proposal(
     state: web::Data<AppState>,
     actor: Actor,
-    body: web::Json<Map<String, Value>>,
+    body: Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let p = with_conn(&state, move |conn, _| {
@@ -69,8 +71,8 @@ async fn create_proposal(
 async fn list_proposals(
     state: web::Data<AppState>,
     actor: Actor,
-    page: web::Query<PageQuery>,
-    query: web::Query<ProposalQuery>,
+    page: Query<PageQuery>,
+    query: Query<ProposalQuery>,
 ) -> AppResult<web::Json<Page<ProposalSummary>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let query = query.into_inner();
@@ -118,7 +120,7 @@ async fn edit_proposal(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<Map<String, Value>>,
+    body: Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let (id, body) = (ProposalId::from(id.into_inner()), body.into_inner());

@@ -10,6 +10,7 @@ use super::service::{self, ImportSummary};
 use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
+use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::with_conn;
 
@@ -67,8 +68,8 @@ struct AreaFilter {
 async fn list_areas(
     state: web::Data<AppState>,
     _actor: Actor,
-    page: web::Query<PageQuery>,
-    filter: web::Query<AreaFilter>,
+    page: Query<PageQuery>,
+    filter: Query<AreaFilter>,
 ) -> AppResult<web::Json<Page<Area>>> {
     let req = page.resolve::<String>(&state.settings.server)?;
     let filter = filter.into_inner();
