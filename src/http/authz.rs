@@ -38,15 +38,6 @@ pub(crate) fn take_handed_conn() -> Option<PooledDbConn> {
         .flatten()
 }
 
-/// Whether the request carries no body.
-fn has_no_body(req: &ServiceRequest) -> bool {
-    let headers = req.headers();
-    !headers.contains_key(header::TRANSFER_ENCODING)
-        && headers
-            .get(header::CONTENT_LENGTH)
-            .is_none_or(|len| len.to_str().is_ok_and(|len| len.trim() == "0"))
-}
-
 /// Reads the request's body as sent (still encoded, if it is) before a connection is checked out, and puts it
 /// back for the handler's extractors, which decode it and apply their own limits as before. A client sending
 /// its body slowly so holds no pooled connection, and the request still checks out only once. Anything over
@@ -162,7 +153,7 @@ pub async fn authorize(
         .map(str::to_owned);
     let route = format!("{method} {template}");
     let mut req = req;
-    if !has_no_body(&req) {
+    if !crate::http::extract::sends_no_body(req.headers()) {
         let server = &state.settings.server;
         let limit = server.json_limit_bytes.max(server.upload_limit_bytes);
         if let Err(e) = buffer_body(&mut req, limit).await {

@@ -105,6 +105,39 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// A JSON body the client may leave out. None sent (no `Content-Length`, or 0, and no `Transfer-Encoding`)
+/// is `None`; one sent is read as [`Json`] reads it, and its faults are answered. actix's `Option<Json<T>>`
+/// would take a broken body for none and go on without it.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T> OptionalJson<T> {
+    pub fn into_inner(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if sends_no_body(req.headers()) {
+            return Box::pin(std::future::ready(Ok(OptionalJson(None))));
+        }
+        let body = Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJson(Some(body.await?.0))) })
+    }
+}
+
+/// Whether a request's headers say it carries no body.
+pub fn sends_no_body(headers: &actix_web::http::header::HeaderMap) -> bool {
+    use actix_web::http::header;
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|len| len.to_str().is_ok_and(|len| len.trim() == "0"))
+}
+
 /// `text` (well-formed JSON) as a `T`, unless a string in it holds U+0000.
 pub fn parse_json_body<T: DeserializeOwned>(text: &str) -> Result<T, AppError> {
     let parsed = serde_json::from_str(text).map_err(|e| deserialize_error(&e))?;

@@ -676,3 +676,70 @@ fn a_nul_character_is_refused_wherever_text_comes_in_and_nothing_is_written() {
 
     assert_eq!(app.audit_rows().len(), audit_before, "no event was written");
 }
+
+/// A body the client may leave out (a withdrawal's reason, a flag's ending, a report decision's comment) is
+/// still read when sent: a broken one is answered, not taken for none. Before, actix's `Option<Json<_>>` turned
+/// it into "no body" and the proposal was withdrawn without the reason the client sent.
+#[test]
+fn a_broken_optional_body_is_answered_and_the_action_not_taken() {
+    let m = crate::fixtures::Mission::new();
+    let (id, _, version) = m.submitted("Latrines", "3000.00");
+    let path = format!("/api/v1/proposals/{id}/withdraw");
+    let state = |id: &str| -> Value {
+        let proposal: Value = m
+            .app
+            .get_as(&format!("/api/v1/proposals/{id}"), &m.unit.access)
+            .json()
+            .unwrap();
+        proposal["state"].clone()
+    };
+    let before = state(&id);
+    assert_ne!(before, "withdrawn");
+    for (body, status, slug) in [
+        (json!({"reason": 5}), 422, "validation"),
+        (json!({"reason": "Duplicate\u{0}"}), 422, "validation"),
+    ] {
+        let res = m.with_if_match(Method::POST, &path, &m.unit, version, Some(&body));
+        let problem = crate::support::assert_problem(res, status, slug);
+        assert_eq!(
+            problem["errors"][0]["field"].as_str().map(|f| f.is_empty()),
+            Some(false),
+            "{problem}"
+        );
+    }
+    let res = m
+        .app
+        .client
+        .post(m.app.url(&path))
+        .bearer_auth(&m.unit.access)
+        .header("If-Match", format!("\"{version}\""))
+        .header("content-type", "application/json")
+        .body("{\"reason\": ")
+        .send()
+        .unwrap();
+    crate::support::assert_problem(res, 400, "malformed-json");
+    assert_eq!(state(&id), before, "not withdrawn");
+
+    // Sent well, or not at all, it works as before.
+    let res = m.with_if_match(
+        Method::POST,
+        &path,
+        &m.unit,
+        version,
+        Some(&json!({"reason": "Duplicate of a WASH project"})),
+    );
+    assert_eq!(res.status().as_u16(), 200);
+    let (other, _, version) = m.submitted("Fence", "1000.00");
+    let res = m.with_if_match(
+        Method::POST,
+        &format!("/api/v1/proposals/{other}/withdraw"),
+        &m.unit,
+        version,
+        None,
+    );
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        (state(&id), state(&other)),
+        (json!("withdrawn"), json!("withdrawn"))
+    );
+}

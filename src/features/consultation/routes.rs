@@ -14,6 +14,7 @@ use crate::access::Actor;
 use crate::app::AppState;
 use crate::error::{AppResult, Problem};
 use crate::http::extract::Json;
+use crate::http::extract::OptionalJson;
 use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
@@ -266,9 +267,9 @@ async fn end(
     actor: Actor,
     id: String,
     how: FlagEnd,
-    body: Option<web::Json<FlagEnding>>,
+    body: OptionalJson<FlagEnding>,
 ) -> AppResult<web::Json<Flag>> {
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let body = body.into_inner().unwrap_or_default();
     with_conn(&state, move |conn, _| {
         service::end_flag(conn, &actor, &id.into(), how, &body)
     })
@@ -284,7 +285,7 @@ async fn withdraw_flag(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: Option<web::Json<FlagEnding>>,
+    body: OptionalJson<FlagEnding>,
 ) -> AppResult<web::Json<Flag>> {
     end(state, actor, id.into_inner(), FlagEnd::Withdraw, body).await
 }
@@ -297,7 +298,7 @@ async fn resolve_flag(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: Option<web::Json<FlagEnding>>,
+    body: OptionalJson<FlagEnding>,
 ) -> AppResult<web::Json<Flag>> {
     end(state, actor, id.into_inner(), FlagEnd::Resolve, body).await
 }
@@ -310,7 +311,7 @@ async fn override_flag(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: Option<web::Json<FlagEnding>>,
+    body: OptionalJson<FlagEnding>,
 ) -> AppResult<web::Json<Flag>> {
     end(state, actor, id.into_inner(), FlagEnd::Override, body).await
 }

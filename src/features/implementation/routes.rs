@@ -15,6 +15,7 @@ use crate::features::ledger::dto::Transaction;
 use crate::features::ledger::routes::{idempotent_input, idempotent_response, retention};
 use crate::features::proposals::dto::Proposal;
 use crate::http::extract::Json;
+use crate::http::extract::OptionalJson;
 use crate::http::preconditions::{etag, if_match_version};
 use crate::http::with_conn;
 
@@ -136,9 +137,9 @@ async fn accept_report(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: Option<web::Json<ReportDecision>>,
+    body: OptionalJson<ReportDecision>,
 ) -> AppResult<web::Json<Report>> {
-    let (id, body) = (id.into_inner(), body.map(|b| b.into_inner()).unwrap_or_default());
+    let (id, body) = (id.into_inner(), body.into_inner().unwrap_or_default());
     with_conn(&state, move |conn, _| {
         service::decide_report(conn, &actor, &id.into(), true, &body)
     })
@@ -154,9 +155,9 @@ async fn return_report(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    body: Option<web::Json<ReportDecision>>,
+    body: OptionalJson<ReportDecision>,
 ) -> AppResult<web::Json<Report>> {
-    let (id, body) = (id.into_inner(), body.map(|b| b.into_inner()).unwrap_or_default());
+    let (id, body) = (id.into_inner(), body.into_inner().unwrap_or_default());
     with_conn(&state, move |conn, _| {
         service::decide_report(conn, &actor, &id.into(), false, &body)
     })

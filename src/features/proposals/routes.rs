@@ -12,6 +12,7 @@ use crate::domain::ids::ProposalId;
 use crate::domain::proposal::ProposalContent;
 use crate::error::{AppResult, Problem};
 use crate::http::extract::Json;
+use crate::http::extract::OptionalJson;
 use crate::http::extract::Query;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::preconditions::{etag, if_match_version};
@@ -216,11 +217,11 @@ async fn withdraw_proposal(
     actor: Actor,
     req: HttpRequest,
     id: web::Path<String>,
-    body: Option<web::Json<WithdrawRequest>>,
+    body: OptionalJson<WithdrawRequest>,
 ) -> AppResult<HttpResponse> {
     let expected = if_match_version(&req)?;
     let id = ProposalId::from(id.into_inner());
-    let reason = body.and_then(|b| b.into_inner().reason);
+    let reason = body.into_inner().and_then(|b| b.reason);
     let p = with_conn(&state, move |conn, _| {
         service::withdraw_proposal(conn, &actor, &id, expected, reason)
     })
