@@ -71,26 +71,36 @@ pub fn deserialize_error(e: &serde_json::Error) -> AppError {
     }
 }
 
-/// A JSON request body. It is read as `web::Json` reads one (content type, size limit and syntax errors as
-/// [`json_config`] answers them) and deserialized from the text as sent, so field errors read as before.
-/// A body whose text holds U+0000 is refused (422, naming the field). PostgreSQL cannot store that
-/// character, SQLite can, and XML exports cannot carry it. Refusing it here keeps both databases' answers the
-/// same.
-pub struct Json<T>(pub T);
+/// A newtype extractor around the value it read, with `into_inner` and `Deref` as actix's own have.
+macro_rules! value_extractor {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<T> Json<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
+        impl<T> $name<T> {
+            pub fn into_inner(self) -> T {
+                self.0
+            }
+        }
+
+        impl<T> std::ops::Deref for $name<T> {
+            type Target = T;
+
+            fn deref(&self) -> &T {
+                &self.0
+            }
+        }
+    };
 }
 
-impl<T> std::ops::Deref for Json<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+value_extractor!(
+    /// A JSON request body. It is read as `web::Json` reads one (content type, size limit and syntax errors as
+    /// [`json_config`] answers them) and deserialized from the text as sent, so field errors read as before.
+    /// A body whose text holds U+0000 is refused (422, naming the field). PostgreSQL cannot store that
+    /// character, SQLite can, and XML exports cannot carry it. Refusing it here keeps both databases' answers the
+    /// same.
+    Json
+);
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = actix_web::Error;
@@ -189,23 +199,11 @@ fn nul_character_at(value: &Value) -> Option<String> {
     walk(value, "")
 }
 
-/// A query string, read as `web::Query` reads one (errors as [`query_config`] answers them), refused (400,
-/// naming the parameter) when a name or value holds U+0000, for the reasons [`Json`] gives.
-pub struct Query<T>(pub T);
-
-impl<T> Query<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> std::ops::Deref for Query<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+value_extractor!(
+    /// A query string, read as `web::Query` reads one (errors as [`query_config`] answers them), refused (400,
+    /// naming the parameter) when a name or value holds U+0000, for the reasons [`Json`] gives.
+    Query
+);
 
 impl<T: DeserializeOwned> FromRequest for Query<T> {
     type Error = actix_web::Error;
@@ -227,23 +225,11 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
         .map_err(query_error)
 }
 
-/// A form body (the console's), read as `web::Form` reads one (content type, size limit), refused (400,
-/// naming the field) when a name or value holds U+0000, for the reasons [`Json`] gives.
-pub struct Form<T>(pub T);
-
-impl<T> Form<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> std::ops::Deref for Form<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+value_extractor!(
+    /// A form body (the console's), read as `web::Form` reads one (content type, size limit), refused (400,
+    /// naming the field) when a name or value holds U+0000, for the reasons [`Json`] gives.
+    Form
+);
 
 impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
     type Error = actix_web::Error;
