@@ -4,7 +4,8 @@
 //! every user of the demo mission and by nobody. Every answer must be below 500, every 4xx a problem+json, and
 //! every status documented for its operation (the suite's contract checker). Afterwards the ledger check passes
 //! and the audit chain verifies: nothing was half-written. The requests come from a seeded generator; a failure
-//! names its seed, and `QIP_TEST_FUZZ_SEED` / `QIP_TEST_FUZZ_ROUNDS` replay it or run longer.
+//! names its seed, and `QIP_TEST_FUZZ_SEED` / `QIP_TEST_FUZZ_ROUNDS` replay it or run longer;
+//! `QIP_TEST_FUZZ_THREADS` sends from several threads at once.
 
 use proptest::prelude::Rng;
 use proptest::test_runner::{RngAlgorithm, TestRng};
@@ -82,6 +83,7 @@ const MEDIA_TYPES: &[&str] = &[
     "multipart/form-data; boundary=x",
 ];
 
+#[derive(Clone)]
 struct Caller {
     name: String,
     hats: Vec<String>,
@@ -478,6 +480,14 @@ impl Fuzzer<'_> {
     }
 }
 
+/// The environment variable `name` parsed, or `default`.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Ids of the things a list answers with.
 fn ids_of(app: &TestApp, path: &str, token: &str) -> Vec<String> {
     let res = app.get_as(path, token);
@@ -563,36 +573,52 @@ fn every_operation_answers_broken_input_with_a_documented_4xx_and_writes_nothing
     }
     assert!(operations.len() > 80, "{} operations", operations.len());
 
-    let seed = std::env::var("QIP_TEST_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEED);
-    let rounds = std::env::var("QIP_TEST_FUZZ_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(ROUNDS);
-    let mut fuzzer = Fuzzer {
+    let seed: u64 = setting("QIP_TEST_FUZZ_SEED", SEED);
+    let rounds: usize = setting("QIP_TEST_FUZZ_ROUNDS", ROUNDS);
+    // Several threads, each with its own seed (`seed + i`), send at once: what they change, the others meet.
+    let threads: u64 = setting("QIP_TEST_FUZZ_THREADS", 1);
+    let fuzzer_for = |i: u64| Fuzzer {
         app: &app,
-        doc,
+        doc: doc.clone(),
         rng: TestRng::from_seed(
             RngAlgorithm::ChaCha,
-            &[seed.to_le_bytes(), [0; 8], [0; 8], [0; 8]].concat(),
+            &[(seed + i).to_le_bytes(), [0; 8], [0; 8], [0; 8]].concat(),
         ),
-        seed,
-        callers,
-        real_ids,
-        ids_in,
+        seed: seed + i,
+        callers: callers.clone(),
+        real_ids: real_ids.clone(),
+        ids_in: ids_in.clone(),
         sent: 0,
         statuses: Default::default(),
     };
-    for _ in 0..rounds {
-        for (method, template, operation) in &operations {
-            fuzzer.send_one(method, template, operation);
+    let operations = &operations;
+    let run = move |mut fuzzer: Fuzzer<'_>| {
+        for _ in 0..rounds {
+            for (method, template, operation) in operations {
+                fuzzer.send_one(method, template, operation);
+            }
+        }
+        (fuzzer.sent, fuzzer.statuses)
+    };
+    let finished: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|i| {
+                let fuzzer = fuzzer_for(i);
+                scope.spawn(move || run(fuzzer))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut sent = 0;
+    for (each_sent, each_statuses) in finished {
+        sent += each_sent;
+        for (status, n) in each_statuses {
+            *statuses.entry(status).or_default() += n;
         }
     }
-    assert_eq!(fuzzer.sent, rounds * operations.len());
+    assert_eq!(sent, threads as usize * rounds * operations.len());
     // The requests got past sign-in and authorization to the handlers' own checks, and some went through.
-    let statuses = &fuzzer.statuses;
     eprintln!("answers by status: {statuses:?}");
     for status in [200, 400, 403, 404, 422] {
         assert!(
