@@ -1,6 +1,7 @@
 //! Extractor configuration: JSON, query and path errors become problem responses (malformed JSON → 400 with
-//! the parser's position, wrong content type → 415, too large → 413, query errors → 400); the JSON body
-//! extractor handlers take ([`Json`]), which also refuses text holding U+0000 (422).
+//! the parser's position, wrong content type → 415, too large → 413, query errors → 400), and the extractors
+//! handlers take for their input ([`Json`], [`OptionalJson`], [`Query`], [`Form`]), which also refuse text
+//! holding U+0000.
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
