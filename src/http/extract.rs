@@ -19,10 +19,6 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .error_handler(|err, _req| json_error(err).into())
 }
 
-pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _req| query_error(err).into())
-}
-
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _req| path_error(err).into())
 }
@@ -201,7 +197,7 @@ fn nul_character_at(value: &Value) -> Option<String> {
 }
 
 value_extractor!(
-    /// A query string, read as `web::Query` reads one (errors as [`query_config`] answers them), refused (400,
+    /// A query string, read as `web::Query` reads one (its errors a 400 naming the fault), refused (400,
     /// naming the parameter) when a name or value holds U+0000, for the reasons [`Json`] gives.
     Query
 );

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use qip_pool::error::AppError;
+use qip_pool::http::extract;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -26,11 +27,11 @@ struct ProbeQuery {
 fn probes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/probe/json",
-        web::post().to(|_: web::Json<ProbeBody>| async { HttpResponse::NoContent().finish() }),
+        web::post().to(|_: extract::Json<ProbeBody>| async { HttpResponse::NoContent().finish() }),
     )
     .route(
         "/probe/query",
-        web::get().to(|_: web::Query<ProbeQuery>| async { HttpResponse::NoContent().finish() }),
+        web::get().to(|_: extract::Query<ProbeQuery>| async { HttpResponse::NoContent().finish() }),
     )
     .route(
         "/probe/internal",
