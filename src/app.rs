@@ -143,6 +143,7 @@ pub fn build_server_with(
             .split_for_parts();
         app.app_data(state.clone())
             .app_data(extract::json_config(server_settings.json_limit_bytes))
+            .app_data(extract::form_config())
             .app_data(extract::path_config())
             .app_data(extract::payload_config(server_settings.upload_limit_bytes))
             .configure(extra_routes)

@@ -1,10 +1,10 @@
-//! Extractor configuration: JSON, query and path errors become problem responses (malformed JSON → 400 with
-//! the parser's position, wrong content type → 415, too large → 413, query errors → 400), and the extractors
+//! Extractor configuration: JSON, form, query and path errors become problem responses (malformed JSON → 400
+//! with the parser's position, wrong content type → 415, too large → 413, query errors → 400), and the extractors
 //! handlers take for their input ([`Json`], [`OptionalJson`], [`Query`], [`Form`]), which also refuse text
 //! holding U+0000.
 
 use actix_web::dev::Payload;
-use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
+use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -17,6 +17,12 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
         .error_handler(|err, _req| json_error(err).into())
+}
+
+/// The console's forms: actix's size limit (16 KiB), with its refusals answered as problem responses like the
+/// JSON ones rather than actix's plain text.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default().error_handler(|err, _req| form_error(err).into())
 }
 
 pub fn path_config() -> web::PathConfig {
@@ -262,6 +268,17 @@ fn refuse_nul_characters(pairs: &[(String, String)], what: &str) -> Result<(), A
             name.replace('\0', "%00"),
             "must not contain the NUL character (U+0000)",
         )])),
+    }
+}
+
+fn form_error(err: UrlencodedError) -> AppError {
+    match err {
+        UrlencodedError::Overflow { limit, .. } => too_large(limit),
+        UrlencodedError::ContentType => AppError::new(
+            ErrorKind::UnsupportedMediaType,
+            "Send the form as `Content-Type: application/x-www-form-urlencoded`.",
+        ),
+        other => AppError::bad_request(format!("The form could not be read: {other}")),
     }
 }
 

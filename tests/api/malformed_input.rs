@@ -769,3 +769,39 @@ fn a_broken_optional_body_is_answered_and_the_action_not_taken() {
         (json!("withdrawn"), json!("withdrawn"))
     );
 }
+
+/// A console form that cannot be read (the wrong media type, or over the 16 KiB form limit) is
+/// answered with a problem+json like every other unreadable body, not actix's plain text, and signs nobody in.
+#[test]
+fn an_unreadable_console_form_is_answered_as_a_problem() {
+    let m = crate::fixtures::Mission::new();
+    let app = &m.app;
+    let audit_before = app.audit_rows().len();
+    let post = |content_type: &str, body: String| {
+        app.client
+            .post(app.url("/console/sign-in"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+
+    let res = post("text/plain", "csrf=x&username=cimic&password=y".into());
+    let problem = crate::support::assert_problem(res, 415, "unsupported-media-type");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("x-www-form-urlencoded"),
+        "{problem}"
+    );
+
+    let res = post(
+        "application/x-www-form-urlencoded",
+        format!("csrf=x&username=cimic&password={}", "y".repeat(20_000)),
+    );
+    let problem = crate::support::assert_problem(res, 413, "payload-too-large");
+    assert_eq!(problem["limit_bytes"], 16_384, "{problem}");
+
+    assert_eq!(app.audit_rows().len(), audit_before, "no sign-in was tried");
+}
