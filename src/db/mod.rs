@@ -158,7 +158,7 @@ pub fn note_connection_lost() {
     CONNECTION_LOST_AT.store(since_start + 1, Ordering::Relaxed);
 }
 
-/// Whether a lost connection was seen within [`PROBE_AFTER_LOSS`] (in this process).
+/// Whether a lost connection was seen within `PROBE_AFTER_LOSS` (in this process).
 pub fn connection_loss_noted() -> bool {
     match CONNECTION_LOST_AT.load(Ordering::Relaxed) {
         0 => false,
@@ -261,7 +261,7 @@ impl ManageConnection for DbConnManager {
         self.open()
     }
 
-    /// Run on every checkout, but a round trip only within [`PROBE_AFTER_LOSS`] of a lost connection: then
+    /// Run on every checkout, but a round trip only within `PROBE_AFTER_LOSS` of a lost connection: then
     /// the pool's idle connections may all be dead (a PostgreSQL restart), and each is screened before use.
     /// Otherwise a checkout costs nothing: a connection that died unnoticed fails its first statement, which
     /// is answered 503 (retryable), notes the loss, and the connection is dropped when given back.

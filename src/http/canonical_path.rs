@@ -49,7 +49,7 @@ impl fmt::Display for PathRefusal {
 }
 
 /// The canonical form of a raw URI path, decoded: each segment percent-decoded, empty and `.` segments dropped,
-/// `..` removing the segment before it, no trailing slash (except the root and [`KEEPS_TRAILING_SLASH`]).
+/// `..` removing the segment before it, no trailing slash (except the root and `KEEPS_TRAILING_SLASH`).
 pub fn canonical_path(raw: &str) -> Result<String, PathRefusal> {
     if !raw.starts_with('/') {
         return Err(PathRefusal::NotAPath);

@@ -1412,7 +1412,7 @@ fn confirm_request(conn: &mut DbConn, request_id: &str, confirmer: Confirmer<'_>
 
 /// A second administrator confirms a pending grant. The requester and the grantee may not (four-eyes, 403);
 /// nor may anyone while the grantee's password rests on a setup token the requester issued (409
-/// `dual-control`, checked in [`confirm_request`] under the grantee's row lock).
+/// `dual-control`, checked in `confirm_request` under the grantee's row lock).
 pub fn confirm_hat_grant(conn: &mut DbConn, actor: &Actor, request_id: &str) -> AppResult<HatGrantView> {
     let row = repo::find_hat_grant_request(conn, request_id)?
         .ok_or_else(|| AppError::not_found("No hat grant request with this id."))?;

@@ -109,7 +109,7 @@ pub fn find_event(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> 
 /// event with more recipients takes a statement per chunk.
 const ROWS_PER_INSERT: usize = 8;
 
-/// An event's deliveries in one statement per [`ROWS_PER_INSERT`] (none: no statement).
+/// An event's deliveries in one statement per `ROWS_PER_INSERT` (none: no statement).
 pub fn insert_deliveries(conn: &mut DbConn, rows: &[DeliveryRow]) -> QueryResult<()> {
     use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamp};
     for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -159,7 +159,7 @@ pub fn insert_deliveries(conn: &mut DbConn, rows: &[DeliveryRow]) -> QueryResult
     Ok(())
 }
 
-/// An event's feed items in one statement per [`ROWS_PER_INSERT`] (none: no statement).
+/// An event's feed items in one statement per `ROWS_PER_INSERT` (none: no statement).
 pub fn insert_feed_items(conn: &mut DbConn, rows: &[FeedRow]) -> QueryResult<()> {
     use diesel::sql_types::{Nullable, Text, Timestamp};
     for chunk in rows.chunks(ROWS_PER_INSERT) {
