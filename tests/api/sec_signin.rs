@@ -506,3 +506,69 @@ fn a_sign_in_flood_waits_behind_the_hashing_gate_and_overflow_is_a_retryable_503
         crate::support::problem_type("service-unavailable")
     );
 }
+
+/// A password hash stored at another argon2 cost (the settings changed since it was set) is hashed again at the
+/// configured cost at the account's next successful sign-in, in the sign-in's transaction, and the sign-in's
+/// audit event says so. A wrong password changes nothing, and a hash already at the cost is left alone.
+#[test]
+fn a_hash_stored_at_another_cost_is_rehashed_at_the_next_successful_sign_in() {
+    use argon2::password_hash::PasswordHasher;
+    let (app, _admin, _finance) = finance_user();
+    let stored = |app: &TestApp| -> String {
+        users::table
+            .filter(users::username.eq("finance"))
+            .select(users::password_hash)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let configured = stored(&app);
+    assert!(configured.contains("$m=1024,t=1,p=1$"), "{configured}");
+    let older = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(512, 2, 1, None).unwrap(),
+    )
+    .hash_password(USER_PASSWORD.as_bytes())
+    .unwrap()
+    .to_string();
+    diesel::update(users::table.filter(users::username.eq("finance")))
+        .set(users::password_hash.eq(&older))
+        .execute(&mut app.conn())
+        .unwrap();
+
+    assert_eq!(
+        http_login(&app, "finance", "not-the-password-at-all")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(stored(&app), older, "a wrong password rehashes nothing");
+
+    assert_eq!(http_login(&app, "finance", USER_PASSWORD).status().as_u16(), 200);
+    let rehashed = stored(&app);
+    assert!(rehashed.contains("$m=1024,t=1,p=1$"), "{rehashed}");
+    assert_ne!(rehashed, configured, "a fresh salt");
+    let last_sign_in = |app: &TestApp| -> String {
+        let reasons: Vec<String> = app
+            .audit_rows()
+            .into_iter()
+            .filter(|e| e.action == "auth.login" && e.actor_username.as_deref() == Some("finance"))
+            .filter_map(|e| e.reason)
+            .collect();
+        reasons.last().unwrap().clone()
+    };
+    let reason = last_sign_in(&app);
+    assert!(
+        reason.ends_with("; password hash moved to the configured argon2 cost"),
+        "{reason}"
+    );
+
+    // The new hash holds the same password; at the configured cost it is not hashed again.
+    assert_eq!(http_login(&app, "finance", USER_PASSWORD).status().as_u16(), 200);
+    assert_eq!(stored(&app), rehashed);
+    let reason = last_sign_in(&app);
+    assert!(
+        reason.starts_with("session family ") && !reason.contains("password hash"),
+        "{reason}"
+    );
+}

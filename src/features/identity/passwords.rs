@@ -235,6 +235,25 @@ impl PasswordHashing {
             .run(move |memory| Ok(verify_with(memory, password.as_bytes(), &phc)))
     }
 
+    /// Whether a stored PHC string is argon2id at the configured cost (memory, iterations, parallelism, output
+    /// length). One that is not (stored before the settings changed) is hashed again at the next sign-in.
+    pub fn is_current(&self, phc: &str) -> bool {
+        let Ok(stored) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&stored) else {
+            return false;
+        };
+        stored.algorithm == Algorithm::Argon2id.ident()
+            && stored.version == Some(Version::V0x13.into())
+            && params.m_cost() == self.params.m_cost()
+            && params.t_cost() == self.params.t_cost()
+            && params.p_cost() == self.params.p_cost()
+            && stored
+                .hash
+                .is_some_and(|hash| hash.len() == Params::DEFAULT_OUTPUT_LEN)
+    }
+
     /// Spends the same work as a real verification, for unknown users.
     pub fn verify_dummy(&self, password: &str) -> Result<(), AppError> {
         self.verify(password, &self.dummy_hash).map(|_| ())
@@ -423,6 +442,38 @@ mod tests {
         assert!(!hashing.verify("tr0ub4dor&3", &theirs).expect("verify"));
         assert!(argon2.verify_password(b"correct horse", phc.as_str()).is_ok());
         assert_eq!(hashing.pool().threads(), settings.max_concurrent_hashes);
+    }
+
+    #[test]
+    fn a_hash_is_current_only_at_the_configured_algorithm_and_cost() {
+        use argon2::password_hash::PasswordHasher;
+        let mut settings = crate::config::Settings::load_from(None, Vec::<(String, String)>::new())
+            .expect("default settings")
+            .auth;
+        (settings.argon2_memory_kib, settings.argon2_iterations) = (1024, 2);
+        let hashing = PasswordHashing::new(&settings).expect("hashing");
+        assert!(hashing.is_current(&hashing.hash("correct horse").expect("hash")));
+        let other = |algorithm, m, t, p| {
+            Argon2::new(
+                algorithm,
+                Version::V0x13,
+                Params::new(m, t, p, None).expect("params"),
+            )
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string()
+        };
+        assert!(hashing.is_current(&other(Algorithm::Argon2id, 1024, 2, 1)));
+        assert!(!hashing.is_current(&other(Algorithm::Argon2id, 512, 2, 1)));
+        assert!(!hashing.is_current(&other(Algorithm::Argon2id, 1024, 3, 1)));
+        assert!(!hashing.is_current(&other(Algorithm::Argon2id, 1024, 2, 2)));
+        assert!(!hashing.is_current(&other(Algorithm::Argon2i, 1024, 2, 1)));
+        let v10 = Argon2::new(Algorithm::Argon2id, Version::V0x10, hashing.params.clone())
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        assert!(!hashing.is_current(&v10));
+        assert!(!hashing.is_current("not a phc string"));
     }
 
     /// The calling thread's scheduling policy (field 41 of /proc/thread-self/stat, 0 SCHED_OTHER, 5 SCHED_IDLE)

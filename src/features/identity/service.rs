@@ -117,6 +117,9 @@ pub fn admit_password_setup(auth: &AuthRuntime, meta: &RequestMeta) -> AppResult
 /// in memory): over it, 429 with Retry-After and nothing read, hashed, written or audited. An account signing
 /// in from an address it signed in from before, with no failure since, may use a small reserve then.
 ///
+/// A right password whose hash is at another argon2 cost than the configured one is hashed again at it
+/// (`PasswordHashing::is_current`), and the new hash stored with the sign-in.
+///
 /// The password hash runs with no database connection held (a connection for the first look, none while the
 /// hash waits for its slot and runs, another for the outcome): a sign-in flood then queues on the hash gate,
 /// not on the connection pool every other request needs.
@@ -189,6 +192,21 @@ fn check_sign_in(
             auth.hashing.verify_dummy(&input.password)?;
             false
         }
+    };
+    // A right password whose hash was stored at another cost (the settings changed since) is hashed again at
+    // today's, here with no connection held like the check. A busy hashing pool leaves it to the next sign-in
+    // rather than refuse this one.
+    let rehashed = match &user {
+        Some(user) if password_ok && !auth.hashing.is_current(&user.password_hash) => {
+            match auth.hashing.hash(&input.password) {
+                Ok(hash) => Some((user.password_hash.as_str(), hash)),
+                Err(e) => {
+                    tracing::warn!(user_id = %user.id, error = %e, "password not rehashed at this sign-in");
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     let now = now_micros();
     let mut conn = pool.get()?;
@@ -270,12 +288,20 @@ fn check_sign_in(
             Some(now),
             now,
         )?;
+        // Stored only over the hash that was checked: a password set meanwhile stays.
+        let rehashed = match &rehashed {
+            Some((checked, hash)) if current.password_hash == *checked => {
+                repo::set_password_hash(tx, &current.id, hash, now)?;
+                "; password hash moved to the configured argon2 cost"
+            }
+            _ => "",
+        };
         let family = uuid::Uuid::now_v7().to_string();
         let tokens = issue_tokens(tx, auth, &current.id, &family, now, now)?;
         audit::append(
             tx,
             ctx.event(AuditAction::AuthLogin, "session", Some(&current.id))
-                .reason(format!("session family {family}")),
+                .reason(format!("session family {family}{rehashed}")),
         )?;
         Ok(Ok(tokens))
     })?
