@@ -13,6 +13,8 @@
 //!
 //! and prints the ratios HTTP / pgbench and HTTP / bare. Run: `scripts/with-postgres.sh cargo bench --bench disbursement_http`.
 //! Tunables: QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_PROPOSALS (48).
+//! What-if runs with the database's triggers off set QIP_BENCH_WHAT_IF_NO_LEDGER_CHECK (docs/BENCHMARKS.md,
+//! "Ceilings").
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
@@ -341,7 +343,7 @@ fn main() {
         let payments = latencies.len() as f64;
         latencies.sort();
         let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
-        assert!(report.ok, "ledger check failed: {:?}", report.problems);
+        common::require_ledger_check(&report, "after the HTTP run");
 
         // The machine's CPU per transaction of each pgbench run, pgbench itself included: pgbench's backends exit
         // with it, so their own counters are gone by the time it returns.

@@ -12,6 +12,8 @@
 //! end every event must be sealed into one intact chain. Prints the ratios HTTP / pgbench and HTTP / bare. Run: `scripts/with-postgres.sh cargo bench --bench ledger_http`.
 //! Tunables (environment): QIP_BENCH_CLIENTS (8), QIP_BENCH_SECONDS (10), QIP_BENCH_WARMUP (300),
 //! QIP_BENCH_POOLS (50).
+//! What-if runs with the database's triggers off set QIP_BENCH_WHAT_IF_NO_LEDGER_CHECK (docs/BENCHMARKS.md,
+//! "Ceilings").
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
@@ -170,11 +172,7 @@ fn main() {
         latencies.sort();
         let http_tps = latencies.len() as f64 / elapsed;
         let report = qip_pool::features::ledger::check::check(&mut bench.pool.get().unwrap()).unwrap();
-        assert!(
-            report.ok,
-            "ledger check failed after the HTTP run: {:?}",
-            report.problems
-        );
+        common::require_ledger_check(&report, "after the HTTP run");
 
         // 2. pgbench with the same statements.
         let accounts: Vec<(String, String)> = diesel::sql_query(format!(
@@ -249,11 +247,7 @@ fn main() {
         assert!(chain.intact, "audit chain broken after the runs: {chain:?}");
         assert_eq!(chain.unsealed_events, 0);
         let report = qip_pool::features::ledger::check::check(&mut conn).unwrap();
-        assert!(
-            report.ok,
-            "ledger check failed after the runs: {:?}",
-            report.problems
-        );
+        common::require_ledger_check(&report, "after the runs");
         drop(conn);
 
         println!(

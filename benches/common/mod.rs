@@ -332,3 +332,20 @@ impl CpuSnapshot {
         )
     }
 }
+
+/// Fails the run unless the ledger check passed. What-if runs that switch the database's triggers off
+/// (`PGOPTIONS='-c session_replication_role=replica'`: no roll-ups, no foreign-key checks) leave the roll-ups
+/// behind the entries by construction; `QIP_BENCH_WHAT_IF_NO_LEDGER_CHECK=1` lets them finish and says so.
+pub fn require_ledger_check(report: &qip_pool::features::ledger::check::LedgerReport, when: &str) {
+    if report.ok {
+        return;
+    }
+    if std::env::var_os("QIP_BENCH_WHAT_IF_NO_LEDGER_CHECK").is_some() {
+        println!(
+            "  WHAT-IF RUN: the ledger check failed {when} ({} problems) and QIP_BENCH_WHAT_IF_NO_LEDGER_CHECK let it pass",
+            report.problems.len()
+        );
+        return;
+    }
+    panic!("ledger check failed {when}: {:?}", report.problems);
+}
