@@ -141,6 +141,9 @@ fn main() {
             }
             (sealed, passes, worst_ms)
         });
+        // A failing check below must end the run, not hang it: the scope waits for the sealer, so a panic stops
+        // it on the way out.
+        let _stop_sealer_on_panic = StopOnDrop(&sealing);
         // Warm-up on tables that then hold data, then fresh statistics (DESIGN.md §11).
         for i in 0..warmup {
             post(&format!("warm-{i}"));
@@ -344,4 +347,13 @@ BEGIN;
 WITH claimed AS (INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status, response_status, response_body, transaction_id, locked_until, created_at, expires_at) VALUES (:user_id, 'b' || :idem_key || '-' || :client_id, md5(random()::text), 'done', 201, repeat('x', 900), 'b' || :idem_key || '-' || :client_id, now(), now(), now() + interval '7 days')), posted_events AS (INSERT INTO audit_events (id, occurred_at, actor_id, actor_username, organization_id, hat, acting, action, entity_type, entity_id, request_id, client_addr, outcome, reason, before_state, after_state) VALUES (gen_random_uuid()::text, now(), :user_id, 'finance', NULL, 'finance_officer', false, 'ledger.contribution', 'transaction', gen_random_uuid()::text, gen_random_uuid()::text, '127.0.0.1', 'success', NULL, NULL, '{"amount":"125.50","currency":"USD","kind":"contribution","legs":[{"account":"contributor","amount":"-125.50"},{"account":"unallocated","amount":"125.50"}]}')), posted_transactions AS (INSERT INTO ledger_transactions (id, pool_id, kind, proposal_id, amount_minor, reference, memo, contributor_id, original_currency, original_minor, fx_rate, reversal_of, idempotency_key, created_by, hat, request_id, created_at) VALUES ('b' || :idem_key || '-' || :client_id, :pool_id, 'contribution', NULL, :amount, 'BENCH', NULL, :donor_id, NULL, NULL, NULL, NULL, :user_id::text || ':' || :idem_key::text || '-' || :client_id, :user_id, 'finance_officer', gen_random_uuid()::text, now())), posted_entries AS (INSERT INTO ledger_entries (transaction_id, leg, account_id, amount_minor) VALUES ('b' || :idem_key || '-' || :client_id, 0, :acc_contrib, -(:amount::bigint)), ('b' || :idem_key || '-' || :client_id, 1, :acc_unalloc, :amount)), change AS (SELECT account_id, CAST(sum(delta) AS BIGINT) AS delta FROM (VALUES (:acc_contrib, CAST(-(:amount::bigint) AS BIGINT)), (:acc_unalloc, CAST(:amount AS BIGINT))) AS c (account_id, delta) GROUP BY account_id), locked AS (SELECT account_id FROM ledger_balances WHERE account_id IN (SELECT account_id FROM change) ORDER BY account_id FOR UPDATE), moved AS (UPDATE ledger_balances AS b SET balance_minor = b.balance_minor + change.delta FROM locked, change WHERE b.account_id = locked.account_id AND change.account_id = b.account_id RETURNING b.account_id) SELECT count(*) AS moved FROM moved;
 COMMIT;
 "#
+}
+
+/// Clears its flag when dropped (here: when a panic unwinds out of the measuring scope).
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
